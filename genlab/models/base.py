@@ -1,0 +1,64 @@
+"""The interface samplers see: a language model that prefills a prompt into a batch of sequences, and that batch.
+
+A batch holds n sequences (SMC particles) that share one prompt. Each step a sampler reads every row's next-token
+log-probabilities, extends rows by zero or more tokens, and, when it resamples, selects rows (forking some and
+dropping others). Implementations keep a KV cache so that no step recomputes what an earlier step saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
+
+    from genlab.vocab import TokenVocabulary
+
+# What one row receives in `extend`: one token, several tokens, or nothing (None or an empty sequence).
+RowTokens = Union[int, Sequence[int], None]
+
+
+@runtime_checkable
+class BatchState(Protocol):
+    """n sequences after a shared prompt, with their next-token log-probabilities; `extend` and `select` mutate it."""
+
+    @property
+    def size(self) -> int:
+        """The number of rows, n."""
+
+    @property
+    def prompt_ids(self) -> tuple[int, ...]:
+        """The prompt every row starts with."""
+
+    @property
+    def token_ids(self) -> list[tuple[int, ...]]:
+        """Each row's tokens after the prompt (copies)."""
+
+    @property
+    def lengths(self) -> list[int]:
+        """Each row's number of tokens after the prompt."""
+
+    def logprobs(self) -> torch.Tensor:
+        """Next-token log-probabilities at the end of each row: float32 [n, vocab_size], never modified later."""
+
+    def extend(self, tokens: Sequence[RowTokens]) -> None:
+        """Append tokens to every row at once (one per row, several, or none); rows given none keep their state."""
+
+    def select(self, indices: Sequence[int]) -> None:
+        """Keep rows `indices` in that order, so a row may appear several times (forks) or not at all (drops)."""
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """A causal language model over a fixed token vocabulary that scores many sequences in one batch."""
+
+    vocab_size: int  # the width of the log-probabilities, which may exceed the tokenizer's length
+    eos_token_ids: tuple[int, ...]
+
+    @property
+    def vocab(self) -> TokenVocabulary:
+        """Token id -> bytes for this model's tokenizer, sized to `vocab_size`."""
+
+    def prefill(self, prompt_ids: Sequence[int], n: int = 1) -> BatchState:
+        """Run the prompt once and return n rows that share it."""
