@@ -120,8 +120,8 @@ def table_step(table, state, byte):
 
 
 @njit(cache=True)
-def _walk_table(byte, depth, subtree_end, token_start, token_end, order, table, start, out):
-    states = np.empty(depth.max() + 1, np.int64)
+def _walk_table(byte, depth, subtree_end, token_start, token_end, order, max_depth, table, start, out):
+    states = np.empty(max_depth + 1, np.int64)
     walk_nodes(byte, depth, subtree_end, token_start, token_end, order, table_step, table, start, states, out)
 
 
@@ -149,7 +149,7 @@ class TokenTrie:
 
     @classmethod
     def from_vocab(cls, vocab: TokenVocabulary) -> "TokenTrie":
-        """Build the trie of `vocab`'s text tokens (about 0.3 s for 262k tokens)."""
+        """Build the trie of `vocab`'s text tokens (about 0.15 s for Gemma-3's 262k tokens)."""
         text_ids = np.flatnonzero(vocab.is_text)
         blobs = vocab.token_bytes
         order = np.array(sorted(text_ids.tolist(), key=blobs.__getitem__), dtype=np.int32)
@@ -177,5 +177,5 @@ class TokenTrie:
     def walk_table(self, table: np.ndarray, start: int) -> np.ndarray:
         """`walk` for a DFA transition table `[n_states, 256]` (negative = dead), with a cached kernel."""
         out = np.full(self.vocab_size, -1, np.int64)
-        _walk_table(*self.nodes, table, start, out)
+        _walk_table(*self.nodes, self.max_depth, table, start, out)
         return out

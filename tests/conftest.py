@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported: the tests never touch a hub
 
 sys.path.insert(0, str(Path(__file__).parent))
 

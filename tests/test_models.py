@@ -289,6 +289,8 @@ def test_bfloat16_model_gives_float32_logprobs(tokenizer):
 
 def test_eos_token_ids(tokenizer, smollm):
     assert smollm.eos_token_ids == (tokenizer.eos_token_id,) == (2,)
+    # the vocabulary, which samplers use, also ends on the pretraining end marker <|endoftext|>
+    assert smollm.vocab.eos_ids == {2, tokenizer.convert_tokens_to_ids("<|endoftext|>")}
     lm = tiny_llama(tokenizer)
     lm.model.config.eos_token_id = [2, 7]
     lm.model.generation_config.eos_token_id = [7, 9, VOCAB + 5]  # outside the logits: dropped

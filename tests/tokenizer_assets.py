@@ -28,7 +28,7 @@ FAST = ["smollm2", "gpt-2", "qwen2", "phi-3", "llama-3", "mistral-v1", "mistral-
 SLOW = ["gemma-3"]
 
 
-def _gpt2(folder: Path) -> PreTrainedTokenizerFast:
+def _gpt2() -> PreTrainedTokenizerFast:
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
     (ranks,) = fetch("openai-whisper==20250625", ["whisper/assets/gpt2.tiktoken"], sdist=True)
@@ -68,7 +68,7 @@ def load_tokenizer(name: str):
     staging = folder.with_name(name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
     if name == "gpt-2":
-        tok = _gpt2(staging)
+        tok = _gpt2()
     elif name in GGUF_VOCABS:
         tok = _gguf_vocab(name)
     elif name in MISTRAL:

@@ -54,7 +54,7 @@ class LanguageModel(Protocol):
     """A causal language model over a fixed token vocabulary that scores many sequences in one batch."""
 
     vocab_size: int  # the width of the log-probabilities, which may exceed the tokenizer's length
-    eos_token_ids: tuple[int, ...]
+    eos_token_ids: tuple[int, ...]  # EOS ids the model's configs name; `vocab.eos_ids` adds the tokenizer's end markers
 
     @property
     def vocab(self) -> TokenVocabulary:
