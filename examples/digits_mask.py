@@ -1,9 +1,11 @@
 """The foundation layers together: the default model's next-token distribution, restricted with a trie walk.
 
 Walks the vocabulary trie with a one-state DFA that accepts only ASCII digits, masks the model's log-probs to
-those tokens, and prints the most likely digit tokens and the probability mass they hold.
+those tokens, and prints the most likely digit tokens and the probability mass they hold. The mass is small
+because the model wants " 5" (space first): a digits-only mask renormalises that tiny mass into a confident
+choice, which is the distortion genlab's weighted samplers account for.
 
-    python examples/digits_mask.py "The year the Berlin wall fell was"
+    python examples/digits_mask.py "Count: 1, 2, 3, 4,"
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ def main(prompt: str) -> None:
     mass = torch.logsumexp(logp[allowed], 0).exp().item()
     masked = logp.masked_fill(~allowed, float("-inf"))
     top = torch.topk(masked, 5)
-    print(f"{int(allowed.sum())} digit-only tokens hold {mass:.4f} of the next-token probability")
+    print(f"{int(allowed.sum())} digit-only tokens hold {mass:.2e} of the next-token probability")
     for lp, i in zip(top.values.tolist(), top.indices.tolist()):
-        print(f"  {lm.vocab.token_bytes[i]!r:>10}  p={np.exp(lp):.4f}  p(.|digits)={np.exp(lp) / mass:.4f}")
+        print(f"  {lm.vocab.token_bytes[i]!r:>10}  p={np.exp(lp):.2e}  p(.|digits)={np.exp(lp) / mass:.4f}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "The year the Berlin wall fell was")
+    main(sys.argv[1] if len(sys.argv) > 1 else "Count: 1, 2, 3, 4,")
