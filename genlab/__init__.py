@@ -1,17 +1,59 @@
 """genlab: constrained generation from language models, sampled from the model's true conditional distribution."""
 
-from genlab.errors import AssetError, GenlabError, ModelLoadError, VocabularyError
+from genlab.errors import (
+    AssetError,
+    ConstraintError,
+    EmptyLanguageError,
+    GenlabError,
+    InvalidPatternError,
+    ModelLoadError,
+    StateLimitError,
+    UnsupportedConstraintError,
+    VocabularyError,
+)
+from genlab.constraints import Constraint, Matcher, Regex
 from genlab.trie import TokenTrie
 from genlab.vocab import TokenVocabulary
 
 __version__ = "0.1.0"
 
+# torch and transformers load only when these are first used, so `import genlab` stays light.
+_LAZY = {
+    "load": "genlab.models",
+    "HFModel": "genlab.models",
+    "masked_sampling": "genlab.samplers",
+    "GenerationResult": "genlab.samplers",
+    "Sample": "genlab.samplers",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'genlab' has no attribute {name!r}")
+
+
 __all__ = [
     "AssetError",
+    "Constraint",
+    "GenerationResult",
+    "HFModel",
+    "Matcher",
+    "Regex",
+    "Sample",
+    "load",
+    "masked_sampling",
+    "ConstraintError",
+    "EmptyLanguageError",
     "GenlabError",
+    "InvalidPatternError",
     "ModelLoadError",
+    "StateLimitError",
     "TokenTrie",
     "TokenVocabulary",
+    "UnsupportedConstraintError",
     "VocabularyError",
     "__version__",
 ]

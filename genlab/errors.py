@@ -17,3 +17,23 @@ class ModelLoadError(GenlabError):
 
 class AssetError(GenlabError):
     """A file that genlab fetches from a PyPI package could not be fetched or is not where expected."""
+
+
+class ConstraintError(GenlabError):
+    """A constraint cannot be compiled as given."""
+
+
+class InvalidPatternError(ConstraintError):
+    """A regular expression that Python's `re` itself rejects; the message is `re`'s."""
+
+
+class UnsupportedConstraintError(ConstraintError):
+    """A construct that has no finite automaton (a backreference, a lookaround, ...), named with its position."""
+
+
+class EmptyLanguageError(ConstraintError):
+    """A constraint that no string satisfies."""
+
+
+class StateLimitError(ConstraintError):
+    """An automaton that would grow past the configured number of states."""

@@ -16,6 +16,7 @@ negative result meaning "dead"; numba compiles one walk per step function, with 
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,6 +157,14 @@ class TokenTrie:
         arrays = _build(order, vocab.offsets, vocab.data)
         return cls(vocab.size, *arrays[:8], order, arrays[8], int(arrays[9]))
 
+    @classmethod
+    def of(cls, vocab: TokenVocabulary) -> "TokenTrie":
+        """The trie of `vocab`, built once per vocabulary object and shared by every constraint compiled on it."""
+        trie = _TRIES.get(vocab)
+        if trie is None:
+            trie = _TRIES[vocab] = cls.from_vocab(vocab)
+        return trie
+
     @property
     def n_nodes(self) -> int:
         return self.byte.shape[0]
@@ -179,3 +188,6 @@ class TokenTrie:
         out = np.full(self.vocab_size, -1, np.int64)
         _walk_table(*self.nodes, self.max_depth, table, start, out)
         return out
+
+
+_TRIES: "weakref.WeakKeyDictionary[TokenVocabulary, TokenTrie]" = weakref.WeakKeyDictionary()

@@ -1,0 +1,215 @@
+"""From any byte DFA table to the canonical `ByteDFA`: live states only, minimal, numbered in BFS order.
+
+Steps: keep the states that reach an accepting state (moves into the others become -1); merge equivalent
+states with Hopcroft's partition refinement, run on the table's distinct byte columns with an explicit sink for
+-1; number the result breadth first from the start, bytes in increasing order. Two equal languages therefore
+give identical tables. The loops are numba kernels: Hopcroft is O(k n log n) for n states and k byte classes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from genlab.automata.dfa import ByteDFA
+
+
+def minimal_dfa(table: np.ndarray, accepting: np.ndarray) -> ByteDFA | None:
+    """The canonical minimal DFA of `(table, accepting)` started at state 0, or None if its language is empty."""
+    live = _live_states(table, accepting)
+    if not live[0]:
+        return None
+    keep = np.flatnonzero(live)
+    new_id = np.cumsum(live) - 1
+    sub = table[keep]
+    sub = np.where((sub >= 0) & live[np.maximum(sub, 0)], new_id[np.maximum(sub, 0)], -1)
+    n = len(keep)
+    columns, byte_class = np.unique(sub, axis=1, return_inverse=True)
+    sink = np.full((1, columns.shape[1]), n, np.int64)
+    total = np.vstack([np.where(columns >= 0, columns, n), sink]).astype(np.int64)
+    blocks = _hopcroft(total, np.append(accepting[keep], False))
+    # number blocks without the sink's, then read one representative row per block
+    sink_block = blocks[n]
+    block_id = np.full(blocks.max() + 1, -1, np.int64)
+    order = np.unique(blocks[:n])
+    block_id[order] = np.arange(len(order))
+    block_id[sink_block] = -1
+    rep = np.zeros(len(order), np.int64)
+    rep[block_id[blocks[:n]][::-1]] = np.arange(n)[::-1]  # first state of each block
+    merged = block_id[blocks[total[rep]]][:, byte_class.reshape(-1)]
+    acc = accepting[keep][rep]
+    rank = _bfs_order(merged, int(block_id[blocks[0]]))
+    final = np.full_like(merged, -1)
+    final[rank] = np.where(merged >= 0, rank[np.maximum(merged, 0)], -1)
+    accepting_out = np.zeros(len(rank), np.bool_)
+    accepting_out[rank] = acc
+    return ByteDFA(np.ascontiguousarray(final, np.int32), accepting_out, 0)
+
+
+@njit(cache=True)
+def _live_states(table, accepting):
+    """States from which an accepting state is reachable: breadth-first search on reversed moves."""
+    n = table.shape[0]
+    start = np.zeros(n + 1, np.int64)
+    for s in range(n):
+        for b in range(256):
+            t = table[s, b]
+            if t >= 0 and (b == 0 or table[s, b - 1] != t):
+                start[t + 1] += 1
+    for i in range(n):
+        start[i + 1] += start[i]
+    fill = start[:-1].copy()
+    src = np.empty(start[n], np.int64)
+    for s in range(n):
+        for b in range(256):
+            t = table[s, b]
+            if t >= 0 and (b == 0 or table[s, b - 1] != t):
+                src[fill[t]] = s
+                fill[t] += 1
+    live = accepting.copy()
+    queue = np.empty(n, np.int64)
+    head, tail = 0, 0
+    for s in range(n):
+        if accepting[s]:
+            queue[tail] = s
+            tail += 1
+    while head < tail:
+        t = queue[head]
+        head += 1
+        for j in range(start[t], start[t + 1]):
+            s = src[j]
+            if not live[s]:
+                live[s] = True
+                queue[tail] = s
+                tail += 1
+    return live
+
+
+@njit(cache=True)
+def _hopcroft(delta, accepting):
+    """Block of each state in the coarsest partition of complete DFA `delta` [n, k] that separates acceptance."""
+    n, k = delta.shape
+    # predecessors on class c of state t: src[pred_start[c * n + t] : pred_start[c * n + t + 1]]
+    pred_start = np.zeros(k * n + 1, np.int64)
+    for s in range(n):
+        for c in range(k):
+            pred_start[c * n + delta[s, c] + 1] += 1
+    for i in range(k * n):
+        pred_start[i + 1] += pred_start[i]
+    fill = pred_start[:-1].copy()
+    src = np.empty(k * n, np.int64)
+    for s in range(n):
+        for c in range(k):
+            i = c * n + delta[s, c]
+            src[fill[i]] = s
+            fill[i] += 1
+
+    # partition: block b is elems[first[b]:end[b]]; marked states sit at the front of their block
+    elems = np.empty(n, np.int64)
+    loc = np.empty(n, np.int64)
+    block = np.empty(n, np.int64)
+    first = np.zeros(n, np.int64)
+    end = np.zeros(n, np.int64)
+    marked = np.zeros(n, np.int64)
+    n_acc = 0
+    for s in range(n):
+        if accepting[s]:
+            n_acc += 1
+    a, r = 0, n_acc
+    for s in range(n):
+        if accepting[s]:
+            elems[a] = s
+            a += 1
+        else:
+            elems[r] = s
+            r += 1
+    n_blocks = 0
+    if n_acc > 0:
+        first[0], end[0] = 0, n_acc
+        n_blocks = 1
+    if n_acc < n:
+        first[n_blocks], end[n_blocks] = n_acc, n
+        n_blocks += 1
+    for b in range(n_blocks):
+        for i in range(first[b], end[b]):
+            block[elems[i]] = b
+            loc[elems[i]] = i
+
+    in_work = np.zeros((n, k), np.bool_)
+    work = np.empty((n * k, 2), np.int64)
+    n_work = 0
+    if n_blocks == 2:
+        smaller = 0 if end[0] - first[0] <= end[1] - first[1] else 1
+        for c in range(k):
+            work[n_work, 0], work[n_work, 1] = smaller, c
+            in_work[smaller, c] = True
+            n_work += 1
+
+    preds = np.empty(n, np.int64)
+    touched = np.empty(n, np.int64)
+    while n_work > 0:
+        n_work -= 1
+        splitter, c = work[n_work, 0], work[n_work, 1]
+        in_work[splitter, c] = False
+        n_preds = 0
+        for i in range(first[splitter], end[splitter]):
+            t = elems[i]
+            for j in range(pred_start[c * n + t], pred_start[c * n + t + 1]):
+                preds[n_preds] = src[j]
+                n_preds += 1
+        n_touched = 0
+        for i in range(n_preds):
+            s = preds[i]
+            b = block[s]
+            if marked[b] == 0:
+                touched[n_touched] = b
+                n_touched += 1
+            pos = first[b] + marked[b]
+            other = elems[pos]
+            elems[pos], elems[loc[s]] = s, other
+            loc[other], loc[s] = loc[s], pos
+            marked[b] += 1
+        for i in range(n_touched):
+            b = touched[i]
+            m = marked[b]
+            marked[b] = 0
+            if m == end[b] - first[b]:
+                continue
+            nb = n_blocks
+            n_blocks += 1
+            first[nb], end[nb] = first[b], first[b] + m
+            first[b] = end[nb]
+            for j in range(first[nb], end[nb]):
+                block[elems[j]] = nb
+            for c2 in range(k):
+                if in_work[b, c2]:
+                    add = nb
+                elif end[nb] - first[nb] <= end[b] - first[b]:
+                    add = nb
+                else:
+                    add = b
+                if not in_work[add, c2]:
+                    in_work[add, c2] = True
+                    work[n_work, 0], work[n_work, 1] = add, c2
+                    n_work += 1
+    return block
+
+
+@njit(cache=True)
+def _bfs_order(table, start):
+    """New number of each state: breadth-first from `start`, successors in increasing byte order."""
+    n = table.shape[0]
+    rank = np.full(n, -1, np.int64)
+    queue = np.empty(n, np.int64)
+    rank[start], queue[0] = 0, start
+    head, tail = 0, 1
+    while head < tail:
+        s = queue[head]
+        head += 1
+        for b in range(table.shape[1]):
+            t = table[s, b]
+            if t >= 0 and rank[t] < 0:
+                rank[t] = tail
+                queue[tail] = t
+                tail += 1
+    return rank

@@ -1,0 +1,314 @@
+"""Python regular expressions as minimal byte-level DFAs: the strings `re.fullmatch(pattern, s)` accepts, as UTF-8.
+
+Pipeline: `re.compile` validates (its errors become `InvalidPatternError`); `re`'s own parser gives the tree, so
+flags, escapes and Unicode classes mean exactly what they mean to `re`; constructs with no finite automaton are
+refused with their offset in the pattern; the tree becomes a byte NFA (Thompson construction, each character
+item a UTF-8 byte automaton built from its code-point ranges); subset construction gives a DFA
+(`determinize.py`, anchors included); `minimize.py` prunes, minimises and numbers it.
+
+Supported: literals, classes, `.`, categories, alternation, groups, inline and scoped flags (`i`, `s`, `m`, `a`,
+`x`, `u`), greedy and lazy quantifiers (laziness does not change what a full match accepts), and the anchors
+`^ $ \\A \\Z` anywhere, with `re`'s meaning (`$` also matches before a final "\\n"; `(?m)` makes `^ $` line anchors).
+Refused: backreferences, lookarounds, conditionals, possessive quantifiers, atomic groups, `\\b` and `\\B`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from genlab.automata.charclass import char_set
+from genlab.automata.determinize import (
+    AT_END,
+    AT_END_OR_FINAL_NEWLINE,
+    AT_LINE_END,
+    AT_LINE_START,
+    AT_START,
+    ByteNFA,
+    determinize,
+)
+from genlab.automata.dfa import ByteDFA
+from genlab.automata.minimize import minimal_dfa
+from genlab.automata.utf8 import ACCEPT, utf8_automaton
+from genlab.errors import EmptyLanguageError, InvalidPatternError, StateLimitError, UnsupportedConstraintError
+
+try:  # Python 3.11+
+    from re import _constants as C
+    from re import _parser
+except ImportError:  # Python 3.10
+    import sre_constants as C
+    import sre_parse as _parser
+
+_CHAR_ITEMS = {C.LITERAL, C.NOT_LITERAL, C.ANY, C.IN, C.CATEGORY}
+_REPEATS = {C.MAX_REPEAT, C.MIN_REPEAT}
+_POSSESSIVE = getattr(C, "POSSESSIVE_REPEAT", None)
+_ATOMIC = getattr(C, "ATOMIC_GROUP", None)
+
+
+def compile_regex(pattern: str, *, max_states: int = 10_000) -> ByteDFA:
+    """The minimal byte DFA of the UTF-8 encodings of the strings `s` with `re.fullmatch(pattern, s)`.
+
+    Raises `InvalidPatternError` (what `re` rejects), `UnsupportedConstraintError` (no finite automaton; the
+    construct and its offset are named), `EmptyLanguageError` (nothing matches) and `StateLimitError` (the NFA
+    or DFA would exceed `max_states` states; raised while building, before anything huge exists).
+    """
+    if not isinstance(pattern, str):
+        raise TypeError(f"compile_regex takes a str pattern, not {type(pattern).__name__}")
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        err = InvalidPatternError(f"invalid regular expression {pattern!r}: {e.msg} (at position {e.pos})")
+        err.pattern, err.pos, err.msg = pattern, e.pos, e.msg
+        raise err from e
+    tree = _parser.parse(pattern, 0)
+    flags = tree.state.flags
+    _refuse_unsupported(tree, pattern, bool(flags & C.SRE_FLAG_VERBOSE))
+    source = f"regex {pattern!r}"
+    nfa = _Thompson(max_states, source).build(tree, flags)
+    table, accepting = determinize(nfa, max_states, source)
+    dfa = minimal_dfa(table, accepting)
+    if dfa is None:
+        raise EmptyLanguageError(f"{source} matches no string (no valid UTF-8 text satisfies it)")
+    return dfa
+
+
+class _Thompson:
+    """Builds the byte NFA right to left: `seq(items, next)` returns the state that reads `items` then goes to `next`."""
+
+    def __init__(self, max_states: int, source: str):
+        self.nfa = ByteNFA()
+        self.max_states = max_states
+        self.source = source
+
+    def build(self, tree, flags: int) -> ByteNFA:
+        self.nfa.final = self._new()
+        self.nfa.start = self._seq(tree, flags, self.nfa.final)
+        return self.nfa
+
+    def _new(self, count: int = 1) -> int:
+        if self.nfa.n_states + count > self.max_states:
+            raise StateLimitError(
+                f"{self.source}: the NFA needs more than max_states={self.max_states} states; "
+                "raise max_states or simplify the pattern (large counted repeats multiply states)"
+            )
+        first = self.nfa.n_states
+        for _ in range(count):
+            self.nfa.add_state()
+        return first
+
+    def _split(self, *targets: int) -> int:
+        s = self._new()
+        self.nfa.eps[s].extend(targets)
+        return s
+
+    def _seq(self, items, flags: int, nxt: int) -> int:
+        for op, av in reversed(list(items)):
+            nxt = self._item(op, av, flags, nxt)
+        return nxt
+
+    def _item(self, op, av, flags: int, nxt: int) -> int:
+        if op in _CHAR_ITEMS:
+            return self._chars(char_set(op, av, flags), nxt)
+        if op is C.BRANCH:
+            return self._split(*(self._seq(alt, flags, nxt) for alt in av[1]))
+        if op is C.SUBPATTERN:
+            _group, add, drop, body = av
+            if add & _parser.TYPE_FLAGS:  # re._compiler._combine_flags: a type flag replaces the others
+                flags &= ~_parser.TYPE_FLAGS
+            return self._seq(body, (flags | add) & ~drop, nxt)
+        if op in _REPEATS:
+            return self._repeat(*av, flags, nxt)
+        if op is C.AT:
+            return self._anchor(av, flags, nxt)
+        raise AssertionError(f"unexpected regex node {op}")  # _refuse_unsupported has vetted the tree
+
+    def _chars(self, ranges, nxt: int) -> int:
+        """A state reading one code point of `ranges` (a copy of its UTF-8 automaton), then going to `nxt`."""
+        nodes = utf8_automaton(ranges)
+        base = self._new(len(nodes))
+        for i, node in enumerate(nodes):
+            self.nfa.edges[base + i] = [(lo, hi, nxt if c == ACCEPT else base + c) for lo, hi, c in node]
+        return base
+
+    def _repeat(self, lo: int, hi: int, body, flags: int, nxt: int) -> int:
+        if body.getwidth() == (0, 0):  # zero-width bodies (anchors, empty groups): once is as good as many
+            lo, hi = min(lo, 1), min(hi, 1)
+        if hi == C.MAXREPEAT:
+            loop = self._new()
+            self.nfa.eps[loop].extend((self._seq(body, flags, loop), nxt))
+            cur = loop
+        else:
+            # optional copies nested as (x(x(x)?)?)?, so a closure holds one entry and the exit, not all of them
+            cur = nxt
+            for _ in range(hi - lo):
+                cur = self._split(self._seq(body, flags, cur), nxt)
+        for _ in range(lo):
+            cur = self._seq(body, flags, cur)
+        return cur
+
+    def _anchor(self, code, flags: int, nxt: int) -> int:
+        multiline = bool(flags & C.SRE_FLAG_MULTILINE)
+        kind = {
+            C.AT_BEGINNING: AT_LINE_START if multiline else AT_START,
+            C.AT_BEGINNING_STRING: AT_START,
+            C.AT_END: AT_LINE_END if multiline else AT_END_OR_FINAL_NEWLINE,
+            C.AT_END_STRING: AT_END,
+        }[code]
+        s = self._new()
+        self.nfa.anchors[s].append((kind, nxt))
+        return s
+
+
+# --- refusing what no DFA can do, with the place it is written ------------------------------------------------
+
+_ASSERTS = {
+    (C.ASSERT, 1): ("(?=", "lookahead (?=...)"),
+    (C.ASSERT_NOT, 1): ("(?!", "negative lookahead (?!...)"),
+    (C.ASSERT, -1): ("(?<=", "lookbehind (?<=...)"),
+    (C.ASSERT_NOT, -1): ("(?<!", "negative lookbehind (?<!...)"),
+}
+
+
+def _refuse_unsupported(tree, pattern: str, verbose: bool) -> None:
+    """Raise `UnsupportedConstraintError` for the first construct without a finite automaton, with its offset."""
+    found = _first_unsupported(tree)
+    if found is None:
+        return
+    kind, name = found
+    places = _scan(pattern, verbose).get(kind, [])
+    pos, text = places[0] if places else (None, "")
+    if kind in ("backreference", "possessive"):
+        name = f"{name} {text}"
+    where = f"at offset {pos}" if pos is not None else "(offset not found)"
+    err = UnsupportedConstraintError(
+        f"regex {pattern!r}: {name} {where} is not supported: it has no finite automaton, "
+        "so it cannot be compiled to a DFA"
+    )
+    err.pattern, err.pos, err.construct = pattern, pos, name
+    raise err
+
+
+def _first_unsupported(items) -> tuple[str, str] | None:
+    """(scan kind, display name) of the first refused node, in the order the scanner meets them (text order)."""
+    for op, av in items:
+        if op in _REPEATS or op is _POSSESSIVE:
+            inner = _first_unsupported(av[2])  # the quantifier is written after its body
+            if inner:
+                return inner
+            if op is _POSSESSIVE:
+                return "possessive", "possessive quantifier"
+        elif op is C.SUBPATTERN:
+            inner = _first_unsupported(av[3])
+            if inner:
+                return inner
+        elif op is C.BRANCH:
+            for alt in av[1]:
+                inner = _first_unsupported(alt)
+                if inner:
+                    return inner
+        elif op is C.GROUPREF:
+            return "backreference", "backreference"
+        elif op in (C.ASSERT, C.ASSERT_NOT):
+            return _ASSERTS[op, av[0]]
+        elif op is C.GROUPREF_EXISTS:
+            return "(?(", "conditional group (?(id)yes|no)"
+        elif op is _ATOMIC:
+            return "(?>", "atomic group (?>...)"
+        elif op is C.AT and av in (C.AT_BOUNDARY, C.AT_NON_BOUNDARY):
+            text = "\\b" if av is C.AT_BOUNDARY else "\\B"
+            return text, f"word boundary {text}" if av is C.AT_BOUNDARY else f"non-word-boundary {text}"
+        elif op not in _CHAR_ITEMS and op is not C.AT:
+            return str(op), f"regex construct {op}"
+    return None
+
+
+_QUANTIFIER = re.compile(r"[*+?]|\{(?:\d+|\d*,\d*)\}")
+_FLAGS_GROUP = re.compile(r"\(\?([aiLmsux]*)(?:-([imsx]*))?([:)])")
+_OCTAL3 = re.compile(r"[0-7]{3}")
+
+
+def _scan(pattern: str, verbose: bool) -> dict[str, list[tuple[int, str]]]:
+    """Offsets of the refused constructs, by kind, in text order: `re`'s tokenisation, reduced to what matters here.
+
+    sre_parse keeps no positions, so this walks the text the way it does: escapes, character classes (skipped
+    whole), group openers, quantifiers and, in verbose mode (global or scoped), whitespace and comments.
+    """
+    found: dict[str, list[tuple[int, str]]] = {}
+    stack: list[bool] = []  # verbose flag outside each open group
+    i, n = 0, len(pattern)
+
+    def add(kind: str, start: int, text: str) -> None:
+        found.setdefault(kind, []).append((start, text))
+
+    while i < n:
+        c = pattern[i]
+        if verbose and c in " \t\n\r\f\v":
+            i += 1
+        elif verbose and c == "#":
+            j = pattern.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif c == "\\":
+            nxt = pattern[i + 1 : i + 2]
+            if nxt in ("b", "B"):
+                add("\\" + nxt, i, "\\" + nxt)
+            elif nxt.isdigit() and nxt != "0" and not _OCTAL3.match(pattern, i + 1):
+                digits = nxt + (pattern[i + 2] if pattern[i + 2 : i + 3].isdigit() else "")
+                add("backreference", i, "\\" + digits)
+                i += len(digits) - 1
+            i += 2
+        elif c == "[":
+            i = _class_end(pattern, i)
+        elif c == "(":
+            i, inside = _group_open(pattern, i, add, verbose)
+            if inside is not None:
+                stack.append(verbose)
+                verbose = inside
+        elif c == ")":
+            verbose = stack.pop() if stack else verbose
+            i += 1
+        elif m := _QUANTIFIER.match(pattern, i):
+            i = m.end()
+            if pattern.startswith("+", i):
+                add("possessive", m.start(), m.group() + "+")
+                i += 1
+            elif pattern.startswith("?", i):
+                i += 1
+        else:
+            i += 1
+    return found
+
+
+def _class_end(pattern: str, i: int) -> int:
+    """Offset just past the character class opening at `i` (a leading `]` or `^]` is a member)."""
+    j = i + 1
+    if pattern.startswith("^", j):
+        j += 1
+    if pattern.startswith("]", j):
+        j += 1
+    while j < len(pattern) and pattern[j] != "]":
+        j += 2 if pattern[j] == "\\" else 1
+    return j + 1
+
+
+def _group_open(pattern: str, i: int, add, verbose: bool) -> tuple[int, bool | None]:
+    """(offset past the opener at `i`, verbose flag inside the group or None if no group opens); refused openers recorded."""
+    if pattern.startswith("(?#", i):
+        return pattern.index(")", i) + 1, None
+    if pattern.startswith("(?P=", i):
+        end = pattern.index(")", i) + 1
+        add("backreference", i, pattern[i:end])
+        return end, None
+    for opener in ("(?<=", "(?<!", "(?=", "(?!", "(?>"):
+        if pattern.startswith(opener, i):
+            add(opener, i, opener)
+            return i + len(opener), verbose
+    if pattern.startswith("(?(", i):
+        add("(?(", i, "(?(")
+        return pattern.index(")", i + 3) + 1, verbose
+    if pattern.startswith("(?P<", i):
+        return pattern.index(">", i) + 1, verbose
+    m = _FLAGS_GROUP.match(pattern, i)
+    if m is None:
+        return i + 1, verbose
+    if m.group(3) == ")":  # global flags: already part of the pattern-wide `verbose`
+        return m.end(), None
+    return m.end(), ("x" in m.group(1) or verbose) and "x" not in (m.group(2) or "")

@@ -1,0 +1,6 @@
+"""User-facing constraints and the matcher contract they compile to."""
+
+from genlab.constraints.base import Constraint, Matcher
+from genlab.constraints.regex import DFAMatcher, Regex
+
+__all__ = ["Constraint", "DFAMatcher", "Matcher", "Regex"]

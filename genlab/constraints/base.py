@@ -1,0 +1,87 @@
+"""The constraint contract: a language over bytes, compiled against a vocabulary into a token-level matcher.
+
+    matcher = constraint.compile(vocab)    # cached per (constraint, vocabulary)
+    s0 = matcher.start()                   # a value: cheap to share between particles
+    s1 = matcher.advance(s0, token_id)     # None when the token leaves the language's prefixes
+    matcher.allows(s0, token_id)           # one token: what AWRS calls
+    matcher.mask(s0)                       # every token at once (bool array over the vocabulary)
+    matcher.is_final(s0)                   # the text so far is in the language: EOS allowed
+
+`allows` and `mask` agree token by token; EOS ids are allowed exactly in final states; tokens that are not text
+(special tokens, padding ids) are never allowed.
+"""
+
+from __future__ import annotations
+
+import abc
+import weakref
+from typing import Any, Hashable
+
+import numpy as np
+
+from genlab.vocab import TokenVocabulary
+
+State = Hashable
+
+
+class Matcher(abc.ABC):
+    """A constraint bound to one vocabulary; see the module docstring for the contract."""
+
+    vocab: TokenVocabulary
+
+    @abc.abstractmethod
+    def start(self) -> State:
+        """The state before any token."""
+
+    @abc.abstractmethod
+    def advance(self, state: State, token_id: int) -> State | None:
+        """The state after `token_id`, or None if the text would no longer be a prefix of the language.
+
+        EOS in a final state returns the state unchanged (the text is complete); elsewhere it returns None.
+        """
+
+    @abc.abstractmethod
+    def allows(self, state: State, token_id: int) -> bool:
+        """Whether `advance(state, token_id)` succeeds; cheap, for one token."""
+
+    @abc.abstractmethod
+    def mask(self, state: State) -> np.ndarray:
+        """Read-only bool array over the vocabulary: `mask[t] == allows(state, t)` for every id t."""
+
+    @abc.abstractmethod
+    def is_final(self, state: State) -> bool:
+        """Whether the text so far is a complete string of the language."""
+
+    def advance_many(self, state: State, token_ids) -> State | None:
+        """`advance` over a sequence of tokens; None as soon as one fails."""
+        for t in token_ids:
+            state = self.advance(state, int(t))
+            if state is None:
+                return None
+        return state
+
+
+class Constraint(abc.ABC):
+    """A user-facing spec of a language over bytes; `compile` binds it to a vocabulary (cached per vocabulary)."""
+
+    def __init__(self) -> None:
+        self._matchers: weakref.WeakKeyDictionary[TokenVocabulary, Matcher] = weakref.WeakKeyDictionary()
+
+    def compile(self, vocab: TokenVocabulary) -> Matcher:
+        """The matcher of this constraint on `vocab`, built once per vocabulary."""
+        matcher = self._matchers.get(vocab)
+        if matcher is None:
+            matcher = self._matchers[vocab] = self._compile(vocab)
+        return matcher
+
+    @abc.abstractmethod
+    def _compile(self, vocab: TokenVocabulary) -> Matcher:
+        """Build the matcher (called once per vocabulary)."""
+
+    @abc.abstractmethod
+    def check(self, text: str | bytes) -> bool:
+        """Whether a whole text is in the language (an end-of-generation check)."""
+
+    def describe(self) -> dict[str, Any]:
+        """A short JSON-friendly description, for results and logs."""
+        return {"type": type(self).__name__}

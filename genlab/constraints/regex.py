@@ -1,0 +1,92 @@
+"""`Regex`: the strings `re.fullmatch(pattern, s)` accepts, as a byte-level DFA matched token by token."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from genlab.automata.dfa import ByteDFA, token_states
+from genlab.automata.regex import compile_regex
+from genlab.constraints.base import Constraint, Matcher
+from genlab.trie import TokenTrie
+from genlab.vocab import TokenVocabulary
+
+
+class Regex(Constraint):
+    """Output must fullmatch `pattern` (Python `re` semantics: Unicode `\\d`, `\\w`, `\\s`; `(?a)` for ASCII).
+
+    Compiles at construction (errors surface here, naming the construct and its offset). `max_states` bounds the
+    DFA so that patterns such as `.{50,85}` repeated fail clearly instead of eating memory.
+    """
+
+    def __init__(self, pattern: str, *, max_states: int = 10_000) -> None:
+        super().__init__()
+        self.pattern = pattern
+        self.dfa: ByteDFA = compile_regex(pattern, max_states=max_states)
+
+    def __repr__(self) -> str:
+        return f"Regex({self.pattern!r})"
+
+    def _compile(self, vocab: TokenVocabulary) -> "DFAMatcher":
+        return DFAMatcher(self.dfa, vocab)
+
+    def check(self, text: str | bytes) -> bool:
+        return self.dfa.accepts(text.encode("utf-8") if isinstance(text, str) else text)
+
+    def describe(self) -> dict:
+        return {"type": "regex", "pattern": self.pattern, "dfa_states": self.dfa.n_states}
+
+
+@njit(cache=True)
+def _advance(transitions, accepting, offsets, data, is_text, is_eos, state, token):
+    """Next DFA state after `token`, the same state for EOS in a final state, or -1."""
+    if is_eos[token]:
+        return state if accepting[state] else -1
+    if not is_text[token]:
+        return -1
+    for k in range(offsets[token], offsets[token + 1]):
+        state = transitions[state, data[k]]
+        if state < 0:
+            return -1
+    return state
+
+
+class DFAMatcher(Matcher):
+    """A `ByteDFA` on a vocabulary: states are DFA state numbers; masks are built by one trie walk per state
+    and cached, so each state's mask is built at most once per (constraint, vocabulary)."""
+
+    def __init__(self, dfa: ByteDFA, vocab: TokenVocabulary) -> None:
+        self.dfa = dfa
+        self.vocab = vocab
+        self.trie = TokenTrie.of(vocab)
+        self._eos = np.zeros(vocab.size, np.bool_)
+        self._eos[list(vocab.eos_ids)] = True
+        self._args = (dfa.transitions, dfa.accepting, vocab.offsets, vocab.data, vocab.is_text, self._eos)
+        self._masks: dict[int, np.ndarray] = {}
+
+    def start(self) -> int:
+        return self.dfa.start
+
+    def advance(self, state: int, token_id: int) -> int | None:
+        nxt = _advance(*self._args, state, token_id)
+        return None if nxt < 0 else int(nxt)
+
+    def allows(self, state: int, token_id: int) -> bool:
+        return _advance(*self._args, state, token_id) >= 0
+
+    def is_final(self, state: int) -> bool:
+        return bool(self.dfa.accepting[state])
+
+    def mask(self, state: int) -> np.ndarray:
+        mask = self._masks.get(state)
+        if mask is None:
+            mask = token_states(self.trie, self.dfa, state) >= 0
+            mask[self._eos] = self.dfa.accepting[state]
+            mask.flags.writeable = False
+            self._masks[state] = mask
+        return mask
+
+    @property
+    def cached_masks(self) -> int:
+        """How many states' masks have been built so far."""
+        return len(self._masks)
