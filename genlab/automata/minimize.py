@@ -1,9 +1,10 @@
 """From any byte DFA table to the canonical `ByteDFA`: live states only, minimal, numbered in BFS order.
 
 Steps: keep the states that reach an accepting state (moves into the others become -1); merge equivalent
-states with Hopcroft's partition refinement, run on the table's distinct byte columns with an explicit sink for
--1; number the result breadth first from the start, bytes in increasing order. Two equal languages therefore
-give identical tables. The loops are numba kernels: Hopcroft is O(k n log n) for n states and k byte classes.
+states with Hopcroft's partition refinement, run with one column per run of bytes that every state treats alike
+and an explicit sink for -1; number the result breadth first from the start, bytes in increasing order. Two
+equal languages therefore give identical tables. The loops are numba kernels: Hopcroft is O(k n log n) for n
+states and k byte runs.
 """
 
 from __future__ import annotations
@@ -16,34 +17,34 @@ from genlab.automata.dfa import ByteDFA
 
 def minimal_dfa(table: np.ndarray, accepting: np.ndarray) -> ByteDFA | None:
     """The canonical minimal DFA of `(table, accepting)` started at state 0, or None if its language is empty."""
-    live = _live_states(table, accepting)
+    # runs of bytes with identical columns act as one symbol: work on one column per run, expand at the end
+    starts = np.flatnonzero(np.concatenate([[True], (table[:, 1:] != table[:, :-1]).any(axis=0)]))
+    byte_run = np.searchsorted(starts, np.arange(256), side="right") - 1
+    runs = table[:, starts].astype(np.int64)
+    live = _live_states(runs, accepting)
     if not live[0]:
         return None
     keep = np.flatnonzero(live)
-    new_id = np.cumsum(live) - 1
-    sub = table[keep]
-    sub = np.where((sub >= 0) & live[np.maximum(sub, 0)], new_id[np.maximum(sub, 0)], -1)
     n = len(keep)
-    columns, byte_class = np.unique(sub, axis=1, return_inverse=True)
-    sink = np.full((1, columns.shape[1]), n, np.int64)
-    total = np.vstack([np.where(columns >= 0, columns, n), sink]).astype(np.int64)
-    blocks = _hopcroft(total, np.append(accepting[keep], False))
-    # number blocks without the sink's, then read one representative row per block
-    sink_block = blocks[n]
+    new_id = np.cumsum(live) - 1
+    runs = runs[keep]
+    alive = (runs >= 0) & live[np.maximum(runs, 0)]
+    total = np.vstack([np.where(alive, new_id[np.maximum(runs, 0)], n), np.full((1, runs.shape[1]), n)])
+    blocks = _hopcroft(total, np.append(accepting[keep], False))  # state n: the sink standing for -1
+    # number the blocks other than the sink's, then read one representative row per block
+    others = np.unique(blocks[:n])
     block_id = np.full(blocks.max() + 1, -1, np.int64)
-    order = np.unique(blocks[:n])
-    block_id[order] = np.arange(len(order))
-    block_id[sink_block] = -1
-    rep = np.zeros(len(order), np.int64)
+    block_id[others] = np.arange(len(others))
+    block_id[blocks[n]] = -1
+    rep = np.zeros(len(others), np.int64)
     rep[block_id[blocks[:n]][::-1]] = np.arange(n)[::-1]  # first state of each block
-    merged = block_id[blocks[total[rep]]][:, byte_class.reshape(-1)]
-    acc = accepting[keep][rep]
+    merged = block_id[blocks[total[rep]]][:, byte_run]
     rank = _bfs_order(merged, int(block_id[blocks[0]]))
-    final = np.full_like(merged, -1)
-    final[rank] = np.where(merged >= 0, rank[np.maximum(merged, 0)], -1)
-    accepting_out = np.zeros(len(rank), np.bool_)
-    accepting_out[rank] = acc
-    return ByteDFA(np.ascontiguousarray(final, np.int32), accepting_out, 0)
+    out = np.full_like(merged, -1)
+    out[rank] = np.where(merged >= 0, rank[np.maximum(merged, 0)], -1)
+    out_accepting = np.zeros(len(rank), np.bool_)
+    out_accepting[rank] = accepting[keep][rep]
+    return ByteDFA(np.ascontiguousarray(out, np.int32), out_accepting, 0)
 
 
 @njit(cache=True)
@@ -52,7 +53,7 @@ def _live_states(table, accepting):
     n = table.shape[0]
     start = np.zeros(n + 1, np.int64)
     for s in range(n):
-        for b in range(256):
+        for b in range(table.shape[1]):
             t = table[s, b]
             if t >= 0 and (b == 0 or table[s, b - 1] != t):
                 start[t + 1] += 1
@@ -61,7 +62,7 @@ def _live_states(table, accepting):
     fill = start[:-1].copy()
     src = np.empty(start[n], np.int64)
     for s in range(n):
-        for b in range(256):
+        for b in range(table.shape[1]):
             t = table[s, b]
             if t >= 0 and (b == 0 or table[s, b - 1] != t):
                 src[fill[t]] = s

@@ -1,10 +1,10 @@
 """Python regular expressions as minimal byte-level DFAs: the strings `re.fullmatch(pattern, s)` accepts, as UTF-8.
 
 Pipeline: `re.compile` validates (its errors become `InvalidPatternError`); `re`'s own parser gives the tree, so
-flags, escapes and Unicode classes mean exactly what they mean to `re`; constructs with no finite automaton are
-refused with their offset in the pattern; the tree becomes a byte NFA (Thompson construction, each character
-item a UTF-8 byte automaton built from its code-point ranges); subset construction gives a DFA
-(`determinize.py`, anchors included); `minimize.py` prunes, minimises and numbers it.
+flags, escapes and Unicode classes mean exactly what they mean to `re`; constructs this compiler does not
+translate are refused with their offset in the pattern; the tree becomes a byte NFA (Thompson construction, each
+character item a UTF-8 byte automaton built from its code-point ranges, `utf8.py` and `charclass.py`); subset
+construction gives a DFA (`determinize.py`, anchors included); `minimize.py` prunes, minimises and numbers it.
 
 Supported: literals, classes, `.`, categories, alternation, groups, inline and scoped flags (`i`, `s`, `m`, `a`,
 `x`, `u`), greedy and lazy quantifiers (laziness does not change what a full match accepts), and the anchors
@@ -44,6 +44,9 @@ _POSSESSIVE = getattr(C, "POSSESSIVE_REPEAT", None)
 _ATOMIC = getattr(C, "ATOMIC_GROUP", None)
 
 
+NFA_STATES_PER_DFA_STATE = 10
+
+
 def compile_regex(pattern: str, *, max_states: int = 10_000) -> ByteDFA:
     """The minimal byte DFA of the UTF-8 encodings of the strings `s` with `re.fullmatch(pattern, s)`.
 
@@ -56,14 +59,16 @@ def compile_regex(pattern: str, *, max_states: int = 10_000) -> ByteDFA:
     try:
         re.compile(pattern)
     except re.error as e:
-        err = InvalidPatternError(f"invalid regular expression {pattern!r}: {e.msg} (at position {e.pos})")
+        where = f" at position {e.pos}" if e.pos is not None else ""
+        err = InvalidPatternError(f"invalid regular expression {pattern!r}: {e.msg}{where}")
         err.pattern, err.pos, err.msg = pattern, e.pos, e.msg
         raise err from e
     tree = _parser.parse(pattern, 0)
     flags = tree.state.flags
     _refuse_unsupported(tree, pattern, bool(flags & C.SRE_FLAG_VERBOSE))
     source = f"regex {pattern!r}"
-    nfa = _Thompson(max_states, source).build(tree, flags)
+    # NFA states are cheap and many collapse in the DFA (one Unicode \w is ~310 of them): allow ten per DFA state.
+    nfa = _Thompson(NFA_STATES_PER_DFA_STATE * max_states, source).build(tree, flags)
     table, accepting = determinize(nfa, max_states, source)
     dfa = minimal_dfa(table, accepting)
     if dfa is None:
@@ -72,7 +77,7 @@ def compile_regex(pattern: str, *, max_states: int = 10_000) -> ByteDFA:
 
 
 class _Thompson:
-    """Builds the byte NFA right to left: `seq(items, next)` returns the state that reads `items` then goes to `next`."""
+    """Builds the byte NFA right to left: `_seq(items, flags, nxt)` reads `items`, then goes on to state `nxt`."""
 
     def __init__(self, max_states: int, source: str):
         self.nfa = ByteNFA()
@@ -87,7 +92,8 @@ class _Thompson:
     def _new(self, count: int = 1) -> int:
         if self.nfa.n_states + count > self.max_states:
             raise StateLimitError(
-                f"{self.source}: the NFA needs more than max_states={self.max_states} states; "
+                f"{self.source}: the NFA needs more than {self.max_states} states "
+                f"({NFA_STATES_PER_DFA_STATE} x max_states); "
                 "raise max_states or simplify the pattern (large counted repeats multiply states)"
             )
         first = self.nfa.n_states
@@ -180,8 +186,8 @@ def _refuse_unsupported(tree, pattern: str, verbose: bool) -> None:
         name = f"{name} {text}"
     where = f"at offset {pos}" if pos is not None else "(offset not found)"
     err = UnsupportedConstraintError(
-        f"regex {pattern!r}: {name} {where} is not supported: it has no finite automaton, "
-        "so it cannot be compiled to a DFA"
+        f"regex {pattern!r}: {name} {where} is not supported (regexes are compiled to finite automata, "
+        "which have no memory of groups and no lookaround)"
     )
     err.pattern, err.pos, err.construct = pattern, pos, name
     raise err
@@ -290,7 +296,7 @@ def _class_end(pattern: str, i: int) -> int:
 
 
 def _group_open(pattern: str, i: int, add, verbose: bool) -> tuple[int, bool | None]:
-    """(offset past the opener at `i`, verbose flag inside the group or None if no group opens); refused openers recorded."""
+    """(offset past the opener at `i`, verbose flag inside, or None if no group opens); records refused openers."""
     if pattern.startswith("(?#", i):
         return pattern.index(")", i) + 1, None
     if pattern.startswith("(?P=", i):
