@@ -91,9 +91,23 @@ def _build(order, offsets, data):
 
 
 @njit
-def walk_nodes(byte, depth, subtree_end, token_start, token_end, order, step, table, start, states, out):
-    """out[token] = automaton state after the token's bytes from `start`, for every live token; dead stay -1.
+def emit_state(out, token, state):
+    """For `walk_nodes`: record the state a token ends in."""
+    out[token] = state
 
+
+@njit
+def emit_true(out, token, state):
+    """For `walk_nodes`: mark the token allowed (a bool mask)."""
+    out[token] = True
+
+
+@njit
+def walk_nodes(byte, depth, subtree_end, token_start, token_end, order, step, table, start, states, emit, out):
+    """emit(out, token, state) for every token the automaton reads from `start`, with the state it ends in.
+
+    `emit_state` into an int array filled with -1 gives each token's end state; `emit_true` into a zeroed bool
+    array gives the mask.
     Not cached on its own (numba cannot cache a function that takes a function argument): call it from an
     `@njit(cache=True)` kernel that passes a global step function, as `_walk_table` does, and that kernel
     caches. `states` (int64, at least max_depth + 1 long) is the caller's scratch stack of states by depth: an
@@ -110,7 +124,7 @@ def walk_nodes(byte, depth, subtree_end, token_start, token_end, order, step, ta
             continue
         states[d] = s
         for k in range(token_start[i], token_end[i]):
-            out[order[k]] = s
+            emit(out, order[k], s)
         i += 1
 
 
@@ -123,7 +137,15 @@ def table_step(table, state, byte):
 @njit(cache=True)
 def _walk_table(byte, depth, subtree_end, token_start, token_end, order, max_depth, table, start, out):
     states = np.empty(max_depth + 1, np.int64)
-    walk_nodes(byte, depth, subtree_end, token_start, token_end, order, table_step, table, start, states, out)
+    walk_nodes(byte, depth, subtree_end, token_start, token_end, order, table_step, table, start, states,
+               emit_state, out)
+
+
+@njit(cache=True)
+def _mask_table(byte, depth, subtree_end, token_start, token_end, order, max_depth, table, start, out):
+    states = np.empty(max_depth + 1, np.int64)
+    walk_nodes(byte, depth, subtree_end, token_start, token_end, order, table_step, table, start, states,
+               emit_true, out)
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,13 +202,19 @@ class TokenTrie:
         Compiles once per step function and process; kernels on a hot path wrap `walk_nodes` in a cached one.
         """
         out = np.full(self.vocab_size, -1, np.int64)
-        walk_nodes(*self.nodes, step, table, start, np.empty(self.max_depth + 1, np.int64), out)
+        walk_nodes(*self.nodes, step, table, start, np.empty(self.max_depth + 1, np.int64), emit_state, out)
         return out
 
     def walk_table(self, table: np.ndarray, start: int) -> np.ndarray:
         """`walk` for a DFA transition table `[n_states, 256]` (negative = dead), with a cached kernel."""
         out = np.full(self.vocab_size, -1, np.int64)
         _walk_table(*self.nodes, self.max_depth, table, start, out)
+        return out
+
+    def mask_table(self, table: np.ndarray, start: int) -> np.ndarray:
+        """`walk_table(table, start) >= 0`, written straight into a bool array (the fast path for masks)."""
+        out = np.zeros(self.vocab_size, np.bool_)
+        _mask_table(*self.nodes, self.max_depth, table, start, out)
         return out
 
 

@@ -109,6 +109,7 @@ def test_walk_table_random_dfas(n_states, seed, dead_fraction):
     got = trie.walk_table(table, start)
     want = _brute_force(vocab, lambda tab, s, b: int(tab[s, b]), table, start)
     assert np.array_equal(got, want)
+    assert np.array_equal(trie.mask_table(table, start), want >= 0)
 
 
 _TRIES: dict[str, TokenTrie] = {}

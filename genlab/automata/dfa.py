@@ -65,3 +65,8 @@ def token_step(transitions, offsets, data, state, token):
 def token_states(trie: TokenTrie, dfa: ByteDFA, state: int) -> np.ndarray:
     """For every token id, the state after its bytes from `state` (-1 where dead or not text): one trie walk."""
     return trie.walk_table(dfa.transitions, state)
+
+
+def token_mask(trie: TokenTrie, dfa: ByteDFA, state: int) -> np.ndarray:
+    """Bool mask of the text tokens whose bytes the DFA reads from `state`: one trie walk."""
+    return trie.mask_table(dfa.transitions, state)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from genlab.automata.dfa import ByteDFA, token_states
+from genlab.automata.dfa import ByteDFA, token_mask
 from genlab.automata.regex import compile_regex
 from genlab.constraints.base import Constraint, Matcher
 from genlab.trie import TokenTrie
@@ -60,7 +60,8 @@ class DFAMatcher(Matcher):
         self.vocab = vocab
         self.trie = TokenTrie.of(vocab)
         self._eos = np.zeros(vocab.size, np.bool_)
-        self._eos[list(vocab.eos_ids)] = True
+        self._eos_ids = np.array(sorted(vocab.eos_ids), np.int64)
+        self._eos[self._eos_ids] = True
         self._args = (dfa.transitions, dfa.accepting, vocab.offsets, vocab.data, vocab.is_text, self._eos)
         self._masks: dict[int, np.ndarray] = {}
 
@@ -80,8 +81,8 @@ class DFAMatcher(Matcher):
     def mask(self, state: int) -> np.ndarray:
         mask = self._masks.get(state)
         if mask is None:
-            mask = token_states(self.trie, self.dfa, state) >= 0
-            mask[self._eos] = self.dfa.accepting[state]
+            mask = token_mask(self.trie, self.dfa, state)
+            mask[self._eos_ids] = self.dfa.accepting[state]
             mask.flags.writeable = False
             self._masks[state] = mask
         return mask
