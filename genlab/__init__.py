@@ -11,7 +11,7 @@ from genlab.errors import (
     UnsupportedConstraintError,
     VocabularyError,
 )
-from genlab.constraints import Constraint, Matcher, Regex
+from genlab.constraints import Constraint, Matcher, Pattern, Predicate, Regex
 from genlab.trie import TokenTrie
 from genlab.vocab import TokenVocabulary
 
@@ -22,6 +22,7 @@ _LAZY = {
     "load": "genlab.models",
     "HFModel": "genlab.models",
     "masked_sampling": "genlab.samplers",
+    "generate": "genlab.generate",
     "GenerationResult": "genlab.samplers",
     "Sample": "genlab.samplers",
 }
@@ -31,7 +32,10 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        # importing the submodule genlab.generate binds that name to the module: the function must win
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'genlab' has no attribute {name!r}")
 
 
@@ -41,8 +45,11 @@ __all__ = [
     "GenerationResult",
     "HFModel",
     "Matcher",
+    "Pattern",
+    "Predicate",
     "Regex",
     "Sample",
+    "generate",
     "load",
     "masked_sampling",
     "ConstraintError",

@@ -10,24 +10,19 @@ towards) the target.
 from __future__ import annotations
 
 import time
-from typing import Sequence
-
 import numpy as np
 import torch
 
 from genlab.constraints.base import Constraint
 from genlab.models.base import LanguageModel
+from genlab.samplers.prompt import Prompt, prompt_ids
 from genlab.samplers.result import Counts, GenerationResult, Sample
-
-
-def _prompt_ids(lm: LanguageModel, prompt: str | Sequence[int]) -> list[int]:
-    return lm.encode(prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
 
 
 def masked_sampling(
     lm: LanguageModel,
     constraint: Constraint,
-    prompt: str | Sequence[int],
+    prompt: Prompt,
     *,
     n: int = 1,
     max_tokens: int = 64,
@@ -48,7 +43,7 @@ def masked_sampling(
     generator = torch.Generator(device=lm.device)
     if seed is not None:
         generator.manual_seed(seed)
-    batch = lm.prefill(_prompt_ids(lm, prompt), n)
+    batch = lm.prefill(prompt_ids(lm, prompt), n)
     counts = Counts(model_calls=1)
     states = [matcher.start()] * n
     tokens: list[list[int]] = [[] for _ in range(n)]

@@ -71,6 +71,14 @@ class GenerationResult:
             return -math.inf
         return top + math.log(sum(math.exp(x - top) for x in logs) / len(logs))
 
+    def text_posterior(self) -> dict[str, float]:
+        """Normalised weight of each distinct complete text (summed over samples and tokenizations)."""
+        out: dict[str, float] = {}
+        for sample, p in zip(self.samples, self.posterior):
+            if sample.complete and p > 0:
+                out[sample.text] = out.get(sample.text, 0.0) + p
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
     @property
     def posterior(self) -> list[float]:
         """Normalised weights of the samples (incomplete ones get 0)."""

@@ -1,0 +1,233 @@
+"""Adaptive weighted rejection sampling (AWRS): one exact constrained token and an unbiased estimate of its mass.
+
+Lipkin et al., "Fast Controlled Generation from Language Models with Adaptive Weighted Rejection Sampling"
+(COLM 2025, arXiv:2504.05410). Given the model's next-token distribution p (log-probs over the whole vocabulary)
+and a matcher whose `allows(state, t)` says whether token t keeps the text inside the language (set A):
+
+    step = AWRS().step(logp, matcher, state, rng)
+    step.token        # an exact sample of p restricted to A, i.e. of p(t) 1[t in A] / Z
+    step.log_weight   # log of an unbiased estimate of Z = sum_{t in A} p(t)
+    step.checks       # how many `allows` calls it cost
+
+Tokens are drawn from p WITHOUT replacement via Gumbel top-k: keys = logp + Gumbel noise, and the descending order
+of the keys is a without-replacement sample of p (a Plackett-Luce order). Each drawn token is checked until one
+passes; that token is an exact sample of p|A because rejected tokens are exactly the ones outside A. The order is
+built lazily (argpartition of the top 8 keys, doubled only when the walk goes deeper), so a step never sorts the
+vocabulary. The pair (token, weight) is properly weighted: E[w f(x)] = sum_{t in A} p(t) f(t) for every f.
+
+Estimators of Z (psi = p-mass of the tokens rejected before the accepted token x; n0 = how many there were):
+
+- "recursive" (default; one extra check): Z_hat = p(x) + (1 - psi - p(x)) 1[next token in the order is in A].
+  Unbiased because, given the remaining set S (mass 1 - psi), the next token in the order is a draw from p|S
+  without x: E[1 - psi - p(x) times its indicator] = Z - p(x). This is the estimator of genlm-control's
+  `recursive_awrs`; it is unbiased conditionally on every prefix of rejections.
+- "two-pass" (the paper's): after the first accept, a fresh without-replacement order over every token except the
+  n0 rejected ones (x included) counts n1 rejections before its first accept; Z_hat = (1 - psi) / (n0 + n1 + 1)
+  (paper, Sec. 3; the inverse-binomial estimator 1/(T - 1) for two successes, made adaptive). Exact enumeration
+  over all orders (tests/test_awrs.py) confirms it is unbiased and properly weighted. It is NOT unbiased
+  conditionally on a prefix of rejections, which matters for the rejection cap below.
+
+Rejection cap (`max_rejections`): after that many rejections the exact mask is fetched once (`matcher.mask`).
+- "recursive": x is drawn from p restricted to the mask and the weight is the exact Z. Proper, because the
+  recursive estimator's conditional expectation of w f(x) given any prefix of rejections is
+  sum_{t in A} p(t) f(t), so replacing the rest of the run by its exact value keeps the expectation.
+- "two-pass": returning the exact Z would be biased (upwards: given r leading rejections the two-pass estimate
+  has expectation below Z, because of the +r in its denominator). Instead the walk continues with the mask as
+  the oracle (no more `allows` calls, vectorised scans), which reproduces the uncapped estimator's distribution
+  exactly. The same happens in the second pass after `max_rejections` rejections there.
+If no allowed token has positive mass (Z = 0) the step returns token -1 and log_weight -inf: the caller kills
+the particle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["AWRS", "AWRSStep", "log1mexp"]
+
+_LOG_HALF = -np.log(2.0)
+_ESTIMATORS = ("recursive", "two-pass")
+
+
+def log1mexp(x):
+    """log(1 - exp(x)) for x <= 0, stable at both ends (Maechler 2012: log(-expm1(x)) above -ln 2, else log1p(-e^x))."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(x > _LOG_HALF, np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
+    return float(out) if out.ndim == 0 else out
+
+
+def _gumbel(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Standard Gumbel noise as -log(Exp(1)) (numpy's ziggurat exponential is faster than its Gumbel sampler)."""
+    return -np.log(rng.standard_exponential(size))
+
+
+def _logsumexp(a: np.ndarray) -> float:
+    """log(sum(exp(a))) in float64; -inf for an empty or all -inf array."""
+    if a.size == 0:
+        return -np.inf
+    m = float(np.max(a))
+    if m == -np.inf:
+        return -np.inf
+    return m + float(np.log(np.sum(np.exp(a - m))))
+
+
+@dataclass(frozen=True)
+class AWRSStep:
+    """One AWRS draw: the token, log of an unbiased estimate of Z, `allows` calls made, and whether the cap hit."""
+
+    token: int  # the accepted token id (-1 when Z = 0: kill the particle)
+    log_weight: float  # log Z_hat, E[Z_hat] = Z = sum of p over allowed tokens (-inf when Z = 0)
+    checks: int  # matcher.allows calls made
+    fell_back: bool  # True when the rejection cap was hit and the exact mask was used
+
+
+class _LazyOrder:
+    """The descending order of `keys` over its `n` finite entries, materialised lazily (top 8, then doubling)."""
+
+    __slots__ = ("keys", "n", "order")
+
+    def __init__(self, keys: np.ndarray, n: int):
+        self.keys = keys
+        self.n = n
+        self.order = np.empty(0, dtype=np.intp)
+
+    def _grow(self, need: int) -> None:
+        """Materialise at least `need` leading positions (capped at n); keys are a.s. distinct, so prefixes agree."""
+        k = min(self.n, max(8, need, 2 * len(self.order)))
+        v = len(self.keys)
+        top = np.argpartition(self.keys, v - k)[v - k:] if k < v else np.arange(v)
+        top = top[np.argsort(-self.keys[top], kind="stable")][:k]
+        self.order = top
+
+    def __getitem__(self, i: int) -> int:
+        """Token at position i, or -1 past the last token with finite key."""
+        if i >= self.n:
+            return -1
+        if i >= len(self.order):
+            self._grow(i + 1)
+        return int(self.order[i])
+
+    def first_in(self, start: int, ok: np.ndarray) -> int:
+        """First position >= start whose token has ok[token] True, or -1; vectorised over growing chunks."""
+        pos = start
+        while pos < self.n:
+            if pos >= len(self.order):
+                self._grow(pos + 1)
+            hits = np.flatnonzero(ok[self.order[pos:]])
+            if hits.size:
+                return pos + int(hits[0])
+            pos = len(self.order)
+        return -1
+
+
+class AWRS:
+    """Adaptive weighted rejection sampler for one token; see the module docstring for the estimators and the cap."""
+
+    def __init__(self, estimator: str = "recursive", max_rejections: int = 64):
+        if estimator not in _ESTIMATORS:
+            raise ValueError(f"estimator must be one of {_ESTIMATORS}, got {estimator!r}")
+        if max_rejections < 0:
+            raise ValueError(f"max_rejections must be >= 0, got {max_rejections}")
+        self.estimator = estimator
+        self.max_rejections = int(max_rejections)
+
+    def __repr__(self) -> str:
+        return f"AWRS(estimator={self.estimator!r}, max_rejections={self.max_rejections})"
+
+    def step(self, logp: np.ndarray, matcher, state, rng: np.random.Generator) -> AWRSStep:
+        """Draw one token of p restricted to the matcher's allowed set, with the log of an unbiased estimate of Z."""
+        logp = np.asarray(logp, dtype=np.float64)
+        if logp.ndim != 1:
+            raise ValueError(f"logp must be one-dimensional, got shape {logp.shape}")
+        positive = logp > -np.inf  # tokens with p = 0 are never drawn
+        n_pos = int(np.count_nonzero(positive))
+        verdicts: dict[int, bool] = {}  # a token's verdict is fixed within the step: memoise it
+        calls = 0
+
+        def allows(t: int) -> bool:
+            nonlocal calls
+            v = verdicts.get(t)
+            if v is None:
+                v = verdicts[t] = bool(matcher.allows(state, t))
+                calls += 1
+            return v
+
+        cap = self.max_rejections
+        order = _LazyOrder(logp + _gumbel(rng, logp.size), n_pos)
+        rejected: list[int] = []
+        ok = None  # the exact mask (restricted to positive tokens), once the cap is hit
+        pos = 0
+        while True:
+            t = order[pos]
+            if t < 0:  # every token with positive mass was rejected: Z = 0
+                return AWRSStep(-1, -np.inf, calls, False)
+            if len(rejected) >= cap:
+                ok = np.asarray(matcher.mask(state), dtype=bool) & positive
+                if self.estimator == "recursive":
+                    return self._exact(logp, ok, rng, calls)
+                pos = order.first_in(pos, ok)  # continue the same walk with the mask as the oracle
+                if pos < 0:
+                    return AWRSStep(-1, -np.inf, calls, True)
+                rejected.extend(int(r) for r in order.order[len(rejected):pos])
+                x = int(order.order[pos])
+                break
+            if allows(t):
+                x = t
+                break
+            rejected.append(t)
+            pos += 1
+
+        if self.estimator == "recursive":
+            # Z_hat = p(x) + (1 - psi - p(x)) 1[next allowed]  (genlm-control recursive_awrs; unbiased, see module doc)
+            nxt = order[pos + 1]
+            if nxt >= 0 and allows(nxt):
+                log_w = self._log_remaining(logp, rejected)
+            else:
+                log_w = float(logp[x])
+            return AWRSStep(x, log_w, calls, False)
+
+        # two-pass: Z_hat = (1 - psi0) / (n0 + n1 + 1), second order fresh over all tokens but the n0 rejected.
+        n0 = len(rejected)
+        keys2 = logp + _gumbel(rng, logp.size)
+        keys2[rejected] = -np.inf
+        order2 = _LazyOrder(keys2, n_pos - n0)
+        n1 = 0
+        while True:
+            t = order2[n1]  # never -1: x is in the reduced set
+            if ok is not None:  # mask known: finish the pass vectorised, no more checks
+                n1 = order2.first_in(n1, ok)
+                break
+            if n1 >= cap:
+                ok = np.asarray(matcher.mask(state), dtype=bool) & positive
+                continue
+            if allows(t):
+                break
+            n1 += 1
+        log_w = self._log_remaining(logp, rejected) - float(np.log(n0 + n1 + 1))
+        return AWRSStep(x, log_w, calls, ok is not None)
+
+    @staticmethod
+    def _log_remaining(logp: np.ndarray, rejected: list[int]) -> float:
+        """log(1 - psi), psi = mass of `rejected`: log1mexp(logsumexp) while psi < 1/2, else the remaining mass summed
+        directly (no cancellation when psi ~ 1, e.g. Z ~ 1e-12)."""
+        if not rejected:
+            return 0.0
+        log_psi = _logsumexp(logp[rejected])
+        if log_psi < _LOG_HALF:
+            return log1mexp(log_psi)
+        rest = logp.copy()
+        rest[rejected] = -np.inf
+        return _logsumexp(rest)
+
+    @staticmethod
+    def _exact(logp: np.ndarray, ok: np.ndarray, rng: np.random.Generator, calls: int) -> AWRSStep:
+        """Fallback: x ~ p restricted to the mask (Gumbel-max), weight = exact log Z = logsumexp over allowed."""
+        idx = np.flatnonzero(ok)
+        if idx.size == 0:
+            return AWRSStep(-1, -np.inf, calls, True)
+        sub = logp[idx]
+        x = int(idx[np.argmax(sub + _gumbel(rng, idx.size))])
+        return AWRSStep(x, _logsumexp(sub), calls, True)

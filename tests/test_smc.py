@@ -1,0 +1,162 @@
+"""SMC (AWRS and masking proposals) and the baselines against the exact posterior, on SmolLM2 and a tiny model."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+import genlab
+from genlab import Regex
+from genlab.models import HFModel, load
+from genlab.models.loading import resolve
+from genlab.samplers.exact import exact_posterior
+from genlab.samplers.masking import masked_sampling
+from genlab.samplers.rerank import sample_rerank
+from genlab.samplers.smc import RESAMPLING, ess, resample, smc
+
+SKY = r" (red|grey|blue-green|bluish)\."
+SKY_PROMPT = "The color of the sky is"
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return load(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.2)
+    tok = AutoTokenizer.from_pretrained(resolve(None), local_files_only=True)
+    return HFModel(LlamaForCausalLM(config).eval(), tok)
+
+
+def kl(estimate: dict[str, float], exact: dict[str, float]) -> float:
+    """KL(estimate || exact) over texts; a text the estimate gives mass but the exact posterior lacks is a bug."""
+    assert set(estimate) <= set(exact), set(estimate) - set(exact)
+    return sum(p * math.log(p / exact[t]) for t, p in estimate.items() if p > 0)
+
+
+def mean_kl(lm, constraint, prompt, exact, n, seeds, **kw) -> float:
+    return float(np.mean([kl(smc(lm, constraint, prompt, n_particles=n, seed=s, **kw).text_posterior(), exact)
+                          for s in seeds]))
+
+
+@pytest.mark.parametrize("which", ["tiny", "smollm2"])
+def test_smc_posterior_converges_and_beats_masking(which, lm, tiny):
+    model, pattern, prompt = (tiny, r"(ab|ba|b){1,2}", "x") if which == "tiny" else (lm, SKY, SKY_PROMPT)
+    regex = Regex(pattern)
+    exact = exact_posterior(model, prompt, regex, max_tokens=12).text_posterior(model.vocab)
+    seeds = range(6) if which == "tiny" else range(3)
+    small = mean_kl(model, regex, prompt, exact, 2, seeds, max_tokens=12)
+    large = mean_kl(model, regex, prompt, exact, 64, seeds, max_tokens=12)
+    assert large < small, (small, large)
+    masked = masked_sampling(model, regex, prompt, n=128, max_tokens=12, seed=0)
+    counts: dict[str, float] = {}
+    for text in masked.texts:
+        counts[text] = counts.get(text, 0) + 1 / 128
+    assert large < kl(counts, exact), (large, kl(counts, exact))
+
+
+def test_sky_posterior_matches_the_true_conditional(lm):
+    """PEERS.md: the true conditional puts ~0.945 on ' red.'; masking puts most on ' blue-green.'."""
+    regex = Regex(SKY)
+    exact = exact_posterior(lm, SKY_PROMPT, regex, max_tokens=12).text_posterior(lm.vocab)
+    post = smc(lm, regex, SKY_PROMPT, n_particles=64, seed=0, max_tokens=12).text_posterior()
+    assert abs(post.get(" red.", 0) - exact[" red."]) < 0.1
+    masked = masked_sampling(lm, regex, SKY_PROMPT, n=64, max_tokens=12, seed=0)
+    assert masked.texts.count(" red.") / 64 < 0.5
+
+
+@pytest.mark.parametrize("proposal", ["awrs", "mask"])
+def test_evidence_estimate_is_unbiased(tiny, proposal):
+    """The mean over runs of exp(log_marginal) is the exact P(x in L) (SMC's evidence estimate is unbiased)."""
+    regex = Regex(r"(ab|ba|b){1,2}")
+    exact = exact_posterior(tiny, "x", regex, max_tokens=5).log_marginal
+    runs = np.array([smc(tiny, regex, "x", n_particles=8, seed=s, max_tokens=5, proposal=proposal).log_marginal
+                     for s in range(40)])
+    ratio = np.exp(runs - exact)
+    assert abs(ratio.mean() - 1) < max(4 * ratio.std() / math.sqrt(len(ratio)), 0.05), (ratio.mean(), ratio.std())
+
+
+def test_outputs_valid_reproducible_and_counted(lm):
+    pattern = r" ?\(\d{3}\) \d{3}-\d{4}"
+    messages = [{"role": "user", "content": "Make up a US phone number."}]
+    a = genlab.generate(lm, messages, Regex(pattern), n_particles=4, max_tokens=24, seed=3)
+    b = genlab.generate(lm, messages, Regex(pattern), n_particles=4, max_tokens=24, seed=3)
+    assert a.texts == b.texts and a.log_weights == b.log_weights
+    for sample in a.samples:
+        assert sample.complete and re.fullmatch(pattern, sample.text), sample.text
+    assert a.counts.checks >= a.counts.tokens > 0 and a.counts.model_calls > 1
+    assert a.ess_history[0] == 4 and abs(sum(a.text_posterior().values()) - 1) < 1e-9
+
+
+def test_incomplete_particles_are_excluded(lm):
+    result = smc(lm, Regex(r"[a-z]{30}"), "Spell a long word:", n_particles=4, max_tokens=5, seed=0)
+    assert not any(result.complete)
+    assert result.text_posterior() == {} and result.log_marginal == -math.inf
+
+
+def test_critic_kills_and_reweights(lm):
+    regex = Regex(SKY)
+
+    def no_blue(text: str, complete: bool) -> float:
+        return -math.inf if "blu" in text else 0.0
+
+    result = smc(lm, regex, SKY_PROMPT, n_particles=16, seed=0, max_tokens=12, critic=no_blue)
+    post = result.text_posterior()
+    assert post and all("blu" not in t for t in post)
+    exact = exact_posterior(lm, SKY_PROMPT, regex, max_tokens=12).text_posterior(lm.vocab)
+    rest = {t: p for t, p in exact.items() if "blu" not in t}
+    z = sum(rest.values())
+    assert kl(post, {t: p / z for t, p in rest.items()}) < 0.2
+
+    # a constant twist enters once (prefix ratios telescope, the final score cancels it): log P moves by log 2
+    def twice(text: str, complete: bool) -> float:
+        return math.log(2)
+
+    base = smc(lm, regex, SKY_PROMPT, n_particles=8, seed=1, max_tokens=12)
+    doubled = smc(lm, regex, SKY_PROMPT, n_particles=8, seed=1, max_tokens=12, critic=twice)
+    assert doubled.texts == base.texts
+    assert doubled.log_marginal == pytest.approx(base.log_marginal + math.log(2))
+
+
+@pytest.mark.parametrize("method", genlab.generate.__globals__["METHODS"])
+def test_every_method_gives_valid_outputs(lm, method):
+    pattern = r" (yes|no)\."
+    result = genlab.generate(lm, "Is the sky blue? Answer:", Regex(pattern), method=method, n_particles=6,
+                             max_tokens=12, seed=1)
+    assert len(result.samples) == 6
+    for sample in result.samples:
+        if sample.complete:
+            assert re.fullmatch(pattern, sample.text), (method, sample.text)
+    if method != "rerank":
+        assert all(result.complete)
+
+
+def test_rerank_estimates_the_marginal(lm):
+    result = sample_rerank(lm, Regex(r" (blue|grey)\.?"), SKY_PROMPT, n=32, max_tokens=4, seed=0)
+    kept = sum(result.complete)
+    assert result.log_marginal == (math.log(kept / 32) if kept else -math.inf)
+
+
+def test_resampling_schemes():
+    rng = np.random.default_rng(0)
+    logw = np.log(np.array([0.5, 0.25, 0.125, 0.125]))
+    for scheme in RESAMPLING:
+        counts = np.zeros(4)
+        for _ in range(2000):
+            counts += np.bincount(resample(logw, scheme, rng), minlength=4)
+        assert np.allclose(counts / counts.sum(), np.exp(logw), atol=0.02), scheme
+    # low-variance schemes keep floor(N w) copies of every particle
+    for scheme in ("stratified", "systematic", "residual"):
+        assert np.bincount(resample(np.log([0.5, 0.5]), scheme, rng), minlength=2).tolist() == [1, 1]
+    assert ess(np.zeros(8)) == pytest.approx(8) and ess(np.array([0.0, -np.inf])) == pytest.approx(1)
+    with pytest.raises(ValueError):
+        resample(logw, "bogus", rng)
