@@ -21,6 +21,10 @@ Estimators of Z (psi = p-mass of the tokens rejected before the accepted token x
   Unbiased because, given the remaining set S (mass 1 - psi), the next token in the order is a draw from p|S
   without x: E[1 - psi - p(x) times its indicator] = Z - p(x). This is the estimator of genlm-control's
   `recursive_awrs`; it is unbiased conditionally on every prefix of rejections.
+- "recursive-sparse": the same, but the extra check is made only with probability q = (1 - psi - p(x)) / (1 - psi),
+  the share of the remaining mass it could add: Z_hat = p(x) + (1 - psi) 1[checked and next in A], whose
+  expectation is p(x) + q (1 - psi) (Z - p(x)) / (1 - psi - p(x)) = Z. Where the model is confident (p(x) close to
+  1 - psi) the check is almost never made: about one check per token, for a somewhat larger variance.
 - "two-pass" (the paper's): after the first accept, a fresh without-replacement order over every token except the
   n0 rejected ones (x included) counts n1 rejections before its first accept; Z_hat = (1 - psi) / (n0 + n1 + 1)
   (paper, Sec. 3; the inverse-binomial estimator 1/(T - 1) for two successes, made adaptive). Exact enumeration
@@ -48,7 +52,7 @@ import numpy as np
 __all__ = ["AWRS", "AWRSStep", "log1mexp"]
 
 _LOG_HALF = -np.log(2.0)
-_ESTIMATORS = ("recursive", "two-pass")
+_ESTIMATORS = ("recursive", "recursive-sparse", "two-pass")
 
 
 def log1mexp(x):
@@ -166,7 +170,7 @@ class AWRS:
                 return AWRSStep(-1, -np.inf, calls, False)
             if len(rejected) >= cap:
                 ok = np.asarray(matcher.mask(state), dtype=bool) & positive
-                if self.estimator == "recursive":
+                if self.estimator != "two-pass":
                     return self._exact(logp, ok, rng, calls)
                 pos = order.first_in(pos, ok)  # continue the same walk with the mask as the oracle
                 if pos < 0:
@@ -185,6 +189,16 @@ class AWRS:
             nxt = order[pos + 1]
             if nxt >= 0 and allows(nxt):
                 log_w = self._log_remaining(logp, rejected)
+            else:
+                log_w = float(logp[x])
+            return AWRSStep(x, log_w, calls, False)
+        if self.estimator == "recursive-sparse":
+            # Z_hat = p(x) + (1 - psi) 1[coin with P = q, then next allowed], q = 1 - p(x) / (1 - psi)
+            log_rem = self._log_remaining(logp, rejected)
+            q = -float(np.expm1(min(float(logp[x]) - log_rem, 0.0)))
+            nxt = order[pos + 1]
+            if nxt >= 0 and rng.random() < q and allows(nxt):
+                log_w = float(np.logaddexp(logp[x], log_rem))
             else:
                 log_w = float(logp[x])
             return AWRSStep(x, log_w, calls, False)
