@@ -160,3 +160,18 @@ def test_resampling_schemes():
     assert ess(np.zeros(8)) == pytest.approx(8) and ess(np.array([0.0, -np.inf])) == pytest.approx(1)
     with pytest.raises(ValueError):
         resample(logw, "bogus", rng)
+
+
+def test_smc_with_a_pattern_no_automaton_can_express(lm):
+    """Backreferences: no mask exists, but AWRS only needs single-token checks."""
+    import regex
+
+    pattern = r" ([a-z])[a-z]{1,6}\1\."
+    result = genlab.generate(lm, "A word that starts and ends with the same letter:", genlab.Pattern(pattern),
+                             n_particles=4, max_tokens=12, seed=0)
+    assert any(result.complete)
+    for sample in result.samples:
+        if sample.complete:
+            assert regex.fullmatch(pattern, sample.text), sample.text
+    with pytest.raises(genlab.ConstraintError, match="mask"):
+        genlab.generate(lm, "x", genlab.Pattern(pattern), method="mask", n_particles=1, max_tokens=2)

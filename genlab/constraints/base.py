@@ -28,6 +28,7 @@ class Matcher(abc.ABC):
     """A constraint bound to one vocabulary; see the module docstring for the contract."""
 
     vocab: TokenVocabulary
+    has_masks: bool = True  # False for check-only constraints (Predicate, Pattern): `mask` raises
 
     @abc.abstractmethod
     def start(self) -> State:

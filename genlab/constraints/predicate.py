@@ -8,8 +8,9 @@ advance, so there is no automaton and no token mask: the matcher answers `allows
 Matcher states are the bytes so far (immutable `bytes`). Text is decoded strictly as UTF-8; while the bytes end
 inside a multi-byte character (a byte-fallback token such as `<0xC3>`), only the complete part is checked and the
 pending character waits for the token that finishes it; bytes that can never be valid UTF-8 are refused. The prefix
-property therefore holds up to one pending character: a lead byte is allowed even if no character it starts
-would pass `prefix`, and the next token then finds no continuation.
+property holds except for a pending character that could still become more than 4,096 characters (a lone 3- or
+4-byte lead byte): such a lead byte is allowed without trying them all, and the next token may find no
+continuation. Shorter pending characters are tried in full (memoised).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from genlab.errors import ConstraintError
 from genlab.vocab import TokenVocabulary
 
 TextCheck = Callable[[str], bool]
+# `advance` tries at most this many characters to see whether a pending multi-byte character can still pass
+LIVE_SEARCH_LIMIT = 4096
 
 
 def _split_utf8(data: bytes) -> tuple[str, bool] | None:
@@ -66,6 +69,8 @@ class PredicateMatcher(Matcher):
     `what` names the constraint in error messages.
     """
 
+    has_masks = False
+
     def __init__(self, vocab: TokenVocabulary, prefix: TextCheck | None, complete: TextCheck | None, what: str):
         self.vocab = vocab
         self.prefix = prefix
@@ -94,8 +99,10 @@ class PredicateMatcher(Matcher):
         split = _split_utf8(data)
         if split is None:
             return None
-        text, _pending = split
+        text, pending = split
         if self.prefix is not None and not self.prefix(text):
+            return None
+        if pending and not self.live(data, limit=LIVE_SEARCH_LIMIT):
             return None
         return data
 
@@ -113,13 +120,14 @@ class PredicateMatcher(Matcher):
         split = _split_utf8(state)
         return split is not None and split[1]
 
-    def live(self, state: bytes) -> bool:
+    def live(self, state: bytes, limit: int | None = None) -> bool:
         """Whether some string of the language starts with these bytes (a state `advance` returned), pending
         character included: for a state inside a character, whether some character with those leading bytes
         passes `prefix`.
 
         Exact but slow for a dead lead byte (it tries every character the bytes can start, up to ~10^6 for a
-        4-byte lead); memoised. `advance` does not call it; exact enumeration does, to prune dead branches.
+        4-byte lead); memoised. With `limit`, a pending character that can still become more than `limit`
+        characters counts as live without trying them (what `advance` does, so sampling never stalls on it).
         """
         split = _split_utf8(state)
         if split is None:
@@ -128,6 +136,10 @@ class PredicateMatcher(Matcher):
         if not pending or self.prefix is None:
             return True
         tail = state[len(state) - _pending_length(state) :]
+        if limit is not None:
+            lo, hi = _code_point_range(tail)
+            if hi - lo + 1 > limit:
+                return True
         key = (text, tail)
         found = self._live.get(key)
         if found is None:

@@ -39,6 +39,7 @@ Rejection cap (`max_rejections`): after that many rejections the exact mask is f
   has expectation below Z, because of the +r in its denominator). Instead the walk continues with the mask as
   the oracle (no more `allows` calls, vectorised scans), which reproduces the uncapped estimator's distribution
   exactly. The same happens in the second pass after `max_rejections` rejections there.
+Matchers without masks (`has_masks` False: Predicate, Pattern) have no cap: the walk goes on until an accept.
 If no allowed token has positive mass (Z = 0) the step returns token -1 and log_weight -inf: the caller kills
 the particle.
 """
@@ -159,7 +160,8 @@ class AWRS:
                 calls += 1
             return v
 
-        cap = self.max_rejections
+        # matchers without masks (Predicate, Pattern) cannot fall back: no cap for them
+        cap = self.max_rejections if getattr(matcher, "has_masks", True) else np.inf
         order = _LazyOrder(logp + _gumbel(rng, logp.size), n_pos)
         rejected: list[int] = []
         ok = None  # the exact mask (restricted to positive tokens), once the cap is hit
