@@ -148,8 +148,10 @@ def cell_seeds(values: list[float | None], bug: bool) -> str:
     if not ok:
         return f"no valid sample (0/{len(values)})"
     mean = statistics.fmean(ok)
-    se = statistics.stdev(ok) / math.sqrt(len(ok)) if len(ok) > 1 else float("nan")
     tail = "" if len(ok) == len(values) else f" [{len(ok)}/{len(values)} seeds valid]"
+    if len(ok) == 1:
+        return f"{mean:.3f}{tail}"
+    se = statistics.stdev(ok) / math.sqrt(len(ok))
     return f"{mean:.3f} ± {se:.3f}{tail}"
 
 
@@ -169,7 +171,7 @@ def main() -> None:
     parser.add_argument("--no-diagnostics", dest="diagnostics", action="store_false",
                         help="skip the extra columns at the largest N (two-pass estimator, SMC-mask)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's; 1 is far more robust on a machine shared with other jobs)")
+                        help="torch threads (default: torch's; 1 is far more robust on a machine shared with others)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
