@@ -5,13 +5,14 @@ from genlab.errors import (
     ConstraintError,
     EmptyLanguageError,
     GenlabError,
+    GrammarError,
     InvalidPatternError,
     ModelLoadError,
     StateLimitError,
     UnsupportedConstraintError,
     VocabularyError,
 )
-from genlab.constraints import Constraint, Matcher, Pattern, Predicate, Regex
+from genlab.constraints import Constraint, Grammar, Matcher, Pattern, Predicate, Regex
 from genlab.trie import TokenTrie
 from genlab.vocab import TokenVocabulary
 
@@ -43,6 +44,8 @@ __all__ = [
     "AssetError",
     "Constraint",
     "GenerationResult",
+    "Grammar",
+    "GrammarError",
     "HFModel",
     "Matcher",
     "Pattern",

@@ -37,3 +37,7 @@ class EmptyLanguageError(ConstraintError):
 
 class StateLimitError(ConstraintError):
     """An automaton that would grow past the configured number of states."""
+
+
+class GrammarError(ConstraintError):
+    """A grammar Lark rejects (Lark's message, with the line), or one genlab cannot compile (naming the rule)."""

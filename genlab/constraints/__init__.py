@@ -1,8 +1,9 @@
 """User-facing constraints and the matcher contract they compile to."""
 
 from genlab.constraints.base import Constraint, Matcher
+from genlab.constraints.grammar import Grammar, GrammarMatcher
 from genlab.constraints.pattern import Pattern
 from genlab.constraints.predicate import Predicate, PredicateMatcher
 from genlab.constraints.regex import DFAMatcher, Regex
 
-__all__ = ["Constraint", "DFAMatcher", "Matcher", "Pattern", "Predicate", "PredicateMatcher", "Regex"]
+__all__ = ["Constraint", "DFAMatcher", "Grammar", "GrammarMatcher", "Matcher", "Pattern", "Predicate", "PredicateMatcher", "Regex"]

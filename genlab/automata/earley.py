@@ -1,0 +1,207 @@
+"""An Earley recognizer over terminal ids whose chart columns are interned values.
+
+Earley handles every context-free grammar (ambiguous, left-recursive, with empty rules), which is what users
+bring. A column is identified by its *kernel*, the items scanned into it, each `(rule, dot, origin column)`;
+the rest of the column (predictions, completions) follows from the kernel and the columns it points to. So
+equal kernels are one column, whatever text led there: parser states are small ints, shared by every particle
+and every path that reaches them, and `scan(column, terminal)` is memoised per column. Empty rules use the
+Aycock-Horspool rule (predicting a nullable nonterminal also moves the dot over it), so completions only ever
+look at earlier, finished columns.
+
+Symbols are ints: terminals `0 .. n_terminals-1`, nonterminals after them. Rule 0 is the augmented
+`S' -> start`; a column accepts when it holds `(0, 1, 0)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genlab.errors import EmptyLanguageError, StateLimitError
+
+Item = tuple[int, int, int]  # (rule, dot, origin column)
+
+
+@dataclass(frozen=True)
+class CFG:
+    """A context-free grammar over int symbols; `rules[r] = (lhs, rhs)`; rule 0 is `S' -> start`."""
+
+    n_terminals: int
+    names: tuple[str, ...]  # every symbol's name, terminals first
+    rules: tuple[tuple[int, tuple[int, ...]], ...]
+
+    @classmethod
+    def build(cls, terminals: list[str], rules: list[tuple[str, list[str]]], start: str) -> "CFG":
+        """From named rules (`lhs`, [symbol names]) with `terminals` the terminal names; unproductive rules are
+        dropped, and a start symbol that derives no string raises `EmptyLanguageError`."""
+        nonterminals = sorted({lhs for lhs, _ in rules} | {start})
+        index = {name: i for i, name in enumerate(terminals)}
+        for name in nonterminals:
+            index.setdefault(name, len(index))
+        names = tuple(terminals) + tuple(n for n in nonterminals if n not in terminals)
+        symbolic = [(index[lhs], tuple(index[s] for s in rhs)) for lhs, rhs in rules]
+        productive = _productive(len(terminals), symbolic)
+        if index[start] not in productive:
+            raise EmptyLanguageError(f"the grammar's start rule {start!r} derives no string (its language is empty)")
+        kept = [(lhs, rhs) for lhs, rhs in symbolic if all(s < len(terminals) or s in productive for s in rhs)]
+        return cls(len(terminals), names, ((-1, (index[start],)),) + tuple(kept))
+
+    @property
+    def nullable(self) -> frozenset[int]:
+        found: set[int] = set()
+        changed = True
+        while changed:
+            changed = False
+            for lhs, rhs in self.rules[1:]:
+                if lhs not in found and all(s in found for s in rhs):
+                    found.add(lhs)
+                    changed = True
+        return frozenset(found)
+
+    def follow_terminals(self) -> dict[int, set[int]]:
+        """For each terminal, the terminals that can come right after it in some sentential form (-1: the end)."""
+        nullable = self.nullable
+        first: dict[int, set[int]] = {s: set() for s in range(self.n_terminals, len(self.names))}
+
+        def first_of(seq) -> tuple[set[int], bool]:
+            out: set[int] = set()
+            for s in seq:
+                if s < self.n_terminals:
+                    out.add(s)
+                    return out, False
+                out |= first.get(s, set())
+                if s not in nullable:
+                    return out, False
+            return out, True
+
+        changed = True
+        while changed:
+            changed = False
+            for lhs, rhs in self.rules[1:]:
+                f, _ = first_of(rhs)
+                if not f <= first[lhs]:
+                    first[lhs] |= f
+                    changed = True
+        follow: dict[int, set[int]] = {s: set() for s in range(len(self.names))}
+        follow[self.rules[0][1][0]].add(-1)
+        changed = True
+        while changed:
+            changed = False
+            for lhs, rhs in self.rules[1:]:
+                for i, s in enumerate(rhs):
+                    f, rest_nullable = first_of(rhs[i + 1 :])
+                    if rest_nullable:
+                        f = f | follow[lhs]
+                    if not f <= follow[s]:
+                        follow[s] |= f
+                        changed = True
+        return {t: follow[t] for t in range(self.n_terminals)}
+
+
+def _productive(n_terminals: int, rules) -> set[int]:
+    found: set[int] = set()
+    changed = True
+    while changed:
+        changed = False
+        for lhs, rhs in rules:
+            if lhs not in found and all(s < n_terminals or s in found for s in rhs):
+                found.add(lhs)
+                changed = True
+    return found
+
+
+@dataclass
+class Column:
+    """A finished chart column: what it expects next and who waits for which nonterminal."""
+
+    scans: dict[int, tuple[Item, ...]]  # terminal -> the kernel items scanning it gives
+    waits: dict[int, tuple[Item, ...]]  # nonterminal -> items with the dot before it
+    accepts: bool
+    next: dict[int, int] = field(default_factory=dict)  # memo: terminal -> column id (-1: not expected)
+
+
+class Chart:
+    """All columns met so far, interned by kernel; `scan` is the only way to make new ones."""
+
+    def __init__(self, cfg: CFG, *, max_columns: int = 1_000_000, max_items: int = 100_000) -> None:
+        self.cfg = cfg
+        self.max_columns = max_columns
+        self.max_items = max_items
+        self._nullable = cfg.nullable
+        by_lhs: dict[int, list[int]] = {}
+        for r, (lhs, _) in enumerate(cfg.rules):
+            by_lhs.setdefault(lhs, []).append(r)
+        self._by_lhs = by_lhs
+        self.columns: list[Column] = []
+        self._ids: dict[frozenset[Item], int] = {}
+        self._make(frozenset({(0, 0, 0)}))
+
+    def scan(self, column: int, terminal: int) -> int:
+        """The column after `terminal` is read at `column`, or -1 if the column does not expect it."""
+        col = self.columns[column]
+        nxt = col.next.get(terminal)
+        if nxt is None:
+            kernel = col.scans.get(terminal)
+            nxt = col.next[terminal] = -1 if kernel is None else self._make(frozenset(kernel))
+        return nxt
+
+    def expected(self, column: int) -> frozenset[int]:
+        """The terminals `column` can scan."""
+        return frozenset(self.columns[column].scans)
+
+    def accepts(self, column: int) -> bool:
+        return self.columns[column].accepts
+
+    def _make(self, kernel: frozenset[Item]) -> int:
+        cid = self._ids.get(kernel)
+        if cid is not None:
+            return cid
+        if len(self.columns) >= self.max_columns:
+            raise StateLimitError(
+                f"the grammar parser has met more than {self.max_columns} distinct parse states; raise "
+                "max_columns, or the grammar is too ambiguous for the text"
+            )
+        cid = len(self.columns)
+        rules, n_t, nullable = self.cfg.rules, self.cfg.n_terminals, self._nullable
+        items = set(kernel)
+        work = list(kernel)
+        scans: dict[int, list[Item]] = {}
+        waits: dict[int, list[Item]] = {}
+        predicted: set[int] = set()
+
+        def add(item: Item) -> None:
+            if item not in items:
+                items.add(item)
+                work.append(item)
+                if len(items) > self.max_items:
+                    raise StateLimitError(
+                        f"a grammar parse state holds more than {self.max_items} Earley items; raise max_items, "
+                        "or the grammar is too ambiguous (e.g. deeply nested ambiguous rules)"
+                    )
+
+        while work:
+            r, d, o = work.pop()
+            lhs, rhs = rules[r]
+            if d == len(rhs):
+                if o != cid:  # an empty derivation (o == cid) was already handled by the nullable rule
+                    for r2, d2, o2 in self.columns[o].waits.get(lhs, ()):
+                        add((r2, d2 + 1, o2))
+                continue
+            sym = rhs[d]
+            if sym < n_t:
+                scans.setdefault(sym, []).append((r, d + 1, o))
+                continue
+            waits.setdefault(sym, []).append((r, d, o))
+            if sym not in predicted:
+                predicted.add(sym)
+                for r2 in self._by_lhs.get(sym, ()):
+                    add((r2, 0, cid))
+            if sym in nullable:
+                add((r, d + 1, o))
+        col = Column(
+            {t: tuple(v) for t, v in scans.items()},
+            {s: tuple(v) for s, v in waits.items()},
+            (0, 1, 0) in items,
+        )
+        self.columns.append(col)
+        self._ids[kernel] = cid
+        return cid

@@ -1,0 +1,171 @@
+"""The incremental byte-level parser of a grammar: lexers over terminal DFAs feeding an interned Earley chart.
+
+A parser *configuration* is (chart column, guard of the last lexeme); its lexer is the product DFA of the
+terminals the column expects plus the `%ignore` terminals. A *thread* is (configuration, lexer state): where a
+parse is, mid-lexeme. A parser state is the sorted tuple of its live threads, a value.
+
+Reading a byte moves every thread's lexer; where a terminal accepts, the lexeme may end there (and the thread
+also goes on, as the lexeme may continue): each accepting terminal spawns a thread at the start of the next
+lexeme, in the configuration the chart reaches by scanning it (an ignored terminal leaves the column as it
+is). So a terminal matches any of its strings, and lexical ambiguity (a lexeme that may end here or go on,
+keywords that are prefixes of identifiers, `%ignore` between lexemes) never commits early. Parser work happens
+only at lexeme ends and is memoised per (configuration, terminal).
+
+Prefix property: each lexer state is live, each expected terminal leads to a chart column with a completion
+(rules that derive nothing are dropped), and `check_guards` refuses grammars where a guard could forbid every
+way to go on; so a thread is dead exactly when its lexer is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genlab.automata.earley import CFG, Chart
+from genlab.automata.lexer import Lexer, Terminal, run_lexeme
+from genlab.errors import UnsupportedConstraintError
+
+Thread = tuple[int, int]  # (configuration, lexer state)
+
+
+class GrammarParser:
+    """Configurations, lexers and chart of one compiled grammar; parser states are tuples of threads."""
+
+    def __init__(self, terminals: list[Terminal], ignore: tuple[int, ...], cfg: CFG, *,
+                 max_columns: int = 1_000_000, max_items: int = 100_000, max_lexer_states: int = 50_000) -> None:
+        self.terminals = terminals
+        self.ignore = frozenset(ignore)
+        self.chart = Chart(cfg, max_columns=max_columns, max_items=max_items)
+        self.max_lexer_states = max_lexer_states
+        self._guard_ids: dict[bytes, int] = {}
+        self.guards: list[np.ndarray] = []
+        self._guard_id(np.zeros(256, np.bool_))  # guard 0: none
+        self.term_guard = [self._guard_id(t.guard) for t in terminals]
+        self._lexers: dict[frozenset[int], Lexer] = {}
+        self._configs: dict[tuple[int, int], int] = {}
+        self.config_column: list[int] = []
+        self.config_lexer: list[Lexer] = []
+        self.config_start: list[int] = []
+        self._boundary: dict[tuple[int, int], tuple[int, ...]] = {}
+        self.start_config = self.config(0, 0)
+
+    # --- configurations ---------------------------------------------------------------------------------------
+
+    def _guard_id(self, guard: np.ndarray) -> int:
+        key = guard.tobytes()
+        g = self._guard_ids.get(key)
+        if g is None:
+            g = self._guard_ids[key] = len(self.guards)
+            self.guards.append(guard)
+        return g
+
+    def config(self, column: int, guard: int) -> int:
+        """The configuration id of (chart column, guard id), its lexer built on first use."""
+        key = (column, guard)
+        c = self._configs.get(key)
+        if c is None:
+            allowed = self.chart.expected(column) | self.ignore
+            lexer = self._lexers.get(allowed)
+            if lexer is None:
+                lexer = self._lexers[allowed] = Lexer(self.terminals, tuple(sorted(allowed)), self.max_lexer_states)
+            c = self._configs[key] = len(self.config_column)
+            self.config_column.append(column)
+            self.config_lexer.append(lexer)
+            self.config_start.append(lexer.start_state(self.guards[guard]))
+        return c
+
+    def after(self, config: int, terminal: int) -> tuple[int, ...]:
+        """The configurations after a lexeme of `terminal` ends in `config` (none if the parser rejects it)."""
+        key = (config, terminal)
+        out = self._boundary.get(key)
+        if out is None:
+            column = self.config_column[config]
+            guard = self.term_guard[terminal]
+            nxt = []
+            if terminal in self.ignore:
+                nxt.append(self.config(column, guard))
+            scanned = self.chart.scan(column, terminal)
+            if scanned >= 0:
+                nxt.append(self.config(scanned, guard))
+            out = self._boundary[key] = tuple(nxt)
+        return out
+
+    def boundaries(self, config: int, state: int) -> tuple[int, ...]:
+        """The configurations a lexeme ending in lexer state `state` of `config` can lead to."""
+        out: list[int] = []
+        for t in self.config_lexer[config].accepts[state]:
+            out.extend(self.after(config, t))
+        return tuple(out)
+
+    # --- parser states ------------------------------------------------------------------------------------------
+
+    def start(self) -> tuple[Thread, ...]:
+        return ((self.start_config, self.config_start[self.start_config]),)
+
+    def is_final(self, threads: tuple[Thread, ...]) -> bool:
+        """Whether the text so far is a sentence: some thread sits between lexemes in an accepting column."""
+        return any(q == self.config_start[c] and self.chart.accepts(self.config_column[c]) for c, q in threads)
+
+    def feed(self, threads: tuple[Thread, ...], data: np.ndarray, pos: int, end: int,
+             first_only: bool = False) -> tuple[Thread, ...]:
+        """The threads after `data[pos:end]` (empty: dead). With `first_only`, stop at the first survivor."""
+        out: set[Thread] = set()
+        seen: set[tuple[int, int, int]] = set()
+        work = [(c, q, pos) for c, q in threads]
+        while work:
+            c, q, p = work.pop()
+            lexer = self.config_lexer[c]
+            q, p = run_lexeme(lexer.table, lexer.accepting, data, p, end, q)
+            if q < 0:
+                continue
+            if p == end:
+                out.add((c, q))
+                if first_only:
+                    return ((c, q),)
+            else:
+                item = (c, q, p)
+                if item not in seen:
+                    seen.add(item)
+                    work.append(item)
+            if lexer.accepting[q]:
+                for c2 in self.boundaries(c, q):
+                    q2 = self.config_start[c2]
+                    if p == end:
+                        out.add((c2, q2))
+                    else:
+                        item = (c2, q2, p)
+                        if item not in seen:
+                            seen.add(item)
+                            work.append(item)
+        return tuple(sorted(out))
+
+    def accepts(self, data: bytes) -> bool:
+        """Whether the whole of `data` is a sentence."""
+        threads = self.start()
+        if data:
+            threads = self.feed(threads, np.frombuffer(data, np.uint8), 0, len(data))
+        return bool(threads) and self.is_final(threads)
+
+
+def check_guards(cfg: CFG, terminals: list[Terminal], ignore: tuple[int, ...]) -> None:
+    """Refuse grammars where a terminal's guard forbids every start of a terminal that may follow it, with no
+    ignored terminal to go between: a parse could then reach a state with no way on (no prefix property)."""
+    guarded = [t for t, term in enumerate(terminals) if term.guard.any()]
+    if not guarded:
+        return
+    follow = cfg.follow_terminals()
+    for t in ignore:  # an ignored lexeme may sit between any two
+        for u in follow:
+            follow[u] = follow[u] | set(ignore)
+        follow[t] = set(range(cfg.n_terminals)) | {-1}
+
+    def passes(a: int, b: int) -> bool:
+        return b < 0 or bool((terminals[b].first_bytes & ~terminals[a].guard).any())
+
+    for a in guarded:
+        for b in follow.get(a, ()):
+            if passes(a, b) or any(passes(a, i) and passes(i, b) for i in ignore):
+                continue
+            raise UnsupportedConstraintError(
+                f"terminal {terminals[a].name}'s guard forbids every first character of terminal "
+                f"{terminals[b].name}, which may follow it, and no %ignore terminal can go between them"
+            )

@@ -1,0 +1,271 @@
+"""`Grammar`: the language of a Lark grammar, matched token by token with an incremental byte-level parser.
+
+Lark loads and normalises the grammar (EBNF operators, `?rule` inlining, templates, `~n..m` repeats, `%import`,
+`%ignore`), so what users write means what it means to Lark; genlab takes the resulting BNF and terminals.
+Terminal regexes become byte DFAs (`automata/lexer.py`), the rules an Earley chart (`automata/earley.py`),
+joined by `automata/parser.py`. The language is that of `Lark(source, parser="earley")`, with each terminal
+matching any of its strings (Lark's `lexer="dynamic_complete"`; a trailing `(?![...])` guard on a terminal keeps
+keywords and identifiers apart as Lark's greedy `dynamic` lexer does). Priorities only choose between parse
+trees under Earley, so they do not change the language and are not used.
+
+Masks: a thread's mask is a trie walk in its lexer from its state (numba), cached per lexer state, since it
+does not depend on the parser; below the trie nodes where a lexeme can end, the walk goes on in the parser's
+next configuration, grouped so each next configuration costs one kernel call.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genlab.automata.earley import CFG
+from genlab.automata.lexer import Terminal, compile_terminal, walk_lexer
+from genlab.automata.parser import GrammarParser, Thread, check_guards
+from genlab.constraints.base import Constraint, Matcher
+from genlab.errors import GrammarError
+from genlab.trie import TokenTrie
+from genlab.vocab import TokenVocabulary
+
+GRAMMARS_DIR = Path(__file__).resolve().parent.parent / "grammars"
+
+
+class Grammar(Constraint):
+    """Output must be a sentence of the Lark grammar `source` from rule `start` (Earley semantics).
+
+    Limits keep pathological grammars from hanging or eating memory: `max_columns` distinct parse states,
+    `max_items` Earley items in one state, `max_lexer_states` states in one lexer, `max_terminal_states` DFA
+    states per terminal; each raises `StateLimitError` naming what grew.
+    """
+
+    def __init__(self, source: str, start: str = "start", *, max_columns: int = 1_000_000,
+                 max_items: int = 100_000, max_lexer_states: int = 50_000,
+                 max_terminal_states: int = 10_000) -> None:
+        super().__init__()
+        self.source = source
+        self.start_rule = start
+        self.limits = dict(max_columns=max_columns, max_items=max_items, max_lexer_states=max_lexer_states)
+        self.terminals, self.ignore, self.cfg = _load(source, start, max_terminal_states)
+        check_guards(self.cfg, self.terminals, self.ignore)
+        self._parser = GrammarParser(self.terminals, self.ignore, self.cfg, **self.limits)
+
+    @classmethod
+    def from_file(cls, path: str | Path, start: str = "start", **limits) -> "Grammar":
+        """A grammar read from a `.lark` file."""
+        path = Path(path)
+        if not path.exists():
+            raise GrammarError(f"grammar file {str(path)!r} does not exist")
+        return cls(path.read_text(encoding="utf-8"), start, **limits)
+
+    @classmethod
+    def shipped(cls, name: str, start: str = "start", **limits) -> "Grammar":
+        """One of the grammars shipped in `grammars/` by name (`json`, `sqlite`, `arithmetic`, ...)."""
+        path = GRAMMARS_DIR / f"{name}.lark"
+        if not path.exists():
+            have = sorted(p.stem for p in GRAMMARS_DIR.glob("*.lark"))
+            raise GrammarError(f"no shipped grammar {name!r}; shipped: {', '.join(have)}")
+        return cls.from_file(path, start, **limits)
+
+    def __repr__(self) -> str:
+        first = self.source.strip().splitlines()[0] if self.source.strip() else ""
+        return f"Grammar({first[:40]!r}..., start={self.start_rule!r})"
+
+    def _compile(self, vocab: TokenVocabulary) -> "GrammarMatcher":
+        # each vocabulary gets its own parser: its memo tables fill as that vocabulary's text is parsed
+        return GrammarMatcher(GrammarParser(self.terminals, self.ignore, self.cfg, **self.limits), vocab)
+
+    def check(self, text: str | bytes) -> bool:
+        return self._parser.accepts(text.encode("utf-8") if isinstance(text, str) else text)
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "grammar", "start": self.start_rule, "terminals": len(self.terminals),
+                "rules": len(self.cfg.rules) - 1}
+
+
+def _load(source: str, start: str, max_terminal_states: int) -> tuple[list[Terminal], tuple[int, ...], CFG]:
+    """Lark's normalised grammar: compiled terminals, the ignored ones' indices, and the BNF rules."""
+    import lark
+    from lark.exceptions import LarkError
+
+    if not isinstance(source, str):
+        raise TypeError(f"Grammar takes the grammar text as a str, not {type(source).__name__}")
+    try:
+        parsed = lark.Lark(source, start=start, parser="earley", lexer="dynamic")
+    except KeyError as e:  # Lark reports an unknown start rule this way
+        raise GrammarError(f"the grammar has no rule {e.args[0]!r} to start from") from e
+    except (LarkError, ValueError, AssertionError) as e:
+        raise GrammarError(f"Lark rejects the grammar: {e}") from e
+    except Exception as e:  # a terminal regex Lark's regex engine rejects (`re.error` or `regex.error`)
+        if type(e).__name__ != "error":
+            raise
+        raise GrammarError(f"Lark rejects the grammar: invalid terminal regex: {e}") from e
+    terminals: list[Terminal] = []
+    for term in parsed.terminals:
+        pattern = term.pattern
+        if pattern is None:
+            raise GrammarError(f"terminal {term.name} is declared without a pattern (%declare is not supported)")
+        literal = type(pattern).__name__ == "PatternStr"
+        terminals.append(compile_terminal(term.name, pattern.value, "".join(sorted(pattern.flags)),
+                                          literal=literal, max_states=max_terminal_states))
+    names = [t.name for t in terminals]
+    index = {n: i for i, n in enumerate(names)}
+    rules = []
+    for rule in parsed.rules:
+        rhs = []
+        for sym in rule.expansion:
+            if sym.is_term and sym.name not in index:
+                raise GrammarError(f"rule {rule.origin.name} uses terminal {sym.name}, which has no definition")
+            rhs.append(sym.name)
+        rules.append((rule.origin.name, rhs))
+    if not any(lhs == start for lhs, _ in rules):
+        raise GrammarError(f"the grammar has no rule {start!r} to start from")
+    ignore = tuple(sorted(index[n] for n in parsed.ignore_tokens))
+    return terminals, ignore, CFG.build(names, rules, start)
+
+
+class GrammarMatcher(Matcher):
+    """A grammar on a vocabulary. States are tuples of parser threads (see `automata/parser.py`)."""
+
+    MASK_CACHE_BYTES = 64 << 20
+
+    def __init__(self, parser: GrammarParser, vocab: TokenVocabulary) -> None:
+        self.parser = parser
+        self.vocab = vocab
+        self.trie = TokenTrie.of(vocab)
+        self._eos_ids = np.array(sorted(vocab.eos_ids), np.int64)
+        self._is_eos = np.zeros(vocab.size, np.bool_)
+        self._is_eos[self._eos_ids] = True
+        self._scratch = np.empty(self.trie.max_depth + 1, np.int64)
+        n = max(self.trie.n_nodes, 1)
+        self._events = (np.empty(n, np.int32), np.empty(n, np.int32))
+        self._seen = (np.zeros(n, np.int64), np.zeros(n, np.int32))
+        self._stamp = 0
+        self._max_masks = max(16, self.MASK_CACHE_BYTES // max(vocab.size, 1))
+        self._walks: OrderedDict[tuple[int, int], tuple] = OrderedDict()  # (lexer, state) -> walk from the root
+        self._masks: OrderedDict[Thread, np.ndarray] = OrderedDict()  # thread -> its mask
+        self._steps: dict[tuple, tuple] = {}  # (state, token) -> next state
+
+    # --- the contract -----------------------------------------------------------------------------------------
+
+    def start(self) -> tuple[Thread, ...]:
+        return self.parser.start()
+
+    def advance(self, state: tuple[Thread, ...], token_id: int) -> tuple[Thread, ...] | None:
+        if self._is_eos[token_id]:
+            return state if self.parser.is_final(state) else None
+        nxt = self._step(state, token_id)
+        return nxt or None
+
+    def allows(self, state: tuple[Thread, ...], token_id: int) -> bool:
+        if self._is_eos[token_id]:
+            return self.parser.is_final(state)
+        cached = self._steps.get((state, token_id))
+        if cached is not None:
+            return bool(cached)
+        if not self.vocab.is_text[token_id]:
+            return False
+        off = self.vocab.offsets
+        return bool(self.parser.feed(state, self.vocab.data, int(off[token_id]), int(off[token_id + 1]),
+                                     first_only=True))
+
+    def is_final(self, state: tuple[Thread, ...]) -> bool:
+        return self.parser.is_final(state)
+
+    def mask(self, state: tuple[Thread, ...]) -> np.ndarray:
+        if len(state) == 1:
+            return self._thread_mask(state[0])
+        out = np.zeros(self.vocab.size, np.bool_)
+        for thread in state:
+            out |= self._thread_mask(thread)
+        out.flags.writeable = False
+        return out
+
+    # --- internals ----------------------------------------------------------------------------------------------
+
+    def _step(self, state, token_id: int) -> tuple[Thread, ...]:
+        key = (state, token_id)
+        nxt = self._steps.get(key)
+        if nxt is None:
+            if not self.vocab.is_text[token_id]:
+                nxt = ()
+            else:
+                off = self.vocab.offsets
+                nxt = self.parser.feed(state, self.vocab.data, int(off[token_id]), int(off[token_id + 1]))
+            if len(self._steps) > 200_000:
+                self._steps.clear()
+            self._steps[key] = nxt
+        return nxt
+
+    def _thread_mask(self, thread: Thread) -> np.ndarray:
+        mask = self._masks.get(thread)
+        if mask is not None:
+            self._masks.move_to_end(thread)
+            return mask
+        config, q = thread
+        base, nodes, states = self._lexer_walk(config, q)
+        mask = base.copy()
+        self._continue(config, nodes, states, mask, {})
+        mask[self._eos_ids] = self.parser.is_final((thread,))
+        mask.flags.writeable = False
+        self._masks[thread] = mask
+        if len(self._masks) > self._max_masks:
+            self._masks.popitem(last=False)
+        return mask
+
+    def _lexer_walk(self, config: int, q: int) -> tuple:
+        """The walk from the trie root in `config`'s lexer from state `q`: it depends on the lexer only."""
+        lexer = self.parser.config_lexer[config]
+        key = (id(lexer), q)
+        hit = self._walks.get(key)
+        if hit is not None:
+            self._walks.move_to_end(key)
+            return hit
+        out = np.zeros(self.vocab.size, np.bool_)
+        nodes, states, _ = self._walk(lexer, q, np.zeros(1, np.int32), out, self._new_stamp())
+        hit = self._walks[key] = (out, nodes, states)
+        if len(self._walks) > self._max_masks:
+            self._walks.popitem(last=False)
+        return hit
+
+    def _new_stamp(self) -> int:
+        self._stamp += 1
+        return self._stamp
+
+    def _walk(self, lexer, q: int, roots: np.ndarray, out: np.ndarray, stamp: int) -> tuple:
+        """(boundary nodes, their lexer states, the stamp the walk finished under)."""
+        t = self.trie
+        while True:
+            ev_nodes, ev_states = self._events
+            n = walk_lexer(t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, lexer.table,
+                           lexer.accepting, q, roots, self._scratch, out, ev_nodes, ev_states, *self._seen, stamp)
+            if n >= 0:
+                return ev_nodes[:n].copy(), ev_states[:n].copy(), stamp
+            # a retry re-walks from scratch: what the stopped walk marked as seen must not prune it
+            stamp = self._new_stamp()
+            self._events = (np.empty(2 * len(ev_nodes), np.int32), np.empty(2 * len(ev_nodes), np.int32))
+
+    def _continue(self, config: int, nodes: np.ndarray, states: np.ndarray, out: np.ndarray,
+                  stamps: dict[int, int]) -> None:
+        """Go on below each node where a lexeme of `config` can end, in the configurations it leads to."""
+        if len(nodes) == 0:
+            return
+        order = np.argsort(states, kind="stable")
+        states, nodes = states[order], nodes[order]
+        cuts = np.flatnonzero(np.diff(states)) + 1
+        groups: dict[int, list[np.ndarray]] = {}
+        for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(states)]])):
+            for nxt in self.parser.boundaries(config, int(states[lo])):
+                groups.setdefault(nxt, []).append(nodes[lo:hi])
+        for nxt, parts in groups.items():
+            roots = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+            roots = roots[self.trie.subtree_end[roots] > roots + 1]  # only nodes with children go on
+            if len(roots) == 0:
+                continue
+            lexer = self.parser.config_lexer[nxt]
+            if nxt not in stamps:
+                stamps[nxt] = self._new_stamp()
+            sub_nodes, sub_states, stamps[nxt] = self._walk(lexer, self.parser.config_start[nxt], roots, out,
+                                                            stamps[nxt])
+            self._continue(nxt, sub_nodes, sub_states, out, stamps)

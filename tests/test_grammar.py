@@ -1,0 +1,229 @@
+"""Grammar constraints against Lark itself: exhaustive agreement on short strings, the prefix property, masks
+against per-token brute force on real vocabularies, bad input, and sampler outputs that Lark parses."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import lark
+import numpy as np
+import pytest
+from conftest import tokenizer_and_vocab
+
+from genlab import Grammar
+from genlab.errors import (
+    EmptyLanguageError,
+    GrammarError,
+    InvalidPatternError,
+    StateLimitError,
+    UnsupportedConstraintError,
+)
+
+# (grammar, alphabet, max length): each exercises a Lark feature or a lexing ambiguity
+CASES = {
+    "ambiguous": (r"""
+        start: e
+        e: e "+" e | e e | "a" | "(" e ")"
+    """, "a+()", 6),
+    "left_recursive_empty": (r"""
+        start: x
+        x: x "a" | x "b" y |
+        y: "c"?
+    """, "abc", 7),
+    "ebnf_repeats_templates": (r"""
+        start: pair{"a", "b"} ("c"~2..3)? item*
+        pair{l, r}: l r
+        item: "d" | "e"+
+    """, "abcde", 7),
+    "ignore_and_common": (r"""
+        start: NUMBER (OP NUMBER)*
+        OP: "+" | "-"
+        %import common.INT -> NUMBER
+        %import common.WS_INLINE
+        %ignore WS_INLINE
+    """, "12+ ", 6),
+    "keywords_and_names": (r"""
+        start: stmt+
+        stmt: IF NAME | NAME "=" NAME
+        IF: /if(?![a-z])/
+        NAME: /[a-z]+(?![a-z])/
+        %ignore " "
+    """, "if =", 7),
+    "case_insensitive_inline": (r"""
+        start: greet ","? name
+        ?greet: "hi"i | "hey"i
+        name: /[xy]{1,2}/
+    """, "hHiIeEyx,", 5),
+    "lexeme_may_end_or_continue": (r"""
+        start: A B | A
+        A: /a+/
+        B: /ab?/
+    """, "ab", 8),
+}
+
+
+def lark_oracle(source: str) -> lark.Lark:
+    """Lark's Earley parser. Unguarded terminals match any of their strings, as `dynamic_complete` lexes; with
+    guards, Lark's greedy `dynamic` lexer is the reference (`dynamic_complete` tries shorter matches of a
+    guarded terminal without its guard)."""
+    guarded = "(?!" in source
+    return lark.Lark(source, parser="earley", lexer="dynamic" if guarded else "dynamic_complete")
+
+
+def lark_accepts(parser: lark.Lark, text: str) -> bool:
+    try:
+        parser.parse(text)
+        return True
+    except lark.exceptions.LarkError:
+        return False
+
+
+def alive(grammar: Grammar, text: str) -> bool:
+    p = grammar._parser
+    data = np.frombuffer(text.encode(), np.uint8)
+    return bool(p.feed(p.start(), data, 0, len(data))) if text else True
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_agrees_with_lark_on_every_short_string(name):
+    source, alphabet, max_len = CASES[name]
+    grammar, oracle = Grammar(source), lark_oracle(source)
+    accepted = set()
+    for n in range(max_len + 1):
+        for chars in itertools.product(alphabet, repeat=n):
+            text = "".join(chars)
+            want = lark_accepts(oracle, text)
+            assert grammar.check(text) == want, (name, text, want)
+            if want:
+                accepted.add(text)
+    assert accepted, name  # the case must exercise acceptance
+    # prefix property: every prefix of an accepted string is alive; a dead prefix has no accepted extension
+    prefixes = {s[:k] for s in accepted for k in range(len(s) + 1)}
+    for text in prefixes:
+        assert alive(grammar, text), (name, text)
+    for n in range(1, max_len):
+        for chars in itertools.product(alphabet, repeat=n):
+            text = "".join(chars)
+            if not alive(grammar, text):
+                assert not any(s.startswith(text) for s in accepted), (name, text)
+
+
+def test_dead_byte_stays_dead():
+    grammar = Grammar(CASES["keywords_and_names"][0])
+    p = grammar._parser
+    state = p.feed(p.start(), np.frombuffer(b"if x", np.uint8), 0, 4)
+    assert state
+    dead = p.feed(state, np.frombuffer(b"=", np.uint8), 0, 1)
+    assert not dead  # "if x=" has no completion (a statement needs NAME "=" NAME, not IF NAME "=")
+    assert grammar.check("if x") and grammar.check("x = y") and grammar.check("ifx = y")
+    assert not grammar.check("ifx") and not grammar.check("if") and not grammar.check("xif y")
+
+
+def test_guards_need_a_separator():
+    with pytest.raises(UnsupportedConstraintError, match="NAME"):
+        Grammar(r"""
+            start: NAME NAME
+            NAME: /[a-z]+(?![a-z])/
+        """)
+
+
+@pytest.mark.parametrize("source, error, match", [
+    ("start: x\n", GrammarError, "x"),  # undefined rule: Lark's own message names it
+    ("start: \"a\" )\n", GrammarError, "Lark rejects"),
+    ("start: A\nA: /(?<=x)a/\n", UnsupportedConstraintError, "terminal A"),
+    ("start: A\nA: /a(/\n", GrammarError, "invalid terminal regex"),
+    ("start: A\nA: /a*/\n", GrammarError, "zero-width"),
+    ("start: x\nx: x \"a\"\n", EmptyLanguageError, "start"),
+    ("start: A\nA: /\\w{1000}/\n", StateLimitError, "terminal A"),
+])
+def test_bad_grammars_raise_genlab_errors(source, error, match):
+    with pytest.raises(error, match=match):
+        Grammar(source)
+
+
+def test_invalid_terminal_regex_names_the_terminal():
+    with pytest.raises((GrammarError, InvalidPatternError)):
+        Grammar("start: A\nA: /[a/\n")
+
+
+def test_pathological_ambiguity_hits_a_limit_not_a_hang():
+    grammar = Grammar('start: e\ne: e e | e e e | "a" |\n', max_items=300)
+    with pytest.raises(StateLimitError, match="Earley items"):
+        grammar.check("a" * 200)
+
+
+def brute_force_mask(matcher, state) -> np.ndarray:
+    """Every token fed on its own through the byte parser (no trie, no caches)."""
+    vocab, parser = matcher.vocab, matcher.parser
+    want = np.zeros(vocab.size, np.bool_)
+    for t in np.flatnonzero(vocab.is_text):
+        a, b = int(vocab.offsets[t]), int(vocab.offsets[t + 1])
+        want[t] = bool(parser.feed(state, vocab.data, a, b))
+    want[sorted(vocab.eos_ids)] = parser.is_final(state)
+    return want
+
+
+JSON = r"""
+start: value
+?value: object | array | STRING | NUMBER | "true" | "false" | "null"
+object: "{" [pair ("," pair)*] "}"
+pair: STRING ":" value
+array: "[" [value ("," value)*] "]"
+STRING: /"([^"\\\x00-\x1f]|\\["\\\/bfnrt]|\\u[0-9a-fA-F]{4})*"/
+NUMBER: /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/
+%ignore /[ \t\n\r]+/
+"""
+SENTENCES = {
+    JSON: ['{"name": "Ada", "tags": ["x", 1.5e3, true, null], "n": {"k": []}}', '[ 1 ,2 , "a\\"b" ]'],
+    CASES["keywords_and_names"][0]: ["if abc x = y if zz", "ifx = iff"],
+    CASES["ambiguous"][0]: ["(a+a)(a)a+(a+a)"],
+}
+
+
+@pytest.mark.parametrize("name", ["smollm2", "qwen2"])
+@pytest.mark.parametrize("source", list(SENTENCES), ids=["json", "keywords", "ambiguous"])
+def test_mask_equals_brute_force_along_sentences(name, source):
+    tok, vocab = tokenizer_and_vocab(name)
+    grammar = Grammar(source)
+    matcher = grammar.compile(vocab)
+    for sentence in SENTENCES[source]:
+        ids = tok.encode(sentence, add_special_tokens=False)
+        state, states = matcher.start(), [matcher.start()]
+        for t in ids:
+            assert matcher.mask(state)[t] and matcher.allows(state, t), (sentence, vocab.token_bytes[t])
+            state = matcher.advance(state, t)
+            assert state is not None
+            states.append(state)
+        assert matcher.is_final(state), sentence
+        for state in states[:: max(1, len(states) // 5)] + [states[-1]]:
+            assert np.array_equal(matcher.mask(state), brute_force_mask(matcher, state)), sentence
+
+
+def test_random_mask_walks_end_in_sentences_lark_parses():
+    tok, vocab = tokenizer_and_vocab("smollm2")
+    grammar = Grammar(JSON)
+    oracle = lark_oracle(JSON)
+    matcher = grammar.compile(vocab)
+    rng = random.Random(1)
+    short = np.array([len(b) <= 2 for b in vocab.token_bytes])  # short tokens: more structure per step
+    eos = sorted(vocab.eos_ids)[0]
+    finished = 0
+    for _ in range(30):
+        state, out = matcher.start(), []
+        for _step in range(60):
+            mask = matcher.mask(state)
+            assert mask.any(), b"".join(out)  # the prefix property: never stuck
+            if mask[eos] and rng.random() < 0.3:
+                break
+            allowed = np.flatnonzero(mask & short & vocab.is_text)
+            allowed = allowed if len(allowed) else np.flatnonzero(mask & vocab.is_text)
+            if len(allowed) == 0:
+                break
+            t = int(rng.choice(allowed))
+            out.append(vocab.token_bytes[t])
+            state = matcher.advance(state, t)
+        if matcher.is_final(state):
+            finished += 1
+            assert lark_accepts(oracle, b"".join(out).decode()), b"".join(out)
+    assert finished >= 5
