@@ -227,3 +227,44 @@ def test_random_mask_walks_end_in_sentences_lark_parses():
             finished += 1
             assert lark_accepts(oracle, b"".join(out).decode()), b"".join(out)
     assert finished >= 5
+
+
+@pytest.fixture(scope="module")
+def lm():
+    from genlab.models import load
+
+    return load(device="cpu")
+
+
+ARITH = r"""
+start: sum
+?sum: product | sum ("+" | "-") product
+?product: atom | product ("*" | "/") atom
+?atom: NUMBER | "(" sum ")" | "-" atom
+NUMBER: /[0-9]+(\.[0-9]+)?(?![0-9])/
+%ignore " "
+"""
+
+
+JSON_COMPACT = JSON.replace("%ignore /[ \\t\\n\\r]+/", "")  # no whitespace: the model cannot pad with it
+
+
+@pytest.mark.parametrize("source, prompt", [
+    (JSON_COMPACT, 'A cat as JSON: {"name": "Tom", "age": 3}. Another cat as JSON:'),
+    (ARITH, "Write an arithmetic expression that equals 10:"),
+])
+@pytest.mark.parametrize("method", ["mask", "smc"])
+def test_sampler_outputs_parse_with_lark(lm, source, prompt, method):
+    import genlab
+
+    grammar = Grammar(source)
+    oracle = lark_oracle(source)
+    result = genlab.generate(lm, prompt, grammar, method=method, n_particles=4, max_tokens=32, seed=0)
+    assert result.samples
+    for sample in result.samples:
+        text = sample.data.decode("utf-8")
+        if sample.complete:
+            assert lark_accepts(oracle, text), text
+        else:  # cut short by max_tokens: still a live prefix
+            assert alive(grammar, text), text
+    assert any(s.complete for s in result.samples) or method == "mask"

@@ -29,7 +29,10 @@ from genlab.errors import GrammarError
 from genlab.trie import TokenTrie
 from genlab.vocab import TokenVocabulary
 
-GRAMMARS_DIR = Path(__file__).resolve().parent.parent / "grammars"
+_PACKAGE = Path(__file__).resolve().parent.parent
+# a wheel installs the shipped grammars inside the package; a source checkout keeps them at the top level
+GRAMMARS_DIR = next((p for p in (_PACKAGE / "grammars", _PACKAGE.parent / "grammars") if p.is_dir()),
+                    _PACKAGE.parent / "grammars")
 
 
 class Grammar(Constraint):
