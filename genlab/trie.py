@@ -7,7 +7,10 @@ jump to `subtree_end` and skip every token that starts with that prefix. Cost is
 visited, not the vocabulary size times token length.
 
 Tokens are sorted by bytes, so the tokens that end at a node (several ids with the same bytes stay apart) are a
-contiguous run `order[token_start[n]:token_end[n]]`.
+contiguous run `order[token_start[n]:token_end[n]]`, and so are all the tokens of its subtree,
+`order[token_start[n]:subtree_tokens_end[n]]`. With `bytes_below[n]`, the set of bytes anywhere below the node,
+a walk in an automaton state that every such byte keeps in place (the inside of a string) takes the whole
+subtree at once instead of visiting it.
 
 Automaton steps are passed in as a numba-jitted function `step(table, state, byte) -> next state` with a
 negative result meaning "dead"; numba compiles one walk per step function, with the step inlined. DFA tables
@@ -90,6 +93,23 @@ def _build(order, offsets, data):
             token_start[:n].copy(), token_end[:n].copy(), token_node, max_len)
 
 
+@njit(cache=True)
+def _summaries(byte, parent, subtree_end, token_start, n_tok):
+    """Per node: the set of bytes below it (4 x 64 bits) and where its subtree's tokens end in `order`."""
+    n = byte.shape[0]
+    below = np.zeros((n, 4), np.uint64)
+    for i in range(n - 1, 0, -1):
+        p = parent[i]
+        b = byte[i]
+        for w in range(4):
+            below[p, w] |= below[i, w]
+        below[p, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
+    tokens_end = np.empty(n, np.int32)
+    for i in range(n):
+        tokens_end[i] = token_start[subtree_end[i]] if subtree_end[i] < n else n_tok
+    return below, tokens_end
+
+
 @njit
 def emit_state(out, token, state):
     """For `walk_nodes`: record the state a token ends in."""
@@ -142,10 +162,39 @@ def _walk_table(byte, depth, subtree_end, token_start, token_end, order, max_dep
 
 
 @njit(cache=True)
-def _mask_table(byte, depth, subtree_end, token_start, token_end, order, max_depth, table, start, out):
+def _mask_table(byte, depth, subtree_end, token_start, token_end, order, bytes_below, subtree_tokens_end, max_depth,
+                table, loops, start, out):
+    """The mask walk for a DFA table, taking a subtree whole where every byte below keeps the state in place."""
     states = np.empty(max_depth + 1, np.int64)
-    walk_nodes(byte, depth, subtree_end, token_start, token_end, order, table_step, table, start, states,
-               emit_true, out)
+    states[0] = start
+    n = byte.shape[0]
+    i = 1
+    while i < n:
+        d = depth[i]
+        s = table[states[d - 1], byte[i]]
+        if s < 0:
+            i = subtree_end[i]
+            continue
+        whole = True
+        for w in range(4):
+            if bytes_below[i, w] & ~loops[s, w]:
+                whole = False
+                break
+        if whole:
+            for k in range(token_start[i], subtree_tokens_end[i]):
+                out[order[k]] = True
+            i = subtree_end[i]
+            continue
+        states[d] = s
+        for k in range(token_start[i], token_end[i]):
+            out[order[k]] = True
+        i += 1
+
+
+def self_loops(table: np.ndarray) -> np.ndarray:
+    """[n_states, 4] uint64: per state of a DFA table, the 256-bit set of bytes that lead back to it."""
+    stay = table == np.arange(table.shape[0])[:, None]
+    return np.ascontiguousarray(np.packbits(stay, axis=1, bitorder="little")).view(np.uint64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,6 +218,8 @@ class TokenTrie:
     order: np.ndarray
     token_node: np.ndarray
     max_depth: int
+    bytes_below: np.ndarray  # [n_nodes, 4] uint64: the bytes on the edges below each node, as a 256-bit set
+    subtree_tokens_end: np.ndarray  # the subtree of node n holds the tokens order[token_start[n]:this[n]]
 
     @classmethod
     def from_vocab(cls, vocab: TokenVocabulary) -> "TokenTrie":
@@ -177,7 +228,8 @@ class TokenTrie:
         blobs = vocab.token_bytes
         order = np.array(sorted(text_ids.tolist(), key=blobs.__getitem__), dtype=np.int32)
         arrays = _build(order, vocab.offsets, vocab.data)
-        return cls(vocab.size, *arrays[:8], order, arrays[8], int(arrays[9]))
+        below, tokens_end = _summaries(arrays[0], arrays[2], arrays[3], arrays[6], len(order))
+        return cls(vocab.size, *arrays[:8], order, arrays[8], int(arrays[9]), below, tokens_end)
 
     @classmethod
     def of(cls, vocab: TokenVocabulary) -> "TokenTrie":
@@ -211,10 +263,16 @@ class TokenTrie:
         _walk_table(*self.nodes, self.max_depth, table, start, out)
         return out
 
-    def mask_table(self, table: np.ndarray, start: int) -> np.ndarray:
-        """`walk_table(table, start) >= 0`, written straight into a bool array (the fast path for masks)."""
+    def mask_table(self, table: np.ndarray, start: int, loops: np.ndarray | None = None) -> np.ndarray:
+        """`walk_table(table, start) >= 0`, written straight into a bool array (the fast path for masks).
+
+        `loops` is `self_loops(table)`; pass it when masking many states of one table, to compute it once.
+        """
         out = np.zeros(self.vocab_size, np.bool_)
-        _mask_table(*self.nodes, self.max_depth, table, start, out)
+        _mask_table(self.byte, self.depth, self.subtree_end, self.token_start, self.token_end, self.order,
+                    self.bytes_below,
+                    self.subtree_tokens_end, self.max_depth, table, self_loops(table) if loops is None else loops,
+                    start, out)
         return out
 
 

@@ -67,6 +67,7 @@ def token_states(trie: TokenTrie, dfa: ByteDFA, state: int) -> np.ndarray:
     return trie.walk_table(dfa.transitions, state)
 
 
-def token_mask(trie: TokenTrie, dfa: ByteDFA, state: int) -> np.ndarray:
-    """Bool mask of the text tokens whose bytes the DFA reads from `state`: one trie walk."""
-    return trie.mask_table(dfa.transitions, state)
+def token_mask(trie: TokenTrie, dfa: ByteDFA, state: int, loops: np.ndarray | None = None) -> np.ndarray:
+    """Bool mask of the text tokens whose bytes the DFA reads from `state`: one trie walk (`loops`: the table's
+    `trie.self_loops`, computed once per DFA by callers that mask many states)."""
+    return trie.mask_table(dfa.transitions, state, loops)

@@ -25,6 +25,7 @@ from numba import njit
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.regex import compile_regex
 from genlab.errors import ConstraintError, StateLimitError, UnsupportedConstraintError
+from genlab.trie import self_loops
 
 try:  # Python 3.11+
     from re import _constants as C
@@ -151,6 +152,15 @@ class Lexer:
     def n_states(self) -> int:
         return self.table.shape[0]
 
+    @property
+    def loops(self) -> np.ndarray:
+        """[n_states, 4] uint64: per non-accepting state, the 256-bit set of bytes that keep it in place (a
+        subtree whose bytes are all in it is allowed whole and holds no lexeme boundary)."""
+        if getattr(self, "_loops", None) is None or self._loops.shape[0] != self.n_states:
+            self._loops = self_loops(self.table)
+            self._loops[self.accepting] = 0
+        return self._loops
+
     def start_state(self, guard: np.ndarray | None) -> int:
         """State 0, or a copy of its row without the guarded bytes (the lexeme after a guarded one)."""
         if guard is None or not guard.any():
@@ -184,8 +194,9 @@ def run_lexeme(table, accepting, data, pos, end, state):
 
 
 @njit(cache=True)
-def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, table, accepting, start, roots,
-               states, out, event_nodes, event_states, seen_stamp, seen_state, stamp):
+def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_below, subtree_tokens_end,
+               table, accepting, loops, start, roots, states, out, event_nodes, event_states, seen_stamp,
+               seen_state, stamp):
     """Walk the trie below each node in `roots` from lexer state `start`: mark in `out` every token whose bytes
     the lexer reads, and list the nodes where it accepts (a lexeme may end there) with their states.
 
@@ -193,7 +204,8 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, table, a
     returns how many there are, or -1 when they do not fit (call again with larger buffers). `seen_stamp` and
     `seen_state` (one per node) remember the last (node, state) explored under `stamp`: a subtree already
     explored from the same node in the same state is skipped (roots nested in roots would otherwise re-walk
-    it), so callers use one stamp per lexer context and a fresh one when the context changes.
+    it), so callers use one stamp per lexer context and a fresh one when the context changes. A subtree whose
+    bytes all keep a non-accepting state in place (`loops`) is marked whole without a visit.
     """
     n_events = 0
     for r in roots:
@@ -210,6 +222,17 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, table, a
             if s < 0 or (seen_stamp[i] == stamp and seen_state[i] == s):
                 i = subtree_end[i]
                 continue
+            if not accepting[s]:
+                whole = True
+                for w in range(4):
+                    if bytes_below[i, w] & ~loops[s, w]:
+                        whole = False
+                        break
+                if whole:
+                    for k in range(token_start[i], subtree_tokens_end[i]):
+                        out[order[k]] = True
+                    i = subtree_end[i]
+                    continue
             seen_stamp[i] = stamp
             seen_state[i] = s
             states[d] = s

@@ -241,8 +241,9 @@ class GrammarMatcher(Matcher):
         t = self.trie
         while True:
             ev_nodes, ev_states = self._events
-            n = walk_lexer(t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, lexer.table,
-                           lexer.accepting, q, roots, self._scratch, out, ev_nodes, ev_states, *self._seen, stamp)
+            n = walk_lexer(t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, t.bytes_below,
+                           t.subtree_tokens_end, lexer.table, lexer.accepting, lexer.loops, q, roots,
+                           self._scratch, out, ev_nodes, ev_states, *self._seen, stamp)
             if n >= 0:
                 return ev_nodes[:n].copy(), ev_states[:n].copy(), stamp
             # a retry re-walks from scratch: what the stopped walk marked as seen must not prune it

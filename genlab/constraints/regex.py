@@ -8,7 +8,7 @@ from numba import njit
 from genlab.automata.dfa import ByteDFA, token_mask
 from genlab.automata.regex import compile_regex
 from genlab.constraints.base import Constraint, Matcher
-from genlab.trie import TokenTrie
+from genlab.trie import TokenTrie, self_loops
 from genlab.vocab import TokenVocabulary
 
 
@@ -64,6 +64,7 @@ class DFAMatcher(Matcher):
         self._eos[self._eos_ids] = True
         self._args = (dfa.transitions, dfa.accepting, vocab.offsets, vocab.data, vocab.is_text, self._eos)
         self._masks: dict[int, np.ndarray] = {}
+        self._loops = self_loops(dfa.transitions)
 
     def start(self) -> int:
         return self.dfa.start
@@ -81,7 +82,7 @@ class DFAMatcher(Matcher):
     def mask(self, state: int) -> np.ndarray:
         mask = self._masks.get(state)
         if mask is None:
-            mask = token_mask(self.trie, self.dfa, state)
+            mask = token_mask(self.trie, self.dfa, state, self._loops)
             mask[self._eos_ids] = self.dfa.accepting[state]
             mask.flags.writeable = False
             self._masks[state] = mask
