@@ -4,10 +4,10 @@ A terminal is a regex (or literal) compiled by `regex.py`, plus an optional *gua
 lookahead of one ASCII character class, `(?![A-Za-z0-9_])`, meaning "this lexeme may not be followed by such a
 character". Guards let keywords and identifiers keep apart where whitespace between lexemes is optional.
 
-A `Lexer` runs every allowed terminal at once: a state is the tuple of the live (terminal, terminal-state)
-pairs, built lazily from the start state, and it records which terminals accept there. State 0 reads the first
-byte of a lexeme; a guard on the previous lexeme adds a start row with the guarded bytes removed
-(`start_state`). Every state is live, since each terminal DFA holds only live states.
+The `Lexer` runs every allowed terminal at once: a state is the tuple of the live (terminal, terminal-state)
+pairs, built lazily, and it records which terminals accept there. Each (allowed set, guard of the previous
+lexeme) has its own start state, whose row leaves out the guarded bytes. Every state is live, since each
+terminal DFA holds only live states.
 
 `walk_lexer` is the mask kernel: it walks the trie under given roots from one lexer state, marks the tokens
 whose bytes stay inside the lexeme, and reports the nodes where a terminal accepts (lexeme boundaries), so the
@@ -100,81 +100,104 @@ def _guard_bytes(where: str, cls: str, flags: str) -> np.ndarray:
 
 
 class Lexer:
-    """The product DFA of a set of terminals (given by index into `terminals`), built lazily and capped."""
+    """One product DFA shared by every terminal set of a grammar, built lazily and capped.
 
-    def __init__(self, terminals: list[Terminal], ids: tuple[int, ...], max_states: int) -> None:
+    A state is the tuple of live (terminal, terminal state) pairs, interned once for the whole grammar, so
+    lexers for different allowed sets meet in the same states as soon as their surviving terminals agree (after
+    a letter, "inside a name" is one state whatever keywords were allowed). Each allowed set and guard gets its
+    own start state, never re-entered, so "nothing read yet" stays recognisable. Rows are computed per byte
+    class (bytes every terminal treats alike), and only for states reachable from the starts asked for.
+    """
+
+    def __init__(self, terminals: list[Terminal], max_states: int) -> None:
         self.terminals = terminals
-        self.ids = ids
         self.max_states = max_states
+        tables = [t.dfa.transitions for t in terminals]
+        # byte classes: bytes whose column is the same in every terminal's table
+        stacked = np.ascontiguousarray(np.vstack(tables).T) if tables else np.zeros((256, 1), np.int32)
+        _, first, self.byte_class = np.unique(stacked, axis=0, return_index=True, return_inverse=True)
+        self.byte_class = self.byte_class.ravel()
+        self.class_rep = first  # one byte per class
+        self._class_tables = [np.ascontiguousarray(tab[:, first]) for tab in tables]
         self._index: dict[tuple, int] = {}
         self._keys: list[tuple] = []
+        self._rows: list[np.ndarray] = []  # per state: next state per byte class
         self.accepts: list[tuple[int, ...]] = []  # terminal ids accepting in each state
-        self._start_rows: dict[bytes, int] = {}
-        # state 0 is the lexeme start; it is not interned, so a terminal DFA that loops back to its own start
-        # state mid-lexeme gets a different state and "nothing read yet" stays recognisable
-        start = tuple((t, terminals[t].dfa.start) for t in ids)
-        self._keys.append(start)
-        self.accepts.append(())
-        rows: list[np.ndarray] = []
-        while len(rows) < len(self._keys):  # breadth first: states are numbered as they are found
-            rows.append(self._expand(len(rows)))
-        self.table = np.vstack(rows).astype(np.int32)
-        self.accepting = np.array([bool(a) for a in self.accepts], np.bool_)
-
-    def _intern(self, key: tuple) -> int:
-        s = self._index.get(key)
-        if s is None:
-            if len(self._keys) >= self.max_states:
-                names = ", ".join(self.terminals[t].name for t in self.ids[:8])
-                raise StateLimitError(
-                    f"the lexer over terminals {names}{', ...' if len(self.ids) > 8 else ''} needs more than "
-                    f"{self.max_states} states; raise max_lexer_states or simplify the terminals"
-                )
-            s = self._index[key] = len(self._keys)
-            self._keys.append(key)
-            self.accepts.append(tuple(t for t, q in key if self.terminals[t].dfa.accepting[q]))
-        return s
-
-    def _expand(self, s: int) -> np.ndarray:
-        key = self._keys[s]
-        if not key:
-            return np.full(256, -1, np.int32)
-        moves = np.stack([self.terminals[t].dfa.transitions[q] for t, q in key])  # [k, 256]
-        columns, inverse = np.unique(moves.T, axis=0, return_inverse=True)
-        targets = np.full(len(columns), -1, np.int32)
-        for j, col in enumerate(columns):
-            nxt = tuple((key[i][0], int(q)) for i, q in enumerate(col) if q >= 0)
-            if nxt:
-                targets[j] = self._intern(nxt)
-        return targets[inverse.ravel()]
+        self.table = np.zeros((0, 256), np.int32)
+        self.accepting = np.zeros(0, np.bool_)
+        self._loops = np.zeros((0, 4), np.uint64)
 
     @property
     def n_states(self) -> int:
-        return self.table.shape[0]
+        return len(self._keys)
+
+    def start(self, ids: frozenset[int], guard: np.ndarray) -> int:
+        """The start state for a lexeme of one of the terminals `ids`, whose first byte is not in `guard`."""
+        key = ("start", tuple(sorted(ids)), guard.tobytes())
+        s = self._index.get(key)
+        if s is None:
+            pairs = tuple((t, self.terminals[t].dfa.start) for t in sorted(ids))
+            s = self._intern(key, ())
+            self._rows.append(self._expand(pairs))  # every state before s is expanded: row s lands at index s
+            self._grow(forbid=(s, guard))
+        return s
+
+    def _intern(self, key: tuple, accepts: tuple[int, ...]) -> int:
+        if len(self._keys) >= self.max_states:
+            raise StateLimitError(
+                f"the grammar's lexer needs more than {self.max_states} states; raise max_lexer_states or "
+                "simplify the terminals"
+            )
+        s = self._index[key] = len(self._keys)
+        self._keys.append(key)
+        self.accepts.append(accepts)
+        return s
+
+    def _state(self, pairs: tuple) -> int:
+        s = self._index.get(pairs)
+        if s is None:
+            s = self._intern(pairs, tuple(t for t, q in pairs if self.terminals[t].dfa.accepting[q]))
+        return s
+
+    def _expand(self, pairs: tuple) -> np.ndarray:
+        """Next state per byte class from the live pairs `pairs` (-1: every terminal dies)."""
+        n_classes = len(self.class_rep)
+        out = np.full(n_classes, -1, np.int32)
+        if not pairs:
+            return out
+        moves = np.stack([self._class_tables[t][q] for t, q in pairs])  # [k, classes]
+        columns: dict[bytes, int] = {}
+        cols = np.ascontiguousarray(moves.T)
+        for c in range(n_classes):
+            col = cols[c]
+            blob = col.tobytes()
+            nxt = columns.get(blob)
+            if nxt is None:
+                live = tuple((pairs[i][0], int(q)) for i, q in enumerate(col) if q >= 0)
+                nxt = columns[blob] = self._state(live) if live else -1
+            out[c] = nxt
+        return out
+
+    def _grow(self, forbid: tuple[int, np.ndarray]) -> None:
+        """Expand every state found but not yet expanded, then extend the byte-level tables."""
+        done = len(self.table)
+        while len(self._rows) < len(self._keys):
+            self._rows.append(self._expand(self._keys[len(self._rows)]))
+        new = np.stack(self._rows[done:])[:, self.byte_class].astype(np.int32)
+        start, guard = forbid
+        if guard.any():
+            new[start - done, guard] = -1
+        self.table = np.vstack([self.table, new])
+        self.accepting = np.concatenate([self.accepting, [bool(a) for a in self.accepts[done:]]]).astype(np.bool_)
+        loops = self_loops(self.table[done:] - done)  # self_loops compares against row numbers from 0
+        loops[self.accepting[done:]] = 0
+        self._loops = np.vstack([self._loops, loops])
 
     @property
     def loops(self) -> np.ndarray:
         """[n_states, 4] uint64: per non-accepting state, the 256-bit set of bytes that keep it in place (a
         subtree whose bytes are all in it is allowed whole and holds no lexeme boundary)."""
-        if getattr(self, "_loops", None) is None or self._loops.shape[0] != self.n_states:
-            self._loops = self_loops(self.table)
-            self._loops[self.accepting] = 0
         return self._loops
-
-    def start_state(self, guard: np.ndarray | None) -> int:
-        """State 0, or a copy of its row without the guarded bytes (the lexeme after a guarded one)."""
-        if guard is None or not guard.any():
-            return 0
-        key = guard.tobytes()
-        s = self._start_rows.get(key)
-        if s is None:
-            row = self.table[0].copy()
-            row[guard] = -1
-            s = self._start_rows[key] = self.table.shape[0]
-            self.table = np.vstack([self.table, row[None, :]])
-            self.accepting = np.append(self.accepting, False)
-            self.accepts.append(())
-        return s
 
 
 @njit(cache=True)

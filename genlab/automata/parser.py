@@ -35,15 +35,13 @@ class GrammarParser:
         self.terminals = terminals
         self.ignore = frozenset(ignore)
         self.chart = Chart(cfg, max_columns=max_columns, max_items=max_items)
-        self.max_lexer_states = max_lexer_states
         self._guard_ids: dict[bytes, int] = {}
         self.guards: list[np.ndarray] = []
         self._guard_id(np.zeros(256, np.bool_))  # guard 0: none
         self.term_guard = [self._guard_id(t.guard) for t in terminals]
-        self._lexers: dict[frozenset[int], Lexer] = {}
+        self.lexer = Lexer(terminals, max_lexer_states)
         self._configs: dict[tuple[int, int], int] = {}
         self.config_column: list[int] = []
-        self.config_lexer: list[Lexer] = []
         self.config_start: list[int] = []
         self._boundary: dict[tuple[int, int], tuple[int, ...]] = {}
         self.start_config = self.config(0, 0)
@@ -63,14 +61,10 @@ class GrammarParser:
         key = (column, guard)
         c = self._configs.get(key)
         if c is None:
-            allowed = self.chart.expected(column) | self.ignore
-            lexer = self._lexers.get(allowed)
-            if lexer is None:
-                lexer = self._lexers[allowed] = Lexer(self.terminals, tuple(sorted(allowed)), self.max_lexer_states)
+            start = self.lexer.start(self.chart.expected(column) | self.ignore, self.guards[guard])
             c = self._configs[key] = len(self.config_column)
             self.config_column.append(column)
-            self.config_lexer.append(lexer)
-            self.config_start.append(lexer.start_state(self.guards[guard]))
+            self.config_start.append(start)
         return c
 
     def after(self, config: int, terminal: int) -> tuple[int, ...]:
@@ -92,7 +86,7 @@ class GrammarParser:
     def boundaries(self, config: int, state: int) -> tuple[int, ...]:
         """The configurations a lexeme ending in lexer state `state` of `config` can lead to."""
         out: list[int] = []
-        for t in self.config_lexer[config].accepts[state]:
+        for t in self.lexer.accepts[state]:
             out.extend(self.after(config, t))
         return tuple(out)
 
@@ -111,9 +105,9 @@ class GrammarParser:
         out: set[Thread] = set()
         seen: set[tuple[int, int, int]] = set()
         work = [(c, q, pos) for c, q in threads]
+        lexer = self.lexer
         while work:
             c, q, p = work.pop()
-            lexer = self.config_lexer[c]
             q, p = run_lexeme(lexer.table, lexer.accepting, data, p, end, q)
             if q < 0:
                 continue

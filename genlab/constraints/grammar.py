@@ -146,7 +146,7 @@ class GrammarMatcher(Matcher):
         self._seen = (np.zeros(n, np.int64), np.zeros(n, np.int32))
         self._stamp = 0
         self._max_masks = max(16, self.MASK_CACHE_BYTES // max(vocab.size, 1))
-        self._walks: OrderedDict[tuple[int, int], tuple] = OrderedDict()  # (lexer, state) -> walk from the root
+        self._walks: OrderedDict[int, tuple] = OrderedDict()  # lexer state -> walk from the root
         self._masks: OrderedDict[Thread, np.ndarray] = OrderedDict()  # thread -> its mask
         self._steps: dict[tuple, tuple] = {}  # (state, token) -> next state
 
@@ -207,7 +207,7 @@ class GrammarMatcher(Matcher):
             self._masks.move_to_end(thread)
             return mask
         config, q = thread
-        base, nodes, states = self._lexer_walk(config, q)
+        base, nodes, states = self._lexer_walk(q)
         mask = base.copy()
         self._continue(config, nodes, states, mask, {})
         mask[self._eos_ids] = self.parser.is_final((thread,))
@@ -217,10 +217,10 @@ class GrammarMatcher(Matcher):
             self._masks.popitem(last=False)
         return mask
 
-    def _lexer_walk(self, config: int, q: int) -> tuple:
-        """The walk from the trie root in `config`'s lexer from state `q`: it depends on the lexer only."""
-        lexer = self.parser.config_lexer[config]
-        key = (id(lexer), q)
+    def _lexer_walk(self, q: int) -> tuple:
+        """The walk from the trie root from lexer state `q`: it depends on the lexer state only."""
+        lexer = self.parser.lexer
+        key = q
         hit = self._walks.get(key)
         if hit is not None:
             self._walks.move_to_end(key)
@@ -263,11 +263,12 @@ class GrammarMatcher(Matcher):
             for nxt in self.parser.boundaries(config, int(states[lo])):
                 groups.setdefault(nxt, []).append(nodes[lo:hi])
         for nxt, parts in groups.items():
-            roots = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+            # repeated roots cost nothing: the walk skips a root already walked from the same start (`seen`)
+            roots = np.concatenate(parts) if len(parts) > 1 else parts[0]
             roots = roots[self.trie.subtree_end[roots] > roots + 1]  # only nodes with children go on
             if len(roots) == 0:
                 continue
-            lexer = self.parser.config_lexer[nxt]
+            lexer = self.parser.lexer
             if nxt not in stamps:
                 stamps[nxt] = self._new_stamp()
             sub_nodes, sub_states, stamps[nxt] = self._walk(lexer, self.parser.config_start[nxt], roots, out,
