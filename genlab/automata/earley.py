@@ -111,12 +111,28 @@ def _productive(n_terminals: int, rules) -> set[int]:
 
 @dataclass
 class Column:
-    """A finished chart column: what it expects next and who waits for which nonterminal."""
+    """A finished chart column: what it expects next and who waits for which nonterminal.
 
-    scans: dict[int, tuple[Item, ...]]  # terminal -> the kernel items scanning it gives
-    waits: dict[int, tuple[Item, ...]]  # nonterminal -> items with the dot before it
+    Items predicted here (origin = this column) are the same in every column that predicts the same
+    nonterminals, so they are kept once per set of predicted nonterminals (`Prediction`) and only the items
+    coming from earlier columns are stored per column.
+    """
+
+    scans: dict[int, tuple[Item, ...]]  # terminal -> kernel items scanning it gives (items from earlier columns)
+    waits: dict[int, tuple[Item, ...]]  # nonterminal -> items from earlier columns with the dot before it
+    predicted: "Prediction"
     accepts: bool
+    expected: frozenset[int] = frozenset()
     next: dict[int, int] = field(default_factory=dict)  # memo: terminal -> column id (-1: not expected)
+
+
+@dataclass
+class Prediction:
+    """The closure of predicting a set of nonterminals, as (rule, dot) items whose origin is the column itself."""
+
+    scans: dict[int, tuple[tuple[int, int], ...]]  # terminal -> (rule, dot after it)
+    waits: dict[int, tuple[tuple[int, int], ...]]  # nonterminal -> (rule, dot before it)
+    size: int
 
 
 class Chart:
@@ -131,6 +147,7 @@ class Chart:
         for r, (lhs, _) in enumerate(cfg.rules):
             by_lhs.setdefault(lhs, []).append(r)
         self._by_lhs = by_lhs
+        self._predictions: dict[frozenset[int], Prediction] = {}
         self.columns: list[Column] = []
         self._ids: dict[frozenset[Item], int] = {}
         self._make(frozenset({(0, 0, 0)}))
@@ -140,16 +157,62 @@ class Chart:
         col = self.columns[column]
         nxt = col.next.get(terminal)
         if nxt is None:
-            kernel = col.scans.get(terminal)
-            nxt = col.next[terminal] = -1 if kernel is None else self._make(frozenset(kernel))
+            if terminal not in col.expected:
+                nxt = -1
+            else:
+                kernel = list(col.scans.get(terminal, ()))
+                kernel.extend((r, d, column) for r, d in col.predicted.scans.get(terminal, ()))
+                nxt = self._make(frozenset(kernel))
+            col.next[terminal] = nxt
         return nxt
 
     def expected(self, column: int) -> frozenset[int]:
         """The terminals `column` can scan."""
-        return frozenset(self.columns[column].scans)
+        return self.columns[column].expected
 
     def accepts(self, column: int) -> bool:
         return self.columns[column].accepts
+
+    def _waiting(self, column: int, symbol: int):
+        """Items of `column` with the dot before nonterminal `symbol`, both kinds."""
+        col = self.columns[column]
+        yield from col.waits.get(symbol, ())
+        for r, d in col.predicted.waits.get(symbol, ()):
+            yield r, d, column
+
+    def _prediction(self, roots: frozenset[int]) -> Prediction:
+        """The items that predicting `roots` adds (memoised per set of nonterminals)."""
+        pred = self._predictions.get(roots)
+        if pred is None:
+            rules, n_t, nullable = self.cfg.rules, self.cfg.n_terminals, self._nullable
+            items: set[tuple[int, int]] = set()
+            work = [(r, 0) for b in roots for r in self._by_lhs.get(b, ())]
+            predicted = set(roots)
+            scans: dict[int, list[tuple[int, int]]] = {}
+            waits: dict[int, list[tuple[int, int]]] = {}
+            while work:
+                item = work.pop()
+                if item in items:
+                    continue
+                items.add(item)
+                r, d = item
+                rhs = rules[r][1]
+                if d == len(rhs):  # an empty derivation: the nullable rule below already moved past it
+                    continue
+                sym = rhs[d]
+                if sym < n_t:
+                    scans.setdefault(sym, []).append((r, d + 1))
+                    continue
+                waits.setdefault(sym, []).append((r, d))
+                if sym not in predicted:
+                    predicted.add(sym)
+                    work.extend((r2, 0) for r2 in self._by_lhs.get(sym, ()))
+                if sym in nullable:
+                    work.append((r, d + 1))
+            pred = self._predictions[roots] = Prediction(
+                {t: tuple(v) for t, v in scans.items()}, {x: tuple(v) for x, v in waits.items()}, len(items)
+            )
+        return pred
 
     def _make(self, kernel: frozenset[Item]) -> int:
         cid = self._ids.get(kernel)
@@ -162,45 +225,46 @@ class Chart:
             )
         cid = len(self.columns)
         rules, n_t, nullable = self.cfg.rules, self.cfg.n_terminals, self._nullable
+        # only items from earlier columns are followed here; what they predict comes from `_prediction`
         items = set(kernel)
         work = list(kernel)
         scans: dict[int, list[Item]] = {}
         waits: dict[int, list[Item]] = {}
-        predicted: set[int] = set()
-
-        def add(item: Item) -> None:
-            if item not in items:
-                items.add(item)
-                work.append(item)
-                if len(items) > self.max_items:
-                    raise StateLimitError(
-                        f"a grammar parse state holds more than {self.max_items} Earley items; raise max_items, "
-                        "or the grammar is too ambiguous (e.g. deeply nested ambiguous rules)"
-                    )
-
+        roots: set[int] = set()
         while work:
             r, d, o = work.pop()
             lhs, rhs = rules[r]
             if d == len(rhs):
-                if o != cid:  # an empty derivation (o == cid) was already handled by the nullable rule
-                    for r2, d2, o2 in self.columns[o].waits.get(lhs, ()):
-                        add((r2, d2 + 1, o2))
+                if o != cid:
+                    for nxt in self._waiting(o, lhs):
+                        nxt = (nxt[0], nxt[1] + 1, nxt[2])
+                        if nxt not in items:
+                            items.add(nxt)
+                            work.append(nxt)
                 continue
             sym = rhs[d]
             if sym < n_t:
                 scans.setdefault(sym, []).append((r, d + 1, o))
                 continue
             waits.setdefault(sym, []).append((r, d, o))
-            if sym not in predicted:
-                predicted.add(sym)
-                for r2 in self._by_lhs.get(sym, ()):
-                    add((r2, 0, cid))
+            roots.add(sym)
             if sym in nullable:
-                add((r, d + 1, o))
+                nxt = (r, d + 1, o)
+                if nxt not in items:
+                    items.add(nxt)
+                    work.append(nxt)
+            if len(items) > self.max_items:
+                raise StateLimitError(
+                    f"a grammar parse state holds more than {self.max_items} Earley items; raise max_items, "
+                    "or the grammar is too ambiguous (e.g. deeply nested ambiguous rules)"
+                )
+        pred = self._prediction(frozenset(roots))
         col = Column(
             {t: tuple(v) for t, v in scans.items()},
-            {s: tuple(v) for s, v in waits.items()},
+            {x: tuple(v) for x, v in waits.items()},
+            pred,
             (0, 1, 0) in items,
+            frozenset(scans) | frozenset(pred.scans),
         )
         self.columns.append(col)
         self._ids[kernel] = cid

@@ -123,9 +123,10 @@ class Lexer:
         self._keys: list[tuple] = []
         self._rows: list[np.ndarray] = []  # per state: next state per byte class
         self.accepts: list[tuple[int, ...]] = []  # terminal ids accepting in each state
-        self.table = np.zeros((0, 256), np.int32)
-        self.accepting = np.zeros(0, np.bool_)
-        self._loops = np.zeros((0, 4), np.uint64)
+        self._table_buf = np.zeros((0, 256), np.int32)
+        self._accepting_buf = np.zeros(0, np.bool_)
+        self._loops_buf = np.zeros((0, 4), np.uint64)
+        self.table, self.accepting, self._loops = self._table_buf, self._accepting_buf, self._loops_buf
 
     @property
     def n_states(self) -> int:
@@ -187,11 +188,22 @@ class Lexer:
         start, guard = forbid
         if guard.any():
             new[start - done, guard] = -1
-        self.table = np.vstack([self.table, new])
-        self.accepting = np.concatenate([self.accepting, [bool(a) for a in self.accepts[done:]]]).astype(np.bool_)
-        loops = self_loops(self.table[done:] - done)  # self_loops compares against row numbers from 0
-        loops[self.accepting[done:]] = 0
-        self._loops = np.vstack([self._loops, loops])
+        n = len(self._keys)
+        if n > len(self._table_buf):  # grow by doubling: tables are views of buffers, so a growth copies rarely
+            cap = max(2 * len(self._table_buf), n, 64)
+            self._table_buf = np.concatenate([self._table_buf, np.full((cap - len(self._table_buf), 256), -1,
+                                                                       np.int32)])
+            self._accepting_buf = np.concatenate([self._accepting_buf,
+                                                  np.zeros(cap - len(self._accepting_buf), np.bool_)])
+            self._loops_buf = np.concatenate([self._loops_buf, np.zeros((cap - len(self._loops_buf), 4), np.uint64)])
+        self._table_buf[done:n] = new
+        self._accepting_buf[done:n] = [bool(a) for a in self.accepts[done:]]
+        loops = self_loops(new - done)  # self_loops compares against row numbers from 0
+        loops[self._accepting_buf[done:n]] = 0
+        self._loops_buf[done:n] = loops
+        self.table = self._table_buf[:n]
+        self.accepting = self._accepting_buf[:n]
+        self._loops = self._loops_buf[:n]
 
     @property
     def loops(self) -> np.ndarray:
