@@ -16,6 +16,7 @@ parser can continue the walk below them in its next state.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -87,8 +88,7 @@ def _split_guard(pattern: str) -> tuple[str, str | None]:
 
 def _guard_bytes(where: str, cls: str, flags: str) -> np.ndarray:
     """bool[256] of the ASCII bytes the guard class matches; non-ASCII classes are refused (not byte-exact)."""
-    dfa = compile_regex(f"(?{flags}:{cls})" if flags else cls)
-    row = dfa.transitions[dfa.start]
+    row = _guard_row(cls, flags)
     if (row[0x80:] >= 0).any():
         raise UnsupportedConstraintError(
             f"{where}: the trailing guard (?!{cls}) matches non-ASCII characters; guards must be ASCII classes "
@@ -97,6 +97,13 @@ def _guard_bytes(where: str, cls: str, flags: str) -> np.ndarray:
     guard = np.zeros(256, np.bool_)
     guard[:0x80] = row[:0x80] >= 0
     return guard
+
+
+@functools.lru_cache(maxsize=256)
+def _guard_row(cls: str, flags: str) -> np.ndarray:
+    """The first-byte row of a guard class's DFA (grammars repeat one guard on many terminals)."""
+    dfa = compile_regex(f"(?{flags}:{cls})" if flags else cls)
+    return dfa.transitions[dfa.start]
 
 
 class Lexer:

@@ -89,13 +89,12 @@ class Grammar(Constraint):
 
 def _load(source: str, start: str, max_terminal_states: int) -> tuple[list[Terminal], tuple[int, ...], CFG]:
     """Lark's normalised grammar: compiled terminals, the ignored ones' indices, and the BNF rules."""
-    import lark
     from lark.exceptions import LarkError
 
     if not isinstance(source, str):
         raise TypeError(f"Grammar takes the grammar text as a str, not {type(source).__name__}")
     try:
-        parsed = lark.Lark(source, start=start, parser="earley", lexer="dynamic")
+        lark_terminals, lark_rules, ignore_names = _lark_compile(source, start)
     except KeyError as e:  # Lark reports an unknown start rule this way
         raise GrammarError(f"the grammar has no rule {e.args[0]!r} to start from") from e
     except (LarkError, ValueError, AssertionError) as e:
@@ -105,7 +104,7 @@ def _load(source: str, start: str, max_terminal_states: int) -> tuple[list[Termi
             raise
         raise GrammarError(f"Lark rejects the grammar: invalid terminal regex: {e}") from e
     terminals: list[Terminal] = []
-    for term in parsed.terminals:
+    for term in lark_terminals:
         pattern = term.pattern
         if pattern is None:
             raise GrammarError(f"terminal {term.name} is declared without a pattern (%declare is not supported)")
@@ -115,7 +114,7 @@ def _load(source: str, start: str, max_terminal_states: int) -> tuple[list[Termi
     names = [t.name for t in terminals]
     index = {n: i for i, n in enumerate(names)}
     rules = []
-    for rule in parsed.rules:
+    for rule in lark_rules:
         rhs = []
         for sym in rule.expansion:
             if sym.is_term and sym.name not in index:
@@ -124,8 +123,28 @@ def _load(source: str, start: str, max_terminal_states: int) -> tuple[list[Termi
         rules.append((rule.origin.name, rhs))
     if not any(lhs == start for lhs, _ in rules):
         raise GrammarError(f"the grammar has no rule {start!r} to start from")
-    ignore = tuple(sorted(index[n] for n in parsed.ignore_tokens))
+    ignore = tuple(sorted(index[n] for n in ignore_names))
     return terminals, ignore, CFG.build(names, rules, start)
+
+
+def _lark_compile(source: str, start: str) -> tuple[list, list, list[str]]:
+    """Lark's own grammar loader and normaliser (terminals, BNF rules, ignored terminal names), without the
+    parser Lark would build on top: genlab has its own. Falls back to a full `lark.Lark` if Lark's internals
+    move."""
+    try:
+        from lark.load_grammar import load_grammar
+    except ImportError:
+        load_grammar = None
+    if load_grammar is not None:
+        try:
+            grammar, _ = load_grammar(source, "<grammar>", [], False)
+            return grammar.compile([start], set())
+        except TypeError:  # another signature: take the public road
+            pass
+    import lark
+
+    parsed = lark.Lark(source, start=start, parser="earley", lexer="dynamic")
+    return parsed.terminals, parsed.rules, parsed.ignore_tokens
 
 
 class GrammarMatcher(Matcher):
