@@ -161,6 +161,9 @@ def _walk_table(byte, depth, subtree_end, token_start, token_end, order, max_dep
                emit_state, out)
 
 
+BULK_DEPTH = 4  # mask walks try taking subtrees whole at this depth and above
+
+
 @njit(cache=True)
 def _mask_table(byte, depth, subtree_end, token_start, token_end, order, bytes_below, subtree_tokens_end, max_depth,
                 table, loops, start, out):
@@ -175,11 +178,13 @@ def _mask_table(byte, depth, subtree_end, token_start, token_end, order, bytes_b
         if s < 0:
             i = subtree_end[i]
             continue
-        whole = True
-        for w in range(4):
-            if bytes_below[i, w] & ~loops[s, w]:
-                whole = False
-                break
+        # only near the root, where subtrees are big: deeper down, visiting is about as cheap as the test
+        whole = d <= BULK_DEPTH and (loops[s, 0] | loops[s, 1] | loops[s, 2] | loops[s, 3]) != 0
+        if whole:
+            for w in range(4):
+                if bytes_below[i, w] & ~loops[s, w]:
+                    whole = False
+                    break
         if whole:
             for k in range(token_start[i], subtree_tokens_end[i]):
                 out[order[k]] = True

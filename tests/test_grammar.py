@@ -182,8 +182,15 @@ SENTENCES = {
 }
 
 
+SENTENCES[Grammar.shipped("sqlite").source] = [
+    "SELECT T1.name, count(*) FROM singer AS T1 JOIN concert AS T2 ON T1.id = T2.singer_id "
+    "WHERE T2.year > 2014 GROUP BY T1.name ORDER BY count(*) DESC LIMIT 3",
+    "SELECT name FROM stadium WHERE capacity > (SELECT avg(capacity) FROM stadium) INTERSECT SELECT 'x''y' FROM t",
+]
+
+
 @pytest.mark.parametrize("name", ["smollm2", "qwen2"])
-@pytest.mark.parametrize("source", list(SENTENCES), ids=["json", "keywords", "ambiguous"])
+@pytest.mark.parametrize("source", list(SENTENCES), ids=["json", "keywords", "ambiguous", "sqlite"])
 def test_mask_equals_brute_force_along_sentences(name, source):
     tok, vocab = tokenizer_and_vocab(name)
     grammar = Grammar(source)

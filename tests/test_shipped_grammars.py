@@ -29,6 +29,7 @@ import re
 from pathlib import Path
 
 import lark
+import numpy as np
 import pytest
 from grammar_sentences import grammar_alphabet, lark_accepts, mutations, sentences, strip_guard
 from hypothesis import HealthCheck, assume, given, settings
@@ -74,6 +75,13 @@ def accepts(name: str, text: str) -> bool:
     except UnicodeEncodeError:  # a lone surrogate: not a byte string, so not something a model can emit
         return dyn
     assert engine(name).check(text) == dyn, ("genlab disagrees with Lark", name, text)
+    if dyn:  # the prefix property: every byte prefix of a sentence is alive in genlab's parser
+        parser_ = engine(name)._parser
+        data = np.frombuffer(text.encode("utf-8"), np.uint8)
+        threads = parser_.start()
+        for i in range(len(data)):
+            threads = parser_.feed(threads, data, i, i + 1)
+            assert threads, ("dead prefix of a sentence", name, text, data[: i + 1].tobytes())
     return dyn
 
 

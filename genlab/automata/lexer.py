@@ -26,7 +26,7 @@ from numba import njit
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.regex import compile_regex
 from genlab.errors import ConstraintError, StateLimitError, UnsupportedConstraintError
-from genlab.trie import self_loops
+from genlab.trie import BULK_DEPTH, self_loops
 
 try:  # Python 3.11+
     from re import _constants as C
@@ -264,7 +264,7 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
             if s < 0 or (seen_stamp[i] == stamp and seen_state[i] == s):
                 i = subtree_end[i]
                 continue
-            if not accepting[s]:
+            if d <= BULK_DEPTH and not accepting[s] and (loops[s, 0] | loops[s, 1] | loops[s, 2] | loops[s, 3]) != 0:
                 whole = True
                 for w in range(4):
                     if bytes_below[i, w] & ~loops[s, w]:
