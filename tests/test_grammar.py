@@ -259,7 +259,7 @@ JSON_COMPACT = JSON.replace("%ignore /[ \\t\\n\\r]+/", "")  # no whitespace: the
 
 @pytest.mark.parametrize("source, prompt", [
     (JSON_COMPACT, 'A cat as JSON: {"name": "Tom", "age": 3}. Another cat as JSON:'),
-    (ARITH, "Write an arithmetic expression that equals 10:"),
+    (ARITH, "Q: What is 3 + 4 * 2? Write it as an expression.\nA:"),
 ])
 @pytest.mark.parametrize("method", ["mask", "smc"])
 def test_sampler_outputs_parse_with_lark(lm, source, prompt, method):
