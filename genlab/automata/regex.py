@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from genlab.automata.charclass import char_set
 from genlab.automata.determinize import (
     AT_END,
@@ -67,6 +69,9 @@ def compile_regex(pattern: str, *, max_states: int = 10_000) -> ByteDFA:
     flags = tree.state.flags
     _refuse_unsupported(tree, pattern, bool(flags & C.SRE_FLAG_VERBOSE))
     source = f"regex {pattern!r}"
+    chain = _ascii_chain(tree, flags)
+    if chain is not None:
+        return chain
     # NFA states are cheap and many collapse in the DFA (one Unicode \w is ~310 of them): allow ten per DFA state.
     nfa = _Thompson(NFA_STATES_PER_DFA_STATE * max_states, source).build(tree, flags)
     table, accepting = determinize(nfa, max_states, source)
@@ -74,6 +79,33 @@ def compile_regex(pattern: str, *, max_states: int = 10_000) -> ByteDFA:
     if dfa is None:
         raise EmptyLanguageError(f"{source} matches no string (no valid UTF-8 text satisfies it)")
     return dfa
+
+
+def _ascii_chain(tree, flags: int) -> ByteDFA | None:
+    """The minimal DFA of a pattern that is a fixed sequence of ASCII character sets (a keyword such as
+    `[Ss][Ee][Ll]...` or a literal), built directly; None for anything else (the general pipeline takes it).
+
+    Such a language's minimal DFA is the chain itself: states differ by how many characters are left.
+    """
+    items = list(tree)
+    if not items or len(items) > 256:
+        return None
+    sets = []
+    for op, av in items:
+        if op not in _CHAR_ITEMS:
+            return None
+        ranges = char_set(op, av, flags)
+        if not ranges or ranges[-1][1] >= 0x80:
+            return None
+        sets.append(ranges)
+    n = len(sets)
+    table = np.full((n + 1, 256), -1, np.int32)
+    for i, ranges in enumerate(sets):
+        for lo, hi in ranges:
+            table[i, lo : hi + 1] = i + 1
+    accepting = np.zeros(n + 1, np.bool_)
+    accepting[n] = True
+    return ByteDFA(table, accepting, 0)
 
 
 class _Thompson:
