@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import torch
 
-from genlab import Regex
+from genlab import Grammar, Regex
 from genlab.hf import ConstraintLogitsProcessor
 from genlab.models import load
 
@@ -47,3 +48,17 @@ def test_unicode_pattern(lm):
     torch.manual_seed(1)
     for text in generate(lm, ["Greek letters:", "αβγ"], Regex(pattern), do_sample=True):
         assert re.fullmatch(pattern, text), text
+
+
+def test_grammar_in_generate(lm):
+    arith = Grammar.shipped("arithmetic")
+    torch.manual_seed(2)
+    prompts = ["Q: What is 3 + 4 * 2? Write it as an expression.\nA:", "An expression with parentheses:"]
+    for text in generate(lm, prompts, arith, do_sample=True):
+        # cut short by max_new_tokens or finished with EOS: either way a prefix of a sentence, or a sentence
+        data = text.encode()
+        parser = arith._parser
+        threads = parser.feed(parser.start(), np.frombuffer(data, np.uint8), 0, len(data))
+        assert threads, text
+    (greedy,) = generate(lm, prompts[:1], arith, do_sample=False)
+    assert arith.check(greedy), greedy  # greedy finishes within 16 tokens here
