@@ -133,11 +133,18 @@ class Lexer:
         self._table_buf = np.zeros((0, 256), np.int32)
         self._accepting_buf = np.zeros(0, np.bool_)
         self._loops_buf = np.zeros((0, 4), np.uint64)
+        self._dead_end_buf = np.zeros(0, np.bool_)  # states that read no further byte (a lexeme that must end)
         self.table, self.accepting, self._loops = self._table_buf, self._accepting_buf, self._loops_buf
+        self.dead_end = self._dead_end_buf
 
     @property
     def n_states(self) -> int:
         return len(self._keys)
+
+    def key(self, state: int) -> tuple:
+        """The live (terminal, terminal state) pairs of `state`; () for a start state."""
+        key = self._keys[state]
+        return () if key and key[0] == "start" else key
 
     def start(self, ids: frozenset[int], guard: np.ndarray) -> int:
         """The start state for a lexeme of one of the terminals `ids`, whose first byte is not in `guard`."""
@@ -203,13 +210,17 @@ class Lexer:
             self._accepting_buf = np.concatenate([self._accepting_buf,
                                                   np.zeros(cap - len(self._accepting_buf), np.bool_)])
             self._loops_buf = np.concatenate([self._loops_buf, np.zeros((cap - len(self._loops_buf), 4), np.uint64)])
+            self._dead_end_buf = np.concatenate([self._dead_end_buf,
+                                                 np.zeros(cap - len(self._dead_end_buf), np.bool_)])
         self._table_buf[done:n] = new
         self._accepting_buf[done:n] = [bool(a) for a in self.accepts[done:]]
+        self._dead_end_buf[done:n] = (new < 0).all(axis=1)
         loops = self_loops(new - done)  # self_loops compares against row numbers from 0
         loops[self._accepting_buf[done:n]] = 0
         self._loops_buf[done:n] = loops
         self.table = self._table_buf[:n]
         self.accepting = self._accepting_buf[:n]
+        self.dead_end = self._dead_end_buf[:n]
         self._loops = self._loops_buf[:n]
 
     @property

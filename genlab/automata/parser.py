@@ -44,6 +44,10 @@ class GrammarParser:
         self.config_column: list[int] = []
         self.config_start: list[int] = []
         self._boundary: dict[tuple[int, int], tuple[int, ...]] = {}
+        # ignored terminals of the form C+ (whitespace): a thread inside one adds nothing to the thread its
+        # end spawns, which may read any number of them again, so it is dropped (fewer threads, same language)
+        self._plus_ignored = {t for t in self.ignore if _is_plus(terminals[t].dfa) and not terminals[t].guard.any()}
+        self._subsumed: dict[int, bool] = {}
         self.start_config = self.config(0, 0)
 
     # --- configurations ---------------------------------------------------------------------------------------
@@ -90,6 +94,15 @@ class GrammarParser:
             out.extend(self.after(config, t))
         return tuple(out)
 
+    def subsumed(self, state: int) -> bool:
+        """Whether a thread in lexer state `state` is covered by the thread its lexeme end spawns."""
+        hit = self._subsumed.get(state)
+        if hit is None:
+            key = self.lexer.key(state)
+            hit = self._subsumed[state] = (len(key) == 1 and key[0][0] in self._plus_ignored
+                                           and bool(self.lexer.accepting[state]))
+        return hit
+
     # --- parser states ------------------------------------------------------------------------------------------
 
     def start(self) -> tuple[Thread, ...]:
@@ -111,7 +124,9 @@ class GrammarParser:
             q, p = run_lexeme(lexer.table, lexer.accepting, data, p, end, q)
             if q < 0:
                 continue
-            if p == end:
+            if lexer.dead_end[q] or self.subsumed(q):
+                pass  # the lexeme cannot go on, or going on adds nothing: the threads its end spawns live on
+            elif p == end:
                 out.add((c, q))
                 if first_only:
                     return ((c, q),)
@@ -125,6 +140,8 @@ class GrammarParser:
                     q2 = self.config_start[c2]
                     if p == end:
                         out.add((c2, q2))
+                        if first_only:
+                            return ((c2, q2),)
                     else:
                         item = (c2, q2, p)
                         if item not in seen:
@@ -138,6 +155,17 @@ class GrammarParser:
         if data:
             threads = self.feed(threads, np.frombuffer(data, np.uint8), 0, len(data))
         return bool(threads) and self.is_final(threads)
+
+
+def _is_plus(dfa) -> bool:
+    """Whether a terminal's language is C+ for a set of bytes C: two states, the same bytes into and around
+    the accepting one."""
+    if dfa.n_states != 2 or dfa.accepting[dfa.start]:
+        return False
+    acc = 1 - dfa.start
+    into, around = dfa.transitions[dfa.start], dfa.transitions[acc]
+    return bool(((into == acc) == (around == acc)).all() and ((into == acc) | (into < 0)).all()
+                and ((around == acc) | (around < 0)).all())
 
 
 def check_guards(cfg: CFG, terminals: list[Terminal], ignore: tuple[int, ...]) -> None:

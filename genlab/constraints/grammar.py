@@ -274,20 +274,31 @@ class GrammarMatcher(Matcher):
         """Go on below each node where a lexeme of `config` can end, in the configurations it leads to."""
         if len(nodes) == 0:
             return
-        order = np.argsort(states, kind="stable")
-        states, nodes = states[order], nodes[order]
-        cuts = np.flatnonzero(np.diff(states)) + 1
         groups: dict[int, list[np.ndarray]] = {}
-        for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(states)]])):
-            for nxt in self.parser.boundaries(config, int(states[lo])):
-                groups.setdefault(nxt, []).append(nodes[lo:hi])
+        if len(nodes) <= 256:  # the usual case: a few boundaries; grouping in Python beats numpy's call costs
+            by_state: dict[int, list[int]] = {}
+            for node, state in zip(nodes.tolist(), states.tolist()):
+                by_state.setdefault(state, []).append(node)
+            for state, members in by_state.items():
+                for nxt in self.parser.boundaries(config, state):
+                    groups.setdefault(nxt, []).append(members)
+            parts_to_roots = lambda parts: np.array(parts[0] if len(parts) == 1 else sum(parts, []), np.int32)
+        else:
+            order = np.argsort(states, kind="stable")
+            states, nodes = states[order], nodes[order]
+            cuts = np.flatnonzero(np.diff(states)) + 1
+            for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(states)]])):
+                for nxt in self.parser.boundaries(config, int(states[lo])):
+                    groups.setdefault(nxt, []).append(nodes[lo:hi])
+            parts_to_roots = lambda parts: np.concatenate(parts) if len(parts) > 1 else parts[0]
+        lexer = self.parser.lexer
         for nxt, parts in groups.items():
-            # repeated roots cost nothing: the walk skips a root already walked from the same start (`seen`)
-            roots = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            # repeated roots cost nothing: the walk skips a root already walked from the same start (`seen`),
+            # and a root without children walks nothing
+            roots = parts_to_roots(parts)
             roots = roots[self.trie.subtree_end[roots] > roots + 1]  # only nodes with children go on
             if len(roots) == 0:
                 continue
-            lexer = self.parser.lexer
             if nxt not in stamps:
                 stamps[nxt] = self._new_stamp()
             sub_nodes, sub_states, stamps[nxt] = self._walk(lexer, self.parser.config_start[nxt], roots, out,
