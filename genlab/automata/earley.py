@@ -123,6 +123,7 @@ class Column:
     predicted: "Prediction"
     accepts: bool
     expected: frozenset[int] = frozenset()
+    expected_id: int = 0  # equal expected sets share one id (what the lexer is keyed by)
     next: dict[int, int] = field(default_factory=dict)  # memo: terminal -> column id (-1: not expected)
 
 
@@ -148,6 +149,7 @@ class Chart:
             by_lhs.setdefault(lhs, []).append(r)
         self._by_lhs = by_lhs
         self._predictions: dict[frozenset[int], Prediction] = {}
+        self._expected_ids: dict[frozenset[int], int] = {}
         self.columns: list[Column] = []
         self._ids: dict[frozenset[Item], int] = {}
         self._make(frozenset({(0, 0, 0)}))
@@ -169,6 +171,10 @@ class Chart:
     def expected(self, column: int) -> frozenset[int]:
         """The terminals `column` can scan."""
         return self.columns[column].expected
+
+    def expected_id(self, column: int) -> int:
+        """A small id shared by every column that expects the same terminals."""
+        return self.columns[column].expected_id
 
     def accepts(self, column: int) -> bool:
         return self.columns[column].accepts
@@ -259,12 +265,15 @@ class Chart:
                     "or the grammar is too ambiguous (e.g. deeply nested ambiguous rules)"
                 )
         pred = self._prediction(frozenset(roots))
+        expected = frozenset(scans) | frozenset(pred.scans)
+        expected_id = self._expected_ids.setdefault(expected, len(self._expected_ids))
         col = Column(
             {t: tuple(v) for t, v in scans.items()},
             {x: tuple(v) for x, v in waits.items()},
             pred,
             (0, 1, 0) in items,
-            frozenset(scans) | frozenset(pred.scans),
+            expected,
+            expected_id,
         )
         self.columns.append(col)
         self._ids[kernel] = cid

@@ -41,6 +41,7 @@ class GrammarParser:
         self.term_guard = [self._guard_id(t.guard) for t in terminals]
         self.lexer = Lexer(terminals, max_lexer_states)
         self._configs: dict[tuple[int, int], int] = {}
+        self._starts: dict[tuple[int, int], int] = {}  # (expected-set id, guard) -> lexer start state
         self.config_column: list[int] = []
         self.config_start: list[int] = []
         self._boundary: dict[tuple[int, int], tuple[int, ...]] = {}
@@ -65,7 +66,11 @@ class GrammarParser:
         key = (column, guard)
         c = self._configs.get(key)
         if c is None:
-            start = self.lexer.start(self.chart.expected(column) | self.ignore, self.guards[guard])
+            start_key = (self.chart.expected_id(column), guard)
+            start = self._starts.get(start_key)
+            if start is None:
+                start = self._starts[start_key] = self.lexer.start(self.chart.expected(column) | self.ignore,
+                                                                   self.guards[guard])
             c = self._configs[key] = len(self.config_column)
             self.config_column.append(column)
             self.config_start.append(start)
@@ -114,7 +119,8 @@ class GrammarParser:
 
     def feed(self, threads: tuple[Thread, ...], data: np.ndarray, pos: int, end: int,
              first_only: bool = False) -> tuple[Thread, ...]:
-        """The threads after `data[pos:end]` (empty: dead). With `first_only`, stop at the first survivor."""
+        """The threads after `data[pos:end]` (empty: dead). With `first_only`, stop at the first survivor and
+        return a non-empty tuple that only says so (not a parser state)."""
         out: set[Thread] = set()
         seen: set[tuple[int, int, int]] = set()
         work = [(c, q, pos) for c, q in threads]
@@ -124,6 +130,10 @@ class GrammarParser:
             q, p = run_lexeme(lexer.table, lexer.accepting, data, p, end, q)
             if q < 0:
                 continue
+            if first_only and p == end:
+                # alive: mid-lexeme in a live state, or at the end of an expected terminal (whose end spawns at
+                # least one thread); the returned tuple is only a truth value, not a state
+                return ((c, q),)
             if lexer.dead_end[q] or self.subsumed(q):
                 pass  # the lexeme cannot go on, or going on adds nothing: the threads its end spawns live on
             elif p == end:
@@ -140,8 +150,6 @@ class GrammarParser:
                     q2 = self.config_start[c2]
                     if p == end:
                         out.add((c2, q2))
-                        if first_only:
-                            return ((c2, q2),)
                     else:
                         item = (c2, q2, p)
                         if item not in seen:
