@@ -176,22 +176,24 @@ class Lexer:
 
     def _expand(self, pairs: tuple) -> np.ndarray:
         """Next state per byte class from the live pairs `pairs` (-1: every terminal dies)."""
-        n_classes = len(self.class_rep)
-        out = np.full(n_classes, -1, np.int32)
         if not pairs:
-            return out
-        moves = np.stack([self._class_tables[t][q] for t, q in pairs])  # [k, classes]
-        columns: dict[bytes, int] = {}
-        cols = np.ascontiguousarray(moves.T)
-        for c in range(n_classes):
-            col = cols[c]
-            blob = col.tobytes()
-            nxt = columns.get(blob)
+            return np.full(len(self.class_rep), -1, np.int32)
+        if len(pairs) == 1:  # the common case: one terminal left
+            t, q = pairs[0]
+            values, inverse = np.unique(self._class_tables[t][q], return_inverse=True)
+            targets = np.array([self._state(((t, v),)) if v >= 0 else -1 for v in values.tolist()], np.int32)
+            return targets[inverse.ravel()]
+        terms = [t for t, _ in pairs]
+        columns = zip(*[self._class_tables[t][q].tolist() for t, q in pairs])  # one tuple per byte class
+        found: dict[tuple, int] = {}
+        out = []
+        for col in columns:
+            nxt = found.get(col)
             if nxt is None:
-                live = tuple((pairs[i][0], int(q)) for i, q in enumerate(col) if q >= 0)
-                nxt = columns[blob] = self._state(live) if live else -1
-            out[c] = nxt
-        return out
+                live = tuple((t, q) for t, q in zip(terms, col) if q >= 0)
+                nxt = found[col] = self._state(live) if live else -1
+            out.append(nxt)
+        return np.array(out, np.int32)
 
     def _grow(self, forbid: tuple[int, np.ndarray]) -> None:
         """Expand every state found but not yet expanded, then extend the byte-level tables."""
