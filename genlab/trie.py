@@ -95,19 +95,22 @@ def _build(order, offsets, data):
 
 @njit(cache=True)
 def _summaries(byte, parent, subtree_end, token_start, n_tok):
-    """Per node: the set of bytes below it (4 x 64 bits) and where its subtree's tokens end in `order`."""
+    """Per node: the set of bytes below it and the set of its children's bytes (4 x 64 bits each), and where its
+    subtree's tokens end in `order`."""
     n = byte.shape[0]
     below = np.zeros((n, 4), np.uint64)
+    children = np.zeros((n, 4), np.uint64)
     for i in range(n - 1, 0, -1):
         p = parent[i]
         b = byte[i]
         for w in range(4):
             below[p, w] |= below[i, w]
         below[p, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
+        children[p, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
     tokens_end = np.empty(n, np.int32)
     for i in range(n):
         tokens_end[i] = token_start[subtree_end[i]] if subtree_end[i] < n else n_tok
-    return below, tokens_end
+    return below, children, tokens_end
 
 
 @njit
@@ -225,6 +228,7 @@ class TokenTrie:
     token_node: np.ndarray
     max_depth: int
     bytes_below: np.ndarray  # [n_nodes, 4] uint64: the bytes on the edges below each node, as a 256-bit set
+    child_bytes: np.ndarray  # [n_nodes, 4] uint64: the bytes on the edges to each node's children
     subtree_tokens_end: np.ndarray  # the subtree of node n holds the tokens order[token_start[n]:this[n]]
 
     @classmethod
@@ -234,8 +238,8 @@ class TokenTrie:
         blobs = vocab.token_bytes
         order = np.array(sorted(text_ids.tolist(), key=blobs.__getitem__), dtype=np.int32)
         arrays = _build(order, vocab.offsets, vocab.data)
-        below, tokens_end = _summaries(arrays[0], arrays[2], arrays[3], arrays[6], len(order))
-        return cls(vocab.size, *arrays[:8], order, arrays[8], int(arrays[9]), below, tokens_end)
+        below, children, tokens_end = _summaries(arrays[0], arrays[2], arrays[3], arrays[6], len(order))
+        return cls(vocab.size, *arrays[:8], order, arrays[8], int(arrays[9]), below, children, tokens_end)
 
     @classmethod
     def of(cls, vocab: TokenVocabulary) -> "TokenTrie":

@@ -249,11 +249,12 @@ def run_lexeme(table, accepting, data, pos, end, state):
 
 
 @njit(cache=True)
-def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_below, subtree_tokens_end,
-               table, accepting, loops, start, roots, states, out, event_nodes, event_states, seen_stamp,
-               seen_state, stamp):
+def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_below, child_bytes,
+               subtree_tokens_end, table, accepting, loops, follow, start, roots, states, out, event_nodes,
+               event_states, seen_stamp, seen_state, stamp):
     """Walk the trie below each node in `roots` from lexer state `start`: mark in `out` every token whose bytes
-    the lexer reads, and list the nodes where it accepts (a lexeme may end there) with their states.
+    the lexer reads, and list the nodes where it accepts (a lexeme may end there) and that have a child byte
+    allowed after the lexeme (`follow`, per state), with their states.
 
     `states` is scratch (int64, max depth + 1); `event_nodes`/`event_states` (int32) receive the boundaries;
     returns how many there are, or -1 when they do not fit (call again with larger buffers). `seen_stamp` and
@@ -293,7 +294,9 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
             states[d] = s
             for k in range(token_start[i], token_end[i]):
                 out[order[k]] = True
-            if accepting[s]:
+            # a boundary matters only below a node with a child byte that may follow the lexeme (`follow[s]`)
+            if accepting[s] and ((child_bytes[i, 0] & follow[s, 0]) | (child_bytes[i, 1] & follow[s, 1])
+                                 | (child_bytes[i, 2] & follow[s, 2]) | (child_bytes[i, 3] & follow[s, 3])) != 0:
                 if n_events == event_nodes.shape[0]:
                     return -1
                 event_nodes[n_events] = i

@@ -261,8 +261,9 @@ class GrammarMatcher(Matcher):
         while True:
             ev_nodes, ev_states = self._events
             n = walk_lexer(t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, t.bytes_below,
-                           t.subtree_tokens_end, lexer.table, lexer.accepting, lexer.loops, q, roots,
-                           self._scratch, out, ev_nodes, ev_states, *self._seen, stamp)
+                           t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.accepting, lexer.loops,
+                           self.parser.follow_bits(), q, roots, self._scratch, out, ev_nodes, ev_states,
+                           *self._seen, stamp)
             if n >= 0:
                 return ev_nodes[:n].copy(), ev_states[:n].copy(), stamp
             # a retry re-walks from scratch: what the stopped walk marked as seen must not prune it
@@ -274,33 +275,29 @@ class GrammarMatcher(Matcher):
         """Go on below each node where a lexeme of `config` can end, in the configurations it leads to."""
         if len(nodes) == 0:
             return
-        groups: dict[int, list[np.ndarray]] = {}
+        parser = self.parser
+        by_state: dict[int, np.ndarray] = {}
         if len(nodes) <= 256:  # the usual case: a few boundaries; grouping in Python beats numpy's call costs
-            by_state: dict[int, list[int]] = {}
+            lists: dict[int, list[int]] = {}
             for node, state in zip(nodes.tolist(), states.tolist()):
-                by_state.setdefault(state, []).append(node)
-            for state, members in by_state.items():
-                for nxt in self.parser.boundaries(config, state):
-                    groups.setdefault(nxt, []).append(members)
-            parts_to_roots = lambda parts: np.array(parts[0] if len(parts) == 1 else sum(parts, []), np.int32)
+                lists.setdefault(state, []).append(node)
+            by_state = {state: np.array(members, np.int32) for state, members in lists.items()}
         else:
             order = np.argsort(states, kind="stable")
             states, nodes = states[order], nodes[order]
             cuts = np.flatnonzero(np.diff(states)) + 1
-            for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(states)]])):
-                for nxt in self.parser.boundaries(config, int(states[lo])):
-                    groups.setdefault(nxt, []).append(nodes[lo:hi])
-            parts_to_roots = lambda parts: np.concatenate(parts) if len(parts) > 1 else parts[0]
-        lexer = self.parser.lexer
+            for lo, hi in zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(states)]]).tolist()):
+                by_state[int(states[lo])] = nodes[lo:hi]
+        groups: dict[int, list[np.ndarray]] = {}
+        for state, members in by_state.items():
+            for nxt in parser.boundaries(config, state):
+                groups.setdefault(nxt, []).append(members)
+        lexer = parser.lexer
         for nxt, parts in groups.items():
-            # repeated roots cost nothing: the walk skips a root already walked from the same start (`seen`),
-            # and a root without children walks nothing
-            roots = parts_to_roots(parts)
-            roots = roots[self.trie.subtree_end[roots] > roots + 1]  # only nodes with children go on
-            if len(roots) == 0:
-                continue
+            # repeated roots cost nothing: the walk skips a root already walked from the same start (`seen`)
+            roots = np.concatenate(parts) if len(parts) > 1 else parts[0]
             if nxt not in stamps:
                 stamps[nxt] = self._new_stamp()
-            sub_nodes, sub_states, stamps[nxt] = self._walk(lexer, self.parser.config_start[nxt], roots, out,
+            sub_nodes, sub_states, stamps[nxt] = self._walk(lexer, parser.config_start[nxt], roots, out,
                                                             stamps[nxt])
             self._continue(nxt, sub_nodes, sub_states, out, stamps)
