@@ -4,7 +4,9 @@ Earley handles every context-free grammar (ambiguous, left-recursive, with empty
 bring. A column is identified by its *kernel*, the items scanned into it, each `(rule, dot, origin column)`;
 the rest of the column (predictions, completions) follows from the kernel and the columns it points to. So
 equal kernels are one column, whatever text led there: parser states are small ints, shared by every particle
-and every path that reaches them, and `scan(column, terminal)` is memoised per column. Empty rules use the
+and every path that reaches them, and `scan(column, terminal)` is memoised per column. (A kernel that holds items
+predicted in the column it was scanned from is made once per (column, terminal) without being hashed: such
+kernels almost never recur, and a repeat would only be a second id for the same state.) Empty rules use the
 Aycock-Horspool rule (predicting a nullable nonterminal also moves the dot over it), so completions only ever
 look at earlier, finished columns.
 
@@ -162,9 +164,15 @@ class Chart:
             if terminal not in col.expected:
                 nxt = -1
             else:
-                kernel = list(col.scans.get(terminal, ()))
-                kernel.extend((r, d, column) for r, d in col.predicted.scans.get(terminal, ()))
-                nxt = self._make(frozenset(kernel))
+                static = col.predicted.scans.get(terminal, ())
+                if static:
+                    # items predicted here carry this column as their origin, so no other (column, terminal)
+                    # gives this kernel: the memo in `next` is enough, and interning (hashing it) is skipped
+                    kernel = list(col.scans.get(terminal, ()))
+                    kernel.extend((r, d, column) for r, d in static)
+                    nxt = self._make(kernel, intern=False)
+                else:
+                    nxt = self._make(frozenset(col.scans.get(terminal, ())))
             col.next[terminal] = nxt
         return nxt
 
@@ -220,10 +228,11 @@ class Chart:
             )
         return pred
 
-    def _make(self, kernel: frozenset[Item]) -> int:
-        cid = self._ids.get(kernel)
-        if cid is not None:
-            return cid
+    def _make(self, kernel, intern: bool = True) -> int:
+        if intern:
+            cid = self._ids.get(kernel)
+            if cid is not None:
+                return cid
         if len(self.columns) >= self.max_columns:
             raise StateLimitError(
                 f"the grammar parser has met more than {self.max_columns} distinct parse states; raise "
@@ -233,7 +242,7 @@ class Chart:
         rules, n_t, nullable = self.cfg.rules, self.cfg.n_terminals, self._nullable
         # only items from earlier columns are followed here; what they predict comes from `_prediction`
         items = set(kernel)
-        work = list(kernel)
+        work = list(items)
         scans: dict[int, list[Item]] = {}
         waits: dict[int, list[Item]] = {}
         roots: set[int] = set()
@@ -276,5 +285,6 @@ class Chart:
             expected_id,
         )
         self.columns.append(col)
-        self._ids[kernel] = cid
+        if intern:
+            self._ids[kernel] = cid
         return cid
