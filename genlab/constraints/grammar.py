@@ -198,8 +198,10 @@ class GrammarMatcher(Matcher):
     def mask(self, state: tuple[Thread, ...]) -> np.ndarray:
         if len(state) == 1:
             return self._thread_mask(state[0])
-        out = np.zeros(self.vocab.size, np.bool_)
-        for thread in state:
+        if not state:  # a dead state (advance never returns one): nothing is allowed
+            return np.zeros(self.vocab.size, np.bool_)
+        out = self._thread_mask(state[0]).copy()
+        for thread in state[1:]:
             out |= self._thread_mask(thread)
         out.flags.writeable = False
         return out
