@@ -153,8 +153,6 @@ class GrammarParser:
                 pass  # the lexeme cannot go on, or going on adds nothing: the threads its end spawns live on
             elif p == end:
                 out.add((c, q))
-                if first_only:
-                    return ((c, q),)
             else:
                 item = (c, q, p)
                 if item not in seen:

@@ -157,8 +157,10 @@ class GrammarMatcher(Matcher):
         self.vocab = vocab
         self.trie = TokenTrie.of(vocab)
         self._eos_ids = np.array(sorted(vocab.eos_ids), np.int64)
-        self._is_eos = np.zeros(vocab.size, np.bool_)
-        self._is_eos[self._eos_ids] = True
+        # Python containers: `allows` reads one entry per call, where numpy scalar indexing costs more
+        self._eos_set = frozenset(vocab.eos_ids)
+        self._text = vocab.is_text.tolist()
+        self._offsets = vocab.offsets.tolist()
         self._scratch = np.empty(self.trie.max_depth + 1, np.int64)
         n = max(self.trie.n_nodes, 1)
         self._events = (np.empty(n, np.int32), np.empty(n, np.int32))
@@ -175,22 +177,21 @@ class GrammarMatcher(Matcher):
         return self.parser.start()
 
     def advance(self, state: tuple[Thread, ...], token_id: int) -> tuple[Thread, ...] | None:
-        if self._is_eos[token_id]:
+        if token_id in self._eos_set:
             return state if self.parser.is_final(state) else None
         nxt = self._step(state, token_id)
         return nxt or None
 
     def allows(self, state: tuple[Thread, ...], token_id: int) -> bool:
-        if self._is_eos[token_id]:
+        if token_id in self._eos_set:
             return self.parser.is_final(state)
         cached = self._steps.get((state, token_id))
         if cached is not None:
             return bool(cached)
-        if not self.vocab.is_text[token_id]:
+        if not self._text[token_id]:
             return False
-        off = self.vocab.offsets
-        return bool(self.parser.feed(state, self.vocab.data, int(off[token_id]), int(off[token_id + 1]),
-                                     first_only=True))
+        off = self._offsets
+        return bool(self.parser.feed(state, self.vocab.data, off[token_id], off[token_id + 1], first_only=True))
 
     def is_final(self, state: tuple[Thread, ...]) -> bool:
         return self.parser.is_final(state)
@@ -212,11 +213,11 @@ class GrammarMatcher(Matcher):
         key = (state, token_id)
         nxt = self._steps.get(key)
         if nxt is None:
-            if not self.vocab.is_text[token_id]:
+            if not self._text[token_id]:
                 nxt = ()
             else:
-                off = self.vocab.offsets
-                nxt = self.parser.feed(state, self.vocab.data, int(off[token_id]), int(off[token_id + 1]))
+                off = self._offsets
+                nxt = self.parser.feed(state, self.vocab.data, off[token_id], off[token_id + 1])
             if len(self._steps) > 200_000:
                 self._steps.clear()
             self._steps[key] = nxt
