@@ -10,8 +10,9 @@ lexeme) has its own start state, whose row leaves out the guarded bytes. Every s
 terminal DFA holds only live states.
 
 `walk_lexer` is the mask kernel: it walks the trie under given roots from one lexer state, marks the tokens
-whose bytes stay inside the lexeme, and reports the nodes where a terminal accepts (lexeme boundaries), so the
-parser can continue the walk below them in its next state.
+whose bytes stay inside the lexeme, and reports the nodes where a terminal accepts and some child byte may
+follow it (lexeme boundaries worth going on from), so the parser can continue the walk below them in its next
+state.
 """
 
 from __future__ import annotations

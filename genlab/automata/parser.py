@@ -1,8 +1,10 @@
 """The incremental byte-level parser of a grammar: lexers over terminal DFAs feeding an interned Earley chart.
 
-A parser *configuration* is (chart column, guard of the last lexeme); its lexer is the product DFA of the
-terminals the column expects plus the `%ignore` terminals. A *thread* is (configuration, lexer state): where a
-parse is, mid-lexeme. A parser state is the sorted tuple of its live threads, a value.
+A parser *configuration* is (chart column, guard of the last lexeme); its lexer start state reads the
+terminals the column expects plus the `%ignore` terminals (one product DFA serves every configuration). A
+*thread* is (configuration, lexer state): where a parse is, mid-lexeme. A parser state is the sorted tuple of
+its live threads, a value. Threads that add nothing are dropped: a lexeme that cannot go on, and one inside an
+ignored `C+` terminal (the thread its end spawns may read more of it).
 
 Reading a byte moves every thread's lexer; where a terminal accepts, the lexeme may end there (and the thread
 also goes on, as the lexeme may continue): each accepting terminal spawns a thread at the start of the next
