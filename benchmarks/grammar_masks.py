@@ -66,7 +66,6 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +76,14 @@ from tokenizer_assets import load_tokenizer  # noqa: E402
 
 import genlab  # noqa: E402
 from genlab import TokenTrie, TokenVocabulary  # noqa: E402
+from peer_walkers import (  # noqa: E402
+    GenlabWalker,
+    XGrammarWalker,
+    llguidance_tokenizer,
+    llguidance_walker,
+    pct,
+    xgrammar_compiler,
+)
 
 try:  # where genlab keeps its shipped grammars (the package, or the repository's grammars/)
     from genlab.constraints.grammar import GRAMMARS_DIR as GRAMMARS
@@ -196,11 +203,6 @@ def strip_guards(text: str) -> str:
 # ---- engines: `prepare` per vocabulary (untimed), `compile` per grammar (timed), then a walker per walk ----
 
 
-def unpack(bitmask: np.ndarray, size: int) -> np.ndarray:
-    """A packed little-endian int32 bitmask (the peers' layout) as a bool array over the vocabulary."""
-    return np.unpackbits(np.ascontiguousarray(bitmask).view(np.uint8), bitorder="little")[:size].astype(bool)
-
-
 class Engine:
     name: str
     fresh_per_walk = True  # compile again for every walk (False: once per grammar and repeat)
@@ -235,27 +237,7 @@ class Genlab(Engine):
         return genlab.Grammar(text, start="start").compile(self.vocab)
 
     def walker(self, compiled):
-        return _GenlabWalker(compiled)
-
-
-class _GenlabWalker:
-    def __init__(self, matcher):
-        self.m = matcher
-        self.s = matcher.start()
-        self.last = None
-
-    def fill(self):
-        self.last = self.m.mask(self.s)
-
-    def advance(self, tok):
-        self.s = self.m.advance(self.s, tok)
-        return self.s is not None
-
-    def allowed(self):
-        return self.last
-
-    def note(self) -> str:
-        return f"{len(self.s)} thread(s)"
+        return GenlabWalker(compiled)
 
 
 class LLGuidance(Engine):
@@ -263,11 +245,10 @@ class LLGuidance(Engine):
 
     def prepare(self, tok, vocab):
         import llguidance
-        import llguidance.hf
 
         super().prepare(tok, vocab)
         self.llg = llguidance
-        self.tokenizer = llguidance.hf.from_tokenizer(tok, n_vocab=vocab.size, eos_token=sorted(vocab.eos_ids))
+        self.tokenizer = llguidance_tokenizer(tok, vocab)
 
     def compile(self, gname, text):
         matcher = self.llg.LLMatcher(self.tokenizer, self.llg.LLMatcher.grammar_from_lark(strip_guards(text)),
@@ -277,26 +258,7 @@ class LLGuidance(Engine):
         return matcher
 
     def walker(self, compiled):
-        compiled.reset()
-        w = _BitmaskWalker(self.vocab.size, compiled.consume_token)
-        w.fill = partial(compiled.unsafe_compute_mask_ptr, w.bitmask.ctypes.data, w.bitmask.nbytes)
-        return w
-
-
-class _BitmaskWalker:
-    """A walk whose masks land in a packed int32 bitmask; the engine sets `fill` (a C-level partial)."""
-
-    fill = None
-
-    def __init__(self, size, advance):
-        self.bitmask = np.zeros((size + 31) // 32, np.int32)
-        self.size, self.advance = size, advance
-
-    def allowed(self):
-        return unpack(self.bitmask, self.size)
-
-    def note(self) -> str:
-        return ""
+        return llguidance_walker(compiled, self.vocab.size)
 
 
 class XGrammar(Engine):
@@ -304,14 +266,8 @@ class XGrammar(Engine):
     fresh_per_walk = False
 
     def prepare(self, tok, vocab):
-        import torch
-        import xgrammar
-
         super().prepare(tok, vocab)
-        torch.set_num_threads(1)
-        self.xgr = xgrammar
-        info = xgrammar.TokenizerInfo.from_huggingface(tok, vocab_size=vocab.size, stop_token_ids=sorted(vocab.eos_ids))
-        self.compiler = xgrammar.GrammarCompiler(info, max_threads=1, cache_enabled=False)
+        self.xgr, self.compiler = xgrammar_compiler(tok, vocab)
 
     def compile(self, gname, text):
         if gname == "json":
@@ -319,22 +275,7 @@ class XGrammar(Engine):
         return self.compiler.compile_lark(strip_guards(text))
 
     def walker(self, compiled):
-        return _XGrammarWalker(self.xgr, compiled, self.vocab.size)
-
-
-class _XGrammarWalker:
-    def __init__(self, xgr, compiled, size):
-        m = xgr.GrammarMatcher(compiled)
-        self.bitmask = xgr.allocate_token_bitmask(1, size)
-        self.size = size
-        self.fill = partial(m.fill_next_token_bitmask, self.bitmask)
-        self.advance = m.accept_token
-
-    def allowed(self):
-        return unpack(self.bitmask[0].numpy(), self.size)
-
-    def note(self) -> str:
-        return ""
+        return XGrammarWalker(self.xgr, compiled, self.vocab.size)
 
 
 ENGINES = {e.name: e for e in (Genlab, LLGuidance, XGrammar)}
@@ -588,10 +529,6 @@ def run_vocab(vname: str, engines: list[Engine], grammars: dict[str, tuple[str, 
 
 
 # ---- report ----
-
-
-def pct(values, q) -> float:
-    return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
 def ok_sentences(res: Result, sents) -> list[str]:

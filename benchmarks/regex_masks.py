@@ -51,6 +51,15 @@ from tokenizer_assets import load_tokenizer  # noqa: E402
 
 import genlab  # noqa: E402
 from genlab import TokenTrie, TokenVocabulary  # noqa: E402
+from peer_walkers import (  # noqa: E402
+    BitmaskWalker,
+    GenlabWalker,
+    XGrammarWalker,
+    llguidance_tokenizer,
+    llguidance_walker,
+    pct,
+    xgrammar_compiler,
+)
 
 try:  # genlab's one cache keyed by pattern content (per-process Unicode tables are warmed instead)
     from genlab.automata.utf8 import utf8_automaton
@@ -89,14 +98,6 @@ PATTERNS: list[tuple[str, str, str]] = [
 QUICK = ["email", "iso date", "json string", "[a-z]{50,85}", "words"]
 
 
-def unpack(bitmask: np.ndarray, size: int) -> np.ndarray:
-    """A packed little-endian int32 bitmask (the peers' layout) as a bool array over the vocabulary."""
-    return np.unpackbits(np.ascontiguousarray(bitmask).view(np.uint8), bitorder="little")[:size].astype(bool)
-
-
-# ---- engines: `prepare` per vocabulary (untimed), `compile` per pattern (timed), then a walker per walk ----
-
-
 class Engine:
     name: str
 
@@ -130,24 +131,7 @@ class Genlab(Engine):
         return genlab.Regex(pattern).compile(self.vocab)
 
     def walker(self, compiled):
-        return _GenlabWalker(compiled)
-
-
-class _GenlabWalker:
-    def __init__(self, matcher):
-        self.m = matcher
-        self.s = matcher.start()
-        self.last = None
-
-    def fill(self):
-        self.last = self.m.mask(self.s)
-
-    def advance(self, tok):
-        self.s = self.m.advance(self.s, tok)
-        return self.s is not None
-
-    def allowed(self):
-        return self.last
+        return GenlabWalker(compiled)
 
 
 class LLGuidance(Engine):
@@ -155,11 +139,10 @@ class LLGuidance(Engine):
 
     def prepare(self, tok, vocab):
         import llguidance
-        import llguidance.hf
 
         super().prepare(tok, vocab)
         self.llg = llguidance
-        self.tokenizer = llguidance.hf.from_tokenizer(tok, n_vocab=vocab.size, eos_token=sorted(vocab.eos_ids))
+        self.tokenizer = llguidance_tokenizer(tok, vocab)
 
     def compile(self, pattern):
         matcher = self.llg.LLMatcher(self.tokenizer, self.llg.LLMatcher.grammar_from_regex(pattern), log_level=0)
@@ -168,55 +151,21 @@ class LLGuidance(Engine):
         return matcher
 
     def walker(self, compiled):
-        compiled.reset()
-        w = _BitmaskWalker(self.vocab.size, compiled.consume_token)
-        w.fill = partial(compiled.unsafe_compute_mask_ptr, w.bitmask.ctypes.data, w.bitmask.nbytes)
-        return w
-
-
-class _BitmaskWalker:
-    """A walk whose masks land in a packed int32 bitmask; the engine sets `fill` (a C-level partial)."""
-
-    fill = None
-
-    def __init__(self, size, advance):
-        self.bitmask = np.zeros((size + 31) // 32, np.int32)
-        self.size, self.advance = size, advance
-
-    def allowed(self):
-        return unpack(self.bitmask, self.size)
+        return llguidance_walker(compiled, self.vocab.size)
 
 
 class XGrammar(Engine):
     name = "xgrammar"
 
     def prepare(self, tok, vocab):
-        import torch
-        import xgrammar
-
         super().prepare(tok, vocab)
-        torch.set_num_threads(1)
-        self.xgr = xgrammar
-        info = xgrammar.TokenizerInfo.from_huggingface(tok, vocab_size=vocab.size, stop_token_ids=sorted(vocab.eos_ids))
-        self.compiler = xgrammar.GrammarCompiler(info, max_threads=1, cache_enabled=False)
+        self.xgr, self.compiler = xgrammar_compiler(tok, vocab)
 
     def compile(self, pattern):
         return self.compiler.compile_regex(pattern)
 
     def walker(self, compiled):
-        return _XGrammarWalker(self.xgr, compiled, self.vocab.size)
-
-
-class _XGrammarWalker:
-    def __init__(self, xgr, compiled, size):
-        m = xgr.GrammarMatcher(compiled)
-        self.bitmask = xgr.allocate_token_bitmask(1, size)
-        self.size = size
-        self.fill = partial(m.fill_next_token_bitmask, self.bitmask)
-        self.advance = m.accept_token
-
-    def allowed(self):
-        return unpack(self.bitmask[0].numpy(), self.size)
+        return XGrammarWalker(self.xgr, compiled, self.vocab.size)
 
 
 class OutlinesCore(Engine):
@@ -239,7 +188,7 @@ class OutlinesCore(Engine):
 
     def walker(self, compiled):
         guide = self.oc.Guide(compiled)
-        w = _BitmaskWalker(self.vocab.size, partial(_oc_advance, guide))
+        w = BitmaskWalker(self.vocab.size, partial(_oc_advance, guide))
         w.fill = partial(guide.write_mask_into, w.bitmask.ctypes.data, w.bitmask.size, 4)
         return w
 
@@ -372,10 +321,6 @@ def run_vocab(name: str, engines: list[Engine], patterns, warmup: str,
                 res.agreement[pname] = compare(vocab, reference, cold.masks)
             cold.masks = []
     return results, n_tokens
-
-
-def pct(values, q) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
 
 
 def ok_patterns(res: Result, patterns) -> list[str]:

@@ -16,6 +16,7 @@ Symbols are ints: terminals `0 .. n_terminals-1`, nonterminals after them. Rule 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from genlab.errors import EmptyLanguageError, StateLimitError
@@ -41,23 +42,16 @@ class CFG:
             index.setdefault(name, len(index))
         names = tuple(terminals) + tuple(n for n in nonterminals if n not in terminals)
         symbolic = [(index[lhs], tuple(index[s] for s in rhs)) for lhs, rhs in rules]
-        productive = _productive(len(terminals), symbolic)
+        productive = _deriving(symbolic, lambda s: s < len(terminals))
         if index[start] not in productive:
             raise EmptyLanguageError(f"the grammar's start rule {start!r} derives no string (its language is empty)")
         kept = [(lhs, rhs) for lhs, rhs in symbolic if all(s < len(terminals) or s in productive for s in rhs)]
         return cls(len(terminals), names, ((-1, (index[start],)),) + tuple(kept))
 
-    @property
+    @functools.cached_property
     def nullable(self) -> frozenset[int]:
-        found: set[int] = set()
-        changed = True
-        while changed:
-            changed = False
-            for lhs, rhs in self.rules[1:]:
-                if lhs not in found and all(s in found for s in rhs):
-                    found.add(lhs)
-                    changed = True
-        return frozenset(found)
+        """The nonterminals that derive the empty string."""
+        return frozenset(_deriving(self.rules[1:], lambda s: False))
 
     def follow_terminals(self) -> dict[int, set[int]]:
         """For each terminal, the terminals that can come right after it in some sentential form (-1: the end)."""
@@ -99,13 +93,15 @@ class CFG:
         return {t: follow[t] for t in range(self.n_terminals)}
 
 
-def _productive(n_terminals: int, rules) -> set[int]:
+def _deriving(rules, terminal_ok) -> set[int]:
+    """The nonterminals with a rule whose symbols all are such nonterminals or terminals with `terminal_ok`
+    (least fixpoint): with every terminal ok, those that derive some string; with none, those that derive ""."""
     found: set[int] = set()
     changed = True
     while changed:
         changed = False
         for lhs, rhs in rules:
-            if lhs not in found and all(s < n_terminals or s in found for s in rhs):
+            if lhs not in found and all(s in found or terminal_ok(s) for s in rhs):
                 found.add(lhs)
                 changed = True
     return found

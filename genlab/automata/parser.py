@@ -142,6 +142,12 @@ class GrammarParser:
         seen: set[tuple[int, int, int]] = set()
         work = [(c, q, pos) for c, q in threads]
         lexer = self.lexer
+
+        def go_on(c: int, q: int, p: int) -> None:  # a thread that still has bytes to read, once
+            if (c, q, p) not in seen:
+                seen.add((c, q, p))
+                work.append((c, q, p))
+
         while work:
             c, q, p = work.pop()
             q, p = run_lexeme(lexer.table, lexer.accepting, data, p, end, q)
@@ -156,20 +162,13 @@ class GrammarParser:
             elif p == end:
                 out.add((c, q))
             else:
-                item = (c, q, p)
-                if item not in seen:
-                    seen.add(item)
-                    work.append(item)
+                go_on(c, q, p)
             if lexer.accepting[q]:
                 for c2 in self.boundaries(c, q):
-                    q2 = self.config_start[c2]
                     if p == end:
-                        out.add((c2, q2))
+                        out.add((c2, self.config_start[c2]))
                     else:
-                        item = (c2, q2, p)
-                        if item not in seen:
-                            seen.add(item)
-                            work.append(item)
+                        go_on(c2, self.config_start[c2], p)
         return tuple(sorted(out))
 
     def accepts(self, data: bytes) -> bool:

@@ -6,4 +6,5 @@ from genlab.constraints.pattern import Pattern
 from genlab.constraints.predicate import Predicate, PredicateMatcher
 from genlab.constraints.regex import DFAMatcher, Regex
 
-__all__ = ["Constraint", "DFAMatcher", "Grammar", "GrammarMatcher", "Matcher", "Pattern", "Predicate", "PredicateMatcher", "Regex"]
+__all__ = ["Constraint", "DFAMatcher", "Grammar", "GrammarMatcher", "Matcher", "Pattern", "Predicate",
+           "PredicateMatcher", "Regex"]

@@ -76,8 +76,8 @@ class Grammar(Constraint):
         return f"Grammar({first[:40]!r}..., start={self.start_rule!r})"
 
     def _compile(self, vocab: TokenVocabulary) -> "GrammarMatcher":
-        # each vocabulary gets its own parser: its memo tables fill as that vocabulary's text is parsed
-        return GrammarMatcher(GrammarParser(self.terminals, self.ignore, self.cfg, **self.limits), vocab)
+        # the parser knows no vocabulary: every matcher (and `check`) shares its chart and lexer tables
+        return GrammarMatcher(self._parser, vocab)
 
     def check(self, text: str | bytes) -> bool:
         return self._parser.accepts(text.encode("utf-8") if isinstance(text, str) else text)
@@ -241,15 +241,13 @@ class GrammarMatcher(Matcher):
 
     def _lexer_walk(self, q: int) -> tuple:
         """The walk from the trie root from lexer state `q`: it depends on the lexer state only."""
-        lexer = self.parser.lexer
-        key = q
-        hit = self._walks.get(key)
+        hit = self._walks.get(q)
         if hit is not None:
-            self._walks.move_to_end(key)
+            self._walks.move_to_end(q)
             return hit
         out = np.zeros(self.vocab.size, np.bool_)
-        nodes, states, _ = self._walk(lexer, q, np.zeros(1, np.int32), out, self._new_stamp())
-        hit = self._walks[key] = (out, nodes, states)
+        nodes, states, _ = self._walk(self.parser.lexer, q, np.zeros(1, np.int32), out, self._new_stamp())
+        hit = self._walks[q] = (out, nodes, states)
         if len(self._walks) > self._max_masks:
             self._walks.popitem(last=False)
         return hit
@@ -279,26 +277,19 @@ class GrammarMatcher(Matcher):
         if len(nodes) == 0:
             return
         parser = self.parser
-        by_state: dict[int, np.ndarray] = {}
-        if len(nodes) <= 256:  # the usual case: a few boundaries; grouping in Python beats numpy's call costs
-            lists: dict[int, list[int]] = {}
-            for node, state in zip(nodes.tolist(), states.tolist()):
-                lists.setdefault(state, []).append(node)
-            by_state = {state: np.array(members, np.int32) for state, members in lists.items()}
-        else:
-            order = np.argsort(states, kind="stable")
-            states, nodes = states[order], nodes[order]
-            cuts = np.flatnonzero(np.diff(states)) + 1
-            for lo, hi in zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(states)]]).tolist()):
-                by_state[int(states[lo])] = nodes[lo:hi]
-        groups: dict[int, list[np.ndarray]] = {}
+        # boundaries are few (hundreds at most) since walks report only those something can follow: grouping
+        # them in Python beats numpy's per-call costs
+        by_state: dict[int, list[int]] = {}
+        for node, state in zip(nodes.tolist(), states.tolist()):
+            by_state.setdefault(state, []).append(node)
+        groups: dict[int, list[int]] = {}
         for state, members in by_state.items():
             for nxt in parser.boundaries(config, state):
-                groups.setdefault(nxt, []).append(members)
+                groups.setdefault(nxt, []).extend(members)
         lexer = parser.lexer
-        for nxt, parts in groups.items():
+        for nxt, members in groups.items():
             # repeated roots cost nothing: the walk skips a root already walked from the same start (`seen`)
-            roots = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            roots = np.array(members, np.int32)
             if nxt not in stamps:
                 stamps[nxt] = self._new_stamp()
             sub_nodes, sub_states, stamps[nxt] = self._walk(lexer, parser.config_start[nxt], roots, out,

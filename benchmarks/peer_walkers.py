@@ -1,0 +1,106 @@
+"""The mask walkers the mask benchmarks share: genlab's matcher and the peers' matchers behind one small interface.
+
+A walker starts at the beginning of a constrained text: `fill()` computes the next mask (the timed call),
+`advance(token) -> bool` moves on, `allowed()` reads the last mask as a bool array over the vocabulary, and
+`note()` says something about the state for slow-position reports. The peers write packed int32 bitmasks, as
+they do for a sampler; reading them back (`unpack`) is outside the timing.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from genlab import TokenVocabulary
+
+
+def unpack(bitmask: np.ndarray, size: int) -> np.ndarray:
+    """A packed little-endian int32 bitmask (the peers' layout) as a bool array over the vocabulary."""
+    return np.unpackbits(np.ascontiguousarray(bitmask).view(np.uint8), bitorder="little")[:size].astype(bool)
+
+
+def pct(values, q) -> float:
+    """The q-th percentile, or NaN for no values."""
+    return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+class GenlabWalker:
+    """genlab: `mask(state)` (a bool array), `advance`."""
+
+    def __init__(self, matcher):
+        self.m = matcher
+        self.s = matcher.start()
+        self.last = None
+
+    def fill(self):
+        self.last = self.m.mask(self.s)
+
+    def advance(self, tok):
+        self.s = self.m.advance(self.s, tok)
+        return self.s is not None
+
+    def allowed(self):
+        return self.last
+
+    def note(self) -> str:
+        return f"{len(self.s)} thread(s)" if isinstance(self.s, tuple) else f"state {self.s}"
+
+
+class BitmaskWalker:
+    """A walk whose masks land in a packed int32 bitmask; the engine sets `fill` (a C-level partial)."""
+
+    fill = None
+
+    def __init__(self, size, advance):
+        self.bitmask = np.zeros((size + 31) // 32, np.int32)
+        self.size, self.advance = size, advance
+
+    def allowed(self):
+        return unpack(self.bitmask, self.size)
+
+    def note(self) -> str:
+        return ""
+
+
+def llguidance_tokenizer(tok, vocab: TokenVocabulary):
+    """llguidance's tokenizer for an HF tokenizer, with genlab's EOS ids as its stop tokens."""
+    import llguidance.hf
+
+    return llguidance.hf.from_tokenizer(tok, n_vocab=vocab.size, eos_token=sorted(vocab.eos_ids))
+
+
+def llguidance_walker(matcher, size: int) -> BitmaskWalker:
+    """A walk on an `LLMatcher`: `unsafe_compute_mask_ptr` into the bitmask (what
+    `llguidance.numpy.fill_next_token_bitmask` calls), `consume_token`."""
+    matcher.reset()
+    w = BitmaskWalker(size, matcher.consume_token)
+    w.fill = partial(matcher.unsafe_compute_mask_ptr, w.bitmask.ctypes.data, w.bitmask.nbytes)
+    return w
+
+
+def xgrammar_compiler(tok, vocab: TokenVocabulary):
+    """(the xgrammar module, a one-thread `GrammarCompiler` without its cache) for an HF tokenizer."""
+    import torch
+    import xgrammar
+
+    torch.set_num_threads(1)
+    info = xgrammar.TokenizerInfo.from_huggingface(tok, vocab_size=vocab.size, stop_token_ids=sorted(vocab.eos_ids))
+    return xgrammar, xgrammar.GrammarCompiler(info, max_threads=1, cache_enabled=False)
+
+
+class XGrammarWalker:
+    """A fresh `GrammarMatcher` on a compiled grammar: `fill_next_token_bitmask`, `accept_token`."""
+
+    def __init__(self, xgr, compiled, size):
+        m = xgr.GrammarMatcher(compiled)
+        self.bitmask = xgr.allocate_token_bitmask(1, size)
+        self.size = size
+        self.fill = partial(m.fill_next_token_bitmask, self.bitmask)
+        self.advance = m.accept_token
+
+    def allowed(self):
+        return unpack(self.bitmask[0].numpy(), self.size)
+
+    def note(self) -> str:
+        return ""
