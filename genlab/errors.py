@@ -41,3 +41,13 @@ class StateLimitError(ConstraintError):
 
 class GrammarError(ConstraintError):
     """A grammar Lark rejects (Lark's message, with the line), or one genlab cannot compile (naming the rule)."""
+
+
+class SchemaError(ConstraintError):
+    """A JSON Schema genlab cannot compile: invalid, unsatisfiable, or using an unknown keyword or format. The
+    message starts with the JSON pointer of the fault (`pointer`; "" is the root)."""
+
+    def __init__(self, message: str, pointer: str) -> None:
+        super().__init__(f"at {pointer or '/'} (JSON pointer): {message}")
+        self.pointer = pointer
+        self.reason = message

@@ -121,9 +121,12 @@ class Lexer:
         self.terminals = terminals
         self.max_states = max_states
         tables = [t.dfa.transitions for t in terminals]
-        # byte classes: bytes whose column is the same in every terminal's table
-        stacked = np.ascontiguousarray(np.vstack(tables).T) if tables else np.zeros((256, 1), np.int32)
-        _, first, self.byte_class = np.unique(stacked, axis=0, return_index=True, return_inverse=True)
+        # byte classes: bytes whose column is the same in every terminal's table, refined one table at a time
+        labels = np.zeros(256, np.int64)
+        for tab in tables:
+            _, column = np.unique(tab.T, axis=0, return_inverse=True)
+            _, labels = np.unique(labels * 256 + column.ravel(), return_inverse=True)
+        _, first, self.byte_class = np.unique(labels, return_index=True, return_inverse=True)
         self.byte_class = self.byte_class.ravel()
         self.class_rep = first  # one byte per class
         self._class_tables = [np.ascontiguousarray(tab[:, first]) for tab in tables]

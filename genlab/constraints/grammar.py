@@ -49,10 +49,31 @@ class Grammar(Constraint):
         super().__init__()
         self.source = source
         self.start_rule = start
-        self.limits = dict(max_columns=max_columns, max_items=max_items, max_lexer_states=max_lexer_states)
-        self.terminals, self.ignore, self.cfg = _load(source, start, max_terminal_states)
-        check_guards(self.cfg, self.terminals, self.ignore)
-        self._parser = GrammarParser(self.terminals, self.ignore, self.cfg, **self.limits)
+        terminals, ignore, cfg = _load(source, start, max_terminal_states)
+        self._setup(terminals, ignore, cfg, max_columns=max_columns, max_items=max_items,
+                    max_lexer_states=max_lexer_states)
+
+    @classmethod
+    def from_parts(cls, terminals: list[Terminal], rules: list[tuple[str, list[str]]], start: str, *,
+                   ignore: tuple[int, ...] = (), source: str = "", max_columns: int = 1_000_000,
+                   max_items: int = 100_000, max_lexer_states: int = 50_000) -> "Grammar":
+        """A grammar built in code rather than written in Lark: compiled terminals, BNF rules `(lhs, [symbol
+        names])` over the terminals' names and nonterminals, and the indices of ignored terminals. Constraints
+        that compile to grammars (JSON Schema) come this way, skipping Lark's loader."""
+        grammar = cls.__new__(cls)
+        Constraint.__init__(grammar)
+        grammar.source = source
+        grammar.start_rule = start
+        cfg = CFG.build([t.name for t in terminals], rules, start)
+        grammar._setup(terminals, ignore, cfg, max_columns=max_columns, max_items=max_items,
+                       max_lexer_states=max_lexer_states)
+        return grammar
+
+    def _setup(self, terminals: list[Terminal], ignore: tuple[int, ...], cfg: CFG, **limits) -> None:
+        self.terminals, self.ignore, self.cfg = terminals, ignore, cfg
+        self.limits = limits
+        check_guards(cfg, terminals, ignore)
+        self._parser = GrammarParser(terminals, ignore, cfg, **limits)
 
     @classmethod
     def from_file(cls, path: str | Path, start: str = "start", **limits) -> "Grammar":

@@ -1,0 +1,78 @@
+"""Boolean combinations of byte DFAs (intersection, difference) and DFAs of finite sets of strings.
+
+Constraints that combine several regular conditions on one string (a JSON Schema string with a `pattern`, a
+length range and a format; object keys that are "any string but these names") build their automaton here
+rather than through a regex, since Python's regex syntax has no intersection or complement. Products are built
+over the reachable pairs only, then minimised to the canonical `ByteDFA`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genlab.automata.dfa import ByteDFA
+from genlab.automata.minimize import minimal_dfa
+from genlab.errors import StateLimitError
+
+
+def intersect(a: ByteDFA, b: ByteDFA, *, max_states: int = 100_000) -> ByteDFA | None:
+    """The DFA of L(a) & L(b), or None when the intersection is empty."""
+    return _product(a, b, keep_right=False, max_states=max_states)
+
+
+def difference(a: ByteDFA, b: ByteDFA, *, max_states: int = 100_000) -> ByteDFA | None:
+    """The DFA of L(a) minus L(b), or None when nothing is left."""
+    return _product(a, b, keep_right=True, max_states=max_states)
+
+
+def literals(strings: list[bytes]) -> ByteDFA | None:
+    """The DFA of a finite set of byte strings (a trie, minimised), or None for the empty set."""
+    table = [np.full(256, -1, np.int32)]
+    accepting = [False]
+    for s in strings:
+        state = 0
+        for byte in s:
+            nxt = table[state][byte]
+            if nxt < 0:
+                nxt = table[state][byte] = len(table)
+                table.append(np.full(256, -1, np.int32))
+                accepting.append(False)
+            state = nxt
+        accepting[state] = True
+    if not any(accepting):
+        return None
+    return minimal_dfa(np.stack(table), np.array(accepting, np.bool_))
+
+
+def _product(a: ByteDFA, b: ByteDFA, *, keep_right: bool, max_states: int) -> ByteDFA | None:
+    """Reachable pairs of (a state, b state), explored a breadth-first layer at a time with array operations;
+    b's -1 is a sink kept only for differences (a pair accepts iff a does and b does not)."""
+    nb = b.n_states + 1  # pair code: a state * nb + b state + 1, so b's sink (-1) is b code 0
+    b_rows = np.vstack([np.full((1, 256), -1, np.int32), b.transitions]).astype(np.int64)  # row t + 1
+    b_accepting = np.concatenate([[False], b.accepting])
+    a_rows = a.transitions.astype(np.int64)
+    ids: dict[int, int] = {a.start * nb + b.start + 1: 0}
+    frontier = np.array([a.start * nb + b.start + 1], np.int64)
+    tables, codes_seen = [], [frontier]
+    while len(frontier):
+        ra, rb = a_rows[frontier // nb], b_rows[frontier % nb]
+        ok = ra >= 0 if keep_right else (ra >= 0) & (rb >= 0)
+        codes = np.where(ok, ra * nb + rb + 1, -1)
+        uniq = np.unique(codes[ok])
+        new = []
+        for code in uniq.tolist():
+            if code not in ids:
+                ids[code] = len(ids)
+                new.append(code)
+        if len(ids) > max_states:
+            raise StateLimitError(f"a DFA product would exceed {max_states} states")
+        uniq_ids = np.array([ids[c] for c in uniq.tolist()] or [-1], np.int64)
+        where = np.minimum(np.searchsorted(uniq, codes), len(uniq_ids) - 1)
+        tables.append(np.where(ok, uniq_ids[where], -1).astype(np.int32))
+        frontier = np.array(new, np.int64)
+        codes_seen.append(frontier)
+    table = np.vstack(tables)  # rows in id order: each layer's new codes were numbered in the order listed
+    order = np.concatenate(codes_seen)
+    in_a = a.accepting[order // nb]
+    in_b = b_accepting[order % nb]
+    return minimal_dfa(table, in_a & (~in_b if keep_right else in_b))

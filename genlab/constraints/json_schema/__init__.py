@@ -1,0 +1,102 @@
+"""`JsonSchema`: outputs that validate against a JSON Schema (or a Pydantic model), exact.
+
+The schema compiles to a grammar (`compiler.py`) that the grammar engine matches token by token with masks and
+fast checks; keywords no grammar can say exactly are decided by `validate` on the finished output (jsonschema),
+which SMC applies to every particle and masking reports per sample. `end_checks` names them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from genlab.constraints.base import Constraint, Matcher
+from genlab.constraints.grammar import Grammar
+from genlab.constraints.json_schema.compiler import Policy, SchemaCompiler, serialize
+from genlab.constraints.json_schema.document import Document, load
+from genlab.constraints.json_schema.validator import make_validator, parse_json
+from genlab.errors import EmptyLanguageError, SchemaError
+from genlab.vocab import TokenVocabulary
+
+WHITESPACE = ("compact", "flexible")
+PROPERTY_ORDERS = ("schema", "any")
+
+
+class JsonSchema(Constraint):
+    """Output must be JSON that validates against `schema` (a dict, JSON text, or Pydantic v2 model class).
+
+    `whitespace`: "compact" (none, the default) or "flexible" (up to `max_whitespace` whitespace characters
+    around each `{ } [ ] , :`, so a model can lay out its JSON but never loop on spaces). `property_order`:
+    "schema" (declared properties in the schema's order, required ones present; others anywhere) or "any".
+    `strict=False` ignores unknown keywords and formats instead of raising. `draft` overrides the draft read
+    from `$schema` (4, 6, 7, 2019, 2020).
+    """
+
+    def __init__(self, schema: Any, *, whitespace: str = "compact", property_order: str = "schema",
+                 strict: bool = True, max_whitespace: int = 8, draft: int | None = None,
+                 max_columns: int = 1_000_000, max_items: int = 100_000, max_lexer_states: int = 50_000) -> None:
+        super().__init__()
+        if whitespace not in WHITESPACE:
+            raise ValueError(f"whitespace must be one of {WHITESPACE}, not {whitespace!r}")
+        if property_order not in PROPERTY_ORDERS:
+            raise ValueError(f"property_order must be one of {PROPERTY_ORDERS}, not {property_order!r}")
+        if max_whitespace < 1:
+            raise ValueError(f"max_whitespace must be >= 1, got {max_whitespace}")
+        self.schema, self.model = load(schema)
+        self.policy = Policy(whitespace, property_order, max_whitespace)
+        self.document = Document(self.schema, draft)
+        compiler = SchemaCompiler(self.document, self.policy, strict=strict)
+        start = compiler.compile()
+        try:
+            self.grammar = Grammar.from_parts(compiler.terminals, compiler.rules, start, max_columns=max_columns,
+                                              max_items=max_items, max_lexer_states=max_lexer_states)
+        except EmptyLanguageError as e:  # e.g. a recursive schema with no finite value
+            raise SchemaError("the schema accepts no finite value", "") from e
+        self.end_checks: tuple[str, ...] = tuple(f"{keyword} at {ptr or '/'}"
+                                                 for ptr, keyword in compiler.end_checks)
+        self._rank = compiler._rank
+        self._validator = make_validator(self.document)
+
+    def __repr__(self) -> str:
+        name = self.model.__name__ if self.model is not None else (self.schema.get("title") if isinstance(
+            self.schema, dict) else None) or "schema"
+        return f"JsonSchema({name}, whitespace={self.policy.whitespace!r})"
+
+    def _compile(self, vocab: TokenVocabulary) -> Matcher:
+        return self.grammar.compile(vocab)
+
+    def check(self, text: str | bytes) -> bool:
+        return self.grammar.check(text) and self.validate(text)
+
+    def validate(self, text: str | bytes) -> bool:
+        """Whether the finished output is a JSON value the schema accepts (without duplicate keys): the exact
+        check behind `end_checks`."""
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", errors="strict")
+        try:
+            value = parse_json(text)
+        except ValueError:
+            return False
+        return self._validator.is_valid(value)
+
+    def parse(self, text: str | bytes) -> Any:
+        """The output as a Python value, or as an instance of the Pydantic model the schema came from."""
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        if self.model is not None:
+            return self.model.model_validate_json(text)
+        return parse_json(text)
+
+    def serialize(self, value: Any) -> str:
+        """`value` written as this constraint writes JSON (compact, keys in schema order): a valid value's
+        serialisation is in the grammar's language."""
+        if self.model is not None and isinstance(value, self.model):
+            value = value.model_dump(mode="json")
+        return serialize(value, self._rank)
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "json_schema", "draft": self.document.draft, "whitespace": self.policy.whitespace,
+                "property_order": self.policy.property_order, "terminals": len(self.grammar.terminals),
+                "rules": len(self.grammar.cfg.rules) - 1, "end_checks": list(self.end_checks)}
+
+
+__all__ = ["JsonSchema"]

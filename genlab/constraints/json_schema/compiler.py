@@ -1,0 +1,857 @@
+"""JSON Schema to grammar: terminals (byte DFAs) and BNF rules for `Grammar.from_parts`.
+
+Each place in the schema compiles to a nonterminal. A place is a *conjunction* of schema objects: `allOf`, `$ref`
+and the branch chosen from an `anyOf`/`oneOf`/`if` all add objects to it, and its keywords intersect (types,
+ranges, patterns, per-property schemas). Disjunctions are distributed: a place with an open `anyOf` becomes
+one alternative per branch, each a conjunction of its own. Places are memoised by the set of schema objects and
+choices, which is also what makes recursive schemas (`$ref` to an enclosing schema) finite grammars.
+
+The grammar is exact where a context-free grammar can be, and an over-approximation elsewhere: each time a
+keyword is not fully enforced by the grammar (`uniqueItems`, `oneOf`'s exclusivity, `not`, `if`, counts of
+properties, `contains`, number bounds in exponent form, patterns with lookarounds, ...), its place and keyword
+go in `end_checks`, and the constraint's validator (jsonschema) decides those at the end. The grammar never
+rejects a value the schema accepts when written as the policy writes it (compact or flexible whitespace,
+properties in schema order with extra properties anywhere, strings escaped as `json.dumps` does).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from genlab.automata.combine import difference, intersect, literals
+from genlab.automata.dfa import ByteDFA
+from genlab.automata.lexer import Terminal
+from genlab.automata.minimize import minimal_dfa
+from genlab.automata.regex import compile_regex
+from genlab.constraints.json_schema.document import Document, pointer
+from genlab.constraints.json_schema.formats import FORMATS
+from genlab.constraints.json_schema.keywords import ANNOTATIONS, TYPES, VALIDATION
+from genlab.constraints.json_schema.numbers import (decimal_range, exponent_numbers, integer_range,
+                                                    multiple_of_dfa)
+from genlab.constraints.json_schema.strings import decoded_dfa, quoted
+from genlab.errors import ConstraintError, InvalidPatternError, SchemaError
+
+# bounded repetitions beyond these become unbounded in the grammar (and are checked at the end)
+MAX_COUNT = 128
+MAX_LENGTH = 256
+# distributing open anyOf/oneOf/if groups at one place: at most this many combinations
+MAX_COMBINATIONS = 64
+MAX_MULTIPLE_OF = 1000
+NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How values are written: `whitespace` "compact" (none) or "flexible" (up to `max_whitespace` characters of
+    JSON whitespace around each `{ } [ ] , :`); `property_order` "schema" (declared properties in the order the
+    schema names them, extra ones anywhere) or "any"."""
+
+    whitespace: str = "compact"
+    property_order: str = "schema"
+    max_whitespace: int = 8
+
+
+@dataclass
+class _Group:
+    """An open disjunction at a place: `anyOf`, `oneOf`, or an `if` with its then/else."""
+
+    key: tuple  # (id of the schema object, keyword)
+    branches: list[list[tuple[Any, tuple]]]  # each branch: the schema objects it adds, with their paths
+    keyword: str
+    path: tuple
+
+
+@dataclass
+class _Place:
+    """The flattened conjunction of schema objects at one place of the instance."""
+
+    parts: list[tuple[dict, tuple]] = field(default_factory=list)
+    false: str | None = None  # why nothing is valid here, once known
+    groups: list[_Group] = field(default_factory=list)
+
+    def values(self, keyword: str) -> list[tuple[Any, tuple]]:
+        return [(d[keyword], path + (keyword,)) for d, path in self.parts if keyword in d]
+
+    @property
+    def path(self) -> tuple:
+        return self.parts[0][1] if self.parts else ()
+
+
+class SchemaCompiler:
+    """Builds the terminals and rules of one schema; `compile()` returns them with the start symbol."""
+
+    def __init__(self, doc: Document, policy: Policy, *, strict: bool = True) -> None:
+        self.doc = doc
+        self.policy = policy
+        self.strict = strict
+        self.terminals: list[Terminal] = []
+        self.rules: list[tuple[str, list[str]]] = []
+        self.end_checks: dict[tuple[str, str], None] = {}  # (pointer, keyword), in order found
+        self._terminal_names: dict[Any, str] = {}
+        self._memo: dict[tuple, str | None] = {}
+        self._checked: set[int] = set()
+        self._validator = None
+        self._rank = property_rank(doc.root)
+        self._counter = 0
+
+    # --- entry --------------------------------------------------------------------------------------------------
+
+    def compile(self) -> str:
+        """The start symbol; raises `SchemaError` when the schema accepts nothing."""
+        value = self.symbol(((self.doc.root, ()),))
+        if value is None:
+            raise SchemaError(self._why_empty or "the schema accepts no value", self._why_empty_at)
+        ws = self._ws()
+        self.rules.append(("start", ws + [value] + ws))
+        return "start"
+
+    _why_empty: str | None = None
+    _why_empty_at: str = ""
+
+    def _empty(self, reason: str, path: tuple) -> None:
+        if self._why_empty is None or len(path) <= len(self._why_empty_path):
+            self._why_empty, self._why_empty_at, self._why_empty_path = reason, pointer(path), path
+
+    _why_empty_path: tuple = ()
+
+    def _end_check(self, path: tuple, keyword: str) -> None:
+        self.end_checks.setdefault((pointer(path), keyword), None)
+
+    # --- places ---------------------------------------------------------------------------------------------------
+
+    def symbol(self, schemas: tuple[tuple[Any, tuple], ...], choices: frozenset = frozenset()) -> str | None:
+        """The nonterminal of the conjunction of `schemas` (with the given branch choices), or None if empty."""
+        key = (frozenset(id(s) for s, _ in schemas), choices)
+        if key in self._memo:
+            return self._memo[key]
+        name = f"v{len(self._memo)}"
+        self._memo[key] = name  # before the body: recursive references find it
+        alternatives = self._alternatives(schemas, choices)
+        if not alternatives:
+            self._memo[key] = None
+            return None
+        for alt in alternatives:
+            self.rules.append((name, alt))
+        return name
+
+    def _place(self, schemas, choices: frozenset) -> _Place:
+        place = _Place()
+        chosen = dict(choices)
+        for schema, path in schemas:
+            self._flatten(schema, path, place, chosen, frozenset())
+        return place
+
+    def _flatten(self, schema: Any, path: tuple, place: _Place, chosen: dict, refs: frozenset) -> None:
+        if schema is True:
+            return
+        if schema is False:
+            place.false = place.false or "the schema is false"
+            self._empty("the schema `false` accepts nothing", path)
+            return
+        if not isinstance(schema, dict):
+            raise SchemaError(f"a schema is an object or a boolean, not {type(schema).__name__}", pointer(path))
+        self._check_keywords(schema, path)
+        ref_keys = [k for k in ("$ref", "$dynamicRef", "$recursiveRef") if k in schema]
+        for k in ref_keys:
+            ref = schema[k]
+            if not isinstance(ref, str):
+                raise SchemaError(f"{k} must be a string", pointer(path + (k,)))
+            target, target_path = self.doc.resolve(ref, path + (k,))
+            if target_path in refs:  # a reference cycle with no value in between: it adds nothing new
+                continue
+            self._flatten(target, target_path, place, chosen, refs | {target_path})
+        if ref_keys and self.doc.draft <= 7:
+            return  # before 2019-09, keywords beside $ref are ignored
+        for i, sub in enumerate(_list(schema, "allOf", path)):
+            self._flatten(sub, path + ("allOf", i), place, chosen, refs)
+        place.parts.append((schema, path))
+        for keyword in ("anyOf", "oneOf"):
+            if keyword in schema:
+                branches = _list(schema, keyword, path)
+                if not branches:
+                    raise SchemaError(f"{keyword} must be a non-empty array", pointer(path + (keyword,)))
+                self._open(place, chosen, refs, _Group(
+                    (id(schema), keyword), [[(b, path + (keyword, i))] for i, b in enumerate(branches)], keyword,
+                    path + (keyword,)))
+        if "if" in schema:
+            then = [(schema["then"], path + ("then",))] if "then" in schema else []
+            otherwise = [(schema["else"], path + ("else",))] if "else" in schema else []
+            if then or otherwise:
+                self._open(place, chosen, refs, _Group(
+                    (id(schema), "if"), [[(schema["if"], path + ("if",))] + then, otherwise], "if", path + ("if",)))
+
+    def _open(self, place: _Place, chosen: dict, refs: frozenset, group: _Group) -> None:
+        if chosen.get(group.key) == -1:  # past the combination budget: the validator checks it
+            return
+        if group.key in chosen:
+            for sub, sub_path in group.branches[chosen[group.key]]:
+                self._flatten(sub, sub_path, place, chosen, refs)
+        else:
+            place.groups.append(group)
+
+    def _check_keywords(self, schema: dict, path: tuple) -> None:
+        if id(schema) in self._checked:
+            return
+        self._checked.add(id(schema))
+        for key in schema:
+            if key in VALIDATION or key in ANNOTATIONS:
+                continue
+            if self.strict:
+                raise SchemaError(f"unknown keyword {key!r} (pass strict=False to ignore unknown keywords)",
+                                  pointer(path + (key,)))
+
+    def _alternatives(self, schemas, choices: frozenset) -> list[list[str]]:
+        place = self._place(schemas, choices)
+        if place.false:
+            return []
+        if place.groups:
+            return self._distribute(schemas, choices, place)
+        types = self._types(place)
+        enum = self._enum(place)
+        if enum is not None:
+            return [[self._literal_terminal(v)] for v in enum]
+        alternatives: list[list[str]] = []
+        if "null" in types:
+            alternatives.append([self._literal_terminal(None)])
+        if "boolean" in types:
+            alternatives += [[self._literal_terminal(True)], [self._literal_terminal(False)]]
+        if "number" in types or "integer" in types:
+            alternatives += [[t] for t in self._numbers(place, types)]
+        if "string" in types:
+            s = self._string(place)
+            if s is not None:
+                alternatives.append([s])
+        if "array" in types:
+            alternatives += self._array(place)
+        if "object" in types:
+            alternatives += self._object(place)
+        if not alternatives:
+            self._empty("no value satisfies every keyword here", place.path)
+        return alternatives
+
+    def _distribute(self, schemas, choices: frozenset, place: _Place) -> list[list[str]]:
+        """One alternative per branch of the first open group; groups past the combination budget are left to
+        the validator."""
+        budget = 1
+        keep = []
+        for group in place.groups:
+            if budget * len(group.branches) > MAX_COMBINATIONS and keep:
+                self._end_check(group.path[:-1], group.keyword)
+                continue
+            budget *= len(group.branches)
+            keep.append(group)
+        group = keep[0]
+        if group.keyword == "if" or (group.keyword == "oneOf" and len(group.branches) > 1):
+            self._end_check(group.path[:-1], group.keyword)
+        dropped = {g.key: None for g in place.groups if g not in keep}
+        alternatives = []
+        for i in range(len(group.branches)):
+            extra = frozenset({(group.key, i)}) | frozenset((k, -1) for k in dropped)
+            s = self.symbol(schemas, choices | extra)
+            if s is not None:
+                alternatives.append([s])
+        if not alternatives:
+            self._empty(f"no branch of {group.keyword} can be satisfied", group.path)
+        return alternatives
+
+    # --- types and enums -------------------------------------------------------------------------------------------
+
+    def _types(self, place: _Place) -> set[str]:
+        types = set(TYPES)
+        for value, path in place.values("type"):
+            names = value if isinstance(value, list) else [value]
+            for name in names:
+                if name not in TYPES:
+                    raise SchemaError(f"unknown type {name!r}", pointer(path))
+            here = set(names)
+            if "number" in here:
+                here.add("integer")
+            types &= here
+        for value, path in place.values("not"):
+            if isinstance(value, dict) and set(value) <= {"type"} | ANNOTATIONS and "type" in value:
+                names = value["type"] if isinstance(value["type"], list) else [value["type"]]
+                types -= set(names) | ({"integer"} if "number" in names else set())
+            elif value is True:
+                types = set()
+            else:
+                self._end_check(path[:-1], "not")
+        for keyword in ("dependentRequired", "dependentSchemas", "dependencies"):
+            for _, path in place.values(keyword):
+                self._end_check(path[:-1], keyword)
+        if not types:
+            self._empty("the types allowed here have no value in common", place.path)
+        return types
+
+    def _enum(self, place: _Place) -> list | None:
+        """The enum/const values that satisfy every schema object here (checked by the validator), or None."""
+        candidates = None
+        for d, path in place.parts:
+            if "const" in d:
+                candidates = [d["const"]]
+                break
+            if "enum" in d:
+                if not isinstance(d["enum"], list):
+                    raise SchemaError("enum must be an array", pointer(path + ("enum",)))
+                candidates = d["enum"]
+                break
+        if candidates is None:
+            return None
+        validator = self._validator_for()
+        kept = []
+        for value in candidates:
+            if all(validator.evolve(schema=d).is_valid(value) for d, _ in place.parts):
+                if value not in kept or not _same_json_in(value, kept):
+                    kept.append(value)
+        if not kept:
+            self._empty("no enum/const value satisfies the other keywords here", place.path)
+        return kept
+
+    def _validator_for(self):
+        if self._validator is None:
+            from genlab.constraints.json_schema.validator import make_validator
+
+            self._validator = make_validator(self.doc)
+        return self._validator
+
+    # --- numbers ---------------------------------------------------------------------------------------------
+
+    def _numbers(self, place: _Place, types: set[str]) -> list[str]:
+        lo, lo_x, hi, hi_x = None, False, None, False
+        for d, path in place.parts:
+            draft4 = self.doc.draft == 4
+            for key in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+                if key not in d:
+                    continue
+                v = d[key]
+                if draft4 and key.startswith("exclusive"):
+                    if not isinstance(v, bool):
+                        raise SchemaError(f"{key} must be a boolean in draft 4", pointer(path + (key,)))
+                    continue
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise SchemaError(f"{key} must be a finite number", pointer(path + (key,)))
+                bound = Decimal(str(v)) if isinstance(v, float) else Decimal(v)
+                exclusive = key.startswith("exclusive") or bool(draft4 and d.get("exclusive" + key[0].upper() + key[1:]))
+                if key.lower().endswith("minimum"):
+                    if lo is None or bound > lo or (bound == lo and exclusive):
+                        lo, lo_x = bound, exclusive
+                else:
+                    if hi is None or bound < hi or (bound == hi and exclusive):
+                        hi, hi_x = bound, exclusive
+        multiples = []
+        for v, path in place.values("multipleOf"):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                raise SchemaError("multipleOf must be a number > 0", pointer(path))
+            multiples.append((v, path))
+        if lo is not None and hi is not None and (lo > hi or (lo == hi and (lo_x or hi_x))):
+            raise SchemaError(f"the number range is empty ({lo} .. {hi})", pointer(place.path))
+        whole = [int(v) for v, _ in multiples if float(v).is_integer()]
+        integer_only = "number" not in types or bool(whole)
+        for v, path in multiples:
+            if not float(v).is_integer():
+                self._end_check(path[:-1], "multipleOf")
+        if integer_only:
+            return self._integers(place, lo, lo_x, hi, hi_x, whole)
+        if lo is None and hi is None:
+            return [self._regex_terminal(NUMBER)]
+        try:
+            plain = decimal_range(lo, hi, lo_x, hi_x)
+        except ValueError:
+            return []
+        sign = "any"
+        if lo is not None and lo >= 0:
+            sign = "pos" if lo > 0 or lo_x else "nonneg"
+        if hi is not None and hi <= 0:
+            sign = "neg" if hi < 0 or hi_x else ("nonpos" if sign == "any" else sign)
+        self._end_check(place.path, "minimum" if lo is not None else "maximum")
+        return [self._regex_terminal(plain), self._regex_terminal(exponent_numbers(sign))]
+
+    def _integers(self, place: _Place, lo, lo_x, hi, hi_x, multiples: list[int]) -> list[str]:
+        lo_i = None if lo is None else (math.floor(lo) + 1 if lo_x and lo == math.floor(lo) else math.ceil(lo))
+        hi_i = None if hi is None else (math.ceil(hi) - 1 if hi_x and hi == math.ceil(hi) else math.floor(hi))
+        if lo_i is not None and hi_i is not None and lo_i > hi_i:
+            self._empty(f"no integer lies in {lo} .. {hi}", place.path)
+            return []
+        pattern = integer_range(lo_i, hi_i)
+        if pattern is None:
+            return []
+        if not multiples:
+            suffix = r"(?:\.0+)?" if self.doc.draft >= 6 else ""
+            return [self._regex_terminal(f"(?:{pattern}){suffix}")]
+        k = math.lcm(*multiples)
+        if k > MAX_MULTIPLE_OF:
+            self._end_check(place.path, "multipleOf")
+            return [self._regex_terminal(pattern)]
+        key = ("int", pattern, k)
+        if key not in self._terminal_names:
+            table, accepting, start = multiple_of_dfa(k)
+            order = np.arange(len(table))
+            order[[0, start]] = order[[start, 0]]  # minimal_dfa starts at state 0
+            inverse = np.argsort(order)
+            mapped = np.where(table[order] >= 0, inverse[np.maximum(table[order], 0)], -1).astype(np.int32)
+            mod = minimal_dfa(mapped, accepting[order])
+            dfa = intersect(compile_regex(pattern), mod) if mod is not None else None
+            if dfa is None:
+                self._empty(f"no integer in range is a multiple of {k}", place.path)
+                return []
+            self._terminal_names[key] = self._add_terminal(dfa)
+        return [self._terminal_names[key]]
+
+    # --- strings ---------------------------------------------------------------------------------------------
+
+    def _string(self, place: _Place) -> str | None:
+        dfa = self._string_dfa(place)
+        if dfa is None:
+            return None
+        key = ("str", id(dfa))
+        if key not in self._terminal_names:
+            self._terminal_names[key] = self._add_terminal(_quoted(dfa))
+        return self._terminal_names[key]
+
+    def _string_dfa(self, place: _Place) -> ByteDFA | None:
+        """The DFA of the decoded string values allowed here (length, patterns, formats)."""
+        min_len, max_len = 0, None
+        for key in ("minLength", "maxLength"):
+            for v, path in place.values(key):
+                if isinstance(v, bool) or not isinstance(v, int) and not (isinstance(v, float) and v.is_integer()) \
+                        or v < 0:
+                    raise SchemaError(f"{key} must be a non-negative integer", pointer(path))
+                if key == "minLength":
+                    min_len = max(min_len, int(v))
+                else:
+                    max_len = int(v) if max_len is None else min(max_len, int(v))
+        if max_len is not None and min_len > max_len:
+            self._empty(f"minLength {min_len} > maxLength {max_len}", place.path)
+            return None
+        if min_len > MAX_LENGTH:
+            self._end_check(place.path, "minLength")
+            min_len = MAX_LENGTH
+        if max_len is not None and max_len > MAX_LENGTH:
+            self._end_check(place.path, "maxLength")
+            max_len = None
+        patterns = []
+        for v, path in place.values("pattern"):
+            if not isinstance(v, str):
+                raise SchemaError("pattern must be a string", pointer(path))
+            patterns.append((v, path))
+        for v, path in place.values("format"):
+            if not isinstance(v, str):
+                raise SchemaError("format must be a string", pointer(path))
+            if v in FORMATS:
+                patterns.append((r"\A(?:" + FORMATS[v] + r")\Z", path))
+            elif self.strict:
+                raise SchemaError(f"unknown format {v!r} (known: {', '.join(FORMATS)}; pass strict=False to "
+                                  "ignore unknown formats)", pointer(path))
+        usable = []
+        for p, path in patterns:
+            try:
+                decoded_dfa((p,), 0, None)
+            except InvalidPatternError as e:
+                raise SchemaError(f"invalid pattern {p!r}: {e}", pointer(path)) from e
+            except ConstraintError:  # lookarounds, backreferences, huge automata: the validator decides
+                self._end_check(path[:-1], path[-1])
+                continue
+            usable.append(p)
+        try:
+            dfa, dropped = decoded_dfa(tuple(usable), min_len, max_len)
+        except ConstraintError:
+            self._end_check(place.path, "pattern")
+            dfa, dropped = decoded_dfa((), min_len, max_len)
+        if dropped:
+            self._end_check(place.path, "maxLength" if max_len is not None else "minLength")
+        if dfa is None:
+            self._empty("no string satisfies the length, pattern and format here", place.path)
+        return dfa
+
+    # --- arrays ----------------------------------------------------------------------------------------------
+
+    def _array(self, place: _Place) -> list[list[str]]:
+        lo, hi = 0, None
+        for key in ("minItems", "maxItems"):
+            for v, path in place.values(key):
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or int(v) != v:
+                    raise SchemaError(f"{key} must be a non-negative integer", pointer(path))
+                if key == "minItems":
+                    lo = max(lo, int(v))
+                else:
+                    hi = int(v) if hi is None else min(hi, int(v))
+        prefixes, rests = [], []
+        for d, path in place.parts:
+            items = d.get("items")
+            prefix_key = "prefixItems" if isinstance(d.get("prefixItems"), list) else "items"
+            if isinstance(d.get(prefix_key), list):  # draft <= 2019-09 array form of items, or prefixItems
+                prefixes.append([(s, path + (prefix_key, i)) for i, s in enumerate(d[prefix_key])])
+                rest_key = "items" if prefix_key == "prefixItems" else "additionalItems"
+                rests.append((d[rest_key], path + (rest_key,)) if rest_key in d and rest_key != prefix_key
+                             else None)
+            else:
+                prefixes.append([])
+                rests.append((items, path + ("items",)) if "items" in d else None)
+            if "unevaluatedItems" in d and d["unevaluatedItems"] is not True:
+                self._end_check(path, "unevaluatedItems")
+        for keyword in ("uniqueItems", "contains"):
+            for v, path in place.values(keyword):
+                if keyword == "uniqueItems" and v is True or keyword == "contains":
+                    self._end_check(path[:-1], keyword)
+        n_prefix = max((len(p) for p in prefixes), default=0)
+
+        def position(i: int) -> str | None:
+            schemas = []
+            for prefix, rest in zip(prefixes, rests):
+                if i < len(prefix):
+                    schemas.append(prefix[i])
+                elif rest is not None:
+                    schemas.append(rest)
+            return self.symbol(tuple(schemas))
+
+        rest_symbol = position(n_prefix)
+        cap = n_prefix if rest_symbol is None else None
+        symbols = []
+        for i in range(n_prefix):
+            s = position(i)
+            if s is None:
+                cap = i
+                break
+            symbols.append(s)
+        if cap is not None:
+            hi = cap if hi is None else min(hi, cap)
+        if hi is not None and lo > hi:
+            self._empty(f"no array has between {lo} and {hi} items valid here", place.path)
+            return []
+        if lo > MAX_COUNT:
+            self._end_check(place.path, "minItems")
+            lo = MAX_COUNT
+        if hi is not None and hi > max(MAX_COUNT, n_prefix):
+            self._end_check(place.path, "maxItems")
+            hi = None
+        sep, ws = self._sep(), self._ws()
+        threshold = max(n_prefix, lo)
+        top = threshold if hi is None else hi
+        names = [self._fresh("arr") for _ in range(top + 1)]
+        for i in range(top + 1):
+            item = symbols[i] if i < n_prefix else rest_symbol
+            if i >= lo:
+                self.rules.append((names[i], []))
+            if i < top:
+                self.rules.append((names[i], (sep if i else []) + [item, names[i + 1]]))
+        if hi is None and rest_symbol is not None:
+            tail = self._fresh("arr")
+            self.rules.append((tail, []))
+            self.rules.append((tail, sep + [rest_symbol, tail]))
+            self.rules.append((names[top], (sep if top else []) + [rest_symbol, tail]))
+        return [[self._punct("[")] + ws + [names[0]] + ws + [self._punct("]")]]
+
+    # --- objects ---------------------------------------------------------------------------------------------
+
+    def _object(self, place: _Place) -> list[list[str]]:
+        lo, hi = 0, None
+        for key in ("minProperties", "maxProperties"):
+            for v, path in place.values(key):
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or int(v) != v:
+                    raise SchemaError(f"{key} must be a non-negative integer", pointer(path))
+                if key == "minProperties":
+                    lo = max(lo, int(v))
+                else:
+                    hi = int(v) if hi is None else min(hi, int(v))
+        required: dict[str, None] = {}
+        for v, path in place.values("required"):
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise SchemaError("required must be an array of strings", pointer(path))
+            required.update(dict.fromkeys(v))
+        declared: dict[str, None] = {}
+        for v, path in place.values("properties"):
+            if not isinstance(v, dict):
+                raise SchemaError("properties must be an object", pointer(path))
+            declared.update(dict.fromkeys(v))
+        declared.update(required)
+        names = sorted(declared, key=lambda n: self._rank.get(n, len(self._rank)))
+        name_checks = place.values("propertyNames")
+        members = []
+        for name in names:
+            value = self._property_value(place, name)
+            if value is not None and name_checks:
+                validator = self._validator_for()
+                if not all(validator.evolve(schema=s).is_valid(name) for s, _ in name_checks):
+                    value = None
+            if value is None:
+                if name in required:
+                    self._empty(f"required property {name!r} can have no valid value", place.path)
+                    return []
+                continue
+            members.append((name, value, name in required))
+        extra = self._extra_members(place, list(declared))
+        if hi is not None and lo > hi:
+            self._empty(f"minProperties {lo} > maxProperties {hi}", place.path)
+            return []
+        n_required = sum(1 for m in members if m[2])
+        if lo > n_required:
+            if extra is None and lo > len(members):
+                self._empty(f"minProperties {lo} exceeds the properties allowed", place.path)
+                return []
+            self._end_check(place.path, "minProperties")
+        if hi is not None:
+            if n_required > hi:
+                self._empty(f"maxProperties {hi} is less than the required properties", place.path)
+                return []
+            if extra is not None or hi < len(members):
+                self._end_check(place.path, "maxProperties")
+        member_symbols = [(self._member(self._key_terminal_literal(n), v), req) for n, v, req in members]
+        ws = self._ws()
+        sep = self._sep()
+        if self.policy.property_order == "any":
+            if required:
+                self._end_check(place.path, "required")
+            body = self._fresh("obj")
+            more = self._fresh("obj")
+            one = self._fresh("obj")
+            for m, _ in member_symbols:
+                self.rules.append((one, [m]))
+            if extra is not None:
+                self.rules.append((one, [extra]))
+            self.rules += [(body, []), (body, [one, more]), (more, []), (more, sep + [one, more])]
+            return [[self._punct("{")] + ws + [body] + ws + [self._punct("}")]]
+        n = len(member_symbols)
+        empty = [self._fresh("obj") for _ in range(n + 1)]  # nothing written yet
+        some = [self._fresh("obj") for _ in range(n + 1)]  # something written: the next member needs a comma
+        for i in range(n + 1):
+            if i == n:
+                self.rules += [(empty[i], []), (some[i], [])]
+            else:
+                m, req = member_symbols[i]
+                self.rules += [(empty[i], [m, some[i + 1]]), (some[i], sep + [m, some[i + 1]])]
+                if not req:
+                    self.rules += [(empty[i], [empty[i + 1]]), (some[i], [some[i + 1]])]
+            if extra is not None:
+                self.rules += [(empty[i], [extra, some[i]]), (some[i], sep + [extra, some[i]])]
+        return [[self._punct("{")] + ws + [empty[0]] + ws + [self._punct("}")]]
+
+    def _property_value(self, place: _Place, name: str) -> str | None:
+        """The value symbol of a named property: each schema object here contributes its `properties` entry,
+        else its matching `patternProperties`, else its `additionalProperties`."""
+        schemas = []
+        for d, path in place.parts:
+            props = d.get("properties", {})
+            if name in props:
+                schemas.append((props[name], path + ("properties", name)))
+                continue
+            matched = False
+            for pattern, sub in (d.get("patternProperties") or {}).items():
+                try:
+                    hit = re.search(pattern, name) is not None
+                except re.error as e:
+                    raise SchemaError(f"invalid pattern {pattern!r}: {e}", pointer(path + ("patternProperties",)))
+                if hit:
+                    schemas.append((sub, path + ("patternProperties", pattern)))
+                    matched = True
+            if not matched and "additionalProperties" in d:
+                schemas.append((d["additionalProperties"], path + ("additionalProperties",)))
+            elif not matched and d.get("unevaluatedProperties") is False and not self._evaluates(place, name):
+                return None
+        return self.symbol(tuple(schemas))
+
+    @staticmethod
+    def _evaluates(place: _Place, name: str) -> bool:
+        return any(name in (d.get("properties") or {}) for d, _ in place.parts)
+
+    def _extra_members(self, place: _Place, declared: list[str]) -> str | None:
+        """A symbol for one member whose name is not declared here (None when no such member is allowed)."""
+        shaping = [(d, path) for d, path in place.parts
+                   if "patternProperties" in d or "additionalProperties" in d or "unevaluatedProperties" in d]
+        names_dfa = self._names_dfa(place)
+        declared_dfa = literals([n.encode("utf-8") for n in declared])
+        any_name, _ = decoded_dfa((), 0, None)
+        base = any_name if names_dfa is None else names_dfa
+        if declared_dfa is not None:
+            base = difference(base, declared_dfa)
+        if base is None:
+            return None
+        if not shaping:
+            return self._region(base, self.symbol(((True, place.path),)))
+        if len(shaping) > 1:
+            if any(d.get("additionalProperties") is False and not d.get("patternProperties") for d, _ in shaping):
+                return None
+            self._end_check(place.path, "additionalProperties")
+            return self._region(base, self.symbol(((True, place.path),)))
+        d, path = shaping[0]
+        regions = []
+        patterns = list((d.get("patternProperties") or {}).items())
+        if not isinstance(d.get("patternProperties", {}), dict):
+            raise SchemaError("patternProperties must be an object", pointer(path + ("patternProperties",)))
+        if len(patterns) > 1:
+            self._end_check(path, "patternProperties")
+        rest = base
+        for pattern, sub in patterns:
+            try:
+                matching, _ = decoded_dfa((pattern,), 0, None)
+            except InvalidPatternError as e:
+                raise SchemaError(f"invalid pattern {pattern!r}: {e}", pointer(path + ("patternProperties",)))
+            except ConstraintError:
+                self._end_check(path, "patternProperties")
+                return self._region(base, self.symbol(((True, path),)))
+            keys = intersect(base, matching)
+            if keys is not None:
+                regions.append((keys, self.symbol(((sub, path + ("patternProperties", pattern)),))))
+            rest = difference(rest, matching) if rest is not None else None
+        if rest is not None:
+            if "additionalProperties" in d:
+                other = (d["additionalProperties"], path + ("additionalProperties",))
+            elif d.get("unevaluatedProperties") is False:
+                other = (False, path + ("unevaluatedProperties",))
+            else:
+                if "unevaluatedProperties" in d and d["unevaluatedProperties"] is not True:
+                    self._end_check(path, "unevaluatedProperties")
+                other = (True, path)
+            regions.append((rest, self.symbol((other,))))
+        alternatives = [self._region(keys, value) for keys, value in regions]
+        alternatives = [a for a in alternatives if a is not None]
+        if not alternatives:
+            return None
+        if len(alternatives) == 1:
+            return alternatives[0]
+        name = self._fresh("extra")
+        for a in alternatives:
+            self.rules.append((name, [a]))
+        return name
+
+    def _names_dfa(self, place: _Place) -> ByteDFA | None:
+        """The DFA of the names `propertyNames` allows here, when it is a plain string schema (else None and the
+        validator checks it)."""
+        checks = place.values("propertyNames")
+        if not checks:
+            return None
+        inner = self._place(tuple(checks), frozenset())
+        plain = {"pattern", "minLength", "maxLength", "format", "type"} | ANNOTATIONS
+        if inner.false:
+            return literals([])
+        if inner.groups or any(set(d) - plain for d, _ in inner.parts):
+            self._end_check(place.path, "propertyNames")
+            return None
+        return self._string_dfa(inner)
+
+    def _region(self, keys: ByteDFA | None, value: str | None) -> str | None:
+        if keys is None or value is None:
+            return None
+        key = ("key", id(keys))
+        if key not in self._terminal_names:
+            self._terminal_names[key] = self._add_terminal(quoted(keys))
+        return self._member(self._terminal_names[key], value)
+
+    def _member(self, key_terminal: str, value: str) -> str:
+        name = self._fresh("member")
+        ws = self._ws()
+        self.rules.append((name, [key_terminal] + ws + [self._punct(":")] + ws + [value]))
+        return name
+
+    # --- terminals and layout --------------------------------------------------------------------------------
+
+    def _fresh(self, stem: str) -> str:
+        self._counter += 1
+        return f"{stem}{self._counter}"
+
+    def _ws(self) -> list[str]:
+        if self.policy.whitespace == "compact":
+            return []
+        key = ("ws",)
+        if key not in self._terminal_names:
+            n = self.policy.max_whitespace
+            self._terminal_names[key] = self._regex_terminal(f"[ \\t\\n\\r]{{1,{n}}}")
+            self.rules += [("ws", []), ("ws", [self._terminal_names[key]])]
+        return ["ws"]
+
+    def _sep(self) -> list[str]:
+        ws = self._ws()
+        return ws + [self._punct(",")] + ws
+
+    def _punct(self, char: str) -> str:
+        return self._literal_bytes(char.encode())
+
+    def _literal_terminal(self, value: Any) -> str:
+        return self._literal_bytes(serialize(value, self._rank).encode("utf-8"))
+
+    def _key_terminal_literal(self, name: str) -> str:
+        return self._literal_bytes(serialize(name, self._rank).encode("utf-8"))
+
+    def _literal_bytes(self, data: bytes) -> str:
+        key = ("lit", data)
+        if key not in self._terminal_names:
+            self._terminal_names[key] = self._add_terminal(literals([data]))
+        return self._terminal_names[key]
+
+    def _regex_terminal(self, pattern: str) -> str:
+        key = ("re", pattern)
+        if key not in self._terminal_names:
+            self._terminal_names[key] = self._add_terminal(_regex(pattern))
+        return self._terminal_names[key]
+
+    def _add_terminal(self, dfa: ByteDFA) -> str:
+        name = f"T{len(self.terminals)}"
+        self.terminals.append(Terminal(name, dfa, _NO_GUARD))
+        return name
+
+
+_NO_GUARD = np.zeros(256, np.bool_)
+
+
+# compiled once per process: schemas repeat the same number and string shapes
+_regex = functools.lru_cache(maxsize=1024)(compile_regex)
+_quoted = functools.lru_cache(maxsize=1024)(quoted)
+
+
+def _list(schema: dict, keyword: str, path: tuple) -> list:
+    value = schema.get(keyword, [])
+    if not isinstance(value, list):
+        raise SchemaError(f"{keyword} must be an array of schemas", pointer(path + (keyword,)))
+    return value
+
+
+def _same_json_in(value: Any, seen: list) -> bool:
+    return any(type(value) is type(v) and value == v for v in seen)
+
+
+def property_rank(root: Any) -> dict[str, int]:
+    """Each property name's rank: the order in which the schema first names it (in `properties` or `required`),
+    read depth first. Declared properties are written in this order."""
+    rank: dict[str, int] = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                for name in props:
+                    rank.setdefault(name, len(rank))
+            req = node.get("required")
+            if isinstance(req, list):
+                for name in req:
+                    if isinstance(name, str):
+                        rank.setdefault(name, len(rank))
+            for key, value in reversed(list(node.items())):
+                if key not in ("enum", "const", "examples", "default") and isinstance(value, (dict, list)):
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return rank
+
+
+def serialize(value: Any, rank: dict[str, int], *, separators: tuple[str, str] = (",", ":"),
+              indent: int | None = None) -> str:
+    """`value` as JSON the way the compiled grammar writes it: objects' keys in rank order (unranked keys last, in
+    their own order), non-ASCII characters as themselves."""
+    import json
+
+    return json.dumps(_ordered(value, rank), ensure_ascii=False, separators=separators, indent=indent)
+
+
+def _ordered(value: Any, rank: dict[str, int]) -> Any:
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: rank.get(k, len(rank)))
+        return {k: _ordered(value[k], rank) for k in keys}
+    if isinstance(value, list):
+        return [_ordered(v, rank) for v in value]
+    return value
