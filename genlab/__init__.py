@@ -8,11 +8,12 @@ from genlab.errors import (
     GrammarError,
     InvalidPatternError,
     ModelLoadError,
+    SchemaError,
     StateLimitError,
     UnsupportedConstraintError,
     VocabularyError,
 )
-from genlab.constraints import Constraint, Grammar, Matcher, Pattern, Predicate, Regex
+from genlab.constraints import Constraint, Grammar, JsonSchema, Matcher, Pattern, Predicate, Regex
 from genlab.trie import TokenTrie
 from genlab.vocab import TokenVocabulary
 
@@ -47,6 +48,7 @@ __all__ = [
     "Grammar",
     "GrammarError",
     "HFModel",
+    "JsonSchema",
     "Matcher",
     "Pattern",
     "Predicate",
@@ -60,6 +62,7 @@ __all__ = [
     "GenlabError",
     "InvalidPatternError",
     "ModelLoadError",
+    "SchemaError",
     "StateLimitError",
     "TokenTrie",
     "TokenVocabulary",

@@ -27,6 +27,13 @@ def difference(a: ByteDFA, b: ByteDFA, *, max_states: int = 100_000) -> ByteDFA 
 
 def literals(strings: list[bytes]) -> ByteDFA | None:
     """The DFA of a finite set of byte strings (a trie, minimised), or None for the empty set."""
+    if len(strings) == 1:  # a chain is already minimal
+        (s,) = strings
+        table = np.full((len(s) + 1, 256), -1, np.int32)
+        table[np.arange(len(s)), np.frombuffer(s, np.uint8)] = np.arange(1, len(s) + 1)
+        accepting = np.zeros(len(s) + 1, np.bool_)
+        accepting[-1] = True
+        return ByteDFA(table, accepting, 0)
     table = [np.full(256, -1, np.int32)]
     accepting = [False]
     for s in strings:

@@ -95,15 +95,30 @@ class CFG:
 
 def _deriving(rules, terminal_ok) -> set[int]:
     """The nonterminals with a rule whose symbols all are such nonterminals or terminals with `terminal_ok`
-    (least fixpoint): with every terminal ok, those that derive some string; with none, those that derive ""."""
+    (least fixpoint): with every terminal ok, those that derive some string; with none, those that derive "".
+    Worklist form: each rule counts its symbols not yet known to derive, and fires when the count reaches 0."""
+    waiting: dict[int, list[int]] = {}
+    missing = []
+    ready = []
+    for r, (lhs, rhs) in enumerate(rules):
+        need = 0
+        for sym in set(rhs):
+            if not terminal_ok(sym):
+                need += 1
+                waiting.setdefault(sym, []).append(r)
+        missing.append(need)
+        if need == 0:
+            ready.append(lhs)
     found: set[int] = set()
-    changed = True
-    while changed:
-        changed = False
-        for lhs, rhs in rules:
-            if lhs not in found and all(s in found or terminal_ok(s) for s in rhs):
-                found.add(lhs)
-                changed = True
+    while ready:
+        sym = ready.pop()
+        if sym in found:
+            continue
+        found.add(sym)
+        for r in waiting.get(sym, ()):
+            missing[r] -= 1
+            if missing[r] == 0:
+                ready.append(rules[r][0])
     return found
 
 

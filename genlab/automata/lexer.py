@@ -121,12 +121,15 @@ class Lexer:
         self.terminals = terminals
         self.max_states = max_states
         tables = [t.dfa.transitions for t in terminals]
-        # byte classes: bytes whose column is the same in every terminal's table, refined one table at a time
-        labels = np.zeros(256, np.int64)
+        # byte classes: bytes whose column is the same in every terminal's table. Columns are compared by two
+        # random 64-bit projections of all the tables' rows (distinct columns collide with odds ~2^-128)
+        rng = np.random.default_rng(0x5EED)
+        keys = np.zeros((2, 256), np.uint64)
         for tab in tables:
-            _, column = np.unique(tab.T, axis=0, return_inverse=True)
-            _, labels = np.unique(labels * 256 + column.ravel(), return_inverse=True)
-        _, first, self.byte_class = np.unique(labels, return_index=True, return_inverse=True)
+            weights = rng.integers(1, 2**63, size=(2, tab.shape[0]), dtype=np.uint64)
+            keys += weights @ (tab.astype(np.int64) + 1).astype(np.uint64)
+        _, first, self.byte_class = np.unique(keys.T.copy().view([("a", np.uint64), ("b", np.uint64)]).ravel(),
+                                              return_index=True, return_inverse=True)
         self.byte_class = self.byte_class.ravel()
         self.class_rep = first  # one byte per class
         self._class_tables = [np.ascontiguousarray(tab[:, first]) for tab in tables]

@@ -83,6 +83,18 @@ class Constraint(abc.ABC):
     def check(self, text: str | bytes) -> bool:
         """Whether a whole text is in the language (an end-of-generation check)."""
 
+    # conditions the matcher does not enforce token by token, decided by `validate` on the finished output
+    end_checks: tuple[str, ...] = ()
+
+    def validate(self, text: str) -> bool:
+        """The end-of-output check behind `end_checks` (True where the matcher is exact). Samplers apply it to
+        every output that ends: SMC gives failures weight 0, masking marks them invalid."""
+        return True
+
+    def parse(self, text: str) -> Any:
+        """A finished output as a value (the text itself, unless the constraint knows better: JSON, models)."""
+        return text
+
     def describe(self) -> dict[str, Any]:
         """A short JSON-friendly description, for results and logs."""
         return {"type": type(self).__name__}

@@ -33,7 +33,8 @@ def masked_sampling(
     """n independent masked samples (or greedy decodes) after `prompt`, batched through one KV cache.
 
     Temperature divides the logits before masking. Each sample carries log w = sum_t log Z_t, Z_t being the
-    allowed mass of the tempered distribution at step t; `result.step_log_z` holds the terms.
+    allowed mass of the tempered distribution at step t; `result.step_log_z` holds the terms. Outputs that end
+    but fail the constraint's end-of-output check (`Constraint.validate`) are marked invalid, with weight 0.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}")
@@ -83,8 +84,16 @@ def masked_sampling(
         if any(m is not None for m in moves):
             batch.extend(moves)
             counts.model_calls += 1
-    samples = [
-        Sample(tuple(tokens[i]), vocab.decode(tokens[i]), float(sum(log_z[i])), complete[i]) for i in range(n)
-    ]
+    samples = []
+    for i in range(n):
+        data = vocab.decode(tokens[i])
+        valid = not complete[i] or constraint.validate(_text(data))
+        log_w = float(sum(log_z[i])) if valid else -np.inf
+        samples.append(Sample(tuple(tokens[i]), data, log_w, complete[i], valid))
     counts.wall_time = time.perf_counter() - t0
-    return GenerationResult("greedy-mask" if greedy else "mask", samples, counts, step_log_z=log_z)
+    return GenerationResult("greedy-mask" if greedy else "mask", samples, counts, step_log_z=log_z,
+                            end_checks=constraint.end_checks, parser=constraint.parse)
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")

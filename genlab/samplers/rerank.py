@@ -72,4 +72,4 @@ def sample_rerank(
             ok = log_w != float("-inf")
         samples.append(Sample(tuple(tokens[i]), data, log_w, bool(ok)))
     counts.wall_time = time.perf_counter() - t0
-    return GenerationResult("rerank", samples, counts)
+    return GenerationResult("rerank", samples, counts, end_checks=constraint.end_checks, parser=constraint.parse)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,8 @@ class Sample:
     data: bytes
     log_weight: float
     complete: bool  # ended with EOS in a final state; False when cut short by max_tokens
+    # False when the output ended but failed the constraint's end-of-output check (its weight is then 0)
+    valid: bool = True
 
     @property
     def text(self) -> str:
@@ -46,6 +49,16 @@ class GenerationResult:
     ess_history: list[float] = field(default_factory=list)
     # per sample, the log allowed mass at each step (masking only: the exact log Z_t the weight is made of)
     step_log_z: list[list[float]] | None = None
+    # the constraint's conditions checked only on finished outputs (e.g. JSON Schema's uniqueItems)
+    end_checks: tuple[str, ...] = ()
+    parser: Callable[[str], Any] | None = field(default=None, repr=False)
+
+    @property
+    def parsed(self) -> list[Any]:
+        """Each sample's output as a value (`Constraint.parse`: JSON values, Pydantic model instances); None for
+        samples that are incomplete or invalid."""
+        parse = self.parser or (lambda text: text)
+        return [parse(s.text) if s.complete and s.valid else None for s in self.samples]
 
     @property
     def texts(self) -> list[str]:

@@ -116,6 +116,7 @@ def smc(
     twist = np.zeros(n)
     done = np.zeros(n, np.bool_)
     complete = np.zeros(n, np.bool_)
+    valid = np.ones(n, np.bool_)
     history = [float(n)]
     for _ in range(max_tokens):
         active = np.flatnonzero(~done)
@@ -142,6 +143,9 @@ def smc(
                 continue
             if token in vocab.eos_ids:
                 done[i] = complete[i] = True
+                if not constraint.validate(_text(data[i])):
+                    logw[i] = -np.inf
+                    valid[i] = False
                 if critic is not None:
                     logw[i] += critic(_text(data[i]), True) - twist[i]
                 continue
@@ -169,14 +173,15 @@ def smc(
             states = [states[a] for a in ancestors]
             tokens = [list(tokens[a]) for a in ancestors]
             data = [data[a] for a in ancestors]
-            twist, done, complete = twist[ancestors], done[ancestors], complete[ancestors]
+            twist, done, complete, valid = twist[ancestors], done[ancestors], complete[ancestors], valid[ancestors]
             logw = np.full(n, mean)
     if not keep_weights:
-        logw = np.where(complete, 0.0, -np.inf)
-    samples = [Sample(tuple(tokens[i]), data[i], float(logw[i]), bool(complete[i])) for i in range(n)]
+        logw = np.where(complete & valid, 0.0, -np.inf)
+    samples = [Sample(tuple(tokens[i]), data[i], float(logw[i]), bool(complete[i]), bool(valid[i])) for i in range(n)]
     counts.wall_time = time.perf_counter() - t0
     name = f"{'smc' if ess_threshold > 0 else 'is'}-{proposal}" if keep_weights else f"unweighted-{proposal}"
-    return GenerationResult(name, samples, counts, ess_history=history)
+    return GenerationResult(name, samples, counts, ess_history=history, end_checks=constraint.end_checks,
+                            parser=constraint.parse)
 
 
 def _masked_step(logp: np.ndarray, allowed: np.ndarray, rng: np.random.Generator) -> tuple[int, float]:

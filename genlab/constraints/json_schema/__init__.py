@@ -11,7 +11,7 @@ from typing import Any
 
 from genlab.constraints.base import Constraint, Matcher
 from genlab.constraints.grammar import Grammar
-from genlab.constraints.json_schema.compiler import Policy, SchemaCompiler, serialize
+from genlab.constraints.json_schema.compiler import Policy, SchemaCompiler
 from genlab.constraints.json_schema.document import Document, load
 from genlab.constraints.json_schema.validator import make_validator, parse_json
 from genlab.errors import EmptyLanguageError, SchemaError
@@ -53,7 +53,7 @@ class JsonSchema(Constraint):
             raise SchemaError("the schema accepts no finite value", "") from e
         self.end_checks: tuple[str, ...] = tuple(f"{keyword} at {ptr or '/'}"
                                                  for ptr, keyword in compiler.end_checks)
-        self._rank = compiler._rank
+        self._writer = compiler.writer
         self._validator = make_validator(self.document)
 
     def __repr__(self) -> str:
@@ -87,11 +87,11 @@ class JsonSchema(Constraint):
         return parse_json(text)
 
     def serialize(self, value: Any) -> str:
-        """`value` written as this constraint writes JSON (compact, keys in schema order): a valid value's
-        serialisation is in the grammar's language."""
+        """`value` written as this constraint writes JSON (compact; declared properties first, in schema order):
+        a valid value's serialisation is in the grammar's language."""
         if self.model is not None and isinstance(value, self.model):
             value = value.model_dump(mode="json")
-        return serialize(value, self._rank)
+        return self._writer.dumps(value)
 
     def describe(self) -> dict[str, Any]:
         return {"type": "json_schema", "draft": self.document.draft, "whitespace": self.policy.whitespace,

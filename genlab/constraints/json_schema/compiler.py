@@ -11,7 +11,8 @@ keyword is not fully enforced by the grammar (`uniqueItems`, `oneOf`'s exclusivi
 properties, `contains`, number bounds in exponent form, patterns with lookarounds, ...), its place and keyword
 go in `end_checks`, and the constraint's validator (jsonschema) decides those at the end. The grammar never
 rejects a value the schema accepts when written as the policy writes it (compact or flexible whitespace,
-properties in schema order with extra properties anywhere, strings escaped as `json.dumps` does).
+declared properties in schema order and undeclared ones after them, strings escaped as `json.dumps` does: see
+`writer.py`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from genlab.constraints.json_schema.keywords import ANNOTATIONS, TYPES, VALIDATI
 from genlab.constraints.json_schema.numbers import (decimal_range, exponent_numbers, integer_range,
                                                     multiple_of_dfa)
 from genlab.constraints.json_schema.strings import decoded_dfa, quoted
+from genlab.constraints.json_schema.writer import Writer, property_rank
 from genlab.errors import ConstraintError, InvalidPatternError, SchemaError
 
 # bounded repetitions beyond these become unbounded in the grammar (and are checked at the end)
@@ -98,7 +100,8 @@ class SchemaCompiler:
         self._memo: dict[tuple, str | None] = {}
         self._checked: set[int] = set()
         self._validator = None
-        self._rank = property_rank(doc.root)
+        self.rank = property_rank(doc.root)
+        self.writer = Writer(doc, self.rank)
         self._counter = 0
 
     # --- entry --------------------------------------------------------------------------------------------------
@@ -570,7 +573,7 @@ class SchemaCompiler:
                 raise SchemaError("properties must be an object", pointer(path))
             declared.update(dict.fromkeys(v))
         declared.update(required)
-        names = sorted(declared, key=lambda n: self._rank.get(n, len(self._rank)))
+        names = sorted(declared, key=lambda n: self.rank.get(n, len(self.rank)))
         name_checks = place.values("propertyNames")
         members = []
         for name in names:
@@ -586,6 +589,8 @@ class SchemaCompiler:
                 continue
             members.append((name, value, name in required))
         extra = self._extra_members(place, list(declared))
+        if extra is not None:  # two undeclared members may share a name: JSON parsers disagree on what it means
+            self._end_check(place.path, "duplicate property names")
         if hi is not None and lo > hi:
             self._empty(f"minProperties {lo} > maxProperties {hi}", place.path)
             return []
@@ -601,7 +606,7 @@ class SchemaCompiler:
                 return []
             if extra is not None or hi < len(members):
                 self._end_check(place.path, "maxProperties")
-        member_symbols = [(self._member(self._key_terminal_literal(n), v), req) for n, v, req in members]
+        member_symbols = [(self._member(self._literal_terminal(n), v), req) for n, v, req in members]
         ws = self._ws()
         sep = self._sep()
         if self.policy.property_order == "any":
@@ -627,7 +632,8 @@ class SchemaCompiler:
                 self.rules += [(empty[i], [m, some[i + 1]]), (some[i], sep + [m, some[i + 1]])]
                 if not req:
                     self.rules += [(empty[i], [empty[i + 1]]), (some[i], [some[i + 1]])]
-            if extra is not None:
+                continue
+            if extra is not None:  # undeclared members come after the declared ones
                 self.rules += [(empty[i], [extra, some[i]]), (some[i], sep + [extra, some[i]])]
         return [[self._punct("{")] + ws + [empty[0]] + ws + [self._punct("}")]]
 
@@ -772,10 +778,7 @@ class SchemaCompiler:
         return self._literal_bytes(char.encode())
 
     def _literal_terminal(self, value: Any) -> str:
-        return self._literal_bytes(serialize(value, self._rank).encode("utf-8"))
-
-    def _key_terminal_literal(self, name: str) -> str:
-        return self._literal_bytes(serialize(name, self._rank).encode("utf-8"))
+        return self._literal_bytes(self.writer.literal(value).encode("utf-8"))
 
     def _literal_bytes(self, data: bytes) -> str:
         key = ("lit", data)
@@ -812,46 +815,3 @@ def _list(schema: dict, keyword: str, path: tuple) -> list:
 
 def _same_json_in(value: Any, seen: list) -> bool:
     return any(type(value) is type(v) and value == v for v in seen)
-
-
-def property_rank(root: Any) -> dict[str, int]:
-    """Each property name's rank: the order in which the schema first names it (in `properties` or `required`),
-    read depth first. Declared properties are written in this order."""
-    rank: dict[str, int] = {}
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            props = node.get("properties")
-            if isinstance(props, dict):
-                for name in props:
-                    rank.setdefault(name, len(rank))
-            req = node.get("required")
-            if isinstance(req, list):
-                for name in req:
-                    if isinstance(name, str):
-                        rank.setdefault(name, len(rank))
-            for key, value in reversed(list(node.items())):
-                if key not in ("enum", "const", "examples", "default") and isinstance(value, (dict, list)):
-                    stack.append(value)
-        elif isinstance(node, list):
-            stack.extend(reversed(node))
-    return rank
-
-
-def serialize(value: Any, rank: dict[str, int], *, separators: tuple[str, str] = (",", ":"),
-              indent: int | None = None) -> str:
-    """`value` as JSON the way the compiled grammar writes it: objects' keys in rank order (unranked keys last, in
-    their own order), non-ASCII characters as themselves."""
-    import json
-
-    return json.dumps(_ordered(value, rank), ensure_ascii=False, separators=separators, indent=indent)
-
-
-def _ordered(value: Any, rank: dict[str, int]) -> Any:
-    if isinstance(value, dict):
-        keys = sorted(value, key=lambda k: rank.get(k, len(rank)))
-        return {k: _ordered(value[k], rank) for k in keys}
-    if isinstance(value, list):
-        return [_ordered(v, rank) for v in value]
-    return value

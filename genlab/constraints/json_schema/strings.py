@@ -30,55 +30,45 @@ _ESCAPED = np.zeros(256, np.bool_)
 _ESCAPED[:0x20] = True
 _ESCAPED[[_QUOTE, _BACKSLASH]] = True
 _ESCAPE_LIST = np.array(list(range(0x20)) + [_QUOTE, _BACKSLASH, 0x2F])
+_UNNAMED = np.array([b for b in range(0x20) if b not in _NAMED])  # written as \u00xx
 
 
 def quoted(decoded: ByteDFA) -> ByteDFA:
     """The DFA of the JSON literals (with their quotes) of the strings `decoded` accepts."""
     n = decoded.n_states
-    rows: list[np.ndarray] = []
-    accepting: list[bool] = []
-
-    def new() -> int:
-        rows.append(np.full(256, -1, np.int32))
-        accepting.append(False)
-        return len(rows) - 1
-
-    start = new()
-    content = np.arange(1, n + 1, dtype=np.int32)  # content state of decoded state s is s + 1
-    raw_rows = np.where((decoded.transitions >= 0) & ~_ESCAPED, decoded.transitions + 1, -1).astype(np.int32)
-    rows.extend(raw_rows)
-    accepting.extend([False] * n)
-    final = new()
-    accepting[final] = True
-    rows[start][_QUOTE] = content[decoded.start]
-    for s in np.flatnonzero(decoded.accepting).tolist():
-        rows[content[s]][_QUOTE] = final
-    has_escapes = (decoded.transitions[:, _ESCAPE_LIST] >= 0).any(axis=1)
-    for s in np.flatnonzero(has_escapes).tolist():
-        row = decoded.transitions[s]
-        escapes = [b for b in _ESCAPE_LIST.tolist() if row[b] >= 0]
-        esc = new()
-        rows[content[s]][_BACKSLASH] = esc
-        unicode_escapes = []
-        for b in escapes:
-            if b in _NAMED:
-                rows[esc][_NAMED[b]] = content[row[b]]
-            else:
-                unicode_escapes.append(b)
-        if unicode_escapes:  # \u00XX for control characters without a short escape
-            u, u0, u00 = new(), new(), new()
-            rows[esc][ord("u")] = u
-            rows[u][ord("0")] = u0
-            rows[u0][ord("0")] = u00
-            for high in (0, 1):
-                h = new()
-                for c in _HEX[high]:
-                    rows[u00][c] = h
-                for b in unicode_escapes:
-                    if b >> 4 == high:
-                        for c in _HEX[b & 15]:
-                            rows[h][c] = content[row[b]]
-    dfa = minimal_dfa(np.stack(rows), np.array(accepting, np.bool_))
+    moves = decoded.transitions
+    # states: 0 the opening quote, 1..n content (decoded state s is s + 1), n + 1 after the closing quote, then
+    # per content state with escapes: one after `\`, and for control characters `\u`, `\u0`, `\u00`, and
+    # `\u000` / `\u001`
+    escaping = np.flatnonzero((moves[:, _ESCAPE_LIST] >= 0).any(axis=1))
+    e = len(escaping)
+    esc, u, u0, u00, h0, h1 = (n + 2 + k * e for k in range(6))
+    total = n + 2 + 6 * e
+    table = np.full((total, 256), -1, np.int32)
+    table[0, _QUOTE] = decoded.start + 1
+    table[1 : n + 1] = np.where((moves >= 0) & ~_ESCAPED, moves + 1, -1)
+    table[np.flatnonzero(decoded.accepting) + 1, _QUOTE] = n + 1
+    if e:
+        rows = moves[escaping]  # decoded moves of the escaping states
+        ids = np.arange(e)
+        table[escaping + 1, _BACKSLASH] = esc + ids
+        for byte, letter in _NAMED.items():
+            table[esc + ids, letter] = np.where(rows[:, byte] >= 0, rows[:, byte] + 1, -1)
+        unnamed = rows[:, _UNNAMED] >= 0
+        chain = np.flatnonzero(unnamed.any(axis=1))
+        table[esc + chain, ord("u")] = u + chain
+        table[u + chain, ord("0")] = u0 + chain
+        table[u0 + chain, ord("0")] = u00 + chain
+        for high, base in ((0, h0), (1, h1)):
+            table[np.repeat(u00 + chain, len(_HEX[high])), np.tile(_HEX[high], len(chain))] = base + chain
+        for byte in _UNNAMED.tolist():
+            base = h0 if byte < 0x10 else h1
+            target = np.where(rows[:, byte] >= 0, rows[:, byte] + 1, -1)
+            for c in _HEX[byte & 15]:
+                table[base + ids, c] = target
+    accepting = np.zeros(total, np.bool_)
+    accepting[n + 1] = True
+    dfa = minimal_dfa(table, accepting)
     assert dfa is not None  # `decoded` has only live states, so its image is non-empty
     return dfa
 

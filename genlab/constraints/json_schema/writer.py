@@ -1,0 +1,163 @@
+"""How genlab writes a JSON value under a schema: the serialisation its grammar accepts for a valid value.
+
+Objects list the properties the schema declares for them first, in schema order (each name's rank is where the
+schema first names it), then the undeclared ones in the value's own order; separators are compact and
+non-ASCII characters are written as themselves. Which properties an object declares is read from the schema
+objects that apply to it, as the compiler reads them: references, `allOf`, and of each disjunction the branch
+the value satisfies.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from genlab.constraints.json_schema.document import Document
+from genlab.errors import SchemaError
+
+
+def property_rank(root: Any) -> dict[str, int]:
+    """Each property name's rank: the order in which the schema first names it (in `properties` or `required`),
+    read depth first."""
+    rank: dict[str, int] = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                for name in props:
+                    rank.setdefault(name, len(rank))
+            req = node.get("required")
+            if isinstance(req, list):
+                for name in req:
+                    if isinstance(name, str):
+                        rank.setdefault(name, len(rank))
+            for key, value in reversed(list(node.items())):
+                if key not in ("enum", "const", "examples", "default") and isinstance(value, (dict, list)):
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return rank
+
+
+class Writer:
+    """Writes values as the compiled grammar of `doc` expects them."""
+
+    def __init__(self, doc: Document, rank: dict[str, int]) -> None:
+        self.doc = doc
+        self.rank = rank
+        self._validator = None
+
+    def dumps(self, value: Any, separators: tuple[str, str] = (",", ":")) -> str:
+        return json.dumps(self.order(value, [(self.doc.root, ())]), ensure_ascii=False, separators=separators)
+
+    def literal(self, value: Any) -> str:
+        """An enum or const value, written with no schema applying inside it."""
+        return json.dumps(self.order(value, []), ensure_ascii=False, separators=(",", ":"))
+
+    def order(self, value: Any, schemas: list[tuple[Any, tuple]]) -> Any:
+        """`value` with every object's keys in the order the grammar writes them."""
+        if isinstance(value, dict):
+            parts = self._applicable(schemas, value)
+            declared = set()
+            for d, _ in parts:
+                props = d.get("properties")
+                if isinstance(props, dict):
+                    declared.update(props)
+                req = d.get("required")
+                if isinstance(req, list):
+                    declared.update(x for x in req if isinstance(x, str))
+            known = sorted((k for k in value if k in declared), key=lambda k: self.rank.get(k, len(self.rank)))
+            keys = known + [k for k in value if k not in declared]
+            return {k: self.order(value[k], self._property(parts, k)) for k in keys}
+        if isinstance(value, list):
+            parts = self._applicable(schemas, value)
+            return [self.order(v, self._item(parts, i)) for i, v in enumerate(value)]
+        return value
+
+    def _applicable(self, schemas: list[tuple[Any, tuple]], value: Any) -> list[tuple[dict, tuple]]:
+        """The schema objects that shape `value` here: references and `allOf` parts, and of each `anyOf`/`oneOf`
+        the first branch the value satisfies (the grammar has one alternative per branch), of an `if` the
+        then- or else-side the value takes."""
+        out: list[tuple[dict, tuple]] = []
+        seen: set[int] = set()
+        stack = list(schemas)
+        while stack:
+            schema, path = stack.pop()
+            if not isinstance(schema, dict) or id(schema) in seen:
+                continue
+            seen.add(id(schema))
+            refs = [k for k in ("$ref", "$dynamicRef", "$recursiveRef") if isinstance(schema.get(k), str)]
+            for key in refs:
+                try:
+                    stack.append(self.doc.resolve(schema[key], path + (key,)))
+                except SchemaError:
+                    pass
+            if refs and self.doc.draft <= 7:
+                continue
+            out.append((schema, path))
+            if isinstance(schema.get("allOf"), list):
+                stack.extend((s, path + ("allOf", i)) for i, s in enumerate(schema["allOf"]))
+            for key in ("anyOf", "oneOf"):
+                branches = schema.get(key)
+                if isinstance(branches, list) and branches:
+                    i = next((i for i, b in enumerate(branches) if self._valid(b, value)), 0)
+                    stack.append((branches[i], path + (key, i)))
+            if "if" in schema:
+                side = "then" if self._valid(schema["if"], value) else "else"
+                stack.append((schema["if"], path + ("if",)))
+                if side in schema:
+                    stack.append((schema[side], path + (side,)))
+        return out
+
+    def _valid(self, schema: Any, value: Any) -> bool:
+        if self._validator is None:
+            from genlab.constraints.json_schema.validator import make_validator
+
+            self._validator = make_validator(self.doc)
+        try:
+            return self._validator.evolve(schema=schema).is_valid(value)
+        except Exception:  # a schema jsonschema cannot apply: no preference
+            return False
+
+    @staticmethod
+    def _property(parts, name: str) -> list[tuple[Any, tuple]]:
+        import re
+
+        out = []
+        for d, path in parts:
+            props = d.get("properties")
+            if isinstance(props, dict) and name in props:
+                out.append((props[name], path + ("properties", name)))
+                continue
+            matched = False
+            patterns = d.get("patternProperties")
+            if isinstance(patterns, dict):
+                for pattern, sub in patterns.items():
+                    try:
+                        if re.search(pattern, name):
+                            out.append((sub, path + ("patternProperties", pattern)))
+                            matched = True
+                    except re.error:
+                        pass
+            if not matched and "additionalProperties" in d:
+                out.append((d["additionalProperties"], path + ("additionalProperties",)))
+        return out
+
+    @staticmethod
+    def _item(parts, i: int) -> list[tuple[Any, tuple]]:
+        out = []
+        for d, path in parts:
+            prefix_key = "prefixItems" if isinstance(d.get("prefixItems"), list) else "items"
+            prefix = d.get(prefix_key)
+            if isinstance(prefix, list):
+                if i < len(prefix):
+                    out.append((prefix[i], path + (prefix_key, i)))
+                else:
+                    rest = "items" if prefix_key == "prefixItems" else "additionalItems"
+                    if rest in d:
+                        out.append((d[rest], path + (rest,)))
+            elif "items" in d:
+                out.append((d["items"], path + ("items",)))
+        return out
