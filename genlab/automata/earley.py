@@ -40,7 +40,8 @@ class CFG:
         index = {name: i for i, name in enumerate(terminals)}
         for name in nonterminals:
             index.setdefault(name, len(index))
-        names = tuple(terminals) + tuple(n for n in nonterminals if n not in terminals)
+        terminal_set = set(terminals)
+        names = tuple(terminals) + tuple(n for n in nonterminals if n not in terminal_set)
         symbolic = [(index[lhs], tuple(index[s] for s in rhs)) for lhs, rhs in rules]
         productive = _deriving(symbolic, lambda s: s < len(terminals))
         if index[start] not in productive:

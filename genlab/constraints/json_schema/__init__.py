@@ -28,11 +28,13 @@ class JsonSchema(Constraint):
     around each `{ } [ ] , :`, so a model can lay out its JSON but never loop on spaces). `property_order`:
     "schema" (declared properties in the schema's order, required ones present; others anywhere) or "any".
     `strict=False` ignores unknown keywords and formats instead of raising. `draft` overrides the draft read
-    from `$schema` (4, 6, 7, 2019, 2020).
+    from `$schema` (4, 6, 7, 2019, 2020). Limits: `max_states` automaton states over all terminals (about 1 KiB
+    each; huge schemas raise `SchemaError` instead of exhausting memory), and the grammar engine's own
+    (`max_columns`, `max_items`, `max_lexer_states`: see `Grammar`).
     """
 
     def __init__(self, schema: Any, *, whitespace: str = "compact", property_order: str = "schema",
-                 strict: bool = True, max_whitespace: int = 8, draft: int | None = None,
+                 strict: bool = True, max_whitespace: int = 8, draft: int | None = None, max_states: int = 250_000,
                  max_columns: int = 1_000_000, max_items: int = 100_000, max_lexer_states: int = 50_000) -> None:
         super().__init__()
         if whitespace not in WHITESPACE:
@@ -44,14 +46,14 @@ class JsonSchema(Constraint):
         self.schema, self.model = load(schema)
         self.policy = Policy(whitespace, property_order, max_whitespace)
         self.document = Document(self.schema, draft)
-        compiler = SchemaCompiler(self.document, self.policy, strict=strict)
+        compiler = SchemaCompiler(self.document, self.policy, strict=strict, max_states=max_states)
         start = compiler.compile()
         try:
             self.grammar = Grammar.from_parts(compiler.terminals, compiler.rules, start, max_columns=max_columns,
                                               max_items=max_items, max_lexer_states=max_lexer_states)
         except EmptyLanguageError as e:  # e.g. a recursive schema with no finite value
             raise SchemaError("the schema accepts no finite value", "") from e
-        self.end_checks: tuple[str, ...] = tuple(f"{keyword} at {ptr or '/'}"
+        self.end_checks: tuple[str, ...] = tuple(keyword if ptr is None else f"{keyword} at {ptr or '/'}"
                                                  for ptr, keyword in compiler.end_checks)
         self._writer = compiler.writer
         self._validator = make_validator(self.document)

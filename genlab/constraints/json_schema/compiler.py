@@ -32,7 +32,7 @@ from genlab.automata.lexer import Terminal
 from genlab.automata.minimize import minimal_dfa
 from genlab.automata.regex import compile_regex
 from genlab.constraints.json_schema.document import Document, pointer
-from genlab.constraints.json_schema.formats import FORMATS
+from genlab.constraints.json_schema.formats import CHECK_ONLY, FORMATS
 from genlab.constraints.json_schema.keywords import ANNOTATIONS, TYPES, VALIDATION
 from genlab.constraints.json_schema.numbers import (decimal_range, exponent_numbers, integer_range,
                                                     multiple_of_dfa)
@@ -89,13 +89,15 @@ class _Place:
 class SchemaCompiler:
     """Builds the terminals and rules of one schema; `compile()` returns them with the start symbol."""
 
-    def __init__(self, doc: Document, policy: Policy, *, strict: bool = True) -> None:
+    def __init__(self, doc: Document, policy: Policy, *, strict: bool = True, max_states: int = 250_000) -> None:
         self.doc = doc
+        self.max_states = max_states
+        self._states = 0
         self.policy = policy
         self.strict = strict
         self.terminals: list[Terminal] = []
         self.rules: list[tuple[str, list[str]]] = []
-        self.end_checks: dict[tuple[str, str], None] = {}  # (pointer, keyword), in order found
+        self.end_checks: dict[tuple[str | None, str], None] = {}  # (pointer, keyword), in order found
         self._terminal_names: dict[Any, str] = {}
         self._memo: dict[tuple, str | None] = {}
         self._checked: set[int] = set()
@@ -119,7 +121,7 @@ class SchemaCompiler:
     _why_empty_at: str = ""
 
     def _empty(self, reason: str, path: tuple) -> None:
-        if self._why_empty is None or len(path) <= len(self._why_empty_path):
+        if self._why_empty is None or len(path) < len(self._why_empty_path):
             self._why_empty, self._why_empty_at, self._why_empty_path = reason, pointer(path), path
 
     _why_empty_path: tuple = ()
@@ -218,8 +220,12 @@ class SchemaCompiler:
             return self._distribute(schemas, choices, place)
         types = self._types(place)
         enum = self._enum(place)
-        if enum is not None:
-            return [[self._literal_terminal(v)] for v in enum]
+        if enum is not None:  # one terminal for all the values: a trie of their texts
+            texts = sorted({text.encode("utf-8") for v in enum for text in self._spellings(v)})
+            key = ("lits", tuple(texts))
+            if key not in self._terminal_names:
+                self._terminal_names[key] = self._add_terminal(literals(texts))
+            return [[self._terminal_names[key]]]
         alternatives: list[list[str]] = []
         if "null" in types:
             alternatives.append([self._literal_terminal(None)])
@@ -315,6 +321,14 @@ class SchemaCompiler:
         if not kept:
             self._empty("no enum/const value satisfies the other keywords here", place.path)
         return kept
+
+    def _spellings(self, value: Any) -> list[str]:
+        """The texts of an enum value: a whole number also as `2.0` and `2` (JSON does not tell them apart)."""
+        text = self.writer.literal(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
+            whole = text.split(".")[0]
+            return [whole, whole + ".0"]
+        return [text]
 
     def _validator_for(self):
         if self._validator is None:
@@ -446,7 +460,9 @@ class SchemaCompiler:
         for v, path in place.values("format"):
             if not isinstance(v, str):
                 raise SchemaError("format must be a string", pointer(path))
-            if v in FORMATS:
+            if v in CHECK_ONLY:
+                self._end_check(path[:-1], "format")
+            elif v in FORMATS:
                 patterns.append((r"\A(?:" + FORMATS[v] + r")\Z", path))
             elif self.strict:
                 raise SchemaError(f"unknown format {v!r} (known: {', '.join(FORMATS)}; pass strict=False to "
@@ -590,7 +606,10 @@ class SchemaCompiler:
             members.append((name, value, name in required))
         extra = self._extra_members(place, list(declared))
         if extra is not None:  # two undeclared members may share a name: JSON parsers disagree on what it means
-            self._end_check(place.path, "duplicate property names")
+            if place.parts:
+                self._end_check(place.path, "duplicate property names")
+            else:
+                self.end_checks.setdefault((None, "duplicate property names in free-form objects"), None)
         if hi is not None and lo > hi:
             self._empty(f"minProperties {lo} > maxProperties {hi}", place.path)
             return []
@@ -793,6 +812,10 @@ class SchemaCompiler:
         return self._terminal_names[key]
 
     def _add_terminal(self, dfa: ByteDFA) -> str:
+        self._states += dfa.n_states
+        if self._states > self.max_states:  # each state is a 1 KiB row: this bounds memory (and time)
+            raise SchemaError(f"the schema is too large: its terminals need more than {self.max_states} automaton "
+                              "states (raise max_states to allow it)", "")
         name = f"T{len(self.terminals)}"
         self.terminals.append(Terminal(name, dfa, _NO_GUARD))
         return name

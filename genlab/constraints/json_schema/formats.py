@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["FORMATS", "check_format", "format_regex"]
+__all__ = ["CHECK_ONLY", "FORMATS", "check_format", "format_regex"]
 
 
 def _alt(*parts: str) -> str:
@@ -105,32 +105,49 @@ _SUB_DELIMS = "!$&'()*+,;="
 _PCT = "%[0-9A-Fa-f]{2}"
 
 
-def _chars(extra: str = "") -> str:
-    """unreserved / pct-encoded / sub-delims / the characters in `extra`."""
-    return _alt(f"[{_UNRESERVED}{_SUB_DELIMS}{extra}]", _PCT)
+def _uri_patterns(unreserved: str) -> tuple[str, str]:
+    """(URI, URI-reference) over the given unreserved characters: RFC 3986's, or RFC 3987's wider set for IRIs."""
+
+    def chars(extra: str = "") -> str:
+        """unreserved / pct-encoded / sub-delims / the characters in `extra`."""
+        return _alt(f"[{unreserved}{_SUB_DELIMS}{extra}]", _PCT)
+
+    pchar = chars(":@")
+    scheme = "[A-Za-z][A-Za-z0-9+.-]*"
+    userinfo = f"{chars(':')}*"
+    # host = IP-literal / IPv4address / reg-name; every IPv4address is also a reg-name, so it needs no branch.
+    ip_literal = r"\[" + _alt(_IPV6, f"[Vv][0-9A-Fa-f]+\\.[{_UNRESERVED}{_SUB_DELIMS}:]+") + r"\]"
+    host = _alt(ip_literal, f"{chars()}*")
+    authority = f"(?:{userinfo}@)?{host}(?::[0-9]*)?"
+    segment = f"{pchar}*"
+    segment_nz = f"{pchar}+"
+    segment_nz_nc = f"{chars('@')}+"  # no ":" in a relative path's first segment
+    path_abempty = f"(?:/{segment})*"
+    path_absolute = f"/(?:{segment_nz}(?:/{segment})*)?"
+    path_rootless = f"{segment_nz}(?:/{segment})*"
+    path_noscheme = f"{segment_nz_nc}(?:/{segment})*"
+    query_or_fragment = _alt(pchar, "[/?]") + "*"
+    tail = f"(?:\\?{query_or_fragment})?(?:#{query_or_fragment})?"
+    # path-empty is the empty alternative of each hier-part / relative-part.
+    hier_part = _alt(f"//{authority}{path_abempty}", path_absolute, path_rootless, "")
+    relative_part = _alt(f"//{authority}{path_abempty}", path_absolute, path_noscheme, "")
+    uri = f"{scheme}:{hier_part}{tail}"
+    return uri, _alt(uri, f"{relative_part}{tail}")
 
 
-_PCHAR = _chars(":@")
-_SCHEME = "[A-Za-z][A-Za-z0-9+.-]*"
-_USERINFO = f"{_chars(':')}*"
-# host = IP-literal / IPv4address / reg-name; every IPv4address is also a reg-name, so it needs no branch.
-_IP_LITERAL = r"\[" + _alt(_IPV6, f"[Vv][0-9A-Fa-f]+\\.[{_UNRESERVED}{_SUB_DELIMS}:]+") + r"\]"
-_HOST = _alt(_IP_LITERAL, f"{_chars()}*")
-_AUTHORITY = f"(?:{_USERINFO}@)?{_HOST}(?::[0-9]*)?"
-_SEGMENT = f"{_PCHAR}*"
-_SEGMENT_NZ = f"{_PCHAR}+"
-_SEGMENT_NZ_NC = f"{_chars('@')}+"  # no ":" in a relative path's first segment
-_PATH_ABEMPTY = f"(?:/{_SEGMENT})*"
-_PATH_ABSOLUTE = f"/(?:{_SEGMENT_NZ}(?:/{_SEGMENT})*)?"
-_PATH_ROOTLESS = f"{_SEGMENT_NZ}(?:/{_SEGMENT})*"
-_PATH_NOSCHEME = f"{_SEGMENT_NZ_NC}(?:/{_SEGMENT})*"
-_QUERY_OR_FRAGMENT = _alt(_PCHAR, "[/?]") + "*"
-_TAIL = f"(?:\\?{_QUERY_OR_FRAGMENT})?(?:#{_QUERY_OR_FRAGMENT})?"
-# path-empty is the empty alternative of each hier-part / relative-part.
-_HIER_PART = _alt(f"//{_AUTHORITY}{_PATH_ABEMPTY}", _PATH_ABSOLUTE, _PATH_ROOTLESS, "")
-_RELATIVE_PART = _alt(f"//{_AUTHORITY}{_PATH_ABEMPTY}", _PATH_ABSOLUTE, _PATH_NOSCHEME, "")
-_URI = f"{_SCHEME}:{_HIER_PART}{_TAIL}"
-_URI_REFERENCE = _alt(_URI, f"{_RELATIVE_PART}{_TAIL}")
+_URI, _URI_REFERENCE = _uri_patterns(_UNRESERVED)
+# RFC 3987 ucschar (the planes' last two code points, non-characters, are not told apart: over-approximation)
+_IRI, _IRI_REFERENCE = _uri_patterns(_UNRESERVED + "\u00a0-\ud7ff\uf900-\ufdcf\ufdf0-\uffef\U00010000-\U000efffd")
+
+# RFC 6901 / draft-handrews-relative-json-pointer-01
+_JSON_POINTER = "(?:/(?:[^~/]|~[01])*)*"
+_RELATIVE_JSON_POINTER = f"(?:0|[1-9][0-9]*)(?:#|{_JSON_POINTER})"
+# RFC 6570 (levels 1-4): literals, and expressions of an optional operator and variables with modifiers
+_VARSPEC = "(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})(?:\\.?(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2}))*(?::[1-9][0-9]{0,3}|\\*)?"
+_URI_TEMPLATE = (
+    "(?:[^\\x00-\\x20\"'%<>\\\\^`{|}]|%[0-9A-Fa-f]{2}|\\{[+#./;?&=,!@|]?" + _VARSPEC + "(?:," + _VARSPEC
+    + ")*\\})*"
+)
 
 
 FORMATS: dict[str, str] = {
@@ -145,6 +162,13 @@ FORMATS: dict[str, str] = {
     "uuid": _UUID,
     "uri": _URI,
     "uri-reference": _URI_REFERENCE,
+    "iri": _IRI,
+    "iri-reference": _IRI_REFERENCE,
+    "json-pointer": _JSON_POINTER,
+    "relative-json-pointer": _RELATIVE_JSON_POINTER,
+    "uri-template": _URI_TEMPLATE,
+    # any string in the grammar; check_format compiles it with Python's `re` (what jsonschema asserts)
+    "regex": "(?s:.*)",
 }
 
 
@@ -193,7 +217,19 @@ def _email_ok(value: str) -> bool:
     return domain.startswith("[") or _hostname_ok(domain)
 
 
+def _regex_ok(value: str) -> bool:
+    try:
+        re.compile(value)
+    except (re.error, RecursionError, OverflowError):
+        return False
+    return True
+
+
+# formats whose regex accepts every string: the grammar leaves them to the end check
+CHECK_ONLY = frozenset({"regex"})
+
 _EXTRA_CHECKS = {
+    "regex": _regex_ok,
     "date": _date_ok,
     "date-time": lambda v: _date_ok(v[:10]) and _time_ok(v[11:]),
     "time": _time_ok,

@@ -1,8 +1,8 @@
 """How genlab writes a JSON value under a schema: the serialisation its grammar accepts for a valid value.
 
 Objects list the properties the schema declares for them first, in schema order (each name's rank is where the
-schema first names it), then the undeclared ones in the value's own order; separators are compact and
-non-ASCII characters are written as themselves. Which properties an object declares is read from the schema
+schema first names it), then the undeclared ones in the value's own order; separators are compact,
+non-ASCII characters are written as themselves, and numbers have no exponent. Which properties an object declares is read from the schema
 objects that apply to it, as the compiler reads them: references, `allOf`, and of each disjunction the branch
 the value satisfies.
 """
@@ -10,10 +10,24 @@ the value satisfies.
 from __future__ import annotations
 
 import json
+import math
+from decimal import Decimal
 from typing import Any
 
 from genlab.constraints.json_schema.document import Document
 from genlab.errors import SchemaError
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON with non-ASCII characters as themselves and numbers without exponents (1e-05 is written
+    0.00001, 1e+20 as 100000000000000000000): the exact value, in the form number ranges are exact for."""
+    if isinstance(value, dict):
+        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + dumps(v) for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    if isinstance(value, float) and math.isfinite(value):
+        return format(Decimal(repr(value)), "f")
+    return json.dumps(value, ensure_ascii=False)
 
 
 def property_rank(root: Any) -> dict[str, int]:
@@ -49,12 +63,12 @@ class Writer:
         self.rank = rank
         self._validator = None
 
-    def dumps(self, value: Any, separators: tuple[str, str] = (",", ":")) -> str:
-        return json.dumps(self.order(value, [(self.doc.root, ())]), ensure_ascii=False, separators=separators)
+    def dumps(self, value: Any) -> str:
+        return dumps(self.order(value, [(self.doc.root, ())]))
 
     def literal(self, value: Any) -> str:
         """An enum or const value, written with no schema applying inside it."""
-        return json.dumps(self.order(value, []), ensure_ascii=False, separators=(",", ":"))
+        return dumps(self.order(value, []))
 
     def order(self, value: Any, schemas: list[tuple[Any, tuple]]) -> Any:
         """`value` with every object's keys in the order the grammar writes them."""
