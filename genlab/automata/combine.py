@@ -17,12 +17,19 @@ from genlab.errors import StateLimitError
 
 def intersect(a: ByteDFA, b: ByteDFA, *, max_states: int = 100_000) -> ByteDFA | None:
     """The DFA of L(a) & L(b), or None when the intersection is empty."""
-    return _product(a, b, keep_right=False, max_states=max_states)
+    return _product(a, b, "and", max_states)
+
+
+def union(a: ByteDFA, b: ByteDFA, *, max_states: int = 100_000) -> ByteDFA:
+    """The DFA of L(a) | L(b)."""
+    dfa = _product(a, b, "or", max_states)
+    assert dfa is not None  # both operands are non-empty DFAs
+    return dfa
 
 
 def difference(a: ByteDFA, b: ByteDFA, *, max_states: int = 100_000) -> ByteDFA | None:
     """The DFA of L(a) minus L(b), or None when nothing is left."""
-    return _product(a, b, keep_right=True, max_states=max_states)
+    return _product(a, b, "minus", max_states)
 
 
 def literals(strings: list[bytes]) -> ByteDFA | None:
@@ -51,20 +58,22 @@ def literals(strings: list[bytes]) -> ByteDFA | None:
     return minimal_dfa(np.stack(table), np.array(accepting, np.bool_))
 
 
-def _product(a: ByteDFA, b: ByteDFA, *, keep_right: bool, max_states: int) -> ByteDFA | None:
-    """Reachable pairs of (a state, b state), explored a breadth-first layer at a time with array operations;
-    b's -1 is a sink kept only for differences (a pair accepts iff a does and b does not)."""
-    nb = b.n_states + 1  # pair code: a state * nb + b state + 1, so b's sink (-1) is b code 0
-    b_rows = np.vstack([np.full((1, 256), -1, np.int32), b.transitions]).astype(np.int64)  # row t + 1
+def _product(a: ByteDFA, b: ByteDFA, op: str, max_states: int) -> ByteDFA | None:
+    """Reachable pairs of (a state, b state), explored a breadth-first layer at a time with array operations.
+    Each side's -1 is a sink (code 0) that the pair may keep where `op` allows: a pair accepts as `op` says."""
+    na, nb = a.n_states + 1, b.n_states + 1  # pair code: (a state + 1) * nb + b state + 1
+    a_rows = np.vstack([np.full((1, 256), -1, np.int32), a.transitions]).astype(np.int64)
+    b_rows = np.vstack([np.full((1, 256), -1, np.int32), b.transitions]).astype(np.int64)
+    a_accepting = np.concatenate([[False], a.accepting])
     b_accepting = np.concatenate([[False], b.accepting])
-    a_rows = a.transitions.astype(np.int64)
-    ids: dict[int, int] = {a.start * nb + b.start + 1: 0}
-    frontier = np.array([a.start * nb + b.start + 1], np.int64)
+    start = (a.start + 1) * nb + b.start + 1
+    ids: dict[int, int] = {start: 0}
+    frontier = np.array([start], np.int64)
     tables, codes_seen = [], [frontier]
     while len(frontier):
         ra, rb = a_rows[frontier // nb], b_rows[frontier % nb]
-        ok = ra >= 0 if keep_right else (ra >= 0) & (rb >= 0)
-        codes = np.where(ok, ra * nb + rb + 1, -1)
+        ok = {"and": (ra >= 0) & (rb >= 0), "or": (ra >= 0) | (rb >= 0), "minus": ra >= 0}[op]
+        codes = np.where(ok, (ra + 1) * nb + rb + 1, -1)
         uniq = np.unique(codes[ok])
         new = []
         for code in uniq.tolist():
@@ -80,6 +89,6 @@ def _product(a: ByteDFA, b: ByteDFA, *, keep_right: bool, max_states: int) -> By
         codes_seen.append(frontier)
     table = np.vstack(tables)  # rows in id order: each layer's new codes were numbered in the order listed
     order = np.concatenate(codes_seen)
-    in_a = a.accepting[order // nb]
-    in_b = b_accepting[order % nb]
-    return minimal_dfa(table, in_a & (~in_b if keep_right else in_b))
+    in_a, in_b = a_accepting[order // nb], b_accepting[order % nb]
+    accepting = {"and": in_a & in_b, "or": in_a | in_b, "minus": in_a & ~in_b}[op]
+    return minimal_dfa(table, accepting)

@@ -18,6 +18,7 @@ declared properties in schema order and undeclared ones after them, strings esca
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from genlab.automata.combine import difference, intersect, literals
+from genlab.automata.combine import difference, intersect, literals, union
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.lexer import Terminal
 from genlab.automata.minimize import minimal_dfa
@@ -77,6 +78,11 @@ class _Place:
     parts: list[tuple[dict, tuple]] = field(default_factory=list)
     false: str | None = None  # why nothing is valid here, once known
     groups: list[_Group] = field(default_factory=list)
+    # per part (by id): the schema objects it sits inside through $ref, allOf and chosen branches
+    owners: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    # chains (owners + holder) of the objects whose `anyOf` branch or `dependentSchemas` evaluate properties here
+    # in ways one grammar alternative cannot follow (`unevaluatedProperties` beneath them is left to the validator)
+    branching: list[tuple[int, ...]] = field(default_factory=list)
 
     def values(self, keyword: str) -> list[tuple[Any, tuple]]:
         return [(d[keyword], path + (keyword,)) for d, path in self.parts if keyword in d]
@@ -103,6 +109,7 @@ class SchemaCompiler:
         self._checked: set[int] = set()
         self._validator = None
         self.rank = property_rank(doc.root)
+        self._unevaluated = "unevaluatedProperties" in json.dumps(doc.root)
         self.writer = Writer(doc, self.rank)
         self._counter = 0
 
@@ -150,10 +157,11 @@ class SchemaCompiler:
         place = _Place()
         chosen = dict(choices)
         for schema, path in schemas:
-            self._flatten(schema, path, place, chosen, frozenset())
+            self._flatten(schema, path, place, chosen, frozenset(), ())
         return place
 
-    def _flatten(self, schema: Any, path: tuple, place: _Place, chosen: dict, refs: frozenset) -> None:
+    def _flatten(self, schema: Any, path: tuple, place: _Place, chosen: dict, refs: frozenset,
+                 owners: tuple[int, ...]) -> None:
         if schema is True:
             return
         if schema is False:
@@ -171,33 +179,39 @@ class SchemaCompiler:
             target, target_path = self.doc.resolve(ref, path + (k,))
             if target_path in refs:  # a reference cycle with no value in between: it adds nothing new
                 continue
-            self._flatten(target, target_path, place, chosen, refs | {target_path})
+            self._flatten(target, target_path, place, chosen, refs | {target_path}, owners + (id(schema),))
         if ref_keys and self.doc.draft <= 7:
             return  # before 2019-09, keywords beside $ref are ignored
         for i, sub in enumerate(_list(schema, "allOf", path)):
-            self._flatten(sub, path + ("allOf", i), place, chosen, refs)
+            self._flatten(sub, path + ("allOf", i), place, chosen, refs, owners + (id(schema),))
         place.parts.append((schema, path))
+        place.owners[id(schema)] = owners
+        if "dependentSchemas" in schema or "dependencies" in schema:
+            place.branching.append(owners + (id(schema),))
+        inner = owners + (id(schema),)
         for keyword in ("anyOf", "oneOf"):
             if keyword in schema:
                 branches = _list(schema, keyword, path)
                 if not branches:
                     raise SchemaError(f"{keyword} must be a non-empty array", pointer(path + (keyword,)))
-                self._open(place, chosen, refs, _Group(
+                self._open(place, chosen, refs, inner, _Group(
                     (id(schema), keyword), [[(b, path + (keyword, i))] for i, b in enumerate(branches)], keyword,
                     path + (keyword,)))
         if "if" in schema:
             then = [(schema["then"], path + ("then",))] if "then" in schema else []
             otherwise = [(schema["else"], path + ("else",))] if "else" in schema else []
-            if then or otherwise:
-                self._open(place, chosen, refs, _Group(
+            if then or otherwise or self._unevaluated:  # an `if` alone only matters by what it evaluates
+                self._open(place, chosen, refs, inner, _Group(
                     (id(schema), "if"), [[(schema["if"], path + ("if",))] + then, otherwise], "if", path + ("if",)))
 
-    def _open(self, place: _Place, chosen: dict, refs: frozenset, group: _Group) -> None:
+    def _open(self, place: _Place, chosen: dict, refs: frozenset, owners: tuple[int, ...], group: _Group) -> None:
         if chosen.get(group.key) == -1:  # past the combination budget: the validator checks it
             return
         if group.key in chosen:
+            if group.keyword == "anyOf":  # several branches may hold and all evaluate: one alternative cannot say it
+                place.branching.append(owners)
             for sub, sub_path in group.branches[chosen[group.key]]:
-                self._flatten(sub, sub_path, place, chosen, refs)
+                self._flatten(sub, sub_path, place, chosen, refs, owners)
         else:
             place.groups.append(group)
 
@@ -221,6 +235,8 @@ class SchemaCompiler:
         types = self._types(place)
         enum = self._enum(place)
         if enum is not None:  # one terminal for all the values: a trie of their texts
+            if not enum:
+                return []
             texts = sorted({text.encode("utf-8") for v in enum for text in self._spellings(v)})
             key = ("lits", tuple(texts))
             if key not in self._terminal_names:
@@ -554,10 +570,10 @@ class SchemaCompiler:
         top = threshold if hi is None else hi
         names = [self._fresh("arr") for _ in range(top + 1)]
         for i in range(top + 1):
-            item = symbols[i] if i < n_prefix else rest_symbol
             if i >= lo:
                 self.rules.append((names[i], []))
             if i < top:
+                item = symbols[i] if i < n_prefix else rest_symbol
                 self.rules.append((names[i], (sep if i else []) + [item, names[i + 1]]))
         if hi is None and rest_symbol is not None:
             tail = self._fresh("arr")
@@ -676,24 +692,53 @@ class SchemaCompiler:
                     matched = True
             if not matched and "additionalProperties" in d:
                 schemas.append((d["additionalProperties"], path + ("additionalProperties",)))
-            elif not matched and d.get("unevaluatedProperties") is False and not self._evaluates(place, name):
+        for names, patterns in self._closing(place):
+            if name not in names and not any(re.search(p, name) for p in patterns):
                 return None
         return self.symbol(tuple(schemas))
 
-    @staticmethod
-    def _evaluates(place: _Place, name: str) -> bool:
-        return any(name in (d.get("properties") or {}) for d, _ in place.parts)
+    def _closing(self, place: _Place) -> list[tuple[set[str], list[str]]]:
+        """For each `unevaluatedProperties: false` here that the grammar enforces: the names and patterns its
+        subtree evaluates (other names are forbidden). Where a subtree's evaluation depends on which `anyOf`
+        branches hold, or it is a schema rather than false, the validator checks it instead."""
+        out = []
+        for d, path in place.parts:
+            closing = d.get("unevaluatedProperties")
+            if closing is None or closing is True:
+                continue
+            me = id(d)
+            subtree = [e for e, _ in place.parts if e is d or me in place.owners.get(id(e), ())]
+            if any("additionalProperties" in e or (e is not d and "unevaluatedProperties" in e) for e in subtree):
+                continue  # every property is evaluated beneath: nothing is left to close
+            if closing is not False or any(me in chain for chain in place.branching):
+                self._end_check(path, "unevaluatedProperties")
+                continue
+            names = {n for e in subtree for n in (e.get("properties") or {})}
+            patterns = [p for e in subtree for p in (e.get("patternProperties") or {})]
+            out.append((names, patterns))
+        return out
 
     def _extra_members(self, place: _Place, declared: list[str]) -> str | None:
         """A symbol for one member whose name is not declared here (None when no such member is allowed)."""
-        shaping = [(d, path) for d, path in place.parts
-                   if "patternProperties" in d or "additionalProperties" in d or "unevaluatedProperties" in d]
+        shaping = [(d, path) for d, path in place.parts if "patternProperties" in d or "additionalProperties" in d]
+        if any(s is False for s, _ in place.values("propertyNames")):
+            return None
         names_dfa = self._names_dfa(place)
         declared_dfa = literals([n.encode("utf-8") for n in declared])
         any_name, _ = decoded_dfa((), 0, None)
         base = any_name if names_dfa is None else names_dfa
         if declared_dfa is not None:
             base = difference(base, declared_dfa)
+        for _, patterns in self._closing(place):
+            try:
+                evaluated = [decoded_dfa((p,), 0, None)[0] for p in patterns]
+            except ConstraintError:
+                self._end_check(place.path, "unevaluatedProperties")
+                continue
+            allowed = None
+            for dfa in evaluated:
+                allowed = dfa if allowed is None else union(allowed, dfa)
+            base = intersect(base, allowed) if allowed is not None and base is not None else None
         if base is None:
             return None
         if not shaping:
@@ -726,11 +771,7 @@ class SchemaCompiler:
         if rest is not None:
             if "additionalProperties" in d:
                 other = (d["additionalProperties"], path + ("additionalProperties",))
-            elif d.get("unevaluatedProperties") is False:
-                other = (False, path + ("unevaluatedProperties",))
             else:
-                if "unevaluatedProperties" in d and d["unevaluatedProperties"] is not True:
-                    self._end_check(path, "unevaluatedProperties")
                 other = (True, path)
             regions.append((rest, self.symbol((other,))))
         alternatives = [self._region(keys, value) for keys, value in regions]

@@ -22,11 +22,13 @@ class DuplicateKeyError(ValueError):
 def make_validator(doc: Document):
     """A jsonschema validator for the document's draft that asserts the formats genlab knows."""
     import jsonschema
+    from referencing import Registry
 
     checker = jsonschema.FormatChecker(formats=())
     for name in FORMATS:
         checker.checks(name)(_format_check(name))
-    return validator_class(doc.draft)(doc.root, format_checker=checker)
+    # a registry that retrieves nothing: references resolve inside the document or fail, never over a network
+    return validator_class(doc.draft)(doc.root, format_checker=checker, registry=Registry())
 
 
 def _format_check(name: str):

@@ -30,6 +30,19 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of JSON values as JSON Schema has it: 1 == 1.0, but true != 1; objects ignore key order."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
 def property_rank(root: Any) -> dict[str, int]:
     """Each property name's rank: the order in which the schema first names it (in `properties` or `required`),
     read depth first."""
@@ -72,8 +85,13 @@ class Writer:
 
     def order(self, value: Any, schemas: list[tuple[Any, tuple]]) -> Any:
         """`value` with every object's keys in the order the grammar writes them."""
-        if isinstance(value, dict):
+        if isinstance(value, (dict, list)):
             parts = self._applicable(schemas, value)
+            for d, _ in parts:  # an enum or const value is written as the schema spells it
+                for candidate in ([d["const"]] if "const" in d else d.get("enum") or []):
+                    if json_equal(candidate, value):
+                        return self.order(candidate, [])
+        if isinstance(value, dict):
             declared = set()
             for d, _ in parts:
                 props = d.get("properties")
@@ -86,7 +104,6 @@ class Writer:
             keys = known + [k for k in value if k not in declared]
             return {k: self.order(value[k], self._property(parts, k)) for k in keys}
         if isinstance(value, list):
-            parts = self._applicable(schemas, value)
             return [self.order(v, self._item(parts, i)) for i, v in enumerate(value)]
         return value
 
@@ -118,9 +135,12 @@ class Writer:
                 if isinstance(branches, list) and branches:
                     i = next((i for i, b in enumerate(branches) if self._valid(b, value)), 0)
                     stack.append((branches[i], path + (key, i)))
-            if "if" in schema:
-                side = "then" if self._valid(schema["if"], value) else "else"
-                stack.append((schema["if"], path + ("if",)))
+            if "if" in schema and ("then" in schema or "else" in schema):  # the compiler's branches: if+then, else
+                if self._valid(schema["if"], value):
+                    stack.append((schema["if"], path + ("if",)))
+                    side = "then"
+                else:
+                    side = "else"
                 if side in schema:
                     stack.append((schema[side], path + (side,)))
         return out
