@@ -14,16 +14,13 @@ rest of `optional/` is left out, see `json_suite.OPTIONAL_FOLDERS`), every group
 
 The suite's labels are jsonschema's own verdicts (checked by `test_skip_list_is_exactly_the_remote_cases`), and
 genlab's final check is jsonschema, so a disagreement comes from the grammar, the serialisation, the compiler,
-or a documented difference. Four explicit lists say what is not judged as above, each entry with its reason:
+or a documented difference. Three explicit lists say what is not judged as above, each entry with its reason:
 
 * SKIPS: groups that need a remote document (`json/remotes/`, http://localhost:1234/...): genlab never fetches.
   They are counted, and a test checks that the list is exactly the set of groups that need one.
 * EXPECTED_REFUSALS: satisfiable schemas genlab refuses with a SchemaError on purpose (documented limits).
 * EXPECTED_DIFFERENCES: tests on which genlab gives the other verdict on purpose (it asserts the formats it
   knows; its formats follow their documented dialects).
-* KNOWN_BUGS: genuine genlab bugs, one entry per cause. They are left out of the per-file tests and run by
-  `test_known_bug`, marked xfail(strict=True): once a bug is fixed its test XPASSes, which fails, and the entry
-  must be removed.
 """
 
 from __future__ import annotations
@@ -149,63 +146,12 @@ EXPECTED_DIFFERENCES: list[Rule] = [
 # --- genuine genlab bugs: xfail(strict=True) until fixed ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Bug:
-    reason: str
-    cases: tuple[Rule, ...]
-
-
-KNOWN_BUGS: dict[str, Bug] = {
-    "anchor-scope-global": Bug(
-        "anchors ($anchor, $dynamicAnchor, '#name' fragments after a base) are looked up document-wide, first "
-        "occurrence wins, not in the schema resource ($id) the $ref is in, so the schema silently compiles to the "
-        "wrong subschema (it should resolve, or raise SchemaError); e.g. {'$defs': {'A': {'$id': 'child1', "
-        "'allOf': [{'$id': 'child2', '$anchor': 'x', 'type': 'number'}, {'$anchor': 'x', 'type': 'string'}]}}, "
-        "'$ref': 'child1#x'} rejects \"a\"",
-        (Rule(NEW, "anchor.json", "same $anchor with different base uri", "$ref resolves to /$defs/A/allOf/1"),
-         Rule(("draft2020-12",), "dynamicRef.json",
-              "An $anchor with the same name as a $dynamicAnchor is not used for dynamic scope resolution",
-              "Any array is valid"),
-         Rule(("draft2020-12",), "dynamicRef.json", "A $dynamicRef without a matching $dynamicAnchor in the same "
-              "schema resource behaves like a normal $ref to $anchor", "Any array is valid"),
-         Rule(("draft2020-12",), "dynamicRef.json", "A $dynamicRef with a non-matching $dynamicAnchor in the same "
-              "schema resource behaves like a normal $ref to $anchor", "Any array is valid"),
-         Rule(("draft2020-12",), "dynamicRef.json", "A $dynamicRef that initially resolves to a schema without a "
-              "matching $dynamicAnchor behaves like a normal $ref to $anchor",
-              "The recursive part doesn't need to validate against the root"))),
-    "hash-ref-in-embedded-resource": Bug(
-        "'#'-relative references inside an embedded resource (a subschema with its own $id) resolve against the "
-        "document root instead of that resource's root; e.g. 2019-09 $recursiveRef '#' without $recursiveAnchor "
-        "in the inner resource, or {'$id': 'http://x/root.json', 'type': 'object', 'additionalProperties': "
-        "{'$id': 'inner.json', 'anyOf': [{'type': 'integer'}, {'type': 'array', 'items': {'$ref': '#'}}]}} "
-        "rejects {\"a\":[1]}; it compiles silently to the wrong grammar",
-        (Rule(("draft2019-09",), "recursiveRef.json",
-              "$recursiveRef with no $recursiveAnchor in the initial target schema resource",
-              "leaf node matches: recursion uses the inner schema"),
-         Rule(("draft2019-09",), "recursiveRef.json",
-              "$recursiveRef with no $recursiveAnchor in the outer schema resource",
-              "leaf node matches: recursion only uses inner schema"))),
-    "id-name-index-ignores-base-uri": Bug(
-        "$ids are indexed by their last path segment, first occurrence wins, regardless of base URIs, so "
-        "$ref 'foo.json' can silently resolve to another resource's foo.json; e.g. draft 7 {'$id': 'http://x/a/', "
-        "'definitions': {'other': {'$id': 'http://x/b/foo.json', 'type': 'string'}, 'mine': {'$id': 'foo.json', "
-        "'type': 'number'}}, 'properties': {'p': {'$ref': 'foo.json'}}} rejects {\"p\":1}",
-        (Rule(("draft7", "draft6"), "ref.json", "$ref prevents a sibling $id from changing the base uri",
-              "$ref resolves to /definitions/base_foo, data validates"),
-         Rule(("draft4",), "ref.json", "$ref prevents a sibling id from changing the base uri",
-              "$ref resolves to /definitions/base_foo, data validates"))),
-}
-
 # draft2020-12 schemas (own folder, remote ones left out) that compile with strict=True: 319 of 346 (92.2%) at
 # commit 865155f; the margin allows about seven schemas to fall out before this fails
 MIN_COMPILE_RATE_2020 = 0.90
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
-
-
-class BugReproduced(Exception):
-    """A known genlab bug still shows (test_known_bug xfails on this exception only)."""
 
 
 def _file_params() -> list:
@@ -240,10 +186,6 @@ def _runs(folder: str, rel: str):
     return [(g, next(runs) if g["description"] not in skip else None) for g in load_groups(folder, rel)]
 
 
-def _bug_rules() -> list[Rule]:
-    return [r for bug in KNOWN_BUGS.values() for r in bug.cases]
-
-
 # --- tests ------------------------------------------------------------------------------------------------------
 
 
@@ -256,42 +198,13 @@ def test_suite_file(folder: str, rel: str) -> None:
             skipped += 1
             continue
         desc = group["description"]
-        bugs = [r for r in _bug_rules() if r.names_group(folder, rel, desc)]
-        if any(r.test is None for r in bugs):
-            continue  # the whole group is a known bug: test_known_bug runs it
-        tests = {t["description"] for t in group["tests"]} - {r.test for r in bugs}
+        tests = {t["description"] for t in group["tests"]}
         flipped = frozenset(r.test for r in EXPECTED_DIFFERENCES if r.names_group(folder, rel, desc))
         refusals = [r.refusal for r in EXPECTED_REFUSALS if r.names_group(folder, rel, desc)]
         mismatches += judge(where, run, tests=tests, flipped=flipped, refusal=refusals[0] if refusals else None)
         judged += len(tests)
     assert not mismatches, (f"{len(mismatches)} mismatch(es) in {where} ({judged} tests judged, {skipped} groups "
                             "skipped as remote):\n" + "\n".join(mismatches))
-
-
-def _known_bug_params() -> list:
-    params = []
-    for name, bug in KNOWN_BUGS.items():
-        folders = [f for f in DRAFTS if any(f in r.folders for r in bug.cases)]
-        for folder in folders:
-            params.append(pytest.param(name, folder, id=f"{name}-{folder}", marks=pytest.mark.xfail(
-                strict=True, raises=BugReproduced, reason=f"genlab bug: {bug.reason}")))
-    return params
-
-
-@pytest.mark.parametrize("name,folder", _known_bug_params())
-def test_known_bug(suite, name: str, folder: str) -> None:
-    """Xfails while the bug shows; XPASS (a failure under strict) means it is fixed: remove the KNOWN_BUGS entry."""
-    rules = [r for r in KNOWN_BUGS[name].cases if folder in r.folders]
-    mismatches = []
-    for rule in rules:
-        found = [(g, run) for g, run in _runs(folder, rule.file)
-                 if run is not None and g["description"] == rule.schema
-                 and (rule.test is None or any(t["description"] == rule.test for t in g["tests"]))]
-        assert found, f"stale KNOWN_BUGS[{name!r}] entry: {folder}/{rule.file} has no {rule.schema!r} / {rule.test!r}"
-        for _, run in found:
-            mismatches += judge(f"{folder}/{rule.file}", run, tests=None if rule.test is None else {rule.test})
-    if mismatches:
-        raise BugReproduced("\n".join(mismatches))
 
 
 def test_rules_name_existing_cases(suite) -> None:

@@ -61,7 +61,7 @@ def literals(strings: list[bytes]) -> ByteDFA | None:
 def _product(a: ByteDFA, b: ByteDFA, op: str, max_states: int) -> ByteDFA | None:
     """Reachable pairs of (a state, b state), explored a breadth-first layer at a time with array operations.
     Each side's -1 is a sink (code 0) that the pair may keep where `op` allows: a pair accepts as `op` says."""
-    na, nb = a.n_states + 1, b.n_states + 1  # pair code: (a state + 1) * nb + b state + 1
+    nb = b.n_states + 1  # pair code: (a state + 1) * nb + b state + 1
     a_rows = np.vstack([np.full((1, 256), -1, np.int32), a.transitions]).astype(np.int64)
     b_rows = np.vstack([np.full((1, 256), -1, np.int32), b.transitions]).astype(np.int64)
     a_accepting = np.concatenate([[False], a.accepting])

@@ -176,6 +176,12 @@ class SchemaCompiler:
             ref = schema[k]
             if not isinstance(ref, str):
                 raise SchemaError(f"{k} must be a string", pointer(path + (k,)))
+            if k != "$ref":
+                targets = self.doc.dynamic_targets(k, ref, path + (k,))
+                if len(targets) > 1:  # it lands where the dynamic scope says: one alternative per landing place
+                    self._open(place, chosen, refs, owners + (id(schema),), _Group(
+                        (id(schema), k), [[t] for t in targets], k, path + (k,)))
+                    continue
             target, target_path = self.doc.resolve(ref, path + (k,))
             if target_path in refs:  # a reference cycle with no value in between: it adds nothing new
                 continue
@@ -208,7 +214,7 @@ class SchemaCompiler:
         if chosen.get(group.key) == -1:  # past the combination budget: the validator checks it
             return
         if group.key in chosen:
-            if group.keyword == "anyOf":  # several branches may hold and all evaluate: one alternative cannot say it
+            if group.keyword not in ("oneOf", "if"):  # several branches may hold and evaluate: no one alternative says it
                 place.branching.append(owners)
             for sub, sub_path in group.branches[chosen[group.key]]:
                 self._flatten(sub, sub_path, place, chosen, refs, owners)
@@ -273,7 +279,8 @@ class SchemaCompiler:
             budget *= len(group.branches)
             keep.append(group)
         group = keep[0]
-        if group.keyword == "if" or (group.keyword == "oneOf" and len(group.branches) > 1):
+        if group.keyword in ("if", "$dynamicRef", "$recursiveRef") or (group.keyword == "oneOf"
+                                                                        and len(group.branches) > 1):
             self._end_check(group.path[:-1], group.keyword)
         dropped = {g.key: None for g in place.groups if g not in keep}
         alternatives = []

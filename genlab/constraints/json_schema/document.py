@@ -1,15 +1,16 @@
 """A JSON Schema document: loading (dict, JSON text or Pydantic model), its draft, and local `$ref` resolution.
 
 References are local: JSON pointers (`#/$defs/x`, `#/definitions/x`, `#`), `$anchor`s (`#name`, and draft 6/7
-`$id: "#name"`), and `$id`s of subschemas written as relative names (`"$id": "node"` referred to as
-`"$ref": "node"`). Remote references raise, as genlab never fetches anything.
+`$id: "#name"`), and schema resources embedded in the document (`$id`s, resolved against the base URI in force
+where they are written). Remote references raise, as genlab never fetches anything. A `$dynamicRef` or
+`$recursiveRef` depends on the dynamic scope: `dynamic_targets` lists every schema it may land on.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urljoin, urlparse
 
 from genlab.errors import SchemaError
 
@@ -37,65 +38,87 @@ def pointer(parts: tuple) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
+# the base URI of a document without `$id`: relative references resolve against it, and nothing lives there
+_ROOT_BASE = "https://root.genlab.invalid/schema.json"
+
+
 class Document:
-    """The root schema with its draft and an index of every anchor and `$id` in it."""
+    """The root schema with its draft, and an index of its schema resources (`$id`s, resolved against their
+    parents' base URIs as RFC 3986 says) and of the anchors in each resource."""
 
     def __init__(self, root: Any, draft: int | None = None) -> None:
         self.root = root
         self.draft = draft if draft is not None else detect_draft(root)
-        self.anchors: dict[str, tuple] = {}
-        self._index(root, ())
+        self.resources: dict[str, tuple] = {}  # absolute URI (no fragment) -> path of its root
+        self.anchors: dict[tuple[str, str], tuple] = {}  # (resource URI, anchor name) -> path
+        # where a `$dynamicRef` (by anchor name) or `$recursiveRef` may land, whatever the dynamic scope
+        self.dynamic_anchors: dict[str, list[tuple]] = {}
+        self.recursive_anchors: list[tuple] = []
+        self._index(root, (), _ROOT_BASE, top=True)
 
-    def _index(self, node: Any, path: tuple) -> None:
+    def _id(self, node: dict) -> str | None:
+        if self.draft <= 7 and "$ref" in node:  # before 2019-09 a $ref's siblings are ignored, $id included
+            return None
+        ident = node.get("id" if self.draft == 4 else "$id")
+        return ident if isinstance(ident, str) else None
+
+    def _index(self, node: Any, path: tuple, base: str, top: bool = False) -> None:
         if isinstance(node, dict):
-            anchor = node.get("$anchor")
-            if isinstance(anchor, str):
-                self.anchors.setdefault("#" + anchor, path)
-            dynamic = node.get("$dynamicAnchor")
-            if isinstance(dynamic, str):
-                self.anchors.setdefault("#" + dynamic, path)
-            ident = node.get("$id", node.get("id") if self.draft == 4 else None)
-            if isinstance(ident, str) and path:
-                self.anchors.setdefault(ident, path)
-                if not ident.startswith("#"):
-                    self.anchors.setdefault(ident.rsplit("/", 1)[-1], path)
+            ident = self._id(node)
+            if ident is not None:
+                uri, _, fragment = _join(base, ident).partition("#")
+                if uri and not (self.draft <= 7 and ident.startswith("#")):
+                    base = uri
+                    self.resources.setdefault(uri, path)
+                if fragment and self.draft <= 7:  # draft 6/7 "$id": "#name" (or "x.json#name") names an anchor
+                    self.anchors.setdefault((base, fragment), path)
+            if top:
+                self.resources.setdefault(base, path)
+            for key in ("$anchor", "$dynamicAnchor"):
+                if isinstance(node.get(key), str):
+                    self.anchors.setdefault((base, node[key]), path)
+            if isinstance(node.get("$dynamicAnchor"), str):
+                self.dynamic_anchors.setdefault(node["$dynamicAnchor"], []).append(path)
+            if node.get("$recursiveAnchor") is True:
+                self.recursive_anchors.append(path)
             for key, value in node.items():
-                if key in ("enum", "const", "examples", "default"):
-                    continue
-                self._index(value, path + (key,))
+                if key not in ("enum", "const", "examples", "default"):
+                    self._index(value, path + (key,), base)
         elif isinstance(node, list):
             for i, value in enumerate(node):
-                self._index(value, path + (i,))
+                self._index(value, path + (i,), base)
+
+    def base_at(self, path: tuple) -> str:
+        """The base URI in force at `path`: the innermost enclosing `$id`."""
+        base, node = _ROOT_BASE, self.root
+        for part in (None,) + tuple(path):
+            if part is not None:
+                try:
+                    node = node[part]
+                except (KeyError, IndexError, TypeError):
+                    break
+            if isinstance(node, dict):
+                ident = self._id(node)
+                if ident is not None and not (self.draft <= 7 and ident.startswith("#")):
+                    base = _join(base, ident).partition("#")[0] or base
+        return base
 
     def resolve(self, ref: str, where: tuple) -> tuple[Any, tuple]:
-        """(the schema `ref` names, its path); raises `SchemaError` naming `where` when it has none here."""
-        target = ref
-        if "#" in ref and not ref.startswith("#"):
-            base, _, fragment = ref.partition("#")
-            if base in self.anchors:
-                node, path = self._walk(self.anchors[base], where, ref)
-                return self._fragment(node, path, "#" + fragment, ref, where) if fragment else (node, path)
-            root_id = self.root.get("$id") if isinstance(self.root, dict) else None
-            if isinstance(root_id, str) and root_id.split("#")[0].rstrip("/").endswith(base.rstrip("/")):
-                target = "#" + fragment
-            else:
-                raise SchemaError(f"$ref {ref!r} points outside this document (remote references are not fetched)",
-                                  pointer(where))
-        elif not ref.startswith("#"):
-            if ref in self.anchors:
-                return self._walk(self.anchors[ref], where, ref)
+        """(the schema `ref` names, its path), `ref` written at `where` (the path of the keyword); raises
+        `SchemaError` naming `where` when it points outside the document or at nothing."""
+        target = _join(self.base_at(where[:-1]), ref)
+        uri, _, fragment = target.partition("#")
+        if uri not in self.resources:
             raise SchemaError(f"$ref {ref!r} points outside this document (remote references are not fetched)",
                               pointer(where))
-        return self._fragment(self.root, (), target, ref, where)
-
-    def _fragment(self, node: Any, path: tuple, fragment: str, ref: str, where: tuple) -> tuple[Any, tuple]:
-        if fragment in ("#", ""):
-            return node, path
-        if not fragment.startswith("#/"):
-            if fragment in self.anchors:
-                return self._walk(self.anchors[fragment], where, ref)
-            raise SchemaError(f"$ref {ref!r}: no $anchor or $id {fragment[1:]!r} in this document", pointer(where))
-        for part in fragment[2:].split("/"):
+        path = self.resources[uri]
+        if fragment and not fragment.startswith("/"):
+            if (uri, fragment) not in self.anchors:
+                raise SchemaError(f"$ref {ref!r}: no $anchor {fragment!r} in its schema resource", pointer(where))
+            path = self.anchors[(uri, fragment)]
+            fragment = ""
+        node = self._walk(path)
+        for part in fragment[1:].split("/") if fragment else ():
             part = unquote(part).replace("~1", "/").replace("~0", "~")
             if isinstance(node, dict) and part in node:
                 node = node[part]
@@ -107,11 +130,38 @@ class Document:
             path = path + (part,)
         return node, path
 
-    def _walk(self, path: tuple, where: tuple, ref: str) -> tuple[Any, tuple]:
+    def dynamic_targets(self, keyword: str, ref: str, where: tuple) -> list[tuple[Any, tuple]]:
+        """Every schema a `$dynamicRef` or `$recursiveRef` may land on in some dynamic scope: its static target
+        and each schema with the matching `$dynamicAnchor` (or `$recursiveAnchor: true`)."""
+        targets = [self.resolve(ref, where)]
+        if keyword == "$dynamicRef":
+            name = ref.partition("#")[2]
+            dynamic = targets[0][1] in self.dynamic_anchors.get(name, ())
+            paths = self.dynamic_anchors.get(name, []) if dynamic else []
+        else:
+            target = targets[0][0]
+            paths = self.recursive_anchors if isinstance(target, dict) and target.get("$recursiveAnchor") else []
+        for path in paths:
+            if path != targets[0][1]:
+                targets.append((self._walk(path), path))
+        return targets
+
+    def _walk(self, path: tuple) -> Any:
         node = self.root
         for part in path:
             node = node[part]
-        return node, path
+        return node
+
+
+def _join(base: str, ref: str) -> str:
+    """`ref` resolved against `base` (RFC 3986), also for URNs, which `urljoin` leaves alone."""
+    if not ref:
+        return base
+    if ref.startswith("#"):
+        return base.partition("#")[0] + ref
+    if urlparse(ref).scheme:
+        return ref
+    return urljoin(base, ref)
 
 
 def detect_draft(root: Any) -> int:
