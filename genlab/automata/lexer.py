@@ -136,6 +136,7 @@ class Lexer:
         self._index: dict[tuple, int] = {}
         self._keys: list[tuple] = []
         self._rows: list[np.ndarray] = []  # per state: next state per byte class
+        self._single_rows: dict[int, np.ndarray] = {}  # terminal -> rows of its states alone (see `_single`)
         self.accepts: list[tuple[int, ...]] = []  # terminal ids accepting in each state
         self._table_buf = np.zeros((0, 256), np.int32)
         self._accepting_buf = np.zeros(0, np.bool_)
@@ -166,14 +167,17 @@ class Lexer:
 
     def _intern(self, key: tuple, accepts: tuple[int, ...]) -> int:
         if len(self._keys) >= self.max_states:
-            raise StateLimitError(
-                f"the grammar's lexer needs more than {self.max_states} states; raise max_lexer_states or "
-                "simplify the terminals"
-            )
+            self._too_many()
         s = self._index[key] = len(self._keys)
         self._keys.append(key)
         self.accepts.append(accepts)
         return s
+
+    def _too_many(self) -> None:
+        raise StateLimitError(
+            f"the grammar's lexer needs more than {self.max_states} states; raise max_lexer_states or simplify "
+            "the terminals"
+        )
 
     def _state(self, pairs: tuple) -> int:
         s = self._index.get(pairs)
@@ -187,9 +191,7 @@ class Lexer:
             return np.full(len(self.class_rep), -1, np.int32)
         if len(pairs) == 1:  # the common case: one terminal left
             t, q = pairs[0]
-            values, inverse = np.unique(self._class_tables[t][q], return_inverse=True)
-            targets = np.array([self._state(((t, v),)) if v >= 0 else -1 for v in values.tolist()], np.int32)
-            return targets[inverse.ravel()]
+            return self._single(t)[q]
         terms = [t for t, _ in pairs]
         columns = zip(*[self._class_tables[t][q].tolist() for t, q in pairs])  # one tuple per byte class
         found: dict[tuple, int] = {}
@@ -202,11 +204,39 @@ class Lexer:
             out.append(nxt)
         return np.array(out, np.int32)
 
+    def _single(self, t: int) -> np.ndarray:
+        """Rows (per terminal state, next lexer state per byte class) of the states where terminal `t` alone is
+        live: made for all of its states at once, the first time it is the only one left (inside a long string
+        or number, a state at a time would cost a Python step per byte of the lexeme)."""
+        rows = self._single_rows.get(t)
+        if rows is None:
+            dfa = self.terminals[t].dfa
+            if len(self._keys) + dfa.n_states > self.max_states:
+                self._too_many()
+            ids = np.empty(dfa.n_states, np.int32)
+            index, keys, accepts = self._index, self._keys, self.accepts
+            for q, accepting in enumerate(dfa.accepting.tolist()):
+                key = ((t, q),)
+                s = index.get(key)
+                if s is None:
+                    s = index[key] = len(keys)
+                    keys.append(key)
+                    accepts.append((t,) if accepting else ())
+                ids[q] = s
+            moves = self._class_tables[t]
+            rows = self._single_rows[t] = np.where(moves >= 0, ids[np.maximum(moves, 0)], -1).astype(np.int32)
+        return rows
+
     def _grow(self, forbid: tuple[int, np.ndarray]) -> None:
         """Expand every state found but not yet expanded, then extend the byte-level tables."""
         done = len(self.table)
-        while len(self._rows) < len(self._keys):
-            self._rows.append(self._expand(self._keys[len(self._rows)]))
+        rows, keys, single = self._rows, self._keys, self._single_rows
+        while len(rows) < len(keys):
+            key = keys[len(rows)]
+            if len(key) == 1 and key[0][0] in single:
+                rows.append(single[key[0][0]][key[0][1]])
+            else:
+                rows.append(self._expand(key))
         new = np.stack(self._rows[done:])[:, self.byte_class].astype(np.int32)
         start, guard = forbid
         if guard.any():
