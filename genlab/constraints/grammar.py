@@ -251,10 +251,14 @@ class GrammarMatcher(Matcher):
             return mask
         config, q = thread
         base, nodes, states = self._lexer_walk(q)
-        mask = base.copy()
-        self._continue(config, nodes, states, mask, {})
-        mask[self._eos_ids] = self.parser.is_final((thread,))
-        mask.flags.writeable = False
+        final = self.parser.is_final((thread,))
+        if len(nodes) == 0 and not final:  # nothing below the lexeme's end: the lexer walk is the mask
+            mask = base
+        else:
+            mask = base.copy()
+            self._continue(config, nodes, states, mask, {})
+            mask[self._eos_ids] = final
+            mask.flags.writeable = False
         self._masks[thread] = mask
         if len(self._masks) > self._max_masks:
             self._masks.popitem(last=False)
@@ -268,6 +272,7 @@ class GrammarMatcher(Matcher):
             return hit
         out = np.zeros(self.vocab.size, np.bool_)
         nodes, states, _ = self._walk(self.parser.lexer, q, np.zeros(1, np.int32), out, self._new_stamp())
+        out.flags.writeable = False  # masks share it (see `_thread_mask`)
         hit = self._walks[q] = (out, nodes, states)
         if len(self._walks) > self._max_masks:
             self._walks.popitem(last=False)
