@@ -99,6 +99,7 @@ def test_agrees_with_jsonschema(schema):
         assert c.check(text) == valid, (text, valid)
         if valid:
             assert c.grammar.check(text), text
+            assert all(c.check_prefix(text[:k]) for k in range(len(text) + 1)), text  # early checks are sound
         elif not c.end_checks:
             assert not c.grammar.check(text), text
 
@@ -151,6 +152,28 @@ def test_end_checks_name_what_the_grammar_leaves_out():
     assert exact.end_checks == ()
     assert "duplicate property names at /" in JsonSchema({"type": "object"}).end_checks
     assert not JsonSchema({"type": "object"}).check('{"a":1,"a":2}')
+
+
+def test_finished_values_of_a_prefix():
+    from genlab.constraints.json_schema.prefix import finished_values
+
+    assert finished_values('{"a":[1,2],"b":"x\\"]","c":3') == [
+        (("a", 0), "1"), (("a", 1), "2"), (("a",), "[1,2]"), (("b",), '"x\\"]"')]
+    assert finished_values('[{"k": [true]}, "s", nul') == [
+        ((0, "k", 0), "true"), ((0, "k"), "[true]"), ((0,), '{"k": [true]}'), ((1,), '"s"')]
+
+
+def test_prefix_checks_catch_finished_values_early():
+    c = JsonSchema({"type": "object", "properties": {
+        "t": {"type": "array", "uniqueItems": True},
+        "u": {"anyOf": [{"type": "array", "maxItems": 1, "items": {"not": {"const": 0}}}, {"type": "string"}]}}})
+    assert not c.check_prefix('{"t":[1,1]')
+    assert c.check_prefix('{"t":[1,1') and c.check_prefix('{"t":[1,2],"u":[1')
+    assert c.check_prefix('{"t":[],"u":[0') and not c.check_prefix('{"t":[],"u":[0,')  # 0 is finished by ","
+    assert not c.check_prefix('{"t":[],"u":[1,2]')
+    assert not c.check_prefix('{"t":[],"a":1,"a"')  # a duplicate key, as soon as it is written
+    assert not c.check_prefix('{"t":[],"a":1,"a":2}')
+    assert JsonSchema({"type": "integer"}).check_prefix("12")  # exact grammars need no early check
 
 
 def test_whitespace_and_property_order_policies():
@@ -260,8 +283,9 @@ def _maskbench_rows(n: int):
 
 
 def test_maskbench_sample():
-    """A fixed sample of real schemas: all compile (unknown keywords ignored), no valid instance is rejected and
-    no invalid one accepted. `benchmarks/jsonschema_bench.py` runs the whole set."""
+    """A fixed sample of real schemas: all compile (unknown keywords ignored), no valid instance is rejected (nor
+    any prefix of it by the early checks) and no invalid one accepted. `benchmarks/jsonschema_bench.py` runs the
+    whole set."""
     rows = _maskbench_rows(120)
     failed, wrong = [], []
     for row in rows:
@@ -274,6 +298,9 @@ def test_maskbench_sample():
             text = c.serialize(case["data"])
             if c.check(text) != case["valid"]:
                 wrong.append((row["id"], case["valid"], text[:100]))
+            cuts = range(0, len(text) + 1, max(1, len(text) // 8))
+            if case["valid"] and not all(c.check_prefix(text[:k]) for k in cuts):  # early checks stay sound
+                wrong.append((row["id"], "prefix", text[:100]))
     assert len(failed) <= 3, failed
     assert not wrong, wrong
 

@@ -91,6 +91,11 @@ class Constraint(abc.ABC):
         every output that ends: SMC gives failures weight 0, masking marks them invalid."""
         return True
 
+    def check_prefix(self, text: str) -> bool:
+        """False when an unfinished output can already never pass `validate` (SMC drops such particles early);
+        True where nothing is known (the default)."""
+        return True
+
     def parse(self, text: str) -> Any:
         """A finished output as a value (the text itself, unless the constraint knows better: JSON, models)."""
         return text

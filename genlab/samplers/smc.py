@@ -8,7 +8,9 @@ and dropped with them, so no prefix is ever recomputed. After resampling every p
 weight, so the mean of the final weights is the SMC estimate of P(x in L) (Del Moral 2004; Naesseth et al. 2019).
 
 A critic is an expensive check `critic(text, complete) -> log-weight` (-inf kills): on prefixes it acts as a
-twist (the weight takes the ratio of successive critic values), on complete texts as the final score.
+twist (the weight takes the ratio of successive critic values), on complete texts as the final score. The
+constraint's own checks beyond its matcher apply too: a particle whose finished parts fail `check_prefix` is
+dropped at once, and one that ends failing `validate` gets weight 0 (e.g. JSON Schema's uniqueItems).
 """
 
 from __future__ import annotations
@@ -153,6 +155,11 @@ def smc(
             tokens[i].append(token)
             data[i] += vocab.token_bytes[token]
             moves[i] = token
+            if not constraint.check_prefix(_text(data[i])):  # a finished part already fails: no completion passes
+                logw[i] = -np.inf
+                done[i] = True
+                moves[i] = None
+                continue
             if critic is not None:
                 phi = critic(_text(data[i]), False)
                 logw[i] += phi - twist[i]

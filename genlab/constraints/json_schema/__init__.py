@@ -2,7 +2,8 @@
 
 The schema compiles to a grammar (`compiler.py`) that the grammar engine matches token by token with masks and
 fast checks; keywords no grammar can say exactly are decided by `validate` on the finished output (jsonschema),
-which SMC applies to every particle and masking reports per sample. `end_checks` names them.
+which SMC applies to every particle and masking reports per sample. `end_checks` names them. SMC also applies
+`check_prefix` as it goes: each value an unfinished output has finished must already pass its part.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from genlab.constraints.base import Constraint, Matcher
 from genlab.constraints.grammar import Grammar
 from genlab.constraints.json_schema.compiler import Policy, SchemaCompiler
 from genlab.constraints.json_schema.document import Document, load
+from genlab.constraints.json_schema.prefix import PrefixChecker
 from genlab.constraints.json_schema.validator import make_validator, parse_json
 from genlab.errors import EmptyLanguageError, SchemaError
 from genlab.vocab import TokenVocabulary
@@ -57,6 +59,7 @@ class JsonSchema(Constraint):
                                                  for ptr, keyword in compiler.end_checks)
         self._writer = compiler.writer
         self._validator = make_validator(self.document)
+        self._prefix = PrefixChecker(self.document, self._validator) if self.end_checks else None
 
     def __repr__(self) -> str:
         name = self.model.__name__ if self.model is not None else (self.schema.get("title") if isinstance(
@@ -79,6 +82,11 @@ class JsonSchema(Constraint):
         except ValueError:
             return False
         return self._validator.is_valid(value)
+
+    def check_prefix(self, text: str) -> bool:
+        """Whether every value the unfinished output has finished passes what the schema surely says of it (see
+        `prefix.py`); always True when the grammar alone is exact."""
+        return self._prefix is None or self._prefix.ok(text)
 
     def parse(self, text: str | bytes) -> Any:
         """The output as a Python value, or as an instance of the Pydantic model the schema came from."""
