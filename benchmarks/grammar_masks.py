@@ -82,6 +82,7 @@ from peer_walkers import (  # noqa: E402
     llguidance_tokenizer,
     llguidance_walker,
     pct,
+    versions,
     xgrammar_compiler,
 )
 
@@ -568,24 +569,6 @@ def ratios(results: dict[str, Result], peer: str, sents) -> dict[str, float]:
     return {k: mine[k] / theirs[k] for k in RATIO_KEYS}
 
 
-def versions() -> str:
-    import subprocess
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        head = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
-                              text=True, timeout=10).stdout.strip() or "?"
-    except (OSError, subprocess.SubprocessError):
-        head = "?"
-    out = [f"genlab {genlab.__version__} (git {head})"]
-    for pkg in ("llguidance", "xgrammar", "lark"):
-        try:
-            out.append(f"{pkg} {version(pkg)}")
-        except PackageNotFoundError:
-            pass
-    return ", ".join(out)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 repeat, fewer sentences")
@@ -629,7 +612,7 @@ def main() -> None:
     peers = [e.name for e in engines if e.name != "genlab"]
 
     print(f"\n### Grammar masks: times in µs unless marked (lower is better), fastest of {repeats} repeat(s)\n")
-    print(f"Versions: {versions()}\n")
+    print(f"Versions: {versions(ROOT, ('llguidance', 'xgrammar', 'lark'))}\n")
     for g, src in sources.items():
         print(f"- {g}: {src}")
     print("\nFigures are over the sentences the engine walked without a failure; ratio = genlab / peer over the "

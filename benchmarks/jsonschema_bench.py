@@ -86,7 +86,6 @@ DATA = ROOT.parent / "shared" / "data" / "maskbench-dev.jsonl.gz"
 sys.path.insert(0, str(ROOT / "tests"))
 from tokenizer_assets import load_tokenizer  # noqa: E402
 
-import genlab  # noqa: E402
 from genlab import TokenTrie, TokenVocabulary  # noqa: E402
 from genlab.constraints.json_schema import JsonSchema  # noqa: E402
 from genlab.errors import GenlabError  # noqa: E402
@@ -96,6 +95,7 @@ from peer_walkers import (  # noqa: E402
     llguidance_tokenizer,
     llguidance_walker,
     pct,
+    versions,
     xgrammar_compiler,
 )
 
@@ -583,24 +583,6 @@ def ratios(mine: Stats, theirs: Stats) -> dict[str, float | int]:
             "mask p99": pct(ma, 99) / pct(mb, 99) if ma else float("nan")}
 
 
-def versions() -> str:
-    import subprocess
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        head = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
-                              text=True, timeout=10).stdout.strip() or "?"
-    except (OSError, subprocess.SubprocessError):
-        head = "?"
-    out = [f"genlab {genlab.__version__} (git {head})"]
-    for pkg in ("llguidance", "xgrammar", "jsonschema"):
-        try:
-            out.append(f"{pkg} {version(pkg)}")
-        except PackageNotFoundError:
-            pass
-    return ", ".join(out)
-
-
 def report(rows: list[dict], runs: dict[str, dict[str, Stats]], strict_cov: dict, extra: GenlabExtra,
            args, wall: float) -> None:
     names = list(next(iter(runs.values())))
@@ -614,7 +596,7 @@ def report(rows: list[dict], runs: dict[str, dict[str, Stats]], strict_cov: dict
     n_tests = sum(len(r["tests"]) for r in rows)
 
     print(f"\n### JSON Schema on MaskBench dev: {len(rows)} schemas, {n_tests} instances ({n_valid} valid)\n")
-    print(f"Versions: {versions()}\n")
+    print(f"Versions: {versions(ROOT, ('llguidance', 'xgrammar', 'jsonschema'))}\n")
     print(f"Compile budget {args.compile_budget_s:g} s (slower compiles count as not covered), walks capped at "
           f"{args.max_masks_per_schema} masks per schema, llguidance lenient: {args.llg_lenient}. "
           "Coverage = compiled within budget, and (genlab) no crash. VR = valid instances rejected, "

@@ -104,3 +104,24 @@ class XGrammarWalker:
 
     def note(self) -> str:
         return ""
+
+
+def versions(root, packages: tuple[str, ...]) -> str:
+    """genlab's version and git commit, and the installed versions of `packages`, for a benchmark's header."""
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    import genlab
+
+    try:
+        head = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        head = "?"
+    out = [f"genlab {genlab.__version__} (git {head})"]
+    for pkg in packages:
+        try:
+            out.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            pass
+    return ", ".join(out)

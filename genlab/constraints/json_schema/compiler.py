@@ -456,16 +456,7 @@ class SchemaCompiler:
 
     def _string_dfa(self, place: _Place) -> ByteDFA | None:
         """The DFA of the decoded string values allowed here (length, patterns, formats)."""
-        min_len, max_len = 0, None
-        for key in ("minLength", "maxLength"):
-            for v, path in place.values(key):
-                if isinstance(v, bool) or not isinstance(v, int) and not (isinstance(v, float) and v.is_integer()) \
-                        or v < 0:
-                    raise SchemaError(f"{key} must be a non-negative integer", pointer(path))
-                if key == "minLength":
-                    min_len = max(min_len, int(v))
-                else:
-                    max_len = int(v) if max_len is None else min(max_len, int(v))
+        min_len, max_len = _count_range(place, "minLength", "maxLength")
         if max_len is not None and min_len > max_len:
             self._empty(f"minLength {min_len} > maxLength {max_len}", place.path)
             return None
@@ -514,15 +505,7 @@ class SchemaCompiler:
     # --- arrays ----------------------------------------------------------------------------------------------
 
     def _array(self, place: _Place) -> list[list[str]]:
-        lo, hi = 0, None
-        for key in ("minItems", "maxItems"):
-            for v, path in place.values(key):
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or int(v) != v:
-                    raise SchemaError(f"{key} must be a non-negative integer", pointer(path))
-                if key == "minItems":
-                    lo = max(lo, int(v))
-                else:
-                    hi = int(v) if hi is None else min(hi, int(v))
+        lo, hi = _count_range(place, "minItems", "maxItems")
         prefixes, rests = [], []
         for d, path in place.parts:
             items = d.get("items")
@@ -592,15 +575,7 @@ class SchemaCompiler:
     # --- objects ---------------------------------------------------------------------------------------------
 
     def _object(self, place: _Place) -> list[list[str]]:
-        lo, hi = 0, None
-        for key in ("minProperties", "maxProperties"):
-            for v, path in place.values(key):
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or int(v) != v:
-                    raise SchemaError(f"{key} must be a non-negative integer", pointer(path))
-                if key == "minProperties":
-                    lo = max(lo, int(v))
-                else:
-                    hi = int(v) if hi is None else min(hi, int(v))
+        lo, hi = _count_range(place, "minProperties", "maxProperties")
         required: dict[str, None] = {}
         for v, path in place.values("required"):
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
@@ -875,6 +850,20 @@ _NO_GUARD = np.zeros(256, np.bool_)
 # compiled once per process: schemas repeat the same number and string shapes
 _regex = functools.lru_cache(maxsize=1024)(compile_regex)
 _quoted = functools.lru_cache(maxsize=1024)(quoted)
+
+
+def _count_range(place: _Place, low: str, high: str) -> tuple[int, int | None]:
+    """The tightest (low, high) of a pair of count keywords (minItems/maxItems, ...) over the place's parts."""
+    lo, hi = 0, None
+    for key in (low, high):
+        for v, path in place.values(key):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or int(v) != v:
+                raise SchemaError(f"{key} must be a non-negative integer", pointer(path))
+            if key == low:
+                lo = max(lo, int(v))
+            else:
+                hi = int(v) if hi is None else min(hi, int(v))
+    return lo, hi
 
 
 def _list(schema: dict, keyword: str, path: tuple) -> list:
