@@ -105,6 +105,7 @@ class SchemaCompiler:
         self.rules: list[tuple[str, list[str]]] = []
         self.end_checks: dict[tuple[str | None, str], None] = {}  # (pointer, keyword), in order found
         self._terminal_names: dict[Any, str] = {}
+        self._alive: list[ByteDFA] = []  # DFAs whose id keys a terminal: kept so no other DFA takes their id
         self._memo: dict[tuple, str | None] = {}
         self._checked: set[int] = set()
         self._validator = None
@@ -112,6 +113,9 @@ class SchemaCompiler:
         self._unevaluated = "unevaluatedProperties" in json.dumps(doc.root)
         self.writer = Writer(doc, self.rank)
         self._counter = 0
+        # the reason nothing is valid, found nearest the root (what SchemaError reports)
+        self._why_empty: str | None = None
+        self._why_empty_path: tuple = ()
 
     # --- entry --------------------------------------------------------------------------------------------------
 
@@ -119,19 +123,14 @@ class SchemaCompiler:
         """The start symbol; raises `SchemaError` when the schema accepts nothing."""
         value = self.symbol(((self.doc.root, ()),))
         if value is None:
-            raise SchemaError(self._why_empty or "the schema accepts no value", self._why_empty_at)
+            raise SchemaError(self._why_empty or "the schema accepts no value", pointer(self._why_empty_path))
         ws = self._ws()
         self.rules.append(("start", ws + [value] + ws))
         return "start"
 
-    _why_empty: str | None = None
-    _why_empty_at: str = ""
-
     def _empty(self, reason: str, path: tuple) -> None:
         if self._why_empty is None or len(path) < len(self._why_empty_path):
-            self._why_empty, self._why_empty_at, self._why_empty_path = reason, pointer(path), path
-
-    _why_empty_path: tuple = ()
+            self._why_empty, self._why_empty_path = reason, path
 
     def _end_check(self, path: tuple, keyword: str) -> None:
         self.end_checks.setdefault((pointer(path), keyword), None)
@@ -451,6 +450,7 @@ class SchemaCompiler:
             return None
         key = ("str", id(dfa))
         if key not in self._terminal_names:
+            self._alive.append(dfa)
             self._terminal_names[key] = self._add_terminal(_quoted(dfa))
         return self._terminal_names[key]
 
@@ -629,6 +629,8 @@ class SchemaCompiler:
         if self.policy.property_order == "any":
             if required:
                 self._end_check(place.path, "required")
+            if member_symbols:
+                self._end_check(place.path, "duplicate property names")
             body = self._fresh("obj")
             more = self._fresh("obj")
             one = self._fresh("obj")
@@ -787,6 +789,7 @@ class SchemaCompiler:
             return None
         key = ("key", id(keys))
         if key not in self._terminal_names:
+            self._alive.append(keys)
             self._terminal_names[key] = self._add_terminal(quoted(keys))
         return self._member(self._terminal_names[key], value)
 
