@@ -232,6 +232,14 @@ def test_huge_schema_fails_fast_with_a_clear_error():
     assert time.perf_counter() - t < 60
 
 
+def test_deep_nesting_is_refused_cleanly():
+    schema: dict = {"type": "integer"}
+    for _ in range(5000):
+        schema = {"type": "array", "items": schema}
+    with pytest.raises(SchemaError, match="nested too deeply"):
+        JsonSchema(schema)
+
+
 def test_mask_equals_brute_force():
     tok, vocab = tokenizer_and_vocab("smollm2")
     schema = {"type": "object", "properties": {

@@ -45,11 +45,14 @@ class JsonSchema(Constraint):
             raise ValueError(f"property_order must be one of {PROPERTY_ORDERS}, not {property_order!r}")
         if max_whitespace < 1:
             raise ValueError(f"max_whitespace must be >= 1, got {max_whitespace}")
-        self.schema, self.model = load(schema)
         self.policy = Policy(whitespace, property_order, max_whitespace)
-        self.document = Document(self.schema, draft)
-        compiler = SchemaCompiler(self.document, self.policy, strict=strict, max_states=max_states)
-        start = compiler.compile()
+        try:
+            self.schema, self.model = load(schema)
+            self.document = Document(self.schema, draft)
+            compiler = SchemaCompiler(self.document, self.policy, strict=strict, max_states=max_states)
+            start = compiler.compile()
+        except RecursionError as e:
+            raise SchemaError("the schema is nested too deeply to compile", "") from e
         try:
             self.grammar = Grammar.from_parts(compiler.terminals, compiler.rules, start, max_columns=max_columns,
                                               max_items=max_items, max_lexer_states=max_lexer_states)
