@@ -65,7 +65,7 @@ class Policy:
 class _Group:
     """An open disjunction at a place: `anyOf`, `oneOf`, or an `if` with its then/else."""
 
-    key: tuple  # (id of the schema object, keyword)
+    key: Any  # (id of the schema object, keyword); a list of such keys for a joined choice (see `_choices`)
     branches: list[list[tuple[Any, tuple]]]  # each branch: the schema objects it adds, with their paths
     keyword: str
     path: tuple
@@ -267,30 +267,58 @@ class SchemaCompiler:
         return alternatives
 
     def _distribute(self, schemas, choices: frozenset, place: _Place) -> list[list[str]]:
-        """One alternative per branch of the first open group; groups past the combination budget are left to
-        the validator."""
+        """One alternative per option of the first open choice; choices past the combination budget are left to
+        the validator. A choice is a group's branches, or, for `if`s that test one property against different
+        constants (a discriminated union written as if/then), which one of them holds, if any: n + 1 options
+        where taking each `if` apart would give 2^n."""
         budget = 1
-        keep = []
-        for group in place.groups:
-            if budget * len(group.branches) > MAX_COMBINATIONS and keep:
-                self._end_check(group.path[:-1], group.keyword)
+        keep: list[tuple[list[frozenset], _Group]] = []
+        dropped: list[_Group] = []
+        for options, group in self._choices(place.groups):
+            if budget * len(options) > MAX_COMBINATIONS and keep:
+                dropped.append(group)
                 continue
-            budget *= len(group.branches)
-            keep.append(group)
-        group = keep[0]
+            budget *= len(options)
+            keep.append((options, group))
+        for group in dropped:
+            self._end_check(group.path[:-1], group.keyword)
+        options, group = keep[0]
         if group.keyword in ("if", "$dynamicRef", "$recursiveRef") or (group.keyword == "oneOf"
                                                                         and len(group.branches) > 1):
             self._end_check(group.path[:-1], group.keyword)
-        dropped = {g.key: None for g in place.groups if g not in keep}
+        skipped = frozenset((k, -1) for g in dropped for k in (g.key if isinstance(g.key, list) else [g.key]))
         alternatives = []
-        for i in range(len(group.branches)):
-            extra = frozenset({(group.key, i)}) | frozenset((k, -1) for k in dropped)
-            s = self.symbol(schemas, choices | extra)
+        for option in options:
+            s = self.symbol(schemas, choices | option | skipped)
             if s is not None:
                 alternatives.append([s])
         if not alternatives:
             self._empty(f"no branch of {group.keyword} can be satisfied", group.path)
         return alternatives
+
+    def _choices(self, groups: list[_Group]) -> list[tuple[list[frozenset], _Group]]:
+        """(options, group) per open choice: each option is the set of (group key, branch) it takes. `if`s on one
+        property's constant value are joined into one choice (their group's key is then the list of keys)."""
+        by_property: dict[str, list[tuple[Any, _Group]]] = {}
+        out = []
+        for group in groups:
+            tested = _discriminant(group) if group.keyword == "if" else None
+            if tested is None:
+                out.append(([frozenset({(group.key, i)}) for i in range(len(group.branches))], group))
+            else:
+                by_property.setdefault(tested[0], []).append((tested[1], group))
+        for members in by_property.values():
+            values = [json.dumps(v, sort_keys=True) for v, _ in members]
+            if len(members) == 1 or len(set(values)) < len(values):
+                for _, group in members:  # a lone or repeated test: the branches one by one
+                    out.append(([frozenset({(group.key, i)}) for i in range(2)], group))
+                continue
+            keys = [g.key for _, g in members]
+            options = [frozenset((k, 0 if k == holding else 1) for k in keys) for holding in keys]
+            options.append(frozenset((k, 1) for k in keys))  # none of the constants
+            first = members[0][1]
+            out.append((options, _Group(keys, [], "if", first.path)))
+        return out
 
     # --- types and enums -------------------------------------------------------------------------------------------
 
@@ -396,7 +424,7 @@ class SchemaCompiler:
             if not float(v).is_integer():
                 self._end_check(path[:-1], "multipleOf")
         if integer_only:
-            return self._integers(place, lo, lo_x, hi, hi_x, whole)
+            return self._integers(place, lo, lo_x, hi, hi_x, whole, self.doc.draft >= 6 or "number" in types)
         if lo is None and hi is None:
             return [self._regex_terminal(NUMBER)]
         try:
@@ -411,7 +439,9 @@ class SchemaCompiler:
         self._end_check(place.path, "minimum" if lo is not None else "maximum")
         return [self._regex_terminal(plain), self._regex_terminal(exponent_numbers(sign))]
 
-    def _integers(self, place: _Place, lo, lo_x, hi, hi_x, multiples: list[int]) -> list[str]:
+    def _integers(self, place: _Place, lo, lo_x, hi, hi_x, multiples: list[int], fraction: bool) -> list[str]:
+        """Whole numbers in range (and multiples of `multiples`), written as integers, or with a `.0...` fraction
+        where that spelling is valid too (`fraction`: draft 6 on, or where the type is number)."""
         lo_i = None if lo is None else (math.floor(lo) + 1 if lo_x and lo == math.floor(lo) else math.ceil(lo))
         hi_i = None if hi is None else (math.ceil(hi) - 1 if hi_x and hi == math.ceil(hi) else math.floor(hi))
         if lo_i is not None and hi_i is not None and lo_i > hi_i:
@@ -420,14 +450,13 @@ class SchemaCompiler:
         pattern = integer_range(lo_i, hi_i)
         if pattern is None:
             return []
-        if not multiples:
-            suffix = r"(?:\.0+)?" if self.doc.draft >= 6 else ""
-            return [self._regex_terminal(f"(?:{pattern}){suffix}")]
-        k = math.lcm(*multiples)
+        suffix = r"(?:\.0+)?" if fraction else ""
+        k = math.lcm(*multiples) if multiples else 1
         if k > MAX_MULTIPLE_OF:
             self._end_check(place.path, "multipleOf")
-            return [self._regex_terminal(pattern)]
-        key = ("int", pattern, k)
+        if k == 1 or k > MAX_MULTIPLE_OF:
+            return [self._regex_terminal(f"(?:{pattern}){suffix}")]
+        key = ("int", pattern, k, fraction)
         if key not in self._terminal_names:
             table, accepting, start = multiple_of_dfa(k)
             order = np.arange(len(table))
@@ -439,7 +468,7 @@ class SchemaCompiler:
             if dfa is None:
                 self._empty(f"no integer in range is a multiple of {k}", place.path)
                 return []
-            self._terminal_names[key] = self._add_terminal(dfa)
+            self._terminal_names[key] = self._add_terminal(_zero_fraction(dfa) if fraction else dfa)
         return [self._terminal_names[key]]
 
     # --- strings ---------------------------------------------------------------------------------------------
@@ -853,6 +882,34 @@ _NO_GUARD = np.zeros(256, np.bool_)
 # compiled once per process: schemas repeat the same number and string shapes
 _regex = functools.lru_cache(maxsize=1024)(compile_regex)
 _quoted = functools.lru_cache(maxsize=1024)(quoted)
+
+
+def _zero_fraction(dfa: ByteDFA) -> ByteDFA:
+    """`dfa` (of integer texts) with an optional `.0`, `.00`, ... after each of its strings."""
+    n = dfa.n_states
+    table = np.vstack([dfa.transitions, np.full((2, 256), -1, np.int32)])
+    table[np.flatnonzero(dfa.accepting), ord(".")] = n
+    table[n, ord("0")] = table[n + 1, ord("0")] = n + 1
+    accepting = np.concatenate([dfa.accepting, [False, True]])
+    out = minimal_dfa(table, accepting)
+    assert out is not None
+    return out
+
+
+def _discriminant(group: _Group) -> tuple[str, Any] | None:
+    """(property, constant) when an `if` says only "property `p` is present and equals `c`"."""
+    condition = group.branches[0][0][0]
+    if not isinstance(condition, dict) or set(condition) - {"properties", "required", "type"} - ANNOTATIONS:
+        return None
+    props = condition.get("properties")
+    if not isinstance(props, dict) or len(props) != 1 or condition.get("type", "object") != "object":
+        return None
+    ((name, test),) = props.items()
+    if condition.get("required") != [name] or not isinstance(test, dict):
+        return None
+    if set(test) - {"const"} - ANNOTATIONS or "const" not in test:
+        return None
+    return name, test["const"]
 
 
 def _count_range(place: _Place, low: str, high: str) -> tuple[int, int | None]:

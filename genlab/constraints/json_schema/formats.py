@@ -137,7 +137,7 @@ def _uri_patterns(unreserved: str) -> tuple[str, str]:
 
 _URI, _URI_REFERENCE = _uri_patterns(_UNRESERVED)
 # RFC 3987 ucschar (the planes' last two code points, non-characters, are not told apart: over-approximation)
-_IRI, _IRI_REFERENCE = _uri_patterns(_UNRESERVED + "\u00a0-\ud7ff\uf900-\ufdcf\ufdf0-\uffef\U00010000-\U000efffd")
+_IRI, _IRI_REFERENCE = _uri_patterns(_UNRESERVED + r"\u00a0-\ud7ff\uf900-\ufdcf\ufdf0-\uffef\U00010000-\U000efffd")
 
 # RFC 6901 / draft-handrews-relative-json-pointer-01
 _JSON_POINTER = "(?:/(?:[^~/]|~[01])*)*"
