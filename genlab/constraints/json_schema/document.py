@@ -14,6 +14,9 @@ from urllib.parse import unquote, urljoin, urlparse
 
 from genlab.errors import SchemaError
 
+# keywords whose value maps names (any names, "enum" included) to schemas
+SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+
 DRAFTS = {
     "draft-04": 4, "draft-06": 6, "draft-07": 7, "2019-09": 2019, "2020-12": 2020,
 }
@@ -82,7 +85,10 @@ class Document:
             if node.get("$recursiveAnchor") is True:
                 self.recursive_anchors.append(path)
             for key, value in node.items():
-                if key not in ("enum", "const", "examples", "default"):
+                if key in SCHEMA_MAPS and isinstance(value, dict):  # names here are not keywords
+                    for name, sub in value.items():
+                        self._index(sub, path + (key, name), base)
+                elif key not in ("enum", "const", "examples", "default"):
                     self._index(value, path + (key,), base)
         elif isinstance(node, list):
             for i, value in enumerate(node):

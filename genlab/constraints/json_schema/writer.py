@@ -14,7 +14,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from genlab.constraints.json_schema.document import Document
+from genlab.constraints.json_schema.document import SCHEMA_MAPS, Document
 from genlab.errors import SchemaError
 
 
@@ -61,7 +61,9 @@ def property_rank(root: Any) -> dict[str, int]:
                     if isinstance(name, str):
                         rank.setdefault(name, len(rank))
             for key, value in reversed(list(node.items())):
-                if key not in ("enum", "const", "examples", "default") and isinstance(value, (dict, list)):
+                if key in SCHEMA_MAPS and isinstance(value, dict):  # names here are not keywords
+                    stack.extend(reversed(list(value.values())))
+                elif key not in ("enum", "const", "examples", "default") and isinstance(value, (dict, list)):
                     stack.append(value)
         elif isinstance(node, list):
             stack.extend(reversed(node))
