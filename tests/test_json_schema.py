@@ -4,7 +4,6 @@ force; bad input; Pydantic; MaskBench sample; outputs of the samplers on SmolLM2
 from __future__ import annotations
 
 import gzip
-import itertools
 import json
 import random
 import time

@@ -15,7 +15,7 @@ from genlab.constraints.grammar import Grammar
 from genlab.constraints.json_schema.compiler import Policy, SchemaCompiler
 from genlab.constraints.json_schema.document import Document, load
 from genlab.constraints.json_schema.prefix import PrefixChecker
-from genlab.constraints.json_schema.validator import make_validator, parse_json
+from genlab.constraints.json_schema.validator import is_valid, make_validator, parse_json
 from genlab.errors import EmptyLanguageError, SchemaError
 from genlab.vocab import TokenVocabulary
 
@@ -28,7 +28,8 @@ class JsonSchema(Constraint):
 
     `whitespace`: "compact" (none, the default) or "flexible" (up to `max_whitespace` whitespace characters
     around each `{ } [ ] , :`, so a model can lay out its JSON but never loop on spaces). `property_order`:
-    "schema" (declared properties in the schema's order, required ones present; others anywhere) or "any".
+    "schema" (declared properties in the schema's order, required ones present, undeclared ones after them) or
+    "any".
     `strict=False` ignores unknown keywords and formats instead of raising. `draft` overrides the draft read
     from `$schema` (4, 6, 7, 2019, 2020). Limits: `max_states` automaton states over all terminals (about 1 KiB
     each; huge schemas raise `SchemaError` instead of exhausting memory), and the grammar engine's own
@@ -84,7 +85,7 @@ class JsonSchema(Constraint):
             value = parse_json(text)
         except ValueError:
             return False
-        return self._validator.is_valid(value)
+        return is_valid(self._validator, value)
 
     def check_prefix(self, text: str) -> bool:
         """Whether every value the unfinished output has finished passes what the schema surely says of it (see

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from typing import Any
 
 from genlab.constraints.json_schema.document import Document
-from genlab.constraints.json_schema.validator import parse_json
+from genlab.constraints.json_schema.validator import is_valid, parse_json
 from genlab.errors import SchemaError
 
 _SCALAR_END = frozenset(',]} \t\n\r')
@@ -115,7 +115,7 @@ class PrefixChecker:
         schema = self.necessary(path)
         if isinstance(schema, bool):
             return schema
-        return self.validator.evolve(schema=schema).is_valid(value)
+        return is_valid(self.validator.evolve(schema=schema), value)
 
     def necessary(self, path: tuple) -> Any:
         """A schema that every valid document's value at `path` satisfies."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from genlab.constraints.json_schema.document import Document, validator_class
 from genlab.constraints.json_schema.formats import FORMATS, check_format
+from genlab.errors import SchemaError
 
 
 class DuplicateKeyError(ValueError):
@@ -29,6 +30,17 @@ def make_validator(doc: Document):
         checker.checks(name)(_format_check(name))
     # a registry that retrieves nothing: references resolve inside the document or fail, never over a network
     return validator_class(doc.draft)(doc.root, format_checker=checker, registry=Registry())
+
+
+def is_valid(validator, value: Any) -> bool:
+    """jsonschema's verdict; a reference it cannot resolve (genlab resolved it when compiling, so this would be
+    a disagreement on where it points) raises `SchemaError` rather than a foreign exception."""
+    from referencing.exceptions import Unresolvable
+
+    try:
+        return validator.is_valid(value)
+    except Unresolvable as e:
+        raise SchemaError(f"jsonschema cannot resolve a reference: {e}", "") from e
 
 
 def _format_check(name: str):
