@@ -113,6 +113,8 @@ def search_pattern(pattern: str) -> str:
         if end < 0 or not pattern[2:end].isalpha():
             break
         head, pattern = head + pattern[: end + 1], pattern[end + 1 :]
+    if "x" in head:  # verbose: a trailing comment must not swallow the closing parenthesis
+        pattern += "\n"
     return f"{head}(?s:.*)(?:{pattern})(?s:.*)"
 
 
