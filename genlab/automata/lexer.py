@@ -193,17 +193,16 @@ class Lexer:
             t, q = pairs[0]
             return self._single(t)[q]
         terms = [t for t, _ in pairs]
-        moves = np.stack([self._class_tables[t][q] for t, q in pairs])  # terminal x byte class
-        out = np.full(moves.shape[1], -1, np.int32)
-        alive = np.flatnonzero((moves >= 0).any(axis=0))  # most classes kill every terminal: skip them at once
+        columns = zip(*[self._class_tables[t][q].tolist() for t, q in pairs])  # one tuple per byte class
         found: dict[tuple, int] = {}
-        for c, col in zip(alive.tolist(), moves[:, alive].T.tolist()):
-            key = tuple(col)
-            nxt = found.get(key)
+        out = []
+        for col in columns:
+            nxt = found.get(col)
             if nxt is None:
-                nxt = found[key] = self._state(tuple((t, q) for t, q in zip(terms, col) if q >= 0))
-            out[c] = nxt
-        return out
+                live = tuple((t, q) for t, q in zip(terms, col) if q >= 0)
+                nxt = found[col] = self._state(live) if live else -1
+            out.append(nxt)
+        return np.array(out, np.int32)
 
     def _single(self, t: int) -> np.ndarray:
         """Rows (per terminal state, next lexer state per byte class) of the states where terminal `t` alone is
