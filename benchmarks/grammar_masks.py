@@ -75,26 +75,20 @@ sys.path.insert(0, str(ROOT / "tests"))
 from tokenizer_assets import load_tokenizer  # noqa: E402
 
 import genlab  # noqa: E402
-from genlab import TokenTrie, TokenVocabulary  # noqa: E402
+from genlab import TokenVocabulary  # noqa: E402
 from peer_walkers import (  # noqa: E402
-    GenlabWalker,
-    XGrammarWalker,
-    llguidance_tokenizer,
-    llguidance_walker,
+    Engine,
+    GenlabEngine,
+    LLGuidanceEngine,
     pct,
     versions,
-    xgrammar_compiler,
+    XGrammarEngine,
 )
 
 try:  # where genlab keeps its shipped grammars (the package, or the repository's grammars/)
     from genlab.constraints.grammar import GRAMMARS_DIR as GRAMMARS
 except ImportError:
     GRAMMARS = ROOT / "grammars"
-
-try:  # genlab's one cache keyed by pattern content (per-process Unicode tables are warmed instead)
-    from genlab.automata.utf8 import utf8_automaton
-except ImportError:
-    utf8_automaton = None
 
 # ---- sentences ----
 
@@ -204,79 +198,27 @@ def strip_guards(text: str) -> str:
 # ---- engines: `prepare` per vocabulary (untimed), `compile` per grammar (timed), then a walker per walk ----
 
 
-class Engine:
-    name: str
+class Genlab(GenlabEngine):
     fresh_per_walk = True  # compile again for every walk (False: once per grammar and repeat)
-
-    def prepare(self, tok, vocab: TokenVocabulary) -> None:
-        self.vocab = vocab
-
-    def forget(self) -> None:
-        """Drop caches keyed by grammar content before a timed compile."""
-        re.purge()
-
-    def compile(self, gname: str, text: str):
-        raise NotImplementedError
-
-    def walker(self, compiled):
-        raise NotImplementedError
-
-
-class Genlab(Engine):
-    name = "genlab"
-
-    def prepare(self, tok, vocab):
-        super().prepare(tok, vocab)
-        TokenTrie.of(vocab)
-
-    def forget(self):
-        super().forget()
-        if utf8_automaton is not None:
-            utf8_automaton.cache_clear()
 
     def compile(self, gname, text):
         return genlab.Grammar(text, start="start").compile(self.vocab)
 
-    def walker(self, compiled):
-        return GenlabWalker(compiled)
 
-
-class LLGuidance(Engine):
-    name = "llguidance"
-
-    def prepare(self, tok, vocab):
-        import llguidance
-
-        super().prepare(tok, vocab)
-        self.llg = llguidance
-        self.tokenizer = llguidance_tokenizer(tok, vocab)
+class LLGuidance(LLGuidanceEngine):
+    fresh_per_walk = True
 
     def compile(self, gname, text):
-        matcher = self.llg.LLMatcher(self.tokenizer, self.llg.LLMatcher.grammar_from_lark(strip_guards(text)),
-                                     log_level=0)
-        if matcher.is_error():
-            raise ValueError(matcher.get_error())
-        return matcher
-
-    def walker(self, compiled):
-        return llguidance_walker(compiled, self.vocab.size)
+        return self.matcher(self.llg.LLMatcher.grammar_from_lark(strip_guards(text)))
 
 
-class XGrammar(Engine):
-    name = "xgrammar"
+class XGrammar(XGrammarEngine):
     fresh_per_walk = False
-
-    def prepare(self, tok, vocab):
-        super().prepare(tok, vocab)
-        self.xgr, self.compiler = xgrammar_compiler(tok, vocab)
 
     def compile(self, gname, text):
         if gname == "json":
             return self.compiler.compile_builtin_json_grammar()
         return self.compiler.compile_lark(strip_guards(text))
-
-    def walker(self, compiled):
-        return XGrammarWalker(self.xgr, compiled, self.vocab.size)
 
 
 ENGINES = {e.name: e for e in (Genlab, LLGuidance, XGrammar)}

@@ -86,23 +86,18 @@ DATA = ROOT.parent / "shared" / "data" / "maskbench-dev.jsonl.gz"
 sys.path.insert(0, str(ROOT / "tests"))
 from tokenizer_assets import load_tokenizer  # noqa: E402
 
-from genlab import TokenTrie, TokenVocabulary  # noqa: E402
+from genlab import TokenVocabulary  # noqa: E402
 from genlab.constraints.json_schema import JsonSchema  # noqa: E402
 from genlab.errors import GenlabError  # noqa: E402
 from peer_walkers import (  # noqa: E402
+    Engine,
+    GenlabEngine,
     GenlabWalker,
-    XGrammarWalker,
-    llguidance_tokenizer,
-    llguidance_walker,
+    LLGuidanceEngine,
     pct,
     versions,
-    xgrammar_compiler,
+    XGrammarEngine,
 )
-
-try:  # genlab's one cache keyed by pattern content
-    from genlab.automata.utf8 import utf8_automaton
-except ImportError:
-    utf8_automaton = None
 
 SEED = 20250110
 MAX_WALK_TRIES = 3
@@ -169,39 +164,7 @@ def short(exc: BaseException, n: int = 140) -> str:
 # ---- engines: `prepare` per vocabulary (untimed), `compile` per schema (timed), walkers and checks ----
 
 
-class Engine:
-    name: str
-
-    def prepare(self, tok, vocab: TokenVocabulary, args) -> None:
-        self.tok, self.vocab, self.args = tok, vocab, args
-        self.eos = sorted(vocab.eos_ids)
-
-    def forget(self) -> None:
-        """Drop caches keyed by pattern content before a timed compile."""
-        re.purge()
-
-    def compile(self, schema):
-        raise NotImplementedError
-
-    def walker(self, compiled):
-        raise NotImplementedError
-
-    def accepts(self, compiled, text: str, tokens: list[int]) -> bool:
-        raise NotImplementedError
-
-
-class Genlab(Engine):
-    name = "genlab"
-
-    def prepare(self, tok, vocab, args):
-        super().prepare(tok, vocab, args)
-        TokenTrie.of(vocab)
-
-    def forget(self):
-        super().forget()
-        if utf8_automaton is not None:
-            utf8_automaton.cache_clear()
-
+class Genlab(GenlabEngine):
     def compile(self, schema):
         try:
             c = JsonSchema(schema, strict=False)
@@ -217,38 +180,32 @@ class Genlab(Engine):
             raise Crash("compile(vocab)", e) from e
 
     def walker(self, compiled):
-        return GenlabWalker(compiled[1])
+        return super().walker(compiled[1])
 
     def accepts(self, compiled, text, tokens):
         return compiled[0].check(text)
 
 
-class LLGuidance(Engine):
-    name = "llguidance"
-
-    def prepare(self, tok, vocab, args):
-        import llguidance
-
-        super().prepare(tok, vocab, args)
-        self.llg = llguidance
-        self.tokenizer = llguidance_tokenizer(tok, vocab)
-        self.options = {"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
-        if args.llg_lenient:
-            self.options["lenient"] = True
+class LLGuidance(LLGuidanceEngine):
+    lenient = False  # set from --llg-lenient
 
     def compile(self, schema):
-        LL = self.llg.LLMatcher
+        options = {"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
+        if self.lenient:
+            options["lenient"] = True
         try:
-            grammar = LL.grammar_from_json_schema(schema, overrides=self.options)
-            matcher = LL(self.tokenizer, grammar, log_level=0)
+            grammar = self.llg.LLMatcher.grammar_from_json_schema(schema, overrides=options)
         except Exception as e:  # noqa: BLE001
             raise CompileFailure(short(e)) from e
-        if matcher.is_error():
-            raise CompileFailure(matcher.get_error().strip().splitlines()[0][:140])
-        return matcher
+        try:
+            return self.matcher(grammar)
+        except ValueError as e:  # the grammar is in error: its message
+            raise CompileFailure(str(e).strip().splitlines()[0][:140]) from e
+        except Exception as e:  # noqa: BLE001
+            raise CompileFailure(short(e)) from e
 
     def walker(self, compiled):
-        return llguidance_walker(compiled.deep_copy(), self.vocab.size)
+        return super().walker(compiled.deep_copy())
 
     def accepts(self, compiled, text, tokens):
         m = compiled.deep_copy()
@@ -258,22 +215,13 @@ class LLGuidance(Engine):
         return m.is_accepting()
 
 
-class XGrammar(Engine):
-    name = "xgrammar"
-
-    def prepare(self, tok, vocab, args):
-        super().prepare(tok, vocab, args)
-        self.xgr, self.compiler = xgrammar_compiler(tok, vocab)
-
+class XGrammar(XGrammarEngine):
     def compile(self, schema):
         try:
             return self.compiler.compile_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"),
                                                      strict_mode=False)
         except Exception as e:  # noqa: BLE001
             raise CompileFailure(short(e)) from e
-
-    def walker(self, compiled):
-        return XGrammarWalker(self.xgr, compiled, self.vocab.size)
 
     def accepts(self, compiled, text, tokens):
         m = self.xgr.GrammarMatcher(compiled)
@@ -395,7 +343,7 @@ def run_vocab(vname: str, engines: list[Engine], rows: list[dict], args, strict_
     vocab = TokenVocabulary.from_tokenizer(tok)
     stats = {e.name: Stats() for e in engines}
     for e in engines:
-        e.prepare(tok, vocab, args)
+        e.prepare(tok, vocab)
         try:  # first-call costs (numba cache loads, per-process tables, lazy init) stay out of the figures
             compiled = e.compile(WARMUP_SCHEMA)
             text = JsonSchema(WARMUP_SCHEMA).serialize(WARMUP_VALUE)
@@ -749,7 +697,9 @@ def main() -> None:
         try:
             if n != "genlab":
                 __import__(n)
-            engines.append(ENGINES[n]())
+            engine = ENGINES[n]()
+            engine.lenient = args.llg_lenient
+            engines.append(engine)
         except ImportError:
             print(f"warning: {n} is not installed; skipped", file=sys.stderr)
 

@@ -8,11 +8,12 @@ they do for a sampler; reading them back (`unpack`) is outside the timing.
 
 from __future__ import annotations
 
+import re
 from functools import partial
 
 import numpy as np
 
-from genlab import TokenVocabulary
+from genlab import TokenTrie, TokenVocabulary
 
 
 def unpack(bitmask: np.ndarray, size: int) -> np.ndarray:
@@ -125,3 +126,81 @@ def versions(root, packages: tuple[str, ...]) -> str:
         except PackageNotFoundError:
             pass
     return ", ".join(out)
+
+
+# ---- engines: `prepare` per vocabulary (untimed), `compile` per spec (timed, each benchmark its own), `walker`
+
+try:  # genlab's one cache keyed by pattern content (per-process Unicode tables are warmed instead)
+    from genlab.automata.utf8 import utf8_automaton
+except ImportError:
+    utf8_automaton = None
+
+
+class Engine:
+    """One engine in a mask benchmark; subclasses in each benchmark add `compile` for what it measures."""
+
+    name: str
+
+    def prepare(self, tok, vocab: TokenVocabulary) -> None:
+        self.tok, self.vocab = tok, vocab
+        self.eos = sorted(vocab.eos_ids)
+
+    def forget(self) -> None:
+        """Drop caches keyed by pattern or grammar content before a timed compile, so repeats start cold."""
+        re.purge()
+
+    def compile(self, spec):
+        raise NotImplementedError
+
+    def walker(self, compiled):
+        """A walk from the start on `compiled` (see the module docstring)."""
+        raise NotImplementedError
+
+
+class GenlabEngine(Engine):
+    name = "genlab"
+
+    def prepare(self, tok, vocab):
+        super().prepare(tok, vocab)
+        TokenTrie.of(vocab)
+
+    def forget(self):
+        super().forget()
+        if utf8_automaton is not None:
+            utf8_automaton.cache_clear()
+
+    def walker(self, compiled):
+        return GenlabWalker(compiled)
+
+
+class LLGuidanceEngine(Engine):
+    name = "llguidance"
+
+    def prepare(self, tok, vocab):
+        import llguidance
+
+        super().prepare(tok, vocab)
+        self.llg = llguidance
+        self.tokenizer = llguidance_tokenizer(tok, vocab)
+
+    def matcher(self, grammar):
+        """An `LLMatcher` on a grammar from one of `LLMatcher.grammar_from_*`; ValueError with its message if the
+        grammar is in error."""
+        matcher = self.llg.LLMatcher(self.tokenizer, grammar, log_level=0)
+        if matcher.is_error():
+            raise ValueError(matcher.get_error())
+        return matcher
+
+    def walker(self, compiled):
+        return llguidance_walker(compiled, self.vocab.size)
+
+
+class XGrammarEngine(Engine):
+    name = "xgrammar"
+
+    def prepare(self, tok, vocab):
+        super().prepare(tok, vocab)
+        self.xgr, self.compiler = xgrammar_compiler(tok, vocab)
+
+    def walker(self, compiled):
+        return XGrammarWalker(self.xgr, compiled, self.vocab.size)

@@ -50,21 +50,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from tokenizer_assets import load_tokenizer  # noqa: E402
 
 import genlab  # noqa: E402
-from genlab import TokenTrie, TokenVocabulary  # noqa: E402
+from genlab import TokenVocabulary  # noqa: E402
 from peer_walkers import (  # noqa: E402
     BitmaskWalker,
-    GenlabWalker,
-    XGrammarWalker,
-    llguidance_tokenizer,
-    llguidance_walker,
+    Engine,
+    GenlabEngine,
+    LLGuidanceEngine,
     pct,
-    xgrammar_compiler,
+    XGrammarEngine,
 )
-
-try:  # genlab's one cache keyed by pattern content (per-process Unicode tables are warmed instead)
-    from genlab.automata.utf8 import utf8_automaton
-except ImportError:
-    utf8_automaton = None
 
 _WORDS = "red|green|blue|yellow|purple|orange|black|white|crimson|turquoise"
 
@@ -98,74 +92,19 @@ PATTERNS: list[tuple[str, str, str]] = [
 QUICK = ["email", "iso date", "json string", "[a-z]{50,85}", "words"]
 
 
-class Engine:
-    name: str
-
-    def prepare(self, tok, vocab: TokenVocabulary) -> None:
-        self.vocab = vocab
-
-    def forget(self) -> None:
-        """Drop caches keyed by pattern before a timed compile, so repeats and later vocabularies start cold."""
-
-    def compile(self, pattern: str):
-        raise NotImplementedError
-
-    def walker(self, compiled):
-        """A walk from the start on `compiled`: `fill()` computes the mask, `advance(tok) -> bool`, `allowed()`
-        reads the last mask as a bool array. A second walker on the same `compiled` reuses what the first built."""
-        raise NotImplementedError
-
-
-class Genlab(Engine):
-    name = "genlab"
-
-    def prepare(self, tok, vocab):
-        super().prepare(tok, vocab)
-        TokenTrie.of(vocab)
-
-    def forget(self):
-        if utf8_automaton is not None:
-            utf8_automaton.cache_clear()
-
+class Genlab(GenlabEngine):
     def compile(self, pattern):
         return genlab.Regex(pattern).compile(self.vocab)
 
-    def walker(self, compiled):
-        return GenlabWalker(compiled)
 
-
-class LLGuidance(Engine):
-    name = "llguidance"
-
-    def prepare(self, tok, vocab):
-        import llguidance
-
-        super().prepare(tok, vocab)
-        self.llg = llguidance
-        self.tokenizer = llguidance_tokenizer(tok, vocab)
-
+class LLGuidance(LLGuidanceEngine):
     def compile(self, pattern):
-        matcher = self.llg.LLMatcher(self.tokenizer, self.llg.LLMatcher.grammar_from_regex(pattern), log_level=0)
-        if matcher.is_error():
-            raise ValueError(matcher.get_error())
-        return matcher
-
-    def walker(self, compiled):
-        return llguidance_walker(compiled, self.vocab.size)
+        return self.matcher(self.llg.LLMatcher.grammar_from_regex(pattern))
 
 
-class XGrammar(Engine):
-    name = "xgrammar"
-
-    def prepare(self, tok, vocab):
-        super().prepare(tok, vocab)
-        self.xgr, self.compiler = xgrammar_compiler(tok, vocab)
-
+class XGrammar(XGrammarEngine):
     def compile(self, pattern):
         return self.compiler.compile_regex(pattern)
-
-    def walker(self, compiled):
-        return XGrammarWalker(self.xgr, compiled, self.vocab.size)
 
 
 class OutlinesCore(Engine):

@@ -157,9 +157,8 @@ MIN_COMPILE_RATE_2020 = 0.95
 def _file_params() -> list:
     try:
         files = suite_files()
-    except SuiteUnavailable as err:
-        return [pytest.param("", "", id="suite-unavailable",
-                             marks=pytest.mark.skip(reason=f"JSON-Schema-Test-Suite unavailable: {err}"))]
+    except SuiteUnavailable:  # the test itself says why, with pytest.skip at run time
+        return [pytest.param("", "", id="suite-unavailable")]
     return [pytest.param(folder, rel, id=f"{folder}/{rel}") for folder, rel in files]
 
 
@@ -190,7 +189,7 @@ def _runs(folder: str, rel: str):
 
 
 @pytest.mark.parametrize("folder,rel", _file_params())
-def test_suite_file(folder: str, rel: str) -> None:
+def test_suite_file(suite, folder: str, rel: str) -> None:
     where = f"{folder}/{rel}"
     mismatches, judged, skipped = [], 0, 0
     for group, run in _runs(folder, rel):
