@@ -50,7 +50,9 @@ class JsonSchema(Constraint):
         try:
             self.schema, self.model = load(schema)
             self.document = Document(self.schema, draft)
-            compiler = SchemaCompiler(self.document, self.policy, strict=strict, max_states=max_states)
+            self._validator = make_validator(self.document)
+            compiler = SchemaCompiler(self.document, self.policy, self._validator, strict=strict,
+                                      max_states=max_states)
             start = compiler.compile()
         except RecursionError as e:
             raise SchemaError("the schema is nested too deeply to compile", "") from e
@@ -62,7 +64,6 @@ class JsonSchema(Constraint):
         self.end_checks: tuple[str, ...] = tuple(keyword if ptr is None else f"{keyword} at {ptr or '/'}"
                                                  for ptr, keyword in compiler.end_checks)
         self._writer = compiler.writer
-        self._validator = make_validator(self.document)
         self._prefix = PrefixChecker(self.document, self._validator) if self.end_checks else None
 
     def __repr__(self) -> str:

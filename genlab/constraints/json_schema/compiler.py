@@ -32,7 +32,8 @@ from genlab.automata.dfa import ByteDFA
 from genlab.automata.lexer import Terminal
 from genlab.automata.minimize import minimal_dfa
 from genlab.automata.regex import compile_regex
-from genlab.constraints.json_schema.document import Document, pointer
+from genlab.constraints.json_schema.document import (Document, item_schemas, pointer, prefix_length,
+                                                     property_schemas)
 from genlab.constraints.json_schema.formats import CHECK_ONLY, FORMATS
 from genlab.constraints.json_schema.keywords import ANNOTATIONS, TYPES, VALIDATION
 from genlab.constraints.json_schema.numbers import (decimal_range, exponent_numbers, integer_range,
@@ -95,7 +96,8 @@ class _Place:
 class SchemaCompiler:
     """Builds the terminals and rules of one schema; `compile()` returns them with the start symbol."""
 
-    def __init__(self, doc: Document, policy: Policy, *, strict: bool = True, max_states: int = 250_000) -> None:
+    def __init__(self, doc: Document, policy: Policy, validator, *, strict: bool = True,
+                 max_states: int = 250_000) -> None:
         self.doc = doc
         self.max_states = max_states
         self._states = 0
@@ -108,10 +110,10 @@ class SchemaCompiler:
         self._alive: list[ByteDFA] = []  # DFAs whose id keys a terminal: kept so no other DFA takes their id
         self._memo: dict[tuple, str | None] = {}
         self._checked: set[int] = set()
-        self._validator = None
+        self.validator = validator  # the document's jsonschema validator: enum values and names are checked on it
         self.rank = property_rank(doc.root)
-        self._unevaluated = "unevaluatedProperties" in json.dumps(doc.root)
-        self.writer = Writer(doc, self.rank)
+        self._unevaluated = "unevaluatedProperties" in doc.keywords
+        self.writer = Writer(doc, self.rank, validator)
         self._counter = 0
         # the reason nothing is valid, found nearest the root (what SchemaError reports)
         self._why_empty: str | None = None
@@ -213,7 +215,8 @@ class SchemaCompiler:
         if chosen.get(group.key) == -1:  # past the combination budget: the validator checks it
             return
         if group.key in chosen:
-            if group.keyword not in ("oneOf", "if"):  # several branches may hold and evaluate: no one alternative says it
+            # anyOf: several branches may hold and evaluate properties, which no one alternative can say
+            if group.keyword not in ("oneOf", "if"):
                 place.branching.append(owners)
             for sub, sub_path in group.branches[chosen[group.key]]:
                 self._flatten(sub, sub_path, place, chosen, refs, owners)
@@ -362,7 +365,7 @@ class SchemaCompiler:
                 break
         if candidates is None:
             return None
-        validator = self._validator_for()
+        validator = self.validator
         kept = []
         for value in candidates:
             if all(validator.evolve(schema=d).is_valid(value) for d, _ in place.parts):
@@ -379,13 +382,6 @@ class SchemaCompiler:
             whole = text.split(".")[0]
             return [whole, whole + ".0"]
         return [text]
-
-    def _validator_for(self):
-        if self._validator is None:
-            from genlab.constraints.json_schema.validator import make_validator
-
-            self._validator = make_validator(self.doc)
-        return self._validator
 
     # --- numbers ---------------------------------------------------------------------------------------------
 
@@ -404,7 +400,7 @@ class SchemaCompiler:
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                     raise SchemaError(f"{key} must be a finite number", pointer(path + (key,)))
                 bound = Decimal(str(v)) if isinstance(v, float) else Decimal(v)
-                exclusive = key.startswith("exclusive") or bool(draft4 and d.get("exclusive" + key[0].upper() + key[1:]))
+                exclusive = key.startswith("exclusive") or bool(draft4 and d.get(f"exclusive{key[0].upper()}{key[1:]}"))
                 if key.lower().endswith("minimum"):
                     if lo is None or bound > lo or (bound == lo and exclusive):
                         lo, lo_x = bound, exclusive
@@ -535,34 +531,17 @@ class SchemaCompiler:
 
     def _array(self, place: _Place) -> list[list[str]]:
         lo, hi = _count_range(place, "minItems", "maxItems")
-        prefixes, rests = [], []
         for d, path in place.parts:
-            items = d.get("items")
-            prefix_key = "prefixItems" if isinstance(d.get("prefixItems"), list) else "items"
-            if isinstance(d.get(prefix_key), list):  # draft <= 2019-09 array form of items, or prefixItems
-                prefixes.append([(s, path + (prefix_key, i)) for i, s in enumerate(d[prefix_key])])
-                rest_key = "items" if prefix_key == "prefixItems" else "additionalItems"
-                rests.append((d[rest_key], path + (rest_key,)) if rest_key in d and rest_key != prefix_key
-                             else None)
-            else:
-                prefixes.append([])
-                rests.append((items, path + ("items",)) if "items" in d else None)
             if "unevaluatedItems" in d and d["unevaluatedItems"] is not True:
                 self._end_check(path, "unevaluatedItems")
         for keyword in ("uniqueItems", "contains"):
             for v, path in place.values(keyword):
                 if keyword == "uniqueItems" and v is True or keyword == "contains":
                     self._end_check(path[:-1], keyword)
-        n_prefix = max((len(p) for p in prefixes), default=0)
+        n_prefix = max((prefix_length(d) for d, _ in place.parts), default=0)
 
         def position(i: int) -> str | None:
-            schemas = []
-            for prefix, rest in zip(prefixes, rests):
-                if i < len(prefix):
-                    schemas.append(prefix[i])
-                elif rest is not None:
-                    schemas.append(rest)
-            return self.symbol(tuple(schemas))
+            return self.symbol(tuple(m for d, path in place.parts for m in item_schemas(d, path, i)))
 
         rest_symbol = position(n_prefix)
         cap = n_prefix if rest_symbol is None else None
@@ -615,6 +594,14 @@ class SchemaCompiler:
             if not isinstance(v, dict):
                 raise SchemaError("properties must be an object", pointer(path))
             declared.update(dict.fromkeys(v))
+        for v, path in place.values("patternProperties"):
+            if not isinstance(v, dict):
+                raise SchemaError("patternProperties must be an object", pointer(path))
+            for pattern in v:
+                try:
+                    re.compile(pattern)
+                except re.error as e:
+                    raise SchemaError(f"invalid pattern {pattern!r}: {e}", pointer(path)) from e
         declared.update(required)
         names = sorted(declared, key=lambda n: self.rank.get(n, len(self.rank)))
         name_checks = place.values("propertyNames")
@@ -622,7 +609,7 @@ class SchemaCompiler:
         for name in names:
             value = self._property_value(place, name)
             if value is not None and name_checks:
-                validator = self._validator_for()
+                validator = self.validator
                 if not all(validator.evolve(schema=s).is_valid(name) for s, _ in name_checks):
                     value = None
             if value is None:
@@ -688,23 +675,7 @@ class SchemaCompiler:
     def _property_value(self, place: _Place, name: str) -> str | None:
         """The value symbol of a named property: each schema object here contributes its `properties` entry,
         else its matching `patternProperties`, else its `additionalProperties`."""
-        schemas = []
-        for d, path in place.parts:
-            props = d.get("properties", {})
-            if name in props:
-                schemas.append((props[name], path + ("properties", name)))
-                continue
-            matched = False
-            for pattern, sub in (d.get("patternProperties") or {}).items():
-                try:
-                    hit = re.search(pattern, name) is not None
-                except re.error as e:
-                    raise SchemaError(f"invalid pattern {pattern!r}: {e}", pointer(path + ("patternProperties",)))
-                if hit:
-                    schemas.append((sub, path + ("patternProperties", pattern)))
-                    matched = True
-            if not matched and "additionalProperties" in d:
-                schemas.append((d["additionalProperties"], path + ("additionalProperties",)))
+        schemas = [m for d, path in place.parts for m in property_schemas(d, path, name)]
         for names, patterns in self._closing(place):
             if name not in names and not any(re.search(p, name) for p in patterns):
                 return None
@@ -764,8 +735,6 @@ class SchemaCompiler:
         d, path = shaping[0]
         regions = []
         patterns = list((d.get("patternProperties") or {}).items())
-        if not isinstance(d.get("patternProperties", {}), dict):
-            raise SchemaError("patternProperties must be an object", pointer(path + ("patternProperties",)))
         if len(patterns) > 1:
             self._end_check(path, "patternProperties")
         rest = base

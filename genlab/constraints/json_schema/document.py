@@ -9,6 +9,7 @@ where they are written). Remote references raise, as genlab never fetches anythi
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import unquote, urljoin, urlparse
 
@@ -51,7 +52,8 @@ class Document:
 
     def __init__(self, root: Any, draft: int | None = None) -> None:
         self.root = root
-        self.draft = draft if draft is not None else detect_draft(root)
+        self.keywords = _keywords(root)  # every key of every object in the schema (enum/const values aside)
+        self.draft = draft if draft is not None else detect_draft(root, self.keywords)
         self.resources: dict[str, tuple] = {}  # absolute URI (no fragment) -> path of its root
         self.anchors: dict[tuple[str, str], tuple] = {}  # (resource URI, anchor name) -> path
         # where a `$dynamicRef` (by anchor name) or `$recursiveRef` may land, whatever the dynamic scope
@@ -170,19 +172,72 @@ def _join(base: str, ref: str) -> str:
     return urljoin(base, ref)
 
 
-def detect_draft(root: Any) -> int:
-    """The draft a schema is written in: from `$schema`, else guessed from the spellings it uses (2020-12 for
-    `$defs`/`prefixItems`, draft 7 for `definitions` or array-form `items`), else 2020-12."""
+def property_schemas(schema: dict, path: tuple, name: str) -> list[tuple[Any, tuple]]:
+    """What one schema object says of its member `name`: its `properties` entry, else every `patternProperties`
+    schema whose pattern `re.search`es the name, else its `additionalProperties`; [] when it says nothing. A
+    pattern Python cannot compile matches nothing here (the compiler reports it)."""
+    props = schema.get("properties")
+    if isinstance(props, dict) and name in props:
+        return [(props[name], path + ("properties", name))]
+    out = []
+    patterns = schema.get("patternProperties")
+    if isinstance(patterns, dict):
+        for pattern, sub in patterns.items():
+            try:
+                if re.search(pattern, name):
+                    out.append((sub, path + ("patternProperties", pattern)))
+            except re.error:
+                pass
+    if not out and "additionalProperties" in schema:
+        out.append((schema["additionalProperties"], path + ("additionalProperties",)))
+    return out
+
+
+def item_schemas(schema: dict, path: tuple, i: int) -> list[tuple[Any, tuple]]:
+    """What one schema object says of item `i` of an array: `prefixItems` (or draft 4-2019 array-form `items`)
+    at i, else the rest (`items`, or `additionalItems` beside array-form `items`); [] when it says nothing."""
+    prefix_key = "prefixItems" if isinstance(schema.get("prefixItems"), list) else "items"
+    prefix = schema.get(prefix_key)
+    if isinstance(prefix, list):
+        if i < len(prefix):
+            return [(prefix[i], path + (prefix_key, i))]
+        rest = "items" if prefix_key == "prefixItems" else "additionalItems"
+        return [(schema[rest], path + (rest,))] if rest in schema else []
+    return [(schema["items"], path + ("items",))] if "items" in schema else []
+
+
+def prefix_length(schema: dict) -> int:
+    """How many items `item_schemas` gives their own schema (0 without `prefixItems` or array-form `items`)."""
+    prefix = schema.get("prefixItems") if isinstance(schema.get("prefixItems"), list) else schema.get("items")
+    return len(prefix) if isinstance(prefix, list) else 0
+
+
+def _keywords(root: Any) -> frozenset[str]:
+    keys: set[str] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            keys.update(node)
+            stack.extend(v for k, v in node.items() if k not in ("enum", "const", "examples", "default"))
+        elif isinstance(node, list):
+            stack.extend(node)
+    return frozenset(keys)
+
+
+def detect_draft(root: Any, keywords: frozenset[str]) -> int:
+    """The draft a schema is written in: from `$schema`, else guessed from the keywords it uses (2020-12 for
+    `$defs`/`prefixItems`/`dependentRequired`, draft 7 for `definitions`/`additionalItems`/`dependencies`), else
+    2020-12."""
     if isinstance(root, dict):
         uri = root.get("$schema")
         if isinstance(uri, str):
             for name, draft in DRAFTS.items():
                 if name in uri:
                     return draft
-        text = json.dumps(root)
-        if '"$defs"' in text or '"prefixItems"' in text or '"dependentRequired"' in text:
+        if keywords & {"$defs", "prefixItems", "dependentRequired"}:
             return 2020
-        if '"definitions"' in text or '"additionalItems"' in text or '"dependencies"' in text:
+        if keywords & {"definitions", "additionalItems", "dependencies"}:
             return 7
     return 2020
 

@@ -11,11 +11,10 @@ passes the document passes one of them). A finished value failing it can never b
 from __future__ import annotations
 
 import json
-import re
 from collections import OrderedDict
 from typing import Any
 
-from genlab.constraints.json_schema.document import Document
+from genlab.constraints.json_schema.document import Document, item_schemas, property_schemas
 from genlab.constraints.json_schema.validator import is_valid, parse_json
 from genlab.errors import SchemaError
 
@@ -157,29 +156,8 @@ def _own(schema: dict, step: str | int) -> Any:
     types = schema.get("type")
     if isinstance(types, (str, list)) and ("object" if isinstance(step, str) else "array") not in types:
         return False  # a value with members cannot pass this schema
-    if isinstance(step, str):
-        props = schema.get("properties")
-        if isinstance(props, dict) and step in props:
-            return props[step]
-        matched = [sub for pattern, sub in (schema.get("patternProperties") or {}).items()
-                   if _search(pattern, step)]
-        if matched:
-            return _all(matched)
-        return schema.get("additionalProperties", True)
-    prefix_key = "prefixItems" if isinstance(schema.get("prefixItems"), list) else "items"
-    prefix = schema.get(prefix_key)
-    if isinstance(prefix, list):
-        if step < len(prefix):
-            return prefix[step]
-        return schema.get("items" if prefix_key == "prefixItems" else "additionalItems", True)
-    return schema.get("items", True)
-
-
-def _search(pattern: str, name: str) -> bool:
-    try:
-        return re.search(pattern, name) is not None
-    except re.error:
-        return False
+    members = property_schemas(schema, (), step) if isinstance(step, str) else item_schemas(schema, (), step)
+    return _all([sub for sub, _ in members])
 
 
 def _all(schemas: list) -> Any:

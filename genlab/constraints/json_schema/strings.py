@@ -11,7 +11,6 @@ literals stays exactly the image of `d`.
 from __future__ import annotations
 
 import functools
-import json
 
 import numpy as np
 
@@ -71,11 +70,6 @@ def quoted(decoded: ByteDFA) -> ByteDFA:
     dfa = minimal_dfa(table, accepting)
     assert dfa is not None  # `decoded` has only live states, so its image is non-empty
     return dfa
-
-
-def literal(value: str) -> bytes:
-    """The literal genlab writes for a string value (what `quoted` accepts, with `/` unescaped)."""
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 
 # past this many states, a length range is left to the validator rather than multiplied into a pattern's DFA

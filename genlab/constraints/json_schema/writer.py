@@ -1,10 +1,10 @@
 """How genlab writes a JSON value under a schema: the serialisation its grammar accepts for a valid value.
 
 Objects list the properties the schema declares for them first, in schema order (each name's rank is where the
-schema first names it), then the undeclared ones in the value's own order; separators are compact,
-non-ASCII characters are written as themselves, and numbers have no exponent. Which properties an object declares is read from the schema
-objects that apply to it, as the compiler reads them: references, `allOf`, and of each disjunction the branch
-the value satisfies.
+schema first names it), then the undeclared ones in the value's own order; separators are compact, non-ASCII
+characters are written as themselves, and numbers have no exponent. Which properties an object declares is read
+from the schema objects that apply to it, as the compiler reads them: references, `allOf`, and of each
+disjunction the branch the value satisfies.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from genlab.constraints.json_schema.document import SCHEMA_MAPS, Document
+from genlab.constraints.json_schema.document import SCHEMA_MAPS, Document, item_schemas, property_schemas
 from genlab.errors import SchemaError
 
 
@@ -73,10 +73,10 @@ def property_rank(root: Any) -> dict[str, int]:
 class Writer:
     """Writes values as the compiled grammar of `doc` expects them."""
 
-    def __init__(self, doc: Document, rank: dict[str, int]) -> None:
+    def __init__(self, doc: Document, rank: dict[str, int], validator) -> None:
         self.doc = doc
         self.rank = rank
-        self._validator = None
+        self.validator = validator  # which branch a value takes
 
     def dumps(self, value: Any) -> str:
         return dumps(self.order(value, [(self.doc.root, ())]))
@@ -104,9 +104,9 @@ class Writer:
                     declared.update(x for x in req if isinstance(x, str))
             known = sorted((k for k in value if k in declared), key=lambda k: self.rank.get(k, len(self.rank)))
             keys = known + [k for k in value if k not in declared]
-            return {k: self.order(value[k], self._property(parts, k)) for k in keys}
+            return {k: self.order(value[k], [m for d, p in parts for m in property_schemas(d, p, k)]) for k in keys}
         if isinstance(value, list):
-            return [self.order(v, self._item(parts, i)) for i, v in enumerate(value)]
+            return [self.order(v, [m for d, p in parts for m in item_schemas(d, p, i)]) for i, v in enumerate(value)]
         return value
 
     def _applicable(self, schemas: list[tuple[Any, tuple]], value: Any) -> list[tuple[dict, tuple]]:
@@ -148,52 +148,7 @@ class Writer:
         return out
 
     def _valid(self, schema: Any, value: Any) -> bool:
-        if self._validator is None:
-            from genlab.constraints.json_schema.validator import make_validator
-
-            self._validator = make_validator(self.doc)
         try:
-            return self._validator.evolve(schema=schema).is_valid(value)
+            return self.validator.evolve(schema=schema).is_valid(value)
         except Exception:  # a schema jsonschema cannot apply: no preference
             return False
-
-    @staticmethod
-    def _property(parts, name: str) -> list[tuple[Any, tuple]]:
-        import re
-
-        out = []
-        for d, path in parts:
-            props = d.get("properties")
-            if isinstance(props, dict) and name in props:
-                out.append((props[name], path + ("properties", name)))
-                continue
-            matched = False
-            patterns = d.get("patternProperties")
-            if isinstance(patterns, dict):
-                for pattern, sub in patterns.items():
-                    try:
-                        if re.search(pattern, name):
-                            out.append((sub, path + ("patternProperties", pattern)))
-                            matched = True
-                    except re.error:
-                        pass
-            if not matched and "additionalProperties" in d:
-                out.append((d["additionalProperties"], path + ("additionalProperties",)))
-        return out
-
-    @staticmethod
-    def _item(parts, i: int) -> list[tuple[Any, tuple]]:
-        out = []
-        for d, path in parts:
-            prefix_key = "prefixItems" if isinstance(d.get("prefixItems"), list) else "items"
-            prefix = d.get(prefix_key)
-            if isinstance(prefix, list):
-                if i < len(prefix):
-                    out.append((prefix[i], path + (prefix_key, i)))
-                else:
-                    rest = "items" if prefix_key == "prefixItems" else "additionalItems"
-                    if rest in d:
-                        out.append((d[rest], path + (rest,)))
-            elif "items" in d:
-                out.append((d["items"], path + ("items",)))
-        return out
