@@ -177,7 +177,8 @@ def probes(draw, pattern: str) -> str:
             s = s[:i] + s[i + 1 :]
         else:
             s = s[:i] + draw(chars) + s[i + 1 :]
-    return s
+    # lone surrogates (hypothesis may draw one for a wide class) are no text: UTF-8 has no bytes for them
+    return "".join(c for c in s if not "\ud800" <= c <= "\udfff")
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
