@@ -3,6 +3,7 @@
 from genlab.errors import (
     AssetError,
     ConstraintError,
+    DatabaseError,
     EmptyLanguageError,
     GenlabError,
     GrammarError,
@@ -13,7 +14,7 @@ from genlab.errors import (
     UnsupportedConstraintError,
     VocabularyError,
 )
-from genlab.constraints import Constraint, Grammar, JsonSchema, Matcher, Pattern, Predicate, Regex
+from genlab.constraints import SQL, Constraint, Grammar, JsonSchema, Matcher, Pattern, Predicate, Regex
 from genlab.trie import TokenTrie
 from genlab.vocab import TokenVocabulary
 
@@ -53,11 +54,13 @@ __all__ = [
     "Pattern",
     "Predicate",
     "Regex",
+    "SQL",
     "Sample",
     "generate",
     "load",
     "masked_sampling",
     "ConstraintError",
+    "DatabaseError",
     "EmptyLanguageError",
     "GenlabError",
     "InvalidPatternError",

@@ -43,6 +43,10 @@ class GrammarError(ConstraintError):
     """A grammar Lark rejects (Lark's message, with the line), or one genlab cannot compile (naming the rule)."""
 
 
+class DatabaseError(ConstraintError):
+    """A SQLite database that cannot be used: the file is missing, is not SQLite, is locked, or has no tables."""
+
+
 class SchemaError(ConstraintError):
     """A JSON Schema genlab cannot compile: invalid, unsatisfiable, or using an unknown keyword or format. The
     message starts with the JSON pointer of the fault (`pointer`; "" is the root)."""

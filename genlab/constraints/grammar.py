@@ -61,13 +61,16 @@ class Grammar(Constraint):
         names])` over the terminals' names and nonterminals, and the indices of ignored terminals. Constraints
         that compile to grammars (JSON Schema) come this way, skipping Lark's loader."""
         grammar = cls.__new__(cls)
-        Constraint.__init__(grammar)
-        grammar.source = source
-        grammar.start_rule = start
-        cfg = CFG.build([t.name for t in terminals], rules, start)
-        grammar._setup(terminals, ignore, cfg, max_columns=max_columns, max_items=max_items,
-                       max_lexer_states=max_lexer_states)
+        grammar._init_parts(terminals, rules, start, ignore=ignore, source=source, max_columns=max_columns,
+                            max_items=max_items, max_lexer_states=max_lexer_states)
         return grammar
+
+    def _init_parts(self, terminals: list[Terminal], rules: list[tuple[str, list[str]]], start: str, *,
+                    ignore: tuple[int, ...] = (), source: str = "", **limits) -> None:
+        Constraint.__init__(self)
+        self.source = source
+        self.start_rule = start
+        self._setup(terminals, ignore, CFG.build([t.name for t in terminals], rules, start), **limits)
 
     def _setup(self, terminals: list[Terminal], ignore: tuple[int, ...], cfg: CFG, **limits) -> None:
         self.terminals, self.ignore, self.cfg = terminals, ignore, cfg
@@ -110,6 +113,15 @@ class Grammar(Constraint):
 
 def _load(source: str, start: str, max_terminal_states: int) -> tuple[list[Terminal], tuple[int, ...], CFG]:
     """Lark's normalised grammar: compiled terminals, the ignored ones' indices, and the BNF rules."""
+    terminals, ignore, rules = load_parts(source, start, max_terminal_states)
+    return terminals, ignore, CFG.build([t.name for t in terminals], rules, start)
+
+
+def load_parts(source: str, start: str, max_terminal_states: int = 10_000
+               ) -> tuple[list[Terminal], tuple[int, ...], list[tuple[str, list[str]]]]:
+    """A Lark grammar as `Grammar.from_parts` takes it: compiled terminals, the ignored ones' indices, and BNF
+    rules `(lhs, [symbol names])` (Lark's names, e.g. `__rule_star_0` for an EBNF repeat). Constraints that
+    specialise a shipped grammar (SQL over a database's names) start here."""
     from lark.exceptions import LarkError
 
     if not isinstance(source, str):
@@ -145,7 +157,7 @@ def _load(source: str, start: str, max_terminal_states: int) -> tuple[list[Termi
     if not any(lhs == start for lhs, _ in rules):
         raise GrammarError(f"the grammar has no rule {start!r} to start from")
     ignore = tuple(sorted(index[n] for n in ignore_names))
-    return terminals, ignore, CFG.build(names, rules, start)
+    return terminals, ignore, rules
 
 
 def _lark_compile(source: str, start: str) -> tuple[list, list, list[str]]:
