@@ -1,11 +1,289 @@
-"""The `genlab` command. For now one job: `genlab demo`, timed generation on the default model, free and under a
-regex constraint (token masking)."""
+"""The `genlab` command: constrained generation from the shell.
+
+  genlab generate PROMPT --regex P        weighted outputs that fullmatch P (SMC with AWRS by default)
+  genlab compare PROMPT --json-schema F   token masking beside SMC-AWRS, same prompt, constraint and seed
+  genlab demo                             timed greedy and regex-masked generation on the default model
+
+A constraint is one of --regex, --json-schema FILE, --pydantic module:Class, --grammar FILE.lark|NAME, --sql DB.
+Prompts go through the model's chat template unless --raw. User errors print one line `genlab: error: ...` and
+exit with status 1 (2 for bad command lines); --debug shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import math
+import os
 import sys
 import time
+from pathlib import Path
+
+METHOD_HELP = {
+    "smc": "SMC with AWRS proposals: the model's own conditional p(x | constraint)",
+    "smc-mask": "SMC with exact masking proposals",
+    "awrs": "AWRS importance sampling, no resampling",
+    "mask": "token masking: fast, locally renormalised (biased), with importance weights",
+    "rejection": "locally constrained decoding by rejection, unweighted",
+    "rerank": "free samples, kept when they satisfy the constraint",
+}
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in a file it names: reported in one line, without a traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but its errors are one `genlab: error: ...` line pointing at --help (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"genlab: error: {message} (see `{self.prog} --help`)\n")
+
+
+# ---------------------------------------------------------------------------------------------------- constraints
+
+
+def build_constraint(args: argparse.Namespace):
+    """The constraint the flags name; file and import problems raise `UsageError`, bad specs genlab's errors."""
+    import genlab
+
+    if args.regex is not None:
+        return genlab.Regex(args.regex)
+    if args.json_schema is not None:
+        try:
+            return genlab.JsonSchema(_read_json(args.json_schema, "schema"))
+        except genlab.SchemaError as err:
+            raise UsageError(f"schema file {args.json_schema!r}: {err}") from err
+    if args.pydantic is not None:
+        return genlab.JsonSchema(_import_model(args.pydantic))
+    if args.grammar is not None:
+        spec = args.grammar
+        path = Path(spec).expanduser()
+        if path.is_file():
+            return genlab.Grammar.from_file(path)
+        if spec.endswith(".lark") or os.sep in spec or "/" in spec:
+            raise UsageError(f"grammar file {spec!r} does not exist")
+        return genlab.Grammar.shipped(spec)
+    if args.sql is not None:
+        path = Path(args.sql).expanduser()
+        if not path.is_file():
+            raise UsageError(f"database file {args.sql!r} does not exist")
+        try:
+            from genlab import SQL
+        except ImportError as err:
+            raise UsageError(f"the SQL constraint is not available in this installation ({err})") from err
+        return SQL(path)
+    raise UsageError("give a constraint: --regex, --json-schema, --pydantic, --grammar or --sql")
+
+
+def _read_json(name: str, what: str):
+    """JSON from a file (or `-` for stdin), with the file name and position in any error."""
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).expanduser().read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{what} file {name!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read {what} file {name!r}: {err}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"{what} file {name!r} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") \
+            from None
+
+
+def _import_model(spec: str):
+    """The Pydantic model class `module:Class` names (the current directory is importable, as for `python -m`)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"--pydantic takes module:Class (e.g. models:Person), got {spec!r}")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise UsageError(f"cannot import module {module_name!r}: {err}") from None
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UsageError(f"module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not (isinstance(obj, type) and callable(getattr(obj, "model_json_schema", None))):
+        raise UsageError(f"{spec} is not a Pydantic model class (got {type(obj).__name__})")
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------------- running
+
+
+def _load_model(args: argparse.Namespace):
+    from genlab.models import load
+
+    if args.quiet or not sys.stderr.isatty():
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    return load(args.model, device=args.device)
+
+
+def _prompt(lm, args: argparse.Namespace):
+    """Chat messages when the tokenizer has a chat template (and not --raw), else the plain text."""
+    if args.raw or not getattr(lm.tokenizer, "chat_template", None):
+        return args.prompt, "raw text"
+    messages = [{"role": "user", "content": args.prompt}]
+    if args.system:
+        messages.insert(0, {"role": "system", "content": args.system})
+    return messages, "chat template"
+
+
+def _run(lm, prompt, constraint, method: str, args: argparse.Namespace, label: str | None = None):
+    """One `genlab.generate` call with a per-step progress bar on stderr (off with --quiet or when not a TTY)."""
+    from tqdm import tqdm
+
+    from genlab.generate import generate
+
+    bar = tqdm(total=args.max_tokens, desc=label or method, unit="step", leave=False,
+               disable=True if args.quiet else None)
+
+    def progress(step: int, running: int) -> None:
+        bar.update(step - bar.n)
+        bar.set_postfix(running=running, refresh=False)
+
+    try:
+        return generate(lm, prompt, constraint, method=method, n_particles=args.particles, max_tokens=args.max_tokens,
+                        temperature=args.temperature, seed=args.seed, progress=progress)
+    finally:
+        bar.close()
+
+
+def _run_json(args: argparse.Namespace, prompt_kind: str) -> dict:
+    return {"prompt": args.prompt, "chat": prompt_kind == "chat template", "model": args.model,
+            "constraint": describe_constraint(args), "particles": args.particles, "max_tokens": args.max_tokens,
+            "temperature": args.temperature, "seed": args.seed}
+
+
+def _result_json(result, constraint) -> dict:
+    from genlab import JsonSchema
+
+    out = result.to_dict()
+    if not isinstance(constraint, JsonSchema):  # parsed values only where the outputs are JSON
+        out.pop("parsed")
+    return out
+
+
+def describe_constraint(args: argparse.Namespace) -> str:
+    """The constraint as the command line named it, e.g. "grammar arithmetic (shipped)"."""
+    if args.regex is not None:
+        return f"regex {args.regex!r}"
+    if args.json_schema is not None:
+        return f"JSON Schema {args.json_schema}"
+    if args.pydantic is not None:
+        return f"Pydantic model {args.pydantic}"
+    if args.grammar is not None:
+        shipped = not Path(args.grammar).expanduser().is_file()
+        return f"grammar {args.grammar}" + (" (shipped)" if shipped else "")
+    return f"SQL on {args.sql}"
+
+
+def _header(lm, args: argparse.Namespace, constraint, prompt_kind: str) -> list[str]:
+    model = args.model or "SmolLM2-135M-Instruct (default)"
+    checks = f"; checked on the finished output: {', '.join(constraint.end_checks)}" if constraint.end_checks else ""
+    return [f"model       {model} on {lm.device}",
+            f"prompt      {args.prompt!r} ({prompt_kind})",
+            f"constraint  {describe_constraint(args)}{checks}"]
+
+
+def _generate(args: argparse.Namespace) -> int:
+    constraint = build_constraint(args)
+    lm = _load_model(args)
+    prompt, kind = _prompt(lm, args)
+    result = _run(lm, prompt, constraint, args.method, args)
+    if args.json:
+        out = {**_run_json(args, kind), **_result_json(result, constraint)}
+        print(json.dumps(out, ensure_ascii=False))
+        return 0
+    print("\n".join(_header(lm, args, constraint, kind)))
+    print(f"method      {args.method} ({METHOD_HELP[args.method]}), {args.particles} particles, seed {args.seed}")
+    print()
+    print(result.table(limit=args.show, width=100))
+    print()
+    print(result.summary())
+    return 0
+
+
+COMPARED = (("mask", "token masking"), ("smc", "SMC-AWRS"))
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    constraint = build_constraint(args)
+    lm = _load_model(args)
+    prompt, kind = _prompt(lm, args)
+    results = {}
+    for method, label in tqdm(COMPARED, desc="methods", unit="method", leave=False,
+                              disable=True if args.quiet else None):
+        results[method] = _run(lm, prompt, constraint, method, args, label=label)
+    if args.json:
+        out = {**_run_json(args, kind), "methods": {m: _result_json(r, constraint) for m, r in results.items()}}
+        print(json.dumps(out, ensure_ascii=False))
+        return 0
+    print("\n".join(_header(lm, args, constraint, kind)))
+    print(f"runs        {args.particles} particles/samples each, max {args.max_tokens} tokens, seed {args.seed}")
+    print()
+    print(compare_table([(label, results[m]) for m, label in COMPARED], top=args.show))
+    return 0
+
+
+def compare_table(runs: list[tuple[str, object]], top: int = 5, width: int = 34) -> str:
+    """Results side by side: validity, distinct outputs, log P(constraint), constraint work per token, time, and
+    each method's top outputs with their posterior weights and sample counts."""
+    def cell_rows(result) -> dict[str, str]:
+        n = len(result.samples)
+        good = sum(s.status == "complete" for s in result.samples)
+        c = result.counts
+        tokens = max(c.tokens, 1)
+        estimate = f"{result.log_marginal:.3f}" if result.weighted else "n/a (unweighted)"
+        return {
+            "valid and complete": f"{good}/{n} ({good / n:.0%})",
+            "distinct outputs": str(len({s.text for s in result.samples if s.status == "complete"})),
+            "log P(constraint) est.": estimate,
+            "ESS (final)": f"{result.ess:.1f}",
+            "checks per token": (f"{c.masks / tokens:.2f} masks (whole vocab)"
+                                 if c.masks and not c.checks else f"{c.checks / tokens:.1f}"),
+            "model calls": str(c.model_calls),
+            "time": f"{c.wall_time:.2f} s",
+        }
+
+    from genlab.samplers.result import _shorten
+
+    cells = [cell_rows(r) for _, r in runs]
+    top_label = "top outputs (weight xN)"
+    name_width = max(len(top_label), *(len(k) for k in cells[0]))
+    cols = [max(width, len(label)) for label, _ in runs]
+
+    def line(name: str, values: list[str]) -> str:
+        return (f"{name:<{name_width}}  " + "  ".join(f"{v:<{w}}" for v, w in zip(values, cols))).rstrip()
+
+    out = [line("", [label for label, _ in runs]), line("", ["-" * w for w in cols])]
+    for key in cells[0]:
+        out.append(line(key, [c[key] for c in cells]))
+    out.append(line(top_label, []))
+    tops = [r.distinct()[:top] for _, r in runs]
+    for k in range(max(len(t) for t in tops)):
+        values = []
+        for rows, w in zip(tops, cols):
+            if k < len(rows):
+                r = rows[k]
+                mark = "" if r.status == "complete" else f" [{r.status}]"
+                values.append(_shorten(f"{r.weight:.3f} x{r.count} {r.text!r}{mark}", w))
+            else:
+                values.append("")
+        out.append(line(f"  {k + 1}", values))
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------- demo
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -63,22 +341,145 @@ def _demo_regex(lm, args: argparse.Namespace) -> None:
           f"({c.model_calls} batched model calls, {c.masks} masks)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `genlab` console script."""
-    parser = argparse.ArgumentParser(prog="genlab", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="greedy completion on the default model, with timings")
-    demo.add_argument("--prompt", default="Name three primary colours in one short sentence.")
+# ---------------------------------------------------------------------------------------------------- parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    """The prompt, one constraint, and the options `generate` and `compare` share."""
+    p.add_argument("prompt", metavar="PROMPT",
+                   help="the prompt (put through the model's chat template as a user message unless --raw)")
+    group = p.add_argument_group("constraint (exactly one)").add_mutually_exclusive_group(required=True)
+    group.add_argument("--regex", metavar="PATTERN",
+                       help="outputs fullmatch PATTERN (Python re semantics; write (?a) for ASCII \\d \\w \\s)")
+    group.add_argument("--json-schema", metavar="FILE",
+                       help="outputs are JSON valid against the JSON Schema in FILE ('-' reads stdin)")
+    group.add_argument("--pydantic", metavar="MODULE:CLASS",
+                       help="outputs are JSON valid for a Pydantic model, e.g. models:Person (importable from the "
+                            "current directory)")
+    group.add_argument("--grammar", metavar="FILE|NAME",
+                       help="outputs are sentences of a Lark grammar: a .lark file, or a shipped grammar name "
+                            "(json, json_compact, arithmetic, csv, toolcall, sqlite)")
+    group.add_argument("--sql", metavar="DB",
+                       help="outputs are SQL queries valid on the SQLite database file DB")
+    opts = p.add_argument_group("generation")
+    opts.add_argument("--model", metavar="PATH",
+                      help="a local Hugging Face model folder or a known model name (default: SmolLM2-135M-Instruct)")
+    opts.add_argument("--device", metavar="DEV", help="torch device, e.g. cpu or cuda (default: cuda if present)")
+    opts.add_argument("--particles", "-n", type=_positive_int, default=8, metavar="N",
+                      help="particles (SMC) or samples (other methods) (default: 8)")
+    opts.add_argument("--max-tokens", type=_positive_int, default=64, metavar="N",
+                      help="most tokens per output, the end-of-sequence token included (default: 64)")
+    opts.add_argument("--temperature", type=_positive_float, default=1.0, metavar="T",
+                      help="sampling temperature, > 0 (default: 1.0)")
+    opts.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
+    opts.add_argument("--raw", action="store_true", help="send the prompt as plain text, without the chat template")
+    opts.add_argument("--system", metavar="TEXT", help="a system message before the prompt (chat template only)")
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true",
+                     help="print one JSON object (texts, log weights, posterior, statuses, parsed values, counts)")
+    out.add_argument("--show", type=_positive_int, default=10, metavar="K",
+                     help="distinct outputs to list (default: 10)")
+    out.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    out.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `genlab` argument parser with its three subcommands."""
+    parser = _Parser(prog="genlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"genlab {_version()}",
+                        help="print genlab's version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser,
+                                title="commands", help="run `genlab COMMAND --help` for its options")
+
+    methods = "\n".join(f"  {name:<10} {text}" for name, text in METHOD_HELP.items())
+    gen = sub.add_parser(
+        "generate", help="sample outputs that satisfy a constraint, with posterior weights",
+        description=_wrap("Sample outputs of the model after PROMPT that satisfy one constraint, and print each "
+                          "distinct output with its posterior weight and status, then the log P(constraint) estimate "
+                          "and what the run cost.") + f"\n\nmethods:\n{methods}",
+        epilog='example: genlab generate "A date in 2024?" --regex "2024-[0-9]{2}-[0-9]{2}" --particles 8',
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common(gen)
+    gen.add_argument("--method", "-m", choices=list(METHOD_HELP), default="smc",
+                     help="sampling method (default: smc; see above)")
+    gen.set_defaults(run=_generate)
+
+    cmp = sub.add_parser(
+        "compare", help="token masking beside SMC-AWRS on the same prompt and constraint",
+        description=_wrap("Run token masking and SMC with AWRS proposals on the same prompt, constraint, particle "
+                          "count and seed, and print them side by side: validity, distinct outputs, top outputs with "
+                          "posterior weights, the log P(constraint) estimate, constraint checks per token and time."),
+        epilog='example: genlab compare "The color of the sky is" --raw --regex " (red|grey|blue-green)\\."',
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common(cmp)
+    cmp.set_defaults(run=_compare)
+
+    demo = sub.add_parser("demo", help="greedy completion and regex-masked samples on the default model, timed",
+                          description="Greedy completion on the default model, then token-masked samples under a "
+                                      "regex, with timings.")
+    demo.add_argument("--prompt", default="Name three primary colours in one short sentence.",
+                      help="prompt of the greedy completion")
     demo.add_argument("--model", default=None, help="a local Hugging Face model folder (default: SmolLM2)")
-    demo.add_argument("--max-tokens", type=int, default=40)
+    demo.add_argument("--max-tokens", type=_positive_int, default=40, help="most tokens per output (default: 40)")
     demo.add_argument("--regex", default=r"\([0-9]{3}\) [0-9]{3}-[0-9]{4}",
                       help="pattern for the constrained part (re semantics: \\d also admits non-ASCII digits)")
-    demo.add_argument("--regex-prompt", default="Make up a US phone number for a fictional pizza shop.")
-    demo.add_argument("--samples", type=int, default=3)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--regex-prompt", default="Make up a US phone number for a fictional pizza shop.",
+                      help="prompt of the regex-constrained samples")
+    demo.add_argument("--samples", type=_positive_int, default=3, help="regex-constrained samples (default: 3)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     demo.set_defaults(run=_demo)
-    args = parser.parse_args(argv)
-    return args.run(args)
+    return parser
+
+
+def _wrap(text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=100)
+
+
+def _version() -> str:
+    from genlab import __version__
+
+    return __version__
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    return text or type(err).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `genlab` console script: the exit status (0 ok, 1 user error, 2 bad command line)."""
+    args = build_parser().parse_args(argv)
+    from genlab.errors import GenlabError
+
+    try:
+        return args.run(args)
+    except (GenlabError, UsageError, OSError, ValueError) as err:
+        if args.debug:
+            raise
+        print(f"genlab: error: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("genlab: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 from genlab.constraints.base import Constraint
+from genlab.constraints.json_schema import JsonSchema
+from genlab.constraints.regex import Regex
 from genlab.samplers.prompt import Prompt
 from genlab.samplers.result import GenerationResult
 
@@ -14,7 +16,7 @@ METHODS = ("smc", "smc-mask", "awrs", "mask", "rejection", "rerank")
 def generate(
     model,
     prompt: Prompt,
-    constraint: Constraint,
+    constraint: Constraint | str | type,
     *,
     method: str = "smc",
     n_particles: int = 8,
@@ -26,24 +28,30 @@ def generate(
 ) -> GenerationResult:
     """Sample outputs of `model` after `prompt` that satisfy `constraint`.
 
-    `model`: an `HFModel`, a local model folder, or None for the default model. `prompt`: text, token ids, or
-    chat messages (`[{"role": "user", "content": ...}]`, put through the chat template). Methods:
+    `model`: an `HFModel`, a `(transformers model, tokenizer)` pair, a local model folder or known model name, or
+    None for the default model. `prompt`: text, token ids, or chat messages (`[{"role": "user", "content": ...}]`,
+    put through the chat template). `constraint`: a `Constraint`, a `str` (a `Regex`), or a Pydantic model class
+    (a `JsonSchema`). Methods:
 
     - "smc" (default): SMC with AWRS proposals, which targets p(x | x in L), the model's own conditional;
     - "smc-mask": SMC with exact masking proposals; "awrs": AWRS importance sampling without resampling;
     - "mask": token masking (locally renormalised; weights say how far it is from the target);
     - "rejection": locally constrained decoding by rejection, unweighted; "rerank": free samples, filtered.
 
-    `options` go to the sampler (e.g. `estimator`, `max_rejections`, `resampling`, `critic` for SMC).
+    `options` go to the sampler (e.g. `estimator`, `max_rejections`, `resampling`, `critic` for SMC;
+    `progress(step, running)`, a per-step hook, for any method).
+
+    A pair is wrapped anew on every call (the vocabulary is rebuilt and the constraint recompiled): to generate
+    many times, wrap it once with `genlab.HFModel(model, tokenizer)` and pass that.
     """
-    from genlab.models import HFModel, load
     from genlab.samplers.masking import masked_sampling
     from genlab.samplers.rerank import sample_rerank
     from genlab.samplers.smc import smc
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    lm = model if isinstance(model, HFModel) else load(model if model is None else os.fspath(model))
+    constraint = as_constraint(constraint)
+    lm = as_model(model)
     common = dict(max_tokens=max_tokens, temperature=temperature, seed=seed)
     if method == "mask":
         return masked_sampling(lm, constraint, prompt, n=n_particles, **common, **options)
@@ -56,3 +64,29 @@ def generate(
     proposal = "mask" if method == "smc-mask" else "awrs"
     return smc(lm, constraint, prompt, n_particles=n_particles, ess_threshold=threshold, proposal=proposal,
                **common, **options)
+
+
+def as_constraint(constraint: Constraint | str | type) -> Constraint:
+    """A `Constraint` as given; a `str` as `Regex(str)`; a Pydantic model class as `JsonSchema(cls)`."""
+    if isinstance(constraint, Constraint):
+        return constraint
+    if isinstance(constraint, str):
+        return Regex(constraint)
+    if isinstance(constraint, type) and callable(getattr(constraint, "model_json_schema", None)):
+        return JsonSchema(constraint)
+    raise TypeError(f"constraint must be a genlab Constraint, a regex string or a Pydantic model class, "
+                    f"not {type(constraint).__name__}")
+
+
+def as_model(model):
+    """An `HFModel` as given; a `(transformers model, tokenizer)` pair wrapped; a path, known model name or None
+    (the default model) loaded."""
+    from genlab.models import HFModel, load
+
+    if isinstance(model, HFModel):
+        return model
+    if isinstance(model, tuple):
+        if len(model) != 2:
+            raise TypeError(f"a model given as a tuple must be (transformers model, tokenizer), got {len(model)} items")
+        return HFModel(*model)
+    return load(model if model is None else os.fspath(model))

@@ -1,13 +1,34 @@
-"""`genlab demo`: its greedy completion against transformers' own `generate`, statuses, and its regex outputs."""
+"""The `genlab` command: `demo` against transformers' own `generate`; `generate` and `compare` run as the console
+script, their outputs checked with independent oracles (re.fullmatch, jsonschema, Python's own parser); help
+texts complete; user errors as one line on stderr with a non-zero status and no traceback."""
 
 from __future__ import annotations
 
+import ast
+import json
+import os
 import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
+import jsonschema
+import pytest
 import torch
 
-from genlab.cli import main
+from genlab.cli import build_parser, main
 from genlab.models import load
+
+_SCRIPT = Path(sys.executable).with_name("genlab")
+# the installed console script; `python -m genlab.cli` where the environment has none on disk
+GENLAB = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "genlab.cli"]
+QUICK = ["--quiet", "--particles", "4", "--seed", "0"]
+
+
+def genlab(*args: str, cwd: str | Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": ""}
+    return subprocess.run(GENLAB + list(args), capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
 
 
 def test_demo_matches_generate_and_reports_incomplete(capsys):
@@ -27,3 +48,221 @@ def test_demo_matches_generate_and_reports_incomplete(capsys):
 
     outputs = re.findall(r"^output\s+'(.*)'\s+log w = .*\bcomplete$", constrained, re.M)
     assert len(outputs) == 2 and all(re.fullmatch(pattern, text) for text in outputs), constrained
+
+
+# ---------------------------------------------------------------------------------------------------- help
+
+
+def test_help_lists_the_commands():
+    run = genlab("--help")
+    assert run.returncode == 0, run.stderr
+    for command in ("generate", "compare", "demo"):
+        assert re.search(rf"^\s+{command}\s+\S", run.stdout, re.M), run.stdout
+
+
+@pytest.mark.parametrize("command", ["generate", "compare", "demo"])
+def test_subcommand_help(command):
+    run = genlab(command, "--help")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"usage: genlab {command}")
+    if command != "demo":
+        for flag in ("--regex", "--json-schema", "--pydantic", "--grammar", "--sql", "--model", "--particles",
+                     "--max-tokens", "--temperature", "--seed", "--json", "--raw", "--quiet", "--debug"):
+            assert flag in run.stdout, (command, flag)
+    if command == "generate":
+        for method in ("smc", "smc-mask", "awrs", "mask", "rejection", "rerank"):
+            assert re.search(rf"^\s+{method}\s+\w", run.stdout, re.M), method
+
+
+def test_every_option_has_help():
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.choices and "generate" in a.choices).choices
+    for name, sub in [("genlab", parser), *subparsers.items()]:
+        for action in sub._actions:
+            assert action.help, (name, action.dest)
+
+
+# ---------------------------------------------------------------------------------------------------- generate
+
+
+def _table_outputs(stdout: str) -> list[tuple[float, int, str, str]]:
+    """(weight, count, status, text) of each row of `generate`'s table."""
+    rows = re.findall(r"^\s*([0-9.]+)\s+(\d+)\s+(complete|incomplete|invalid)\s+(['\"].*['\"])$", stdout, re.M)
+    return [(float(w), int(n), status, ast.literal_eval(text)) for w, n, status, text in rows]
+
+
+def test_generate_regex_outputs_fullmatch():
+    pattern = r"2024-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])"
+    run = genlab("generate", "Give a date in 2024.", "--regex", pattern, "--max-tokens", "12", *QUICK)
+    assert run.returncode == 0, run.stderr
+    rows = _table_outputs(run.stdout)
+    assert sum(n for _, n, _, _ in rows) == 4, run.stdout
+    complete = [(w, text) for w, _, status, text in rows if status == "complete"]
+    assert complete and all(re.fullmatch(pattern, text) for _, text in complete), run.stdout
+    assert abs(sum(w for w, _ in complete) - 1) < 0.01, run.stdout
+    summary = run.stdout.strip().splitlines()[-1]
+    m = re.fullmatch(r"log P\(constraint\) estimate (-[0-9.]+); ESS [0-9.]+ of 4; (\d+) model calls, (\d+) checks, "
+                     r"(\d+) masks, (\d+) tokens, [0-9.]+ s", summary)
+    assert m, summary
+    assert float(m[1]) < 0 and int(m[2]) > 1 and int(m[3]) > 0 and int(m[4]) == 0 and int(m[5]) >= 4 * 10
+
+
+PERSON_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer", "minimum": 0,
+                                                                         "maximum": 120}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize("method", ["smc", "mask"])
+def test_generate_json_schema_json_output(tmp_path, method):
+    schema_file = tmp_path / "person.json"
+    schema_file.write_text(json.dumps(PERSON_SCHEMA))
+    run = genlab("generate", "Extract as JSON: Ana Ruiz is 31 years old.", "--json-schema", str(schema_file),
+                 "--max-tokens", "24", "--method", method, "--json", *QUICK)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["method"] == {"smc": "smc-awrs", "mask": "mask"}[method] and out["chat"] is True
+    n = len(out["texts"])
+    assert n == 4 and all(len(out[k]) == n for k in ("log_weights", "posterior", "complete", "valid", "parsed"))
+    assert any(out["complete"]), out
+    for text, complete, valid, parsed in zip(out["texts"], out["complete"], out["valid"], out["parsed"]):
+        if complete and valid:
+            value = json.loads(text)
+            jsonschema.validate(value, PERSON_SCHEMA)
+            assert parsed == value
+        else:
+            assert parsed is None
+    assert abs(sum(out["posterior"]) - 1) < 1e-9
+    assert out["log_marginal"] is not None and out["log_marginal"] < 0
+    assert set(out["counts"]) == {"model_calls", "checks", "masks", "tokens", "wall_time"}
+    assert (out["counts"]["masks"] > 0) == (method == "mask")
+
+
+def test_generate_pydantic_model(tmp_path):
+    (tmp_path / "shapes.py").write_text(textwrap.dedent("""
+        from pydantic import BaseModel, Field
+
+        class Colour(BaseModel):
+            name: str = Field(max_length=12)
+            rgb: list[int] = Field(min_length=3, max_length=3)
+    """))
+    run = genlab("generate", "A colour as JSON with its RGB values.", "--pydantic", "shapes:Colour",
+                 "--max-tokens", "32", "--json", *QUICK, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from shapes import Colour
+    finally:
+        sys.path.remove(str(tmp_path))
+    schema = Colour.model_json_schema()
+    assert any(out["complete"]), out
+    for text, complete, parsed in zip(out["texts"], out["complete"], out["parsed"]):
+        if complete:
+            jsonschema.validate(json.loads(text), schema)
+            assert Colour.model_validate(parsed) == Colour.model_validate_json(text)
+
+
+def _is_arithmetic(text: str) -> bool:
+    """Python's own parser: an expression of numbers, + - * / %, unary minus and parentheses only."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        return False
+    allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Mod,
+               ast.USub, ast.UAdd)
+    return all(isinstance(node, allowed) for node in ast.walk(tree)) and all(
+        isinstance(node.value, (int, float)) for node in ast.walk(tree) if isinstance(node, ast.Constant))
+
+
+def test_generate_shipped_grammar():
+    run = genlab("generate", "Write an arithmetic expression equal to 12.", "--grammar", "arithmetic",
+                 "--max-tokens", "16", *QUICK)
+    assert run.returncode == 0, run.stderr
+    assert "grammar arithmetic (shipped)" in run.stdout
+    rows = _table_outputs(run.stdout)
+    complete = [text for _, _, status, text in rows if status == "complete"]
+    assert complete and all(_is_arithmetic(text) for text in complete), run.stdout
+
+
+# ---------------------------------------------------------------------------------------------------- compare
+
+
+def test_compare_table():
+    pattern = r" (red|grey|blue-green|bluish)\."
+    run = genlab("compare", "The color of the sky is", "--raw", "--regex", pattern, "--max-tokens", "13", *QUICK)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    head = next(i for i, line in enumerate(lines) if "token masking" in line and "SMC-AWRS" in line)
+    c1, c2 = lines[head].index("token masking"), lines[head].index("SMC-AWRS")
+    rows = {line[:c1].strip(): (line[c1:c2].strip(), line[c2:].strip()) for line in lines[head + 2:]}
+    assert rows["valid and complete"] == ("4/4 (100%)", "4/4 (100%)"), run.stdout
+    masking, smc = rows["checks per token"]
+    assert masking.startswith("1.00 masks") and float(smc) >= 1, run.stdout
+    assert all(float(x) < 0 for x in rows["log P(constraint) est."]), run.stdout
+    for key in ("distinct outputs", "model calls", "time"):
+        assert all(rows[key]), run.stdout
+    for column in range(2):  # each method's top outputs: in the language, weights summing to 1 over 4 samples
+        cells = [re.fullmatch(r"([01]\.\d{3}) x(\d+) ('.*')", rows[str(k)][column]) for k in range(1, 5)
+                 if str(k) in rows and rows[str(k)][column]]
+        assert cells and all(cells), run.stdout
+        assert all(re.fullmatch(pattern, ast.literal_eval(m[3])) for m in cells), run.stdout
+        assert sum(int(m[2]) for m in cells) == 4 and abs(sum(float(m[1]) for m in cells) - 1) < 0.01, run.stdout
+    assert int(rows["distinct outputs"][0]) == sum(1 for k in range(1, 5) if rows.get(str(k), ("", ""))[0])
+
+
+# ---------------------------------------------------------------------------------------------------- errors
+
+
+def _one_line_error(run: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("genlab: error: "), run.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def test_error_bad_regex_names_the_position():
+    _one_line_error(genlab("generate", "x", "--regex", "ab[0-9"), "'ab[0-9'", "position 2")
+
+
+def test_error_unsupported_regex():
+    _one_line_error(genlab("generate", "x", "--regex", r"(a)\1"), "backreference", "offset 3")
+
+
+def test_error_missing_schema_file(tmp_path):
+    _one_line_error(genlab("generate", "x", "--json-schema", str(tmp_path / "nope.json")), "nope.json",
+                    "does not exist")
+
+
+def test_error_invalid_json_schema_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"type": "object",\n "properties": {,}}')
+    _one_line_error(genlab("generate", "x", "--json-schema", str(bad)), "bad.json", "not valid JSON", "line 2")
+    bad.write_text('{"type": "strin"}')
+    _one_line_error(genlab("generate", "x", "--json-schema", str(bad)), "bad.json", "/type", "'strin'")
+
+
+def test_error_unknown_model_path(tmp_path):
+    _one_line_error(genlab("generate", "x", "--regex", "a", "--model", str(tmp_path / "no-model")), "no-model")
+
+
+def test_error_unknown_grammar_and_bad_pydantic():
+    _one_line_error(genlab("generate", "x", "--grammar", "nope"), "no shipped grammar 'nope'", "arithmetic")
+    _one_line_error(genlab("compare", "x", "--pydantic", "json"), "module:Class")
+    _one_line_error(genlab("generate", "x", "--pydantic", "no_such_module_here:Model"), "no_such_module_here")
+    _one_line_error(genlab("generate", "x", "--pydantic", "json:loads"), "not a Pydantic model")
+
+
+def test_error_bad_command_line():
+    _one_line_error(genlab("generate", "x"), "--regex")  # no constraint
+    _one_line_error(genlab("generate", "x", "--regex", "a", "--temperature", "0"), "--temperature")
+
+
+def test_debug_shows_the_traceback():
+    run = genlab("generate", "x", "--regex", "ab[0-9", "--debug")
+    assert run.returncode != 0 and "Traceback" in run.stderr and "InvalidPatternError" in run.stderr

@@ -16,7 +16,7 @@ import torch
 from genlab.constraints.base import Constraint
 from genlab.models.base import LanguageModel
 from genlab.samplers.prompt import Prompt, prompt_ids
-from genlab.samplers.result import Counts, GenerationResult, Sample
+from genlab.samplers.result import Counts, GenerationResult, Progress, Sample
 
 
 def masked_sampling(
@@ -29,12 +29,14 @@ def masked_sampling(
     temperature: float = 1.0,
     greedy: bool = False,
     seed: int | None = None,
+    progress: Progress | None = None,
 ) -> GenerationResult:
     """n independent masked samples (or greedy decodes) after `prompt`, batched through one KV cache.
 
     Temperature divides the logits before masking. Each sample carries log w = sum_t log Z_t, Z_t being the
     allowed mass of the tempered distribution at step t; `result.step_log_z` holds the terms. Outputs that end
     but fail the constraint's end-of-output check (`Constraint.validate`) are marked invalid, with weight 0.
+    `progress(step, running)` is called after each step, if given (progress bars).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}")
@@ -51,7 +53,7 @@ def masked_sampling(
     log_z: list[list[float]] = [[] for _ in range(n)]
     done = [False] * n
     complete = [False] * n
-    for _ in range(max_tokens):
+    for step in range(max_tokens):
         active = [i for i in range(n) if not done[i]]
         if not active:
             break
@@ -84,6 +86,8 @@ def masked_sampling(
         if any(m is not None for m in moves):
             batch.extend(moves)
             counts.model_calls += 1
+        if progress is not None:
+            progress(step + 1, n - sum(done))
     samples = []
     for i in range(n):
         data = vocab.decode(tokens[i])

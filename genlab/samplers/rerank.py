@@ -13,7 +13,7 @@ import torch
 from genlab.constraints.base import Constraint
 from genlab.models.base import LanguageModel
 from genlab.samplers.prompt import Prompt, prompt_ids
-from genlab.samplers.result import Counts, GenerationResult, Sample
+from genlab.samplers.result import Counts, GenerationResult, Progress, Sample
 from genlab.samplers.smc import Critic
 
 
@@ -27,9 +27,11 @@ def sample_rerank(
     temperature: float = 1.0,
     seed: int | None = None,
     critic: Critic | None = None,
+    progress: Progress | None = None,
 ) -> GenerationResult:
     """n free samples; those that end with EOS and pass `constraint.check` (and the critic) are complete, weighted
-    by the critic's log-weight (0 without one); the rest are incomplete and excluded from the posterior."""
+    by the critic's log-weight (0 without one); the rest are incomplete and excluded from the posterior.
+    `progress(step, running)` is called after each step, if given (progress bars)."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     t0 = time.perf_counter()
@@ -41,7 +43,7 @@ def sample_rerank(
     counts = Counts(model_calls=1)
     tokens: list[list[int]] = [[] for _ in range(n)]
     ended = [False] * n
-    for _ in range(max_tokens):
+    for step in range(max_tokens):
         active = [i for i in range(n) if not ended[i]]
         if not active:
             break
@@ -61,6 +63,8 @@ def sample_rerank(
         if any(m is not None for m in moves):
             batch.extend(moves)
             counts.model_calls += 1
+        if progress is not None:
+            progress(step + 1, n - sum(ended))
     samples = []
     for i in range(n):
         data = vocab.decode(tokens[i])

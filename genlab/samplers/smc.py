@@ -26,7 +26,7 @@ from genlab.constraints.base import Constraint
 from genlab.models.base import LanguageModel
 from genlab.samplers.awrs import AWRS
 from genlab.samplers.prompt import Prompt, prompt_ids
-from genlab.samplers.result import Counts, GenerationResult, Sample
+from genlab.samplers.result import Counts, GenerationResult, Progress, Sample
 
 Critic = Callable[[str, bool], float]
 RESAMPLING = ("stratified", "systematic", "multinomial", "residual")
@@ -89,11 +89,13 @@ def smc(
     resampling: str = "stratified",
     critic: Critic | None = None,
     keep_weights: bool = True,
+    progress: Progress | None = None,
 ) -> GenerationResult:
     """SMC with N particles; see the module docstring. `ess_threshold=0` never resamples (importance sampling).
 
     `keep_weights=False` drops the weights (every complete sample weighs the same): with AWRS proposals and no
-    resampling that is locally constrained decoding by rejection, the unweighted baseline.
+    resampling that is locally constrained decoding by rejection, the unweighted baseline. `progress(step, running)`
+    is called after each step, if given (progress bars).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -120,7 +122,7 @@ def smc(
     complete = np.zeros(n, np.bool_)
     valid = np.ones(n, np.bool_)
     history = [float(n)]
-    for _ in range(max_tokens):
+    for t in range(max_tokens):
         active = np.flatnonzero(~done)
         if len(active) == 0:
             break
@@ -182,6 +184,8 @@ def smc(
             data = [data[a] for a in ancestors]
             twist, done, complete, valid = twist[ancestors], done[ancestors], complete[ancestors], valid[ancestors]
             logw = np.full(n, mean)
+        if progress is not None:
+            progress(t + 1, int((~done).sum()))
     if not keep_weights:
         logw = np.where(complete & valid, 0.0, -np.inf)
     samples = [Sample(tuple(tokens[i]), data[i], float(logw[i]), bool(complete[i]), bool(valid[i])) for i in range(n)]
