@@ -58,10 +58,13 @@ class SQL(Grammar):
         return (f"EXPLAIN on {self.database.name}",) if self.explain_check else ()
 
     def validate(self, text: str) -> bool:
-        return not self.explain_check or self.explain(text) is None
+        """In the language, and (with `explain`) compiled by SQLite on the database."""
+        return self.check(text) and (not self.explain_check or self.explain(text) is None)
 
     def explain(self, text: str) -> str | None:
-        """SQLite's error for `text` on this database (it compiles the query without running it), or None."""
+        """SQLite's error for `text` on this database (it compiles the statement without running it), or None.
+        SQLite's verdict only: statements outside the language (e.g. `VACUUM`) may compile; `check` says what is
+        in it."""
         return self.database.explain(text)
 
     def execute(self, text: str, *, max_rows: int = 1000, timeout: float = 1.0) -> Execution:

@@ -30,7 +30,8 @@ from genlab.constraints.sql.schema import DatabaseSchema
 GENERIC = "any__"  # prefix of the rules of the WITH copy
 _BARE_GUARD = "(?![A-Za-z0-9_$])"  # as NAME and the keywords in sqlite.lark
 _QUOTED_GUARD = '(?!["`])'  # as QUOTED_NAME
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+# SQLite's unquoted identifiers: every non-ASCII character is an identifier character
+_IDENTIFIER = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*")
 
 
 @functools.cache
@@ -78,7 +79,9 @@ class _Names:
 
     def __init__(self, rule: str, names: tuple[str, ...]) -> None:
         self.rule = rule
-        bare = sorted({n for n in names if _IDENTIFIER.fullmatch(n) and _dfa_accepts(_name_dfa(), n)}, key=str.lower)
+        # unquoted where SQLite allows: an identifier that is not a reserved word (NAME knows them, all ASCII)
+        bare = sorted({n for n in names if _IDENTIFIER.fullmatch(n) and (not n.isascii() or _dfa_accepts(_name_dfa(), n))},
+                      key=str.lower)
         self.bare_pattern = "(?:" + "|".join(_spelled(n) for n in bare) + ")" if bare else None
         self.quoted_pattern = "(?:" + "|".join(_quoted(n) for n in sorted(set(names))) + ")"
         tag = rule.upper()
