@@ -239,11 +239,13 @@ class GenerationResult:
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, max(3.0, 0.3 * len(rows) + 1.5)))
         colours = {"complete": "tab:blue", "incomplete": "tab:gray", "invalid": "tab:red"}
         labels = [_shorten(repr(r.text), 40) for r in rows]
-        left.barh(range(len(rows)), [r.weight for r in rows], color=[colours[r.status] for r in rows])
+        bars = left.barh(range(len(rows)), [r.weight for r in rows], color=[colours[r.status] for r in rows])
+        counts = [f"x{r.count}" + ("" if r.status == "complete" else f" {r.status}") for r in rows]
+        left.bar_label(bars, labels=counts, padding=2, fontsize=8)
         left.set_yticks(range(len(rows)), labels, fontsize=8)
         left.invert_yaxis()
         left.set_xlabel("posterior weight")
-        left.set_title(f"{self.method}: outputs")
+        left.set_title(f"{self.method}: posterior weight (samples xN)")
         curve = self.ess_curve()
         if curve:
             right.plot(range(len(curve)), curve, marker=".")
@@ -252,6 +254,7 @@ class GenerationResult:
         else:
             right.text(0.5, 0.5, "no ESS recorded by this sampler", ha="center", va="center",
                        transform=right.transAxes)
+        right.xaxis.get_major_locator().set_params(integer=True)
         right.set_xlabel("step")
         right.set_ylabel("effective sample size")
         right.set_title(f"ESS (N = {len(self.samples)})")
