@@ -2,10 +2,10 @@
 
 Each text is turned into a `Person` by SMC with AWRS proposals over the JSON Schema of the model
 (`genlab.JsonSchema(Person)`, method="smc"), so every complete output is JSON that validates against the model and
-the weighted outputs follow the model's own conditional distribution. Prints, per text, each distinct instance
-with its posterior weight, then the one line of JSON of the heaviest.
+the weighted outputs follow the (tempered, at --temperature) model's own conditional distribution. Prints, per
+text, each distinct instance with its posterior weight, then the one line of JSON of the heaviest.
 
-    python examples/json_extraction.py [--particles 4] [--max-tokens 40]
+    python examples/json_extraction.py [--particles 4] [--max-tokens 40] [--temperature 0.3]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Person(BaseModel):
 
 TEXTS = [
     "Maria Lopez, 34, lives in Madrid.",
-    "Born 61 years ago, the painter Kenji Sato still works every day in his studio in Kyoto.",
+    "Kenji Sato is a 61-year-old painter from Kyoto.",
 ]
 
 
@@ -36,6 +36,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--particles", type=int, default=4, help="SMC particles per text")
     parser.add_argument("--max-tokens", type=int, default=40, help="most tokens per output")
+    parser.add_argument("--temperature", type=float, default=0.3,
+                        help="sampling temperature: SMC then targets the tempered model's conditional")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     args = parser.parse_args()
 
@@ -44,7 +46,7 @@ def main() -> None:
     for text in TEXTS:
         prompt = [{"role": "user", "content": f"Extract the person as JSON with name, age and city: {text}"}]
         result = genlab.generate(lm, prompt, constraint, method="smc", n_particles=args.particles,
-                                 max_tokens=args.max_tokens, seed=args.seed)
+                                 max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
         print(f"text: {text}")
         weights: dict[str, float] = {}
         for person, weight in zip(result.parsed, result.posterior):
