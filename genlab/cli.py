@@ -2,7 +2,8 @@
 
   genlab generate PROMPT --regex P        weighted outputs that fullmatch P (SMC with AWRS by default)
   genlab compare PROMPT --json-schema F   token masking beside SMC-AWRS, same prompt, constraint and seed
-  genlab demo                             timed greedy and regex-masked generation on the default model
+  genlab batch IN.jsonl OUT.jsonl --regex P  every record of a JSONL file, resumable, optionally on Ray (--ray)
+  genlab demo                             JSON Schema, regex and text-to-SQL runs on the default model, timed
 
 A constraint is one of --regex, --json-schema FILE, --pydantic module:Class, --grammar FILE.lark|NAME, --sql DB.
 Prompts go through the model's chat template unless --raw. User errors print one line `genlab: error: ...` and
@@ -283,6 +284,46 @@ def compare_table(runs: list[tuple[str, object]], top: int = 5, width: int = 34)
     return "\n".join(out)
 
 
+# ---------------------------------------------------------------------------------------------------- batch
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from genlab.batch import BatchConfig, batch
+
+    spec = None
+    if args.regex is not None:
+        spec = {"regex": args.regex}
+    elif args.json_schema is not None:
+        spec = {"json_schema": _read_json(args.json_schema, "schema")}
+    elif args.grammar is not None:
+        spec = {"grammar": args.grammar}
+    elif args.sql is not None:
+        spec = {"sql": str(Path(args.sql).expanduser().resolve())}
+    if not Path(args.input).is_file():
+        raise UsageError(f"input file {args.input!r} does not exist")
+    config = BatchConfig(model=args.model, method=args.method, n_particles=args.particles, max_tokens=args.max_tokens,
+                         temperature=args.temperature, seed=args.seed, chat=not args.raw, constraint=spec,
+                         device=args.device)
+    bar = tqdm(desc="records", unit="record", disable=True if args.quiet else None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        summary = batch(args.input, args.output, config, use_ray=args.ray, address=args.address,
+                        workers=args.workers, cpus_per_worker=args.cpus_per_worker,
+                        gpus_per_worker=args.gpus_per_worker, progress=progress)
+    finally:
+        bar.close()
+    statuses = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items())) or "nothing new"
+    print(f"{summary.written} records written to {args.output} ({statuses}); {summary.skipped} already there; "
+          f"{summary.seconds:.1f} s")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------- demo
 
 
@@ -317,6 +358,9 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"timings   load {t_load:.1f} s, prefill {t_prefill * 1000:.0f} ms, "
           f"{len(out)} tokens in {t_gen:.2f} s ({rate:.1f} tok/s)")
     _demo_regex(lm, args)
+    _demo_json(lm, args)
+    _demo_sql(lm, args)
+    _demo_compare(lm, args)
     return 0
 
 
@@ -339,6 +383,81 @@ def _demo_regex(lm, args: argparse.Namespace) -> None:
     c = result.counts
     print(f"timings   compile {t_compile * 1000:.1f} ms, {c.tokens} tokens in {c.wall_time:.2f} s "
           f"({c.model_calls} batched model calls, {c.masks} masks)")
+
+
+DEMO_PERSON = {"type": "object", "additionalProperties": False, "required": ["name", "age", "city"],
+               "properties": {"name": {"type": "string", "maxLength": 40},
+                              "age": {"type": "integer", "minimum": 0, "maximum": 130},
+                              "city": {"type": "string", "maxLength": 40}}}
+
+
+def _demo_json(lm, args: argparse.Namespace) -> None:
+    """A JSON Schema extraction with SMC-AWRS: parsed objects that validate, with posterior weights."""
+    from genlab import JsonSchema
+    from genlab.generate import generate
+
+    t0 = time.perf_counter()
+    schema = JsonSchema(DEMO_PERSON)
+    t_compile = time.perf_counter() - t0
+    text = "Maria Lopez is 34 and lives in Madrid."
+    prompt = [{"role": "user", "content": f"Extract the person as JSON with name, age and city: {text}"}]
+    result = generate(lm, prompt, schema, method="smc", n_particles=4, max_tokens=40, temperature=0.3,
+                      seed=args.seed)
+    print()
+    print(f"JSON      {json.dumps(DEMO_PERSON['properties'])[:70]}...   (SMC-AWRS, 4 particles, temperature 0.3)")
+    print(f"prompt    {prompt[0]['content']}")
+    for text_out, weight in list(result.text_posterior().items())[:3]:
+        print(f"output    {weight:5.3f}  {text_out}")
+    c = result.counts
+    print(f"timings   compile {t_compile * 1000:.1f} ms, {c.tokens} tokens in {c.wall_time:.2f} s "
+          f"({c.checks} constraint checks, {c.model_calls} batched model calls)")
+
+
+def _demo_sql(lm, args: argparse.Namespace) -> None:
+    """Text-to-SQL on a small database with rows: SMC-AWRS with the execution critic, the top query run."""
+    import tempfile
+
+    from genlab import SQL
+    from genlab.datasets import concerts
+    from genlab.generate import generate
+
+    with tempfile.TemporaryDirectory(prefix="genlab-demo-") as folder:
+        path = concerts.create_database(Path(folder) / "concerts.sqlite")
+        t0 = time.perf_counter()
+        sql = SQL(path)
+        t_compile = time.perf_counter() - t0
+        question = "What are the names of the singers from France?"
+        critic = sql.critic(execute=True)
+        result = generate(lm, concerts.messages(sql.schema.ddl(), question), sql, method="smc", n_particles=4,
+                          max_tokens=40, temperature=0.5, seed=args.seed, critic=critic)
+        print()
+        print(f"SQL       {len(sql.schema.tables)} tables of a SQLite file   (SMC-AWRS + execution critic, 4 particles)")
+        print(f"question  {question}")
+        posterior = result.text_posterior()
+        for query, weight in list(posterior.items())[:3]:
+            print(f"output    {weight:5.3f}  {' '.join(query.split())}")
+        if posterior:
+            top = next(iter(posterior))
+            print(f"rows      {list(sql.execute(top, max_rows=5).rows)}")
+        sql.database.close()
+    c = result.counts
+    print(f"timings   compile {t_compile * 1000:.0f} ms, {c.tokens} tokens in {c.wall_time:.2f} s "
+          f"({c.checks} constraint checks, {critic.runs} queries run on the database)")
+
+
+def _demo_compare(lm, args: argparse.Namespace) -> None:
+    """Masking beside SMC-AWRS on a small problem where masking's bias shows."""
+    from genlab import Regex
+    from genlab.generate import generate
+
+    pattern, prompt = r" (red|grey|blue-green|bluish)\.", "The color of the sky is"
+    regex = Regex(pattern)
+    n = args.compare_particles
+    runs = [(label, generate(lm, prompt, regex, method=method, n_particles=n, max_tokens=13, seed=args.seed))
+            for method, label in COMPARED]
+    print()
+    print(f"compare   {prompt!r} + regex {pattern!r}, {n} samples/particles each (exact posterior: ' red.' 0.94)")
+    print(compare_table(runs, top=3))
 
 
 # ---------------------------------------------------------------------------------------------------- parser
@@ -428,9 +547,57 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(cmp)
     cmp.set_defaults(run=_compare)
 
-    demo = sub.add_parser("demo", help="greedy completion and regex-masked samples on the default model, timed",
-                          description="Greedy completion on the default model, then token-masked samples under a "
-                                      "regex, with timings.")
+    bat = sub.add_parser(
+        "batch", help="generate for every record of a JSONL file, resumable, in one process or on Ray",
+        description=_wrap("Read records from INPUT (JSONL: one object a line with \"prompt\" or \"messages\", an "
+                          "optional \"id\", and optionally its own constraint: \"regex\", \"json_schema\" (a "
+                          "schema or a .json path), \"grammar\" (Lark text, a .lark path or a shipped name) or "
+                          "\"sql\" (a database path)), generate for each, and append one result row per record to "
+                          "OUTPUT as soon as it is done. A rerun skips the records already in OUTPUT. A record that "
+                          "fails gets a row with status \"error\" and its message; the others go on."),
+        epilog="example: genlab batch prompts.jsonl results.jsonl --regex '[0-9]{3}-[0-9]{4}' --ray --workers 2",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    bat.add_argument("input", metavar="INPUT", help="JSONL file of records")
+    bat.add_argument("output", metavar="OUTPUT", help="JSONL file of results (appended to; created if missing)")
+    default = bat.add_argument_group("default constraint, for records that name none (at most one)")
+    one = default.add_mutually_exclusive_group()
+    one.add_argument("--regex", metavar="PATTERN", help="outputs fullmatch PATTERN")
+    one.add_argument("--json-schema", metavar="FILE", help="outputs are JSON valid against the schema in FILE")
+    one.add_argument("--grammar", metavar="FILE|NAME", help="outputs are sentences of a Lark grammar")
+    one.add_argument("--sql", metavar="DB", help="outputs are SQL queries valid on the SQLite database DB")
+    run = bat.add_argument_group("generation")
+    run.add_argument("--model", metavar="PATH",
+                     help="a local Hugging Face model folder or a known model name (default: SmolLM2-135M-Instruct)")
+    run.add_argument("--device", metavar="DEV", help="torch device, e.g. cpu or cuda (default: cuda if present)")
+    run.add_argument("--method", "-m", choices=list(METHOD_HELP), default="smc", help="sampling method (default: smc)")
+    run.add_argument("--particles", "-n", type=_positive_int, default=4, metavar="N",
+                     help="particles or samples per record (default: 4)")
+    run.add_argument("--max-tokens", type=_positive_int, default=64, metavar="N",
+                     help="most tokens per output (default: 64)")
+    run.add_argument("--temperature", type=_positive_float, default=1.0, metavar="T",
+                     help="sampling temperature (default: 1.0)")
+    run.add_argument("--seed", type=int, default=0, metavar="S",
+                     help="random seed; each record's seed is derived from it and the record's id (default: 0)")
+    run.add_argument("--raw", action="store_true", help="send \"prompt\" texts as plain text, not as chat messages")
+    scale = bat.add_argument_group("Ray")
+    scale.add_argument("--ray", action="store_true", help="run on Ray Data workers (pip install 'genlab[ray]')")
+    scale.add_argument("--address", metavar="ADDR",
+                       help="an existing Ray cluster to join, e.g. ray://head:10001 (default: start a local one)")
+    scale.add_argument("--workers", type=_positive_int, default=2, metavar="N", help="Ray workers (default: 2)")
+    scale.add_argument("--cpus-per-worker", type=_positive_float, default=1.0, metavar="C",
+                       help="CPUs each Ray worker reserves (default: 1)")
+    scale.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
+                       help="GPUs each Ray worker reserves (default: 0)")
+    bat.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    bat.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    bat.set_defaults(run=_batch)
+
+    demo = sub.add_parser("demo", help="JSON Schema, regex and text-to-SQL runs on the default model, timed",
+                          description=_wrap("On the default model, timed: a greedy completion, token-masked samples "
+                                            "under a regex, a JSON Schema extraction (SMC-AWRS), a text-to-SQL "
+                                            "question on a small SQLite database (SMC-AWRS with the execution "
+                                            "critic), and masking beside SMC-AWRS on a problem where masking's "
+                                            "bias shows."))
     demo.add_argument("--prompt", default="Name three primary colours in one short sentence.",
                       help="prompt of the greedy completion")
     demo.add_argument("--model", default=None, help="a local Hugging Face model folder (default: SmolLM2)")
@@ -440,6 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--regex-prompt", default="Make up a US phone number for a fictional pizza shop.",
                       help="prompt of the regex-constrained samples")
     demo.add_argument("--samples", type=_positive_int, default=3, help="regex-constrained samples (default: 3)")
+    demo.add_argument("--compare-particles", type=_positive_int, default=256, metavar="N",
+                      help="samples/particles of each method in the masking-vs-SMC table (default: 256)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     demo.set_defaults(run=_demo)

@@ -8,16 +8,20 @@ import ast
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
+from contextlib import closing
 from pathlib import Path
 
 import jsonschema
 import pytest
 import torch
 
-from genlab.cli import build_parser, main
+from genlab.cli import DEMO_PERSON, build_parser, main
+from genlab.datasets import concerts
 from genlab.models import load
 
 _SCRIPT = Path(sys.executable).with_name("genlab")
@@ -34,8 +38,9 @@ def genlab(*args: str, cwd: str | Path | None = None) -> subprocess.CompletedPro
 def test_demo_matches_generate_and_reports_incomplete(capsys):
     prompt = "Name three primary colours in one short sentence."
     pattern = r"[0-9]{2}-[0-9]{2}"  # \d would also admit Unicode digits, as re does
-    assert main(["demo", "--prompt", prompt, "--max-tokens", "8", "--regex", pattern, "--samples", "2"]) == 0
-    free, constrained = capsys.readouterr().out.split("\n\n")
+    assert main(["demo", "--prompt", prompt, "--max-tokens", "8", "--regex", pattern, "--samples", "2",
+                 "--compare-particles", "32"]) == 0
+    free, constrained, extraction, text_to_sql, compare = capsys.readouterr().out.split("\n\n")
     lines = dict(line.split(None, 1) for line in free.splitlines())
     assert lines["status"].startswith("incomplete: stopped at max_tokens=8")
 
@@ -49,6 +54,21 @@ def test_demo_matches_generate_and_reports_incomplete(capsys):
     outputs = re.findall(r"^output\s+'(.*)'\s+log w = .*\bcomplete$", constrained, re.M)
     assert len(outputs) == 2 and all(re.fullmatch(pattern, text) for text in outputs), constrained
 
+    objects = re.findall(r"^output\s+([0-9.]+)\s+(\{.*\})$", extraction, re.M)
+    assert objects, extraction
+    for _, text in objects:
+        jsonschema.validate(json.loads(text), DEMO_PERSON)
+    assert abs(sum(float(w) for w, _ in objects) - 1) < 0.01 or len(objects) == 3
+
+    queries = re.findall(r"^output\s+[0-9.]+\s+(.*)$", text_to_sql, re.M)
+    assert queries and re.search(r"^rows\s+\[", text_to_sql, re.M), text_to_sql
+    with tempfile.TemporaryDirectory() as folder:
+        db = concerts.create_database(Path(folder) / "c.sqlite")
+        with closing(sqlite3.connect(db)) as con:
+            for query in queries:  # the critic ran each on the database: SQLite itself must compile them
+                con.execute("EXPLAIN " + query)
+    assert "token masking" in compare and "SMC-AWRS" in compare and "' red.'" in compare
+
 
 # ---------------------------------------------------------------------------------------------------- help
 
@@ -56,18 +76,22 @@ def test_demo_matches_generate_and_reports_incomplete(capsys):
 def test_help_lists_the_commands():
     run = genlab("--help")
     assert run.returncode == 0, run.stderr
-    for command in ("generate", "compare", "demo"):
+    for command in ("generate", "compare", "batch", "demo"):
         assert re.search(rf"^\s+{command}\s+\S", run.stdout, re.M), run.stdout
 
 
-@pytest.mark.parametrize("command", ["generate", "compare", "demo"])
+@pytest.mark.parametrize("command", ["generate", "compare", "batch", "demo"])
 def test_subcommand_help(command):
     run = genlab(command, "--help")
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith(f"usage: genlab {command}")
-    if command != "demo":
+    if command in ("generate", "compare"):
         for flag in ("--regex", "--json-schema", "--pydantic", "--grammar", "--sql", "--model", "--particles",
                      "--max-tokens", "--temperature", "--seed", "--json", "--raw", "--quiet", "--debug"):
+            assert flag in run.stdout, (command, flag)
+    if command == "batch":
+        for flag in ("--regex", "--json-schema", "--grammar", "--sql", "--model", "--method", "--particles",
+                     "--ray", "--address", "--workers", "--cpus-per-worker", "--gpus-per-worker", "--quiet"):
             assert flag in run.stdout, (command, flag)
     if command == "generate":
         for method in ("smc", "smc-mask", "awrs", "mask", "rejection", "rerank"):
@@ -139,6 +163,55 @@ def test_generate_json_schema_json_output(tmp_path, method):
     assert out["log_marginal"] is not None and out["log_marginal"] < 0
     assert set(out["counts"]) == {"model_calls", "checks", "masks", "tokens", "wall_time"}
     assert (out["counts"]["masks"] > 0) == (method == "mask")
+
+
+def test_generate_sql(tmp_path):
+    db = concerts.create_database(tmp_path / "concerts.sqlite")
+    before = db.read_bytes()
+    run = genlab("generate", "What are the names of the singers from France?", "--sql", str(db),
+                 "--system", "Answer with one SQLite query.", "--max-tokens", "32", "--json", *QUICK)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["constraint"] == f"SQL on {db}"
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+        for text, complete, valid, weight in zip(out["texts"], out["complete"], out["valid"], out["posterior"]):
+            if complete and weight > 0:  # SMC weighs only queries that SQLite compiles on the database
+                con.execute("EXPLAIN " + text)
+                assert valid
+    assert db.read_bytes() == before
+    missing = genlab("generate", "x", "--sql", str(tmp_path / "none.sqlite"), *QUICK)
+    _one_line_error(missing, "none.sqlite", "does not exist")
+
+
+def test_batch_command_resumes(tmp_path):
+    records = [{"id": i, "prompt": f"Phone number {i}?"} for i in range(3)]
+    records.append({"id": "json", "prompt": "A person?", "json_schema": PERSON_SCHEMA})
+    records.append({"id": "bad", "prompt": "x", "regex": "(a"})
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records[:2]))
+    out = tmp_path / "out.jsonl"
+    args = ["batch", str(source), str(out), "--regex", "[0-9]{3}-[0-9]{4}", "--max-tokens", "12", *QUICK]
+    run = genlab(*args)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"2 records written to {out}"), run.stdout
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))  # more records: only the new ones run
+    run = genlab(*args)
+    assert run.returncode == 0, run.stderr
+    assert "3 records written" in run.stdout and "2 already there" in run.stdout, run.stdout
+    rows = {row["id"]: row for row in map(json.loads, out.read_text().splitlines())}
+    assert sorted(rows, key=str) == sorted((r["id"] for r in records), key=str)
+    assert rows["bad"]["status"] == "error" and "position 0" in rows["bad"]["error"], rows["bad"]
+    for key, row in rows.items():
+        if key == "bad":
+            continue
+        for text, complete, valid in zip(row["texts"], row["complete"], row["valid"]):
+            if complete and valid:
+                if key == "json":
+                    jsonschema.validate(json.loads(text), PERSON_SCHEMA)
+                else:
+                    assert re.fullmatch("[0-9]{3}-[0-9]{4}", text), text
+    missing = genlab("batch", str(tmp_path / "none.jsonl"), str(out), "--regex", "a", "--quiet")
+    _one_line_error(missing, "none.jsonl", "does not exist")
 
 
 def test_generate_pydantic_model(tmp_path):
