@@ -11,69 +11,30 @@ queries and runs the top one.
     python examples/text_to_sql.py
 
 Two questions, 4 particles, at most 48 tokens each: under a minute on two idle CPU cores (several on a busy
-machine). `create_database` is deterministic, so tests rebuild the same database to check the printed queries.
+machine). The database and the one-shot prompt are `genlab.datasets.concerts` (the demo uses them too); the
+database is the same every time, so tests rebuild it to check the printed queries.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 import tempfile
-from contextlib import closing
 from pathlib import Path
 
 import genlab
+from genlab.datasets.concerts import create_database, messages
 
-SCHEMA = """
-CREATE TABLE singer (singer_id INTEGER PRIMARY KEY, name TEXT, country TEXT, age INTEGER);
-CREATE TABLE concert (concert_id INTEGER PRIMARY KEY, name TEXT, venue TEXT, year INTEGER);
-CREATE TABLE performance (
-  concert_id INTEGER REFERENCES concert (concert_id),
-  singer_id INTEGER REFERENCES singer (singer_id)
-);
-"""
-SINGERS = [(1, "Joe Sharp", "Netherlands", 52), (2, "Timbaland", "United States", 32),
-           (3, "Justin Brown", "France", 29), (4, "Rose White", "France", 41), (5, "John Nizinik", "France", 43),
-           (6, "Tribal King", "Nigeria", 25)]
-CONCERTS = [(1, "Auditions", "Finale Hall", 2014), (2, "Super bootcamp", "Glasgow Arena", 2014),
-            (3, "Home Visits", "Stade de France", 2015), (4, "Week 1", "Finale Hall", 2015)]
-PERFORMANCES = [(1, 2), (1, 3), (2, 1), (2, 4), (3, 3), (3, 5), (4, 6)]
-
-# a solved question shown to the model before each real one (its one-shot example)
-EXAMPLE = ("Which singers are older than 40?", "SELECT name FROM singer WHERE age > 40")
 QUESTIONS = ["What are the names of the singers from France?", "What are the names of the concerts held in 2015?"]
 # SMC targets the model at this temperature, restricted to the language: a 135M model at temperature 1 rarely
 # writes a sensible query, a sharper one often does
 TEMPERATURE = 0.5
-SYSTEM = ("You are a SQLite expert. Given the database schema, answer the question with one SQLite query and "
-          "nothing else.")
-
-
-def create_database(path: Path) -> Path:
-    """Writes the concerts database to `path` (same content every time) and returns the path."""
-    with closing(sqlite3.connect(path)) as con:
-        con.executescript(SCHEMA)
-        con.executemany("INSERT INTO singer VALUES (?, ?, ?, ?)", SINGERS)
-        con.executemany("INSERT INTO concert VALUES (?, ?, ?, ?)", CONCERTS)
-        con.executemany("INSERT INTO performance VALUES (?, ?)", PERFORMANCES)
-        con.commit()
-    return path
-
-
-def messages(sql: genlab.SQL, question: str) -> list[dict]:
-    return [
-        {"role": "system", "content": SYSTEM + "\n\n" + sql.schema.ddl()},
-        {"role": "user", "content": EXAMPLE[0]},
-        {"role": "assistant", "content": EXAMPLE[1]},
-        {"role": "user", "content": question},
-    ]
 
 
 def answer(lm, sql: genlab.SQL, question: str) -> str | None:
     """Prints the weighted queries SMC found for `question` and returns the heaviest (None if none finished)."""
     critic = sql.critic(execute=True)
-    result = genlab.generate(lm, messages(sql, question), sql, method="smc", n_particles=4, max_tokens=48,
-                             temperature=TEMPERATURE, seed=0, critic=critic)
+    result = genlab.generate(lm, messages(sql.schema.ddl(), question), sql, method="smc", n_particles=4,
+                             max_tokens=48, temperature=TEMPERATURE, seed=0, critic=critic)
     posterior = result.text_posterior()
     print(f"\nQ: {question}")
     print(f"   {len(result.samples)} particles, {result.counts.wall_time:.1f} s, "

@@ -1,7 +1,7 @@
 """examples/text_to_sql.py runs end to end, and every top query it prints compiles on its database.
 
 The example is run as a script (a subprocess, as a user runs it); its database lives in a temporary folder that
-is gone when it exits, so the test rebuilds the same database with the example's own `create_database` and asks
+is gone when it exits, so the test rebuilds the same database (`genlab.datasets.concerts`) and asks
 SQLite to EXPLAIN each printed top query there.
 """
 
@@ -16,6 +16,8 @@ import subprocess
 import sys
 from contextlib import closing
 from pathlib import Path
+
+from genlab.datasets import concerts
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "text_to_sql.py"
 
@@ -35,7 +37,7 @@ def test_example_runs_and_its_top_queries_compile(tmp_path):
     assert re.findall(r"^Q: (.*)$", run.stdout, re.M) == example.QUESTIONS, run.stdout
 
     tops = [ast.literal_eval(text) for text in re.findall(r"^top: (.*)$", run.stdout, re.M)]
-    path = example.create_database(tmp_path / "concerts.sqlite")
+    path = concerts.create_database(tmp_path / "concerts.sqlite")
     with closing(sqlite3.connect(path)) as con:
         for query in tops:
             con.execute("EXPLAIN " + query)  # raises sqlite3.Error if the query does not compile
