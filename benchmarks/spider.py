@@ -236,11 +236,14 @@ def percent(flags: list[bool]) -> str:
 def summary(rows: list[Row]) -> dict[str, str]:
     ok = [r for r in rows if r.error is None]
     samples = [s for r in ok for s in r.samples]
+    finished = [s for s in samples if s["complete"]]
+    weighted = [s for s in finished if s["log_weight"] is not None]  # SMC: the particles the posterior keeps
     tokens = sum(r.counts["tokens"] for r in ok)
     return {
         "complete % (all samples)": percent([s["complete"] for s in samples]),
-        "parse % (all samples)": percent([s["parses"] for s in samples]),
-        "EXPLAIN ok % (all samples)": percent([s["explains"] for s in samples]),
+        "parse % (finished samples)": percent([s["parses"] for s in finished]),
+        "EXPLAIN ok % (finished samples)": percent([s["explains"] for s in finished]),
+        "EXPLAIN ok % (finished, weight > 0)": percent([s["explains"] for s in weighted]),
         "top: has a complete text %": percent([r.top is not None for r in ok]),
         "top: parse %": percent([r.top_parses for r in ok]),
         "top: EXPLAIN ok %": percent([r.top_explains for r in ok]),

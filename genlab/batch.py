@@ -44,7 +44,7 @@ class BatchConfig:
     max_tokens: int = 64
     temperature: float = 1.0
     seed: int = 0
-    chat: bool = True  # plain "prompt" texts go through the chat template
+    chat: bool = True  # plain "prompt" texts go through the chat template (when the tokenizer has one)
     constraint: dict | None = None
     device: str | None = None
 
@@ -185,7 +185,7 @@ class Runner:
             if not spec:
                 raise BatchError("the record names no constraint and the batch has no default one")
             constraint = self.constraint(spec)
-            prompt = _prompt(record, self.config.chat)
+            prompt = _prompt(record, self.config.chat and bool(getattr(self.lm.tokenizer, "chat_template", None)))
             result = generate(self.lm, prompt, constraint, method=self.config.method,
                               n_particles=self.config.n_particles, max_tokens=self.config.max_tokens,
                               temperature=self.config.temperature, seed=_seed(self.config.seed, record["id"]))

@@ -431,7 +431,8 @@ def _demo_sql(lm, args: argparse.Namespace) -> None:
         result = generate(lm, concerts.messages(sql.schema.ddl(), question), sql, method="smc", n_particles=4,
                           max_tokens=40, temperature=0.5, seed=args.seed, critic=critic)
         print()
-        print(f"SQL       {len(sql.schema.tables)} tables of a SQLite file   (SMC-AWRS + execution critic, 4 particles)")
+        print(f"SQL       {len(sql.schema.tables)} tables of a SQLite file   "
+              "(SMC-AWRS + execution critic, 4 particles)")
         print(f"question  {question}")
         posterior = result.text_posterior()
         for query, weight in list(posterior.items())[:3]:

@@ -82,3 +82,17 @@ def test_masking_vs_smc_table():
     kls = re.search(r"KL to exact \(nats\): masking \(32 samples\) ([0-9.]+), SMC-AWRS \(64 particles\) ([0-9.]+)",
                     out)
     assert kls and float(kls[1]) > 1, out
+
+
+def test_digits_mask_lists_digit_tokens():
+    out = run_example("digits_mask.py", "Count: 1, 2, 3, 4,")
+    head, *rows = out.strip().splitlines()
+    assert re.fullmatch(r"\d+ digit-only tokens hold [0-9.e+-]+ of the next-token probability", head), head
+    assert len(rows) == 5
+    conditional = 0.0
+    for row in rows:
+        token, p, cond = re.fullmatch(r"\s*(b'.*')\s+p=(\S+)\s+p\(\.\|digits\)=(\S+)", row).groups()
+        assert re.fullmatch(rb"[0-9]+", ast.literal_eval(token)), row
+        assert 0 < float(p) <= float(cond) <= 1
+        conditional += float(cond)
+    assert conditional <= 1.0001

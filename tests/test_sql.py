@@ -174,7 +174,8 @@ def test_over_approximation_is_settled_by_explain(sql, oracle):
 
 
 WRITES = ["DROP TABLE singer", "INSERT INTO singer VALUES (99, 'x', 'y', 1)", "UPDATE singer SET age = 0",
-          "DELETE FROM singer", "ATTACH DATABASE 'other.db' AS other", "DETACH DATABASE main", "PRAGMA user_version = 7",
+          "DELETE FROM singer", "ATTACH DATABASE 'other.db' AS other", "DETACH DATABASE main",
+          "PRAGMA user_version = 7",
           "VACUUM", "CREATE TABLE t (x)", "REPLACE INTO singer VALUES (1, 'a', 'b', 2)", "ALTER TABLE singer ADD z",
           "SELECT 1; DROP TABLE singer", "SELECT name FROM singer;\nDELETE FROM singer", "BEGIN EXCLUSIVE",
           "SELECT load_extension('x')", "WITH x AS (DELETE FROM singer RETURNING *) SELECT 1"]

@@ -80,8 +80,8 @@ class _Names:
     def __init__(self, rule: str, names: tuple[str, ...]) -> None:
         self.rule = rule
         # unquoted where SQLite allows: an identifier that is not a reserved word (NAME knows them, all ASCII)
-        bare = sorted({n for n in names if _IDENTIFIER.fullmatch(n) and (not n.isascii() or _dfa_accepts(_name_dfa(), n))},
-                      key=str.lower)
+        bare = sorted({n for n in names
+                       if _IDENTIFIER.fullmatch(n) and (not n.isascii() or _dfa_accepts(_name_dfa(), n))}, key=str.lower)
         self.bare_pattern = "(?:" + "|".join(_spelled(n) for n in bare) + ")" if bare else None
         self.quoted_pattern = "(?:" + "|".join(_quoted(n) for n in sorted(set(names))) + ")"
         tag = rule.upper()
