@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
-    ap.add_argument("--json", type=Path, help="write the per-question rows here")
+    ap.add_argument("--json", type=Path, help="write the per-question rows here (rewritten after each row)")
     args = ap.parse_args(argv)
     methods = args.methods.split(",")
     if unknown := set(methods) - set(METHODS):
@@ -303,6 +303,8 @@ def main(argv: list[str] | None = None) -> None:
             for method in methods:
                 row = run_one(index, example, method, lm, dev, databases, parser, args)
                 rows.append(row)
+                if args.json:  # after every row, so a run that is stopped keeps what it did
+                    args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1), encoding="utf-8")
                 outcome = row.error or f"top={row.top!r} match={row.top_match}"
                 print(f"[{k}/{len(examples)}] dev#{index} {example.db_id} {method}: {row.seconds:.1f}s {outcome}",
                       file=sys.stderr, flush=True)
@@ -313,8 +315,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model {DEFAULT_MODEL}, n={args.particles}, {len(examples)} Spider dev questions (seed {args.seed}), "
           f"max_tokens {args.max_tokens}, temperature {args.temperature}; total {total:.0f} s\n")
     print(table(rows, methods))
-    if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":
