@@ -14,7 +14,6 @@ driver writes each record exactly once.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import zlib
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from genlab.constraints.base import Constraint
+from genlab.constraints.json_schema import JsonSchema
 from genlab.errors import GenlabError
 
 CONSTRAINT_KEYS = ("regex", "json_schema", "grammar", "sql")
@@ -192,23 +192,15 @@ class Runner:
         except Exception as e:  # noqa: BLE001 - one bad record must not stop the batch; its row says why
             row.update(status="error", error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0)
             return row
-        posterior = result.posterior
+        out = result.to_dict()
+        posterior = out["posterior"]
         best = max(range(len(posterior)), key=posterior.__getitem__) if any(posterior) else None
-        parsed = result.parsed
-        row.update(
-            status="complete" if best is not None else "incomplete",
-            text=result.samples[best].text if best is not None else None,
-            texts=result.texts,
-            log_weights=[_finite(w) for w in result.log_weights],
-            posterior=posterior,
-            complete=result.complete,
-            valid=[s.valid for s in result.samples],
-            log_marginal=_finite(result.log_marginal),
-            counts=asdict(result.counts),
-            seconds=time.perf_counter() - t0,
-        )
-        if best is not None and parsed[best] is not None and not isinstance(parsed[best], str):
-            row["parsed"] = _jsonable(parsed[best])
+        row.update({key: out[key] for key in ("texts", "log_weights", "posterior", "complete", "valid",
+                                               "log_marginal", "counts")})
+        row.update(status="complete" if best is not None else "incomplete",
+                   text=out["texts"][best] if best is not None else None, seconds=time.perf_counter() - t0)
+        if best is not None and isinstance(constraint, JsonSchema):
+            row["parsed"] = out["parsed"][best]  # the JSON value (Pydantic instances come dumped)
         return row
 
 
@@ -224,15 +216,6 @@ def _prompt(record: dict, chat: bool):
 def _seed(seed: int, record_id: Any) -> int:
     """A per-record seed that does not depend on the order records run in (or on the worker)."""
     return zlib.crc32(f"{seed}:{_key(record_id)}".encode())
-
-
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None  # JSON has no -Infinity
-
-
-def _jsonable(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)  # a Pydantic model instance
-    return dump(mode="json") if callable(dump) else value
 
 
 def batch(input_path: str | os.PathLike, output_path: str | os.PathLike, config: BatchConfig = BatchConfig(), *,
