@@ -478,6 +478,20 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_generation(group, *, particles: int, seed_help: str = "random seed (default: 0)") -> None:
+    """The model and sampler options every generating command has."""
+    group.add_argument("--model", metavar="PATH",
+                       help="a local Hugging Face model folder or a known model name (default: SmolLM2-135M-Instruct)")
+    group.add_argument("--device", metavar="DEV", help="torch device, e.g. cpu or cuda (default: cuda if present)")
+    group.add_argument("--particles", "-n", type=_positive_int, default=particles, metavar="N",
+                       help=f"particles (SMC) or samples (other methods) (default: {particles})")
+    group.add_argument("--max-tokens", type=_positive_int, default=64, metavar="N",
+                       help="most tokens per output, the end-of-sequence token included (default: 64)")
+    group.add_argument("--temperature", type=_positive_float, default=1.0, metavar="T",
+                       help="sampling temperature, > 0 (default: 1.0)")
+    group.add_argument("--seed", type=int, default=0, metavar="S", help=seed_help)
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     """The prompt, one constraint, and the options `generate` and `compare` share."""
     p.add_argument("prompt", metavar="PROMPT",
@@ -496,16 +510,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     group.add_argument("--sql", metavar="DB",
                        help="outputs are SQL queries valid on the SQLite database file DB")
     opts = p.add_argument_group("generation")
-    opts.add_argument("--model", metavar="PATH",
-                      help="a local Hugging Face model folder or a known model name (default: SmolLM2-135M-Instruct)")
-    opts.add_argument("--device", metavar="DEV", help="torch device, e.g. cpu or cuda (default: cuda if present)")
-    opts.add_argument("--particles", "-n", type=_positive_int, default=8, metavar="N",
-                      help="particles (SMC) or samples (other methods) (default: 8)")
-    opts.add_argument("--max-tokens", type=_positive_int, default=64, metavar="N",
-                      help="most tokens per output, the end-of-sequence token included (default: 64)")
-    opts.add_argument("--temperature", type=_positive_float, default=1.0, metavar="T",
-                      help="sampling temperature, > 0 (default: 1.0)")
-    opts.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
+    _add_generation(opts, particles=8)
     opts.add_argument("--raw", action="store_true", help="send the prompt as plain text, without the chat template")
     opts.add_argument("--system", metavar="TEXT", help="a system message before the prompt (chat template only)")
     out = p.add_argument_group("output")
@@ -567,18 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--grammar", metavar="FILE|NAME", help="outputs are sentences of a Lark grammar")
     one.add_argument("--sql", metavar="DB", help="outputs are SQL queries valid on the SQLite database DB")
     run = bat.add_argument_group("generation")
-    run.add_argument("--model", metavar="PATH",
-                     help="a local Hugging Face model folder or a known model name (default: SmolLM2-135M-Instruct)")
-    run.add_argument("--device", metavar="DEV", help="torch device, e.g. cpu or cuda (default: cuda if present)")
+    _add_generation(run, particles=4, seed_help="random seed; each record's seed is derived from it and the "
+                                                 "record's id (default: 0)")
     run.add_argument("--method", "-m", choices=list(METHOD_HELP), default="smc", help="sampling method (default: smc)")
-    run.add_argument("--particles", "-n", type=_positive_int, default=4, metavar="N",
-                     help="particles or samples per record (default: 4)")
-    run.add_argument("--max-tokens", type=_positive_int, default=64, metavar="N",
-                     help="most tokens per output (default: 64)")
-    run.add_argument("--temperature", type=_positive_float, default=1.0, metavar="T",
-                     help="sampling temperature (default: 1.0)")
-    run.add_argument("--seed", type=int, default=0, metavar="S",
-                     help="random seed; each record's seed is derived from it and the record's id (default: 0)")
     run.add_argument("--raw", action="store_true", help="send \"prompt\" texts as plain text, not as chat messages")
     scale = bat.add_argument_group("Ray")
     scale.add_argument("--ray", action="store_true", help="run on Ray Data workers (pip install 'genlab[ray]')")
