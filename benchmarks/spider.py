@@ -1,7 +1,7 @@
 """Text-to-SQL on Spider dev: free sampling, token masking and SMC-AWRS (with and without an execution critic).
 
 Usage: python benchmarks/spider.py [--limit 20] [--seed 0] [--particles 8] [--max-tokens 64] [--temperature 1.0]
-                                   [--methods free,mask,smc,smc+critic] [--json OUT]
+                                   [--methods free,mask,smc,smc+critic] [--json OUT [--resume]]
 
 A seeded sample of `--limit` Spider dev questions is put to SmolLM2-135M-Instruct (`genlab.load()`) with a
 one-shot chat prompt: a system message with the database's CREATE statements, then one solved question on the
@@ -275,6 +275,13 @@ def warm_up(lm, example: spider.SpiderExample, dev, databases: Databases, method
         run_method(method, lm, messages(example, dev, db["explain"]), db, short)
 
 
+def earlier_rows(path: Path) -> list[Row]:
+    """The rows a stopped run with the same settings wrote to `path` (none if it does not exist)."""
+    if not path.exists():
+        return []
+    return [Row(**r) for r in json.loads(path.read_text(encoding="utf-8"))]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--limit", type=int, default=20, help="number of dev questions (a seeded sample)")
@@ -284,23 +291,29 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     ap.add_argument("--json", type=Path, help="write the per-question rows here (rewritten after each row)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the rows already in --json and run only the (question, method) pairs they lack")
     args = ap.parse_args(argv)
     methods = args.methods.split(",")
     if unknown := set(methods) - set(METHODS):
         ap.error(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
+    if args.resume and not args.json:
+        ap.error("--resume needs --json")
 
     dev = spider.load_dev()
     examples = random.Random(args.seed).sample(range(len(dev)), min(args.limit, len(dev)))
     lm = genlab.load()
     parser = lark_parser()
     databases = Databases()
-    rows: list[Row] = []
+    rows = earlier_rows(args.json) if args.resume else []
+    done = {(r.index, r.method) for r in rows}
     warm_up(lm, dev[examples[0]], dev, databases, methods, args)
-    t0 = time.perf_counter()
     try:
         for k, index in enumerate(examples, 1):
             example = dev[index]
             for method in methods:
+                if (index, method) in done:
+                    continue
                 row = run_one(index, example, method, lm, dev, databases, parser, args)
                 rows.append(row)
                 if args.json:  # after every row, so a run that is stopped keeps what it did
@@ -310,10 +323,11 @@ def main(argv: list[str] | None = None) -> None:
                       file=sys.stderr, flush=True)
     finally:
         databases.close()
-    total = time.perf_counter() - t0
+    rows = [r for r in rows if r.index in examples and r.method in methods]
+    total = sum(r.seconds for r in rows)
 
     print(f"model {DEFAULT_MODEL}, n={args.particles}, {len(examples)} Spider dev questions (seed {args.seed}), "
-          f"max_tokens {args.max_tokens}, temperature {args.temperature}; total {total:.0f} s\n")
+          f"max_tokens {args.max_tokens}, temperature {args.temperature}; generation {total:.0f} s in all\n")
     print(table(rows, methods))
 
 
