@@ -366,3 +366,69 @@ def test_real_model_step(phone_step, estimator):
     print(f"\n{estimator}: exact Z = {math.exp(logz):.6g}, mean Z_hat = {w.mean():.6g}, "
           f"mean checks/step = {checks.mean():.2f} (max {checks.max()}), fell back {fell}/{n}")
     assert_mean_close(w, math.exp(logz), what=f"real model, {estimator}")
+
+
+# ---------------------------------------------------------------- the device path (torch rows, run here on the CPU)
+
+
+def run_many_on_device(logp, allowed, estimator, n, seed=0, cap=64):
+    """`run_many` through `AWRS.step_on_device`, with the row as a torch tensor."""
+    import torch
+
+    matcher = FakeMatcher(allowed)
+    sampler = AWRS(estimator=estimator, max_rejections=cap)
+    rng = np.random.default_rng(seed)
+    row = torch.from_numpy(np.asarray(logp, dtype=np.float64))
+    out = np.empty((n, 4))
+    for i in range(n):
+        before = matcher.allows_calls
+        s = sampler.step_on_device(row, matcher, matcher.start(), rng)
+        assert s.checks == matcher.allows_calls - before
+        if s.token >= 0:
+            assert matcher.allowed[s.token] and np.isfinite(logp[s.token]) and np.isfinite(s.log_weight)
+        out[i] = s.token, s.log_weight, s.checks, s.fell_back
+    return out[:, 0].astype(np.int64), out[:, 1], out[:, 2].astype(np.int64), out[:, 3].astype(bool)
+
+
+@pytest.mark.parametrize("estimator", ["recursive", "recursive-sparse"])
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_device_step_unbiased_and_properly_weighted(estimator, name):
+    logp, allowed = case(name)
+    z = math.exp(exact_logz(logp, allowed))
+    tokens, logw, checks, fell = run_many_on_device(logp, allowed, estimator, 8000,
+                                                    seed=zlib.crc32(f"device/{estimator}/{name}".encode()))
+    assert not fell.any() and (checks >= 1).all()
+    if name == "all" and estimator == "recursive":
+        assert np.all(logw == 0.0) and np.all(checks == 2)
+    assert_mean_close(np.exp(logw), z, what=f"device {estimator}/{name}")
+    assert_properly_weighted(logp, allowed, tokens, logw)
+
+
+@pytest.mark.parametrize("cap", [1, 2])
+def test_device_step_rejection_cap(cap):
+    logp, allowed = case("half")
+    z = math.exp(exact_logz(logp, allowed))
+    tokens, logw, checks, fell = run_many_on_device(logp, allowed, "recursive", 8000, seed=cap, cap=cap)
+    assert 0.02 < fell.mean() < 0.98
+    np.testing.assert_allclose(logw[fell], math.log(z), rtol=0, atol=1e-12)  # the exact Z, from the device
+    assert_mean_close(np.exp(logw), z, what=f"device cap={cap}")
+    assert_properly_weighted(logp, allowed, tokens, logw)
+
+
+def test_device_step_tiny_z_and_empty_language():
+    import torch
+
+    rng = np.random.default_rng(7)
+    logit_rest = rng.normal(0, 1, 47)
+    rest = logit_rest - np.log(np.sum(np.exp(logit_rest))) + np.log1p(-1e-12)
+    logp = np.concatenate([rest, np.log(np.array([0.5e-12, 0.3e-12, 0.2e-12]))])
+    allowed = np.zeros(50, bool)
+    allowed[47:] = True
+    tokens, logw, checks, fell = run_many_on_device(logp, allowed, "recursive", 3000, seed=11)
+    assert set(tokens) <= {47, 48, 49} and not fell.any()
+    assert_mean_close(np.exp(logw), 1e-12, what="device tiny Z")
+    for cap, fell_back in ((64, False), (10, True)):  # nothing allowed: every token rejected, or the mask says so
+        step = AWRS(max_rejections=cap).step_on_device(torch.from_numpy(logp), FakeMatcher(np.zeros(50, bool)), 0, rng)
+        assert (step.token, step.log_weight, step.fell_back) == (-1, -np.inf, fell_back)
+    with pytest.raises(ValueError, match="two-pass"):
+        AWRS("two-pass").step_on_device(torch.from_numpy(logp), FakeMatcher(allowed), 0, rng)

@@ -178,3 +178,18 @@ def test_smc_with_a_pattern_no_automaton_can_express(lm):
             assert regex.fullmatch(pattern, sample.text), sample.text
     with pytest.raises(genlab.ConstraintError, match="mask"):
         genlab.generate(lm, "x", genlab.Pattern(pattern), method="mask", n_particles=1, max_tokens=2)
+
+
+def test_device_candidates_path_converges(tiny):
+    """SMC with the log-probs left on the model's device (AWRS.step_on_device; forced here on the CPU) targets the
+    same posterior: KL to the exact one falls with N, as on the host path."""
+    regex = Regex(r"(ab|ba|b){1,2}")
+    exact = exact_posterior(tiny, "x", regex, max_tokens=12).text_posterior(tiny.vocab)
+    small = mean_kl(tiny, regex, "x", exact, 2, range(6), max_tokens=12, device_candidates=True)
+    large = mean_kl(tiny, regex, "x", exact, 64, range(6), max_tokens=12, device_candidates=True)
+    host = mean_kl(tiny, regex, "x", exact, 64, range(6), max_tokens=12)
+    assert large < small and large < 2 * host + 0.05, (small, large, host)
+    result = smc(tiny, regex, "x", n_particles=8, max_tokens=12, seed=3, device_candidates=True)
+    again = smc(tiny, regex, "x", n_particles=8, max_tokens=12, seed=3, device_candidates=True)
+    assert result.texts == again.texts and result.counts.checks > 0
+    assert all(regex.check(s.text) for s in result.samples if s.complete)

@@ -128,6 +128,44 @@ class _LazyOrder:
         return -1
 
 
+class _TopKOrder:
+    """The descending order of device-side `keys`, fetched to the host in doubling top-k chunks with each token's
+    log-prob; tokens with p = 0 (key -inf) end it."""
+
+    __slots__ = ("keys", "logp", "ids", "logps", "end")
+
+    def __init__(self, keys, logp):
+        self.keys, self.logp = keys, logp
+        self.ids = np.empty(0, dtype=np.int64)
+        self.logps = np.empty(0)
+        self.end = -1  # position of the first token with p = 0, once fetched (-1: not yet)
+
+    def _grow(self, need: int) -> None:
+        import torch
+
+        k = min(len(self.keys), max(8, need, 2 * len(self.ids)))
+        values, ids = torch.topk(self.keys, k)
+        ids_host = ids.cpu().numpy()
+        finite = torch.isfinite(values).cpu().numpy()
+        self.ids = ids_host
+        self.logps = self.logp[ids].cpu().numpy()
+        if not finite.all():
+            self.end = int(np.argmin(finite))
+        elif k == len(self.keys):
+            self.end = k
+
+    def __getitem__(self, i: int) -> int:
+        """Token at position i, or -1 past the last token with positive mass."""
+        if self.end < 0 and i >= len(self.ids):
+            self._grow(i + 1)
+        if 0 <= self.end <= i:
+            return -1
+        return int(self.ids[i])
+
+    def logp_at(self, i: int) -> float:
+        return float(self.logps[i])
+
+
 class AWRS:
     """Adaptive weighted rejection sampler for one token; see the module docstring for the estimators and the cap."""
 
@@ -224,6 +262,75 @@ class AWRS:
             n1 += 1
         log_w = self._log_remaining(logp, rejected) - float(np.log(n0 + n1 + 1))
         return AWRSStep(x, log_w, calls, ok is not None)
+
+    def step_on_device(self, logp, matcher, state, rng: np.random.Generator) -> AWRSStep:
+        """`step` for a torch row of log-probs left where it is (a GPU): the Gumbel keys and their top-k order are
+        computed on the device, and only the candidates actually checked (ids and log-probs, in chunks of 8, 16,
+        32, ...) come to the host. The recursive estimators only; the same distribution as `step`, not the same
+        random stream (the noise comes from a torch generator seeded from `rng`)."""
+        import torch
+
+        if self.estimator == "two-pass":
+            raise ValueError("step_on_device supports the recursive estimators; use step() for two-pass")
+        generator = torch.Generator(device=logp.device)
+        generator.manual_seed(int(rng.integers(2**62)))
+        logp = logp.double()
+        noise = torch.empty_like(logp).exponential_(generator=generator)
+        order = _TopKOrder(logp - torch.log(noise), logp)
+        verdicts: dict[int, bool] = {}
+        calls = 0
+
+        def allows(t: int) -> bool:
+            nonlocal calls
+            if t not in verdicts:
+                verdicts[t] = bool(matcher.allows(state, t))
+                calls += 1
+            return verdicts[t]
+
+        cap = self.max_rejections if getattr(matcher, "has_masks", True) else np.inf
+        rejected: list[int] = []
+        pos = 0
+        while True:
+            t = order[pos]
+            if t < 0:
+                return AWRSStep(-1, -np.inf, calls, False)
+            if len(rejected) >= cap:  # the exact mask, applied on the device: x and log Z come back
+                ok = torch.from_numpy(np.array(matcher.mask(state), dtype=bool)).to(logp.device)  # a writable copy
+                masked = logp.masked_fill(~ok, -torch.inf)
+                log_z = float(torch.logsumexp(masked, 0))
+                if log_z == -np.inf:
+                    return AWRSStep(-1, -np.inf, calls, True)
+                gumbel = -torch.log(torch.empty_like(logp).exponential_(generator=generator))
+                return AWRSStep(int(torch.argmax(masked + gumbel)), log_z, calls, True)
+            if allows(t):
+                x = t
+                break
+            rejected.append(t)
+            pos += 1
+        log_px = order.logp_at(pos)
+        log_rem = self._log_remaining_device(logp, order, pos)
+        nxt = order[pos + 1]
+        if self.estimator == "recursive":  # the module docstring's estimators, as in `step`
+            log_w = log_rem if nxt >= 0 and allows(nxt) else log_px
+        else:
+            q = -float(np.expm1(min(log_px - log_rem, 0.0)))
+            log_w = float(np.logaddexp(log_px, log_rem)) if nxt >= 0 and rng.random() < q and allows(nxt) else log_px
+        return AWRSStep(x, log_w, calls, False)
+
+    @staticmethod
+    def _log_remaining_device(logp, order: "_TopKOrder", pos: int) -> float:
+        """log(1 - psi) for the first `pos` tokens of `order` rejected, as `_log_remaining` computes it: from
+        their log-probs (already on the host) while psi < 1/2, else summing the rest on the device."""
+        import torch
+
+        if pos == 0:
+            return 0.0
+        log_psi = _logsumexp(order.logps[:pos])
+        if log_psi < _LOG_HALF:
+            return log1mexp(log_psi)
+        rest = logp.clone()
+        rest[torch.from_numpy(order.ids[:pos]).to(logp.device)] = -torch.inf
+        return float(torch.logsumexp(rest, 0))
 
     @staticmethod
     def _log_remaining(logp: np.ndarray, rejected: list[int]) -> float:

@@ -90,12 +90,15 @@ def smc(
     critic: Critic | None = None,
     keep_weights: bool = True,
     progress: Progress | None = None,
+    device_candidates: bool | None = None,
 ) -> GenerationResult:
     """SMC with N particles; see the module docstring. `ess_threshold=0` never resamples (importance sampling).
 
     `keep_weights=False` drops the weights (every complete sample weighs the same): with AWRS proposals and no
     resampling that is locally constrained decoding by rejection, the unweighted baseline. `progress(step, running)`
-    is called after each step, if given (progress bars).
+    is called after each step, if given (progress bars). `device_candidates` (default: when the model is not on
+    the CPU, with a recursive estimator) keeps each step's log-probs on the model's device and brings to the host
+    only the candidates AWRS checks (`AWRS.step_on_device`).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -129,11 +132,15 @@ def smc(
         logp = batch.logprobs()[torch.from_numpy(active)].double()
         if temperature != 1.0:
             logp = torch.log_softmax(logp / temperature, dim=-1)
-        logp = logp.cpu().numpy()
+        on_device = proposal == "awrs" and estimator != "two-pass" and (
+            device_candidates if device_candidates is not None else logp.device.type != "cpu")
+        if not on_device:
+            logp = logp.cpu().numpy()
         moves: list[int | None] = [None] * n
         for row, i in enumerate(active):
             if proposal == "awrs":
-                step = sampler.step(logp[row], matcher, states[i], rng)
+                take = sampler.step_on_device if on_device else sampler.step
+                step = take(logp[row], matcher, states[i], rng)
                 token, log_z = step.token, step.log_weight
                 counts.checks += step.checks
             else:
