@@ -14,6 +14,7 @@ from functools import partial
 import numpy as np
 
 from genlab import TokenTrie, TokenVocabulary
+from genlab.trie import _CLASS_TRIES
 
 
 def unpack(bitmask: np.ndarray, size: int) -> np.ndarray:
@@ -168,6 +169,7 @@ class GenlabEngine(Engine):
         super().forget()
         if utf8_automaton is not None:
             utf8_automaton.cache_clear()
+        _CLASS_TRIES.clear()  # class tries are cached per byte partition, which a pattern determines
 
     def walker(self, compiled):
         return GenlabWalker(compiled)

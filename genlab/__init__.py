@@ -1,5 +1,8 @@
 """genlab: constrained generation from language models, sampled from the model's true conditional distribution."""
 
+import sys
+import types
+
 from genlab.errors import (
     AssetError,
     ConstraintError,
@@ -36,10 +39,22 @@ def __getattr__(name: str):
         import importlib
 
         value = getattr(importlib.import_module(_LAZY[name]), name)
-        # importing the submodule genlab.generate binds that name to the module: the function must win
         globals()[name] = value
         return value
     raise AttributeError(f"module 'genlab' has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """Importing the submodule `genlab.generate` (e.g. `from genlab.generate import generate` in the CLI) binds the
+    package attribute of that name to the module; `genlab.generate` must stay the function."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "generate" and isinstance(value, types.ModuleType):
+            value = value.generate
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

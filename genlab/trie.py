@@ -165,16 +165,24 @@ def _walk_table(byte, depth, subtree_end, token_start, token_end, order, max_dep
 
 
 BULK_DEPTH = 4  # mask walks try taking subtrees whole at this depth and above
+MAX_CLASSES = 32  # byte partitions with more classes are walked on the byte trie
 
 
 @njit(cache=True)
 def _mask_table(byte, depth, subtree_end, token_start, token_end, order, bytes_below, subtree_tokens_end, max_depth,
-                table, loops, start, out):
-    """The mask walk for a DFA table, taking a subtree whole where every byte below keeps the state in place."""
+                table, loops, loopy, start, out):
+    """The mask walk for a DFA table, taking a subtree whole where every byte below keeps the state in place.
+
+    Allowed tokens are collected as runs of positions in `order` (preorder visits them in sorted order, so live
+    nodes extend the open run until a dead subtree breaks it) and written out run by run: a tight loop instead of
+    an unpredictable branch per node, twice as fast on dense masks. (Written out here and in lexer.walk_lexer: a
+    shared jitted helper taking the arrays costs 5x per node.)"""
     states = np.empty(max_depth + 1, np.int64)
     states[0] = start
     n = byte.shape[0]
     i = 1
+    run_start = 0
+    run_end = 0  # the open run order[run_start:run_end] of allowed tokens, not yet written to `out`
     while i < n:
         d = depth[i]
         s = table[states[d - 1], byte[i]]
@@ -182,28 +190,229 @@ def _mask_table(byte, depth, subtree_end, token_start, token_end, order, bytes_b
             i = subtree_end[i]
             continue
         # only near the root, where subtrees are big: deeper down, visiting is about as cheap as the test.
-        # (written out here and in lexer.walk_lexer: a shared jitted helper taking the arrays costs 5x per node)
-        whole = d <= BULK_DEPTH and (loops[s, 0] | loops[s, 1] | loops[s, 2] | loops[s, 3]) != 0
+        whole = d <= BULK_DEPTH and loopy[s]
         if whole:
             for w in range(4):
                 if bytes_below[i, w] & ~loops[s, w]:
                     whole = False
                     break
-        if whole:
-            for k in range(token_start[i], subtree_tokens_end[i]):
+        a = token_start[i]
+        b = subtree_tokens_end[i] if whole else token_end[i]
+        if a == run_end:
+            run_end = b
+        elif a != b:
+            for k in range(run_start, run_end):
                 out[order[k]] = True
+            run_start = a
+            run_end = b
+        if whole:
             i = subtree_end[i]
             continue
         states[d] = s
-        for k in range(token_start[i], token_end[i]):
-            out[order[k]] = True
         i += 1
+    for k in range(run_start, run_end):
+        out[order[k]] = True
 
 
 def self_loops(table: np.ndarray) -> np.ndarray:
     """[n_states, 4] uint64: per state of a DFA table, the 256-bit set of bytes that lead back to it."""
     stay = table == np.arange(table.shape[0])[:, None]
     return np.ascontiguousarray(np.packbits(stay, axis=1, bitorder="little")).view(np.uint64)
+
+
+def loop_flags(loops: np.ndarray) -> np.ndarray:
+    """Per state, whether `loops` (from `self_loops`) has any byte: one load in the walk instead of four."""
+    return (loops != 0).any(axis=1)
+
+
+
+
+@njit(cache=True)
+def byte_classes(table):
+    """The bytes a DFA table cannot tell apart (equal columns): (class of each byte int32[256], one representative
+    byte per class). Columns are hashed row by row, then compared in full against each class's representative."""
+    n = table.shape[0]
+    hashes = np.full(256, np.uint64(14695981039346656037), np.uint64)
+    for s in range(n):
+        for b in range(256):
+            hashes[b] = (hashes[b] ^ np.uint64(table[s, b] + 1)) * np.uint64(1099511628211)
+    classes = np.full(256, -1, np.int32)
+    reps = np.empty(256, np.int32)
+    k = 0
+    for b in range(256):
+        for c in range(k):
+            r = reps[c]
+            if hashes[r] == hashes[b]:
+                same = True
+                for s in range(n):
+                    if table[s, b] != table[s, r]:
+                        same = False
+                        break
+                if same:
+                    classes[b] = c
+                    break
+        if classes[b] < 0:
+            classes[b] = k
+            reps[k] = b
+            k += 1
+    return classes, reps[:k].copy()
+
+
+@njit(cache=True)
+def _quotient(byte, parent, token_start, token_end, order, classes, n_classes, bits):
+    """The trie of the tokens' class strings (bytes mapped through `classes`), in preorder: (class on the edge,
+    depth, subtree end, token range start/end, tokens grouped by node in preorder, max depth). Children are found
+    through an open-addressing table of 2**bits slots keyed by (parent, class); None if the trie would fill half
+    of it (call again with more bits)."""
+    n = byte.shape[0]
+    size = 1 << bits
+    cap = size >> 1
+    keys = np.full(size, -1, np.int64)
+    vals = np.empty(size, np.int32)
+    cpar = np.full(cap, -1, np.int32)
+    ccls = np.full(cap, -1, np.int32)
+    ccount = np.zeros(cap, np.int32)
+    m = 1
+    cnode = np.empty(n, np.int32)
+    cnode[0] = 0
+    shift = np.uint64(64 - bits)
+    for i in range(1, n):
+        p = cnode[parent[i]]
+        c = classes[byte[i]]
+        key = np.int64(p) * n_classes + c
+        h = np.int64((np.uint64(key) * np.uint64(11400714819323198485)) >> shift)
+        while keys[h] != -1 and keys[h] != key:
+            h = (h + 1) & (size - 1)
+        if keys[h] == key:
+            k = vals[h]
+        else:
+            if m == cap:
+                return None
+            k = m
+            m += 1
+            keys[h] = key
+            vals[h] = k
+            cpar[k] = p
+            ccls[k] = c
+        cnode[i] = k
+        ccount[k] += token_end[i] - token_start[i]
+    # children of each node, in class order: nodes sorted by (parent, class)
+    sort_key = np.empty(m - 1, np.int64)
+    for k in range(1, m):
+        sort_key[k - 1] = np.int64(cpar[k]) * n_classes + ccls[k]
+    by_parent = np.argsort(sort_key) + 1
+    first = np.zeros(m + 1, np.int32)
+    for k in range(1, m):
+        first[cpar[k] + 1] += 1
+    for k in range(m):
+        first[k + 1] += first[k]
+    pre = np.empty(m, np.int32)
+    newid = np.empty(m, np.int32)
+    stack = np.empty(m, np.int32)
+    stack[0] = 0
+    top = 1
+    j = 0
+    while top > 0:
+        top -= 1
+        v = stack[top]
+        newid[v] = j
+        pre[j] = v
+        j += 1
+        for x in range(first[v + 1] - 1, first[v] - 1, -1):  # pushed in reverse: popped in class order
+            stack[top] = by_parent[x]
+            top += 1
+    depth = np.zeros(m, np.int32)
+    edge = np.full(m, -1, np.int32)
+    tstart = np.zeros(m, np.int32)
+    tend = np.zeros(m, np.int32)
+    acc = 0
+    max_depth = 0
+    for j in range(m):
+        v = pre[j]
+        if v != 0:
+            edge[j] = ccls[v]
+            depth[j] = depth[newid[cpar[v]]] + 1
+            max_depth = max(max_depth, depth[j])
+        tstart[j] = acc
+        acc += ccount[v]
+        tend[j] = acc
+    fill = tstart.copy()
+    tokens = np.empty(acc, np.int32)
+    for i in range(1, n):
+        j = newid[cnode[i]]
+        for k in range(token_start[i], token_end[i]):
+            tokens[fill[j]] = order[k]
+            fill[j] += 1
+    sub_end = np.full(m, m, np.int32)
+    st = np.zeros(max_depth + 2, np.int32)
+    top = 0
+    for j in range(m):
+        while top > 0 and depth[st[top - 1]] >= depth[j]:
+            top -= 1
+            sub_end[st[top]] = j
+        st[top] = j
+        top += 1
+    return edge, depth, sub_end, tstart, tend, tokens, max_depth
+
+
+@njit(cache=True)
+def _mask_classes(edge, depth, sub_end, tstart, tend, tokens, max_depth, table, start, out):
+    """The mask walk over a class trie with a class-compressed DFA table [n_states, n_classes]."""
+    states = np.empty(max_depth + 1, np.int64)
+    states[0] = start
+    n = edge.shape[0]
+    i = 1
+    run_start = 0
+    run_end = 0
+    while i < n:
+        d = depth[i]
+        s = table[states[d - 1], edge[i]]
+        if s < 0:
+            i = sub_end[i]
+            continue
+        states[d] = s
+        a = tstart[i]
+        b = tend[i]
+        if a == run_end:
+            run_end = b
+        elif a != b:
+            for k in range(run_start, run_end):
+                out[tokens[k]] = True
+            run_start = a
+            run_end = b
+        i += 1
+    for k in range(run_start, run_end):
+        out[tokens[k]] = True
+
+
+@dataclass(frozen=True, eq=False)
+class ClassTrie:
+    """The trie of a vocabulary's tokens read through a byte partition (`byte_classes` of one DFA): bytes the DFA
+    treats alike share an edge, so a regex over ASCII letters sees all-letter tokens as one chain. It is a few
+    hundred nodes where the byte trie has 100k, and a mask walk over it visits each class string once.
+
+    Arrays in preorder: `edge` (class into the node), `depth`, `subtree_end`, and the node's tokens
+    `tokens[token_start[n]:token_end[n]]` (grouped by node in preorder, so a subtree's tokens are contiguous).
+    """
+
+    edge: np.ndarray
+    depth: np.ndarray
+    subtree_end: np.ndarray
+    token_start: np.ndarray
+    token_end: np.ndarray
+    tokens: np.ndarray
+    max_depth: int
+
+    @property
+    def n_nodes(self) -> int:
+        return self.edge.shape[0]
+
+    def mask(self, class_table: np.ndarray, start: int, out: np.ndarray) -> np.ndarray:
+        """Set `out[t]` for every token the DFA reads from `start`; `class_table[state, class]` is the DFA table
+        with one column per class (`table[:, representatives]`)."""
+        _mask_classes(self.edge, self.depth, self.subtree_end, self.token_start, self.token_end, self.tokens,
+                      self.max_depth, class_table, start, out)
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -253,6 +462,31 @@ class TokenTrie:
     def n_nodes(self) -> int:
         return self.byte.shape[0]
 
+    def class_trie(self, classes: np.ndarray) -> ClassTrie | None:
+        """The trie of this vocabulary read through the byte partition `classes` (int32[256], 0..k-1), or None
+        where it would be big (over `MAX_CLASSES` classes, 16,384 nodes or a quarter of the byte trie): there the
+        byte walk is about as fast. Cached per partition."""
+        cache = _CLASS_TRIES.setdefault(self, {})
+        key = classes.tobytes()
+        if key in cache:
+            return cache[key]
+        n_classes = int(classes.max()) + 1
+        trie = None
+        # Many classes (Unicode \d or \w: a class per lead byte) spell out most of the byte trie: not worth building.
+        # Otherwise a first try with room for 2,048 nodes, a second for 16,384 (CJK-rich vocabularies under `.`).
+        if n_classes <= MAX_CLASSES:
+            for bits in (12, 15):
+                built = _quotient(self.byte, self.parent, self.token_start, self.token_end, self.order, classes,
+                                  n_classes, bits)
+                if built is not None:
+                    if len(built[0]) <= self.n_nodes // 4:
+                        trie = ClassTrie(*built[:6], int(built[6]))
+                    break
+        if len(cache) >= 64:
+            cache.pop(next(iter(cache)))
+        cache[key] = trie
+        return trie
+
     @property
     def nodes(self) -> tuple:
         """The arrays `walk_nodes` takes before its step function, in order."""
@@ -273,17 +507,22 @@ class TokenTrie:
         _walk_table(*self.nodes, self.max_depth, table, start, out)
         return out
 
-    def mask_table(self, table: np.ndarray, start: int, loops: np.ndarray | None = None) -> np.ndarray:
+    def mask_table(self, table: np.ndarray, start: int, loops: np.ndarray | None = None,
+                   loopy: np.ndarray | None = None) -> np.ndarray:
         """`walk_table(table, start) >= 0`, written straight into a bool array (the fast path for masks).
 
-        `loops` is `self_loops(table)`; pass it when masking many states of one table, to compute it once.
+        `loops` is `self_loops(table)` and `loopy` is `loop_flags(loops)`; pass them when masking many states of one
+        table, to compute them once.
         """
         out = np.zeros(self.vocab_size, np.bool_)
+        if loops is None:
+            loops = self_loops(table)
+        if loopy is None:
+            loopy = loop_flags(loops)
         _mask_table(self.byte, self.depth, self.subtree_end, self.token_start, self.token_end, self.order,
-                    self.bytes_below,
-                    self.subtree_tokens_end, self.max_depth, table, self_loops(table) if loops is None else loops,
-                    start, out)
+                    self.bytes_below, self.subtree_tokens_end, self.max_depth, table, loops, loopy, start, out)
         return out
 
 
 _TRIES: "weakref.WeakKeyDictionary[TokenVocabulary, TokenTrie]" = weakref.WeakKeyDictionary()
+_CLASS_TRIES: "weakref.WeakKeyDictionary[TokenTrie, dict]" = weakref.WeakKeyDictionary()

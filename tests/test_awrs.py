@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 
-from genlab.samplers.awrs import AWRS, AWRSStep, log1mexp
+from genlab.samplers.awrs import AWRS, AWRSStep, Memo, log1mexp
 
 ESTIMATORS = ("recursive", "recursive-sparse", "two-pass")
 ENUMERABLE = ("recursive", "two-pass")  # their randomness is the order alone, so every case can be enumerated
@@ -145,6 +145,8 @@ def test_rejects_bad_arguments():
         AWRS(estimator="nope")
     with pytest.raises(ValueError):
         AWRS(max_rejections=-1)
+    with pytest.raises(ValueError, match="skip_tolerance"):
+        AWRS(skip_tolerance=1.5)
 
 
 # ---------------------------------------------------------------- exact enumeration over without-replacement orders
@@ -182,17 +184,22 @@ class OrderRng:
         return np.exp(-g)
 
 
-def exact_expectations(logp, allowed, estimator, cap=64):
-    """E[Z_hat] and E[Z_hat 1[x = t]] by enumerating the first (and, for two-pass, the second) order."""
+def exact_expectations(logp, allowed, estimator, cap=64, known=()):
+    """E[Z_hat] and E[Z_hat 1[x = t]] by enumerating the first (and, for two-pass, the second) order; `known`
+    tokens have their verdicts in a memo before every step (as other particles would have left them)."""
     matcher = FakeMatcher(allowed)
-    sampler = AWRS(estimator=estimator, max_rejections=cap)
+    sampler = AWRS(estimator=estimator, max_rejections=cap, skip_tolerance=0)  # no coin: orders are everything
     orders = list(orders_with_prob(logp))
     e_w, e_wt, total = 0.0, np.zeros(len(logp)), 0.0
     second = orders if estimator == "two-pass" else [((), 1.0)]
     for perm1, pr1 in orders:
         for perm2, pr2 in second:
             before = matcher.allows_calls
-            s = sampler.step(logp, matcher, 0, OrderRng(logp, [perm1, perm2]))
+            memo = None
+            if known:
+                memo = Memo()
+                memo.verdicts[0] = {t: bool(allowed[t]) for t in known}
+            s = sampler.step(logp, matcher, 0, OrderRng(logp, [perm1, perm2]), memo)
             assert s.checks == matcher.allows_calls - before
             w = math.exp(s.log_weight)
             e_w += pr1 * pr2 * w
@@ -222,6 +229,49 @@ def test_exact_enumeration_unbiased_and_properly_weighted(estimator, logp, allow
     target = np.where(allowed & np.isfinite(logp), np.exp(logp), 0.0)
     assert abs(e_w - target.sum()) < 1e-12
     np.testing.assert_allclose(e_wt, target, atol=1e-12)
+
+
+@pytest.mark.parametrize("estimator", ENUMERABLE)
+@pytest.mark.parametrize("case_index", range(len(TINY_CASES)))
+def test_exact_enumeration_with_known_verdicts(estimator, case_index):
+    """Verdicts already in the memo (every subset of the vocabulary): still unbiased and properly weighted, and
+    with every verdict known the recursive weight is Z itself."""
+    logp, allowed = TINY_CASES[case_index]
+    allowed = np.asarray(allowed, bool)
+    target = np.where(allowed & np.isfinite(logp), np.exp(logp), 0.0)
+    v = len(logp)
+    sizes = range(1, v + 1) if estimator == "recursive" else (1, v)  # two-pass: the memo only saves calls
+    for k in sizes:
+        for known in itertools.combinations(range(v), k):
+            e_w, e_wt = exact_expectations(logp, allowed, estimator, known=known)
+            assert abs(e_w - target.sum()) < 1e-12, known
+            np.testing.assert_allclose(e_wt, target, atol=1e-12, err_msg=str(known))
+    if estimator == "recursive":
+        memo = Memo()
+        memo.verdicts[0] = {t: bool(allowed[t]) for t in range(v)}
+        s = AWRS("recursive").step(logp, FakeMatcher(allowed), 0, np.random.default_rng(0), memo)
+        assert s.checks == 0 and s.log_weight == pytest.approx(math.log(target.sum()), rel=1e-12)
+
+
+@pytest.mark.parametrize("estimator,tolerance", [("recursive", 0.1), ("recursive", 1.0), ("recursive-sparse", 0.1)])
+@pytest.mark.parametrize("name", ["half", "tiny"])
+def test_known_verdicts_unbiased_monte_carlo(estimator, tolerance, name):
+    """A memo holding a third of the verdicts (a fresh copy each step): the mean weight is Z, tokens are p/Z,
+    with the extra check's roulette (skip_tolerance 1 makes it skip most often)."""
+    logp, allowed = case(name)
+    known = range(0, len(logp), 3)
+    matcher = FakeMatcher(allowed)
+    sampler = AWRS(estimator, skip_tolerance=tolerance)
+    rng = np.random.default_rng(zlib.crc32(f"known/{estimator}/{tolerance}/{name}".encode()))
+    tokens = np.empty(N_RUNS, dtype=np.int64)
+    logw = np.empty(N_RUNS)
+    for i in range(N_RUNS):
+        memo = Memo()
+        memo.verdicts[0] = {t: bool(allowed[t]) for t in known}
+        s = sampler.step(logp, matcher, 0, rng, memo)
+        tokens[i], logw[i] = s.token, s.log_weight
+    assert_mean_close(np.exp(logw), math.exp(exact_logz(logp, allowed)), what=f"known verdicts, {estimator}")
+    assert_properly_weighted(logp, allowed, tokens, logw)
 
 
 @pytest.mark.parametrize("estimator", ENUMERABLE)
@@ -368,6 +418,69 @@ def test_real_model_step(phone_step, estimator):
     assert_mean_close(w, math.exp(logz), what=f"real model, {estimator}")
 
 
+def memo_with_mask(allowed) -> Memo:
+    """A memo in which state 0's mask was fetched, as the rejection cap leaves it."""
+    memo = Memo()
+    memo.masks[0] = np.asarray(allowed, bool)
+    return memo
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+@pytest.mark.parametrize("name", ["half", "tiny"])
+def test_fetched_mask_gives_exact_steps(estimator, name):
+    """A state whose mask the run fetched: tokens distributed as p/Z exactly, weight exactly Z, no checks."""
+    logp, allowed = case(name)
+    matcher = FakeMatcher(allowed)
+    memo = memo_with_mask(allowed)
+    sampler = AWRS(estimator)
+    rng = np.random.default_rng(7)
+    logz = exact_logz(logp, allowed)
+    n = 4000
+    tokens = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        s = sampler.step(logp, matcher, 0, rng, memo)
+        assert s.cached and not s.fell_back and s.checks == 0
+        assert s.log_weight == pytest.approx(logz, rel=1e-12)
+        tokens[i] = s.token
+    assert matcher.allows_calls == 0 and matcher.mask_calls == 0
+    assert_properly_weighted(logp, allowed, tokens, np.full(n, logz))
+
+
+def test_cap_fallback_keeps_the_mask_for_later_steps_of_the_run():
+    logp, allowed = case("tiny")
+    matcher = FakeMatcher(allowed)
+    sampler = AWRS(max_rejections=2)
+    memo = Memo()
+    first = sampler.step(logp, matcher, 0, np.random.default_rng(0), memo)
+    assert first.fell_back and not first.cached and first.checks >= 1 and matcher.mask_calls == 1
+    second = sampler.step(logp, matcher, 0, np.random.default_rng(1), memo)
+    assert second.cached and second.checks == 0 and matcher.mask_calls == 1
+    other_run = sampler.step(logp, matcher, 0, np.random.default_rng(1), Memo())  # a fresh memo knows nothing
+    assert not other_run.cached and other_run.checks >= 1
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_memo_shares_verdicts_and_keeps_the_estimator(estimator):
+    """With a memo every token is checked at most once per state across steps, and Z_hat stays unbiased."""
+    logp, allowed = case("half")
+    matcher = FakeMatcher(allowed)
+    sampler = AWRS(estimator)
+    rng = np.random.default_rng(3)
+    memo = Memo()
+    n = 20000
+    w = np.empty(n)
+    tokens = np.empty(n, dtype=np.int64)
+    total = 0
+    for i in range(n):
+        s = sampler.step(logp, matcher, 0, rng, memo)
+        total += s.checks
+        w[i], tokens[i] = math.exp(s.log_weight), s.token
+    assert total == matcher.allows_calls <= len(logp)
+    assert all(v == bool(allowed[t]) for t, v in memo.verdicts[0].items()) and memo.size == total
+    assert_mean_close(w, math.exp(exact_logz(logp, allowed)), what=f"memo, {estimator}")
+    assert_properly_weighted(logp, allowed, tokens, np.log(w))
+
+
 # ---------------------------------------------------------------- the device path (torch rows, run here on the CPU)
 
 
@@ -432,3 +545,22 @@ def test_device_step_tiny_z_and_empty_language():
         assert (step.token, step.log_weight, step.fell_back) == (-1, -np.inf, fell_back)
     with pytest.raises(ValueError, match="two-pass"):
         AWRS("two-pass").step_on_device(torch.from_numpy(logp), FakeMatcher(allowed), 0, rng)
+
+
+@pytest.mark.parametrize("name", ["half", "tiny"])
+def test_device_step_on_a_fetched_mask_is_exact(name):
+    import torch
+
+    logp, allowed = case(name)
+    matcher = FakeMatcher(allowed)
+    memo = memo_with_mask(allowed)
+    rng = np.random.default_rng(5)
+    logz = exact_logz(logp, allowed)
+    n = 3000
+    tokens = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        s = AWRS().step_on_device(torch.from_numpy(logp), matcher, 0, rng, memo)
+        assert s.cached and s.checks == 0 and s.log_weight == pytest.approx(logz, rel=1e-12)
+        tokens[i] = s.token
+    assert matcher.allows_calls == 0 and matcher.mask_calls == 0
+    assert_properly_weighted(logp, allowed, tokens, np.full(n, logz))

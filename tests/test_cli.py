@@ -161,7 +161,7 @@ def test_generate_json_schema_json_output(tmp_path, method):
             assert parsed is None
     assert abs(sum(out["posterior"]) - 1) < 1e-9
     assert out["log_marginal"] is not None and out["log_marginal"] < 0
-    assert set(out["counts"]) == {"model_calls", "checks", "masks", "tokens", "wall_time"}
+    assert set(out["counts"]) == {"model_calls", "checks", "masks", "tokens", "wall_time", "mask_hits"}
     assert (out["counts"]["masks"] > 0) == (method == "mask")
 
 
@@ -240,9 +240,10 @@ def test_generate_pydantic_model(tmp_path):
 
 
 def _is_arithmetic(text: str) -> bool:
-    """Python's own parser: an expression of numbers, + - * / %, unary minus and parentheses only."""
+    """Python's own parser: an expression of numbers, + - * / %, unary minus and parentheses only. The grammar
+    ignores whitespace, newlines included, between tokens; Python only inside brackets, so the text is wrapped."""
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = ast.parse("(" + text.strip() + ")", mode="eval")
     except SyntaxError:
         return False
     allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Mod,

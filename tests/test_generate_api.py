@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import subprocess
 import sys
 
 import jsonschema
@@ -147,3 +148,12 @@ def test_plot_without_matplotlib(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=re.escape("pip install 'genlab[plot]'")):
         _made_up().plot()
+
+
+def test_generate_stays_the_function_after_its_module_is_imported():
+    """`from genlab.generate import generate` (as the CLI does) before `genlab.generate` is first read used to
+    leave the module where the function belongs."""
+    code = ("from genlab.generate import generate\nimport genlab.generate\nimport genlab\n"
+            "assert genlab.generate is generate, genlab.generate\nprint('ok')")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr

@@ -91,13 +91,38 @@ def test_evidence_estimate_is_unbiased(tiny, proposal):
 def test_outputs_valid_reproducible_and_counted(lm):
     pattern = r" ?\(\d{3}\) \d{3}-\d{4}"
     messages = [{"role": "user", "content": "Make up a US phone number."}]
-    a = genlab.generate(lm, messages, Regex(pattern), n_particles=4, max_tokens=24, seed=3)
-    b = genlab.generate(lm, messages, Regex(pattern), n_particles=4, max_tokens=24, seed=3)
-    assert a.texts == b.texts and a.log_weights == b.log_weights
+    regex = Regex(pattern)
+    a = genlab.generate(lm, messages, regex, n_particles=4, max_tokens=24, seed=3)
+    genlab.generate(lm, messages, regex, method="mask", n_particles=4, max_tokens=24, seed=0)  # masks now cached
+    b = genlab.generate(lm, messages, regex, n_particles=4, max_tokens=24, seed=3)
+    c = genlab.generate(lm, messages, Regex(pattern), n_particles=4, max_tokens=24, seed=3)
+    # a seeded run does not depend on what ran before on the same constraint object
+    assert a.texts == b.texts == c.texts and a.log_weights == b.log_weights == c.log_weights
     for sample in a.samples:
         assert sample.complete and re.fullmatch(pattern, sample.text), sample.text
-    assert a.counts.checks >= a.counts.tokens > 0 and a.counts.model_calls > 1
+    assert a.counts.tokens > 0 and a.counts.checks + a.counts.mask_hits > 0 and a.counts.model_calls > 1
     assert a.ess_history[0] == 4 and abs(sum(a.text_posterior().values()) - 1) < 1e-9
+
+
+@pytest.mark.parametrize("estimator", ["recursive-sparse", "recursive", "two-pass"])
+def test_checks_are_counted_and_never_repeated(lm, estimator):
+    """counts.checks is the number of `allows` calls that reached the matcher, and the run's memo means no
+    (state, token) pair is checked twice, across particles and steps."""
+    regex = Regex(r" ?\(\d{3}\) \d{3}-\d{4}")
+    matcher = regex.compile(lm.vocab)
+    seen: list[tuple] = []
+    real = matcher.allows
+
+    def counting(state, token):
+        seen.append((state, token))
+        return real(state, token)
+
+    matcher.allows = counting
+    result = smc(lm, regex, [{"role": "user", "content": "A US phone number?"}], n_particles=8, max_tokens=24,
+                 seed=1, estimator=estimator)
+    assert result.counts.checks == len(seen) > 0
+    assert len(set(seen)) == len(seen)
+    assert all(s.complete for s in result.samples)
 
 
 def test_incomplete_particles_are_excluded(lm):

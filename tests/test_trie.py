@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from numba import njit
 from conftest import tokenizer_and_vocab
 
-from genlab.trie import TokenTrie
+from genlab.trie import TokenTrie, byte_classes
 from genlab.vocab import TokenVocabulary
 
 NAMES = ["smollm2", "mistral-v1", "qwen2", pytest.param("gemma-3", marks=pytest.mark.slow)]
@@ -129,3 +129,47 @@ def test_walk_table_digits_mask():
     want = [vocab.is_text[t] and all(48 <= c <= 57 for c in vocab.token_bytes[t]) for t in range(vocab.size)]
     assert np.array_equal(mask, want)
     assert mask.sum() == 10  # Qwen2 splits numbers into single digits
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.sampled_from(["smollm2", "qwen2"]), st.integers(1, 8), st.integers(2, 40), st.integers(0, 2**32 - 1),
+       st.floats(0.05, 0.6))
+def test_class_trie_masks_equal_brute_force(name, n_states, n_classes, seed, dead_fraction):
+    """Random DFAs over random byte partitions (a few bytes set apart): byte_classes recovers a partition no coarser than the table's
+    columns, and the class-trie walk gives, from every state, exactly the tokens the byte-by-byte walk accepts."""
+    _, vocab = tokenizer_and_vocab(name)
+    trie = _trie(name)
+    rng = np.random.default_rng(seed)
+    partition = np.zeros(256, np.int64)  # as in real DFAs: most bytes alike, a few set apart
+    special = rng.choice(256, size=n_classes, replace=False)
+    partition[special] = rng.integers(1, n_classes, n_classes)
+    per_class = rng.integers(0, n_states, (n_states, n_classes))
+    per_class[rng.random((n_states, n_classes)) < dead_fraction] = -1
+    table = per_class[:, partition].astype(np.int32)
+    classes, reps = byte_classes(table)
+    assert all(np.array_equal(table[:, b], table[:, reps[classes[b]]]) for b in range(256))
+    assert len(reps) == len({table[:, b].tobytes() for b in range(256)})  # columns equal iff same class
+    class_trie = trie.class_trie(classes)
+    if class_trie is None:  # the partition keeps over a quarter of the nodes: nothing to compare
+        return
+    assert class_trie.n_nodes <= trie.n_nodes // 4
+    class_table = np.ascontiguousarray(table[:, reps])
+    for start in range(n_states):  # brute force from state 0; the byte-trie walk (checked against it) elsewhere
+        got = class_trie.mask(class_table, start, np.zeros(vocab.size, np.bool_))
+        if start == 0:
+            want = _brute_force(vocab, lambda tab, s, b: int(tab[s, b]), table, start) >= 0
+        else:
+            want = trie.mask_table(table, start)
+        assert np.array_equal(got, want), start
+
+
+def test_class_trie_of_letters_is_small():
+    _, vocab = tokenizer_and_vocab("smollm2")
+    trie = _trie("smollm2")
+    classes = np.zeros(256, np.int32)
+    classes[ord("a"):ord("z") + 1] = 1
+    class_trie = trie.class_trie(classes)
+    assert class_trie is not None and class_trie.n_nodes < 1000 < trie.n_nodes
+    assert trie.class_trie(classes) is class_trie  # cached per partition
+    # every token sits at exactly one node, once
+    assert sorted(class_trie.tokens.tolist()) == sorted(trie.order.tolist())

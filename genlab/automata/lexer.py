@@ -301,6 +301,8 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
     bytes all keep a non-accepting state in place (`loops`) is marked whole without a visit.
     """
     n_events = 0
+    run_start = 0
+    run_end = 0  # allowed tokens order[run_start:run_end] not yet written to `out` (as in trie._mask_table)
     for r in roots:
         if seen_stamp[r] == stamp and seen_state[r] == start:
             continue
@@ -315,29 +317,39 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
             if s < 0 or (seen_stamp[i] == stamp and seen_state[i] == s):
                 i = subtree_end[i]
                 continue
+            whole = False
             if d <= BULK_DEPTH and not accepting[s] and (loops[s, 0] | loops[s, 1] | loops[s, 2] | loops[s, 3]) != 0:
                 whole = True
                 for w in range(4):
                     if bytes_below[i, w] & ~loops[s, w]:
                         whole = False
                         break
-                if whole:
-                    for k in range(token_start[i], subtree_tokens_end[i]):
-                        out[order[k]] = True
-                    i = subtree_end[i]
-                    continue
+            a = token_start[i]
+            b = subtree_tokens_end[i] if whole else token_end[i]
+            if a == run_end:
+                run_end = b
+            elif a != b:
+                for k in range(run_start, run_end):
+                    out[order[k]] = True
+                run_start = a
+                run_end = b
+            if whole:
+                i = subtree_end[i]
+                continue
             seen_stamp[i] = stamp
             seen_state[i] = s
             states[d] = s
-            for k in range(token_start[i], token_end[i]):
-                out[order[k]] = True
             # a boundary matters only below a node with a child byte that may follow the lexeme (`follow[s]`)
             if accepting[s] and ((child_bytes[i, 0] & follow[s, 0]) | (child_bytes[i, 1] & follow[s, 1])
                                  | (child_bytes[i, 2] & follow[s, 2]) | (child_bytes[i, 3] & follow[s, 3])) != 0:
                 if n_events == event_nodes.shape[0]:
+                    for k in range(run_start, run_end):
+                        out[order[k]] = True
                     return -1
                 event_nodes[n_events] = i
                 event_states[n_events] = s
                 n_events += 1
             i += 1
+    for k in range(run_start, run_end):
+        out[order[k]] = True
     return n_events

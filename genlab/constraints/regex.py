@@ -8,7 +8,7 @@ from numba import njit
 from genlab.automata.dfa import ByteDFA, token_mask
 from genlab.automata.regex import compile_regex
 from genlab.constraints.base import Constraint, Matcher
-from genlab.trie import TokenTrie, self_loops
+from genlab.trie import TokenTrie, byte_classes, loop_flags, self_loops
 from genlab.vocab import TokenVocabulary
 
 
@@ -53,7 +53,8 @@ def _advance(transitions, accepting, offsets, data, is_text, is_eos, state, toke
 
 class DFAMatcher(Matcher):
     """A `ByteDFA` on a vocabulary: states are DFA state numbers; masks are built by one trie walk per state
-    and cached, so each state's mask is built at most once per (constraint, vocabulary)."""
+    and cached, so each state's mask is built at most once per (constraint, vocabulary). The walk is over the
+    trie of the tokens read through the DFA's byte classes (`trie.ClassTrie`: hundreds of nodes, not 100k)."""
 
     def __init__(self, dfa: ByteDFA, vocab: TokenVocabulary) -> None:
         self.dfa = dfa
@@ -64,7 +65,12 @@ class DFAMatcher(Matcher):
         self._eos[self._eos_ids] = True
         self._args = (dfa.transitions, dfa.accepting, vocab.offsets, vocab.data, vocab.is_text, self._eos)
         self._masks: dict[int, np.ndarray] = {}
-        self._loops = self_loops(dfa.transitions)
+        classes, representatives = byte_classes(dfa.transitions)
+        self._class_trie = self.trie.class_trie(classes)  # None where the partition saves nothing
+        self._class_table = np.ascontiguousarray(dfa.transitions[:, representatives])
+        if self._class_trie is None:
+            self._loops = self_loops(dfa.transitions)
+            self._loopy = loop_flags(self._loops)
 
     def start(self) -> int:
         return self.dfa.start
@@ -82,7 +88,10 @@ class DFAMatcher(Matcher):
     def mask(self, state: int) -> np.ndarray:
         mask = self._masks.get(state)
         if mask is None:
-            mask = token_mask(self.trie, self.dfa, state, self._loops)
+            if self._class_trie is not None:
+                mask = self._class_trie.mask(self._class_table, state, np.zeros(self.vocab.size, np.bool_))
+            else:
+                mask = token_mask(self.trie, self.dfa, state, self._loops, self._loopy)
             mask[self._eos_ids] = self.dfa.accepting[state]
             mask.flags.writeable = False
             self._masks[state] = mask

@@ -20,11 +20,19 @@ Estimators of Z (psi = p-mass of the tokens rejected before the accepted token x
 - "recursive" (default; one extra check): Z_hat = p(x) + (1 - psi - p(x)) 1[next token in the order is in A].
   Unbiased because, given the remaining set S (mass 1 - psi), the next token in the order is a draw from p|S
   without x: E[1 - psi - p(x) times its indicator] = Z - p(x). This is the estimator of genlm-control's
-  `recursive_awrs`; it is unbiased conditionally on every prefix of rejections.
+  `recursive_awrs`; it is unbiased conditionally on every prefix of rejections. Where verdicts of other tokens
+  are known already (the memo below), their allowed mass is added exactly and the extra check estimates only the
+  mass of the tokens still unknown (`_recursive_weight`): lower variance, and no check at all once every token
+  of positive mass has a known verdict. Where that unknown mass u is below `skip_tolerance` (tau, default 0.1)
+  times the known allowed mass k, the check is made with probability q = u / (tau k) only and counts u / q
+  (Russian roulette: unbiased). The variance it adds is at most u a tau k <= (tau k)^2, a = P(check passes) <= 1:
+  a relative standard deviation of at most tau, and it saves the extra check on most steps once the memo knows
+  the likely tokens. `skip_tolerance=0` always checks.
 - "recursive-sparse": the same, but the extra check is made only with probability q = (1 - psi - p(x)) / (1 - psi),
   the share of the remaining mass it could add: Z_hat = p(x) + (1 - psi) 1[checked and next in A], whose
   expectation is p(x) + q (1 - psi) (Z - p(x)) / (1 - psi - p(x)) = Z. Where the model is confident (p(x) close to
-  1 - psi) the check is almost never made: about one check per token, for a somewhat larger variance.
+  1 - psi) the check is almost never made: about one check per token, for a somewhat larger variance. (With known
+  verdicts: q = unknown mass / (unknown mass + known allowed mass).)
 - "two-pass" (the paper's): after the first accept, a fresh without-replacement order over every token except the
   n0 rejected ones (x included) counts n1 rejections before its first accept; Z_hat = (1 - psi) / (n0 + n1 + 1)
   (paper, Sec. 3; the inverse-binomial estimator 1/(T - 1) for two successes, made adaptive). Exact enumeration
@@ -40,6 +48,15 @@ Rejection cap (`max_rejections`): after that many rejections the exact mask is f
   the oracle (no more `allows` calls, vectorised scans), which reproduces the uncapped estimator's distribution
   exactly. The same happens in the second pass after `max_rejections` rejections there.
 Matchers without masks (`has_masks` False: Predicate, Pattern) have no cap: the walk goes on until an accept.
+
+Work already done is reused through a `Memo` the caller keeps across particles and steps (SMC keeps one per
+run). It holds each state's verdicts: `allows` is a function of (state, token), so particles in the same state
+(copies after resampling, or a regex's DFA state reached by different texts) never check a token twice; `checks`
+counts the calls that reached the matcher. And it holds the masks the rejection cap fetched: a later step in such
+a state is exact (x drawn from p restricted to the mask, weight the exact Z, no checks), which is proper for every
+estimator since the choice depends on the state and the run so far, never on this step's draws. Only what this
+run fetched is used, not masks the matcher cached for earlier runs, so a seeded run's result does not depend on
+what ran before it.
 If no allowed token has positive mass (Z = 0) the step returns token -1 and log_weight -inf: the caller kills
 the particle.
 """
@@ -50,9 +67,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AWRS", "AWRSStep", "log1mexp"]
+__all__ = ["AWRS", "AWRSStep", "Memo", "log1mexp"]
 
 _LOG_HALF = -np.log(2.0)
+_LOG_NEAR_ONE = float(np.log1p(-1e-6))  # log(1 - 1e-6): above it, 1 - mass is summed, not subtracted
 _ESTIMATORS = ("recursive", "recursive-sparse", "two-pass")
 
 
@@ -87,6 +105,25 @@ class AWRSStep:
     log_weight: float  # log Z_hat, E[Z_hat] = Z = sum of p over allowed tokens (-inf when Z = 0)
     checks: int  # matcher.allows calls made
     fell_back: bool  # True when the rejection cap was hit and the exact mask was used
+    cached: bool = False  # True when this run had fetched the state's mask before: exact draw and Z, no checks
+
+
+class Memo:
+    """What AWRS steps of one run have learnt, by constraint state: token verdicts and masks fetched at the cap."""
+
+    __slots__ = ("verdicts", "masks", "size")
+
+    def __init__(self) -> None:
+        self.verdicts: dict = {}  # state -> {token id: allowed}
+        self.masks: dict = {}  # state -> its mask
+        self.size = 0  # verdicts held, for callers that bound the memory
+
+    def of(self, state) -> dict:
+        """The token -> verdict dict of `state` (created empty)."""
+        verdicts = self.verdicts.get(state)
+        if verdicts is None:
+            verdicts = self.verdicts[state] = {}
+        return verdicts
 
 
 class _LazyOrder:
@@ -169,25 +206,35 @@ class _TopKOrder:
 class AWRS:
     """Adaptive weighted rejection sampler for one token; see the module docstring for the estimators and the cap."""
 
-    def __init__(self, estimator: str = "recursive", max_rejections: int = 64):
+    def __init__(self, estimator: str = "recursive", max_rejections: int = 64, skip_tolerance: float = 0.1):
         if estimator not in _ESTIMATORS:
             raise ValueError(f"estimator must be one of {_ESTIMATORS}, got {estimator!r}")
         if max_rejections < 0:
             raise ValueError(f"max_rejections must be >= 0, got {max_rejections}")
+        if not 0 <= skip_tolerance <= 1:
+            raise ValueError(f"skip_tolerance must be in [0, 1], got {skip_tolerance}")
         self.estimator = estimator
         self.max_rejections = int(max_rejections)
+        self.skip_tolerance = float(skip_tolerance)
+        self._log_tolerance = float(np.log(skip_tolerance)) if skip_tolerance > 0 else -np.inf
 
     def __repr__(self) -> str:
-        return f"AWRS(estimator={self.estimator!r}, max_rejections={self.max_rejections})"
+        return (f"AWRS(estimator={self.estimator!r}, max_rejections={self.max_rejections}, "
+                f"skip_tolerance={self.skip_tolerance})")
 
-    def step(self, logp: np.ndarray, matcher, state, rng: np.random.Generator) -> AWRSStep:
-        """Draw one token of p restricted to the matcher's allowed set, with the log of an unbiased estimate of Z."""
+    def step(self, logp: np.ndarray, matcher, state, rng: np.random.Generator,
+             memo: Memo | None = None) -> AWRSStep:
+        """Draw one token of p restricted to the matcher's allowed set, with the log of an unbiased estimate of Z.
+
+        `memo`, if given, is read and filled: see the module docstring."""
         logp = np.asarray(logp, dtype=np.float64)
         if logp.ndim != 1:
             raise ValueError(f"logp must be one-dimensional, got shape {logp.shape}")
         positive = logp > -np.inf  # tokens with p = 0 are never drawn
+        if memo is not None and state in memo.masks:
+            return self._exact(logp, np.asarray(memo.masks[state], dtype=bool) & positive, rng, 0, cached=True)
         n_pos = int(np.count_nonzero(positive))
-        verdicts: dict[int, bool] = {}  # a token's verdict is fixed within the step: memoise it
+        verdicts = {} if memo is None else memo.of(state)
         calls = 0
 
         def allows(t: int) -> bool:
@@ -196,6 +243,8 @@ class AWRS:
             if v is None:
                 v = verdicts[t] = bool(matcher.allows(state, t))
                 calls += 1
+                if memo is not None:
+                    memo.size += 1
             return v
 
         # matchers without masks (Predicate, Pattern) cannot fall back: no cap for them
@@ -209,7 +258,7 @@ class AWRS:
             if t < 0:  # every token with positive mass was rejected: Z = 0
                 return AWRSStep(-1, -np.inf, calls, False)
             if len(rejected) >= cap:
-                ok = np.asarray(matcher.mask(state), dtype=bool) & positive
+                ok = np.asarray(_fetch_mask(matcher, state, memo), dtype=bool) & positive
                 if self.estimator != "two-pass":
                     return self._exact(logp, ok, rng, calls)
                 pos = order.first_in(pos, ok)  # continue the same walk with the mask as the oracle
@@ -224,23 +273,9 @@ class AWRS:
             rejected.append(t)
             pos += 1
 
-        if self.estimator == "recursive":
-            # Z_hat = p(x) + (1 - psi - p(x)) 1[next allowed]  (genlm-control recursive_awrs; unbiased, see module doc)
-            nxt = order[pos + 1]
-            if nxt >= 0 and allows(nxt):
-                log_w = self._log_remaining(logp, rejected)
-            else:
-                log_w = float(logp[x])
-            return AWRSStep(x, log_w, calls, False)
-        if self.estimator == "recursive-sparse":
-            # Z_hat = p(x) + (1 - psi) 1[coin with P = q, then next allowed], q = 1 - p(x) / (1 - psi)
-            log_rem = self._log_remaining(logp, rejected)
-            q = -float(np.expm1(min(float(logp[x]) - log_rem, 0.0)))
-            nxt = order[pos + 1]
-            if nxt >= 0 and rng.random() < q and allows(nxt):
-                log_w = float(np.logaddexp(logp[x], log_rem))
-            else:
-                log_w = float(logp[x])
+        if self.estimator != "two-pass":
+            log_w = self._recursive_weight(pos, order, verdicts, lambda ids: logp[ids],
+                                           lambda ids: _logsumexp(np.delete(logp, ids)), rng, allows)
             return AWRSStep(x, log_w, calls, False)
 
         # two-pass: Z_hat = (1 - psi0) / (n0 + n1 + 1), second order fresh over all tokens but the n0 rejected.
@@ -255,7 +290,7 @@ class AWRS:
                 n1 = order2.first_in(n1, ok)
                 break
             if n1 >= cap:
-                ok = np.asarray(matcher.mask(state), dtype=bool) & positive
+                ok = np.asarray(_fetch_mask(matcher, state, memo), dtype=bool) & positive
                 continue
             if allows(t):
                 break
@@ -263,7 +298,7 @@ class AWRS:
         log_w = self._log_remaining(logp, rejected) - float(np.log(n0 + n1 + 1))
         return AWRSStep(x, log_w, calls, ok is not None)
 
-    def step_on_device(self, logp, matcher, state, rng: np.random.Generator) -> AWRSStep:
+    def step_on_device(self, logp, matcher, state, rng: np.random.Generator, memo: Memo | None = None) -> AWRSStep:
         """`step` for a torch row of log-probs left where it is (a GPU): the Gumbel keys and their top-k order are
         computed on the device, and only the candidates actually checked (ids and log-probs, in chunks of 8, 16,
         32, ...) come to the host. The recursive estimators only; the same distribution as `step`, not the same
@@ -275,9 +310,11 @@ class AWRS:
         generator = torch.Generator(device=logp.device)
         generator.manual_seed(int(rng.integers(2**62)))
         logp = logp.double()
+        if memo is not None and state in memo.masks:
+            return self._exact_on_device(logp, memo.masks[state], generator, 0, fell_back=False, cached=True)
         noise = torch.empty_like(logp).exponential_(generator=generator)
         order = _TopKOrder(logp - torch.log(noise), logp)
-        verdicts: dict[int, bool] = {}
+        verdicts = {} if memo is None else memo.of(state)
         calls = 0
 
         def allows(t: int) -> bool:
@@ -285,6 +322,8 @@ class AWRS:
             if t not in verdicts:
                 verdicts[t] = bool(matcher.allows(state, t))
                 calls += 1
+                if memo is not None:
+                    memo.size += 1
             return verdicts[t]
 
         cap = self.max_rejections if getattr(matcher, "has_masks", True) else np.inf
@@ -294,43 +333,85 @@ class AWRS:
             t = order[pos]
             if t < 0:
                 return AWRSStep(-1, -np.inf, calls, False)
-            if len(rejected) >= cap:  # the exact mask, applied on the device: x and log Z come back
-                ok = torch.from_numpy(np.array(matcher.mask(state), dtype=bool)).to(logp.device)  # a writable copy
-                masked = logp.masked_fill(~ok, -torch.inf)
-                log_z = float(torch.logsumexp(masked, 0))
-                if log_z == -np.inf:
-                    return AWRSStep(-1, -np.inf, calls, True)
-                gumbel = -torch.log(torch.empty_like(logp).exponential_(generator=generator))
-                return AWRSStep(int(torch.argmax(masked + gumbel)), log_z, calls, True)
+            if len(rejected) >= cap:
+                return self._exact_on_device(logp, _fetch_mask(matcher, state, memo), generator, calls,
+                                             fell_back=True)
             if allows(t):
                 x = t
                 break
             rejected.append(t)
             pos += 1
-        log_px = order.logp_at(pos)
-        log_rem = self._log_remaining_device(logp, order, pos)
-        nxt = order[pos + 1]
-        if self.estimator == "recursive":  # the module docstring's estimators, as in `step`
-            log_w = log_rem if nxt >= 0 and allows(nxt) else log_px
+        def logp_of(ids: np.ndarray) -> np.ndarray:
+            return logp[torch.from_numpy(ids).to(logp.device)].cpu().numpy()
+
+        def log_rest(ids: np.ndarray) -> float:
+            rest = logp.clone()
+            rest[torch.from_numpy(ids).to(logp.device)] = -torch.inf
+            return float(torch.logsumexp(rest, 0))
+
+        return AWRSStep(x, self._recursive_weight(pos, order, verdicts, logp_of, log_rest, rng, allows), calls, False)
+
+    def _recursive_weight(self, pos: int, order, verdicts: dict, logp_of, log_rest, rng, allows) -> float:
+        """log Z_hat of the recursive estimators once x, at position `pos` of `order`, is accepted.
+
+        K = the tokens whose verdict is known (the rejected ones, x, and any the memo holds), U = the rest:
+        Z = mass(A and K) + mass(A and U). The first is summed exactly; the second is estimated from one token y,
+        the first token of U in the order after x. Given the order up to x, the rest is a Plackett-Luce order of
+        the remaining tokens, so y is a draw of p restricted to U and mass(U) 1[y in A] is unbiased for
+        mass(A and U). Conditionally unbiased given x and the rejections, which is what proper weighting needs.
+        With nothing known beyond the rejections and x, mass(A and K) = p(x), mass(U) = 1 - psi - p(x) and y is
+        the next token: genlm-control's recursive estimator. "recursive-sparse" checks y only with probability
+        q = mass(U) / (mass(U) + mass(A and K)) and then counts mass(U) / q (Russian roulette: still unbiased),
+        so where the known mass dominates the check is seldom made; "recursive" does the same only where
+        mass(U) < skip_tolerance * mass(A and K), with q = mass(U) / (skip_tolerance * mass(A and K)).
+        """
+        ids = np.fromiter(verdicts.keys(), np.int64, len(verdicts))
+        ok = np.fromiter(verdicts.values(), np.bool_, len(verdicts))
+        lp = np.asarray(logp_of(ids), dtype=np.float64)
+        log_known_ok = _logsumexp(lp[ok])  # includes p(x) > 0
+        i = pos + 1
+        while True:
+            y = order[i]
+            if y < 0 or y not in verdicts:
+                break
+            i += 1
+        if y < 0:  # every token of positive mass has a known verdict: the sum is exact
+            return log_known_ok
+        # mass(U) = 1 - mass(K), summed directly where the subtraction would lose digits
+        log_known = _logsumexp(lp)
+        log_u = log1mexp(log_known) if log_known < _LOG_NEAR_ONE else log_rest(ids)
+        if self.estimator == "recursive-sparse":
+            log_q = log_u - float(np.logaddexp(log_u, log_known_ok))
+        elif self.skip_tolerance > 0:  # roulette only where mass(U) < tolerance * mass(A and K)
+            log_q = min(0.0, log_u - self._log_tolerance - log_known_ok)
         else:
-            q = -float(np.expm1(min(log_px - log_rem, 0.0)))
-            log_w = float(np.logaddexp(log_px, log_rem)) if nxt >= 0 and rng.random() < q and allows(nxt) else log_px
-        return AWRSStep(x, log_w, calls, False)
+            log_q = 0.0
+        if log_q < 0.0:
+            if rng.random() < np.exp(log_q) and allows(y):
+                return float(np.logaddexp(log_known_ok, log_u - log_q))
+            return log_known_ok
+        if not allows(y):
+            return log_known_ok
+        # mass(A and K) + mass(U) = 1 - mass(K outside A): the form that is exactly 1 when nothing was rejected
+        bad = ~ok
+        if not bad.any():
+            return 0.0
+        log_bad = _logsumexp(lp[bad])
+        return log1mexp(log_bad) if log_bad < _LOG_HALF else log_rest(ids[bad])
 
     @staticmethod
-    def _log_remaining_device(logp, order: "_TopKOrder", pos: int) -> float:
-        """log(1 - psi) for the first `pos` tokens of `order` rejected, as `_log_remaining` computes it: from
-        their log-probs (already on the host) while psi < 1/2, else summing the rest on the device."""
+    def _exact_on_device(logp, mask: np.ndarray, generator, calls: int, *, fell_back: bool,
+                         cached: bool = False) -> AWRSStep:
+        """The exact step with the mask applied on the device: only x and log Z come back to the host."""
         import torch
 
-        if pos == 0:
-            return 0.0
-        log_psi = _logsumexp(order.logps[:pos])
-        if log_psi < _LOG_HALF:
-            return log1mexp(log_psi)
-        rest = logp.clone()
-        rest[torch.from_numpy(order.ids[:pos]).to(logp.device)] = -torch.inf
-        return float(torch.logsumexp(rest, 0))
+        ok = torch.from_numpy(np.array(mask, dtype=bool)).to(logp.device)  # a writable copy
+        masked = logp.masked_fill(~ok, -torch.inf)
+        log_z = float(torch.logsumexp(masked, 0))
+        if log_z == -np.inf:
+            return AWRSStep(-1, -np.inf, calls, fell_back, cached)
+        gumbel = -torch.log(torch.empty_like(logp).exponential_(generator=generator))
+        return AWRSStep(int(torch.argmax(masked + gumbel)), log_z, calls, fell_back, cached)
 
     @staticmethod
     def _log_remaining(logp: np.ndarray, rejected: list[int]) -> float:
@@ -346,11 +427,21 @@ class AWRS:
         return _logsumexp(rest)
 
     @staticmethod
-    def _exact(logp: np.ndarray, ok: np.ndarray, rng: np.random.Generator, calls: int) -> AWRSStep:
-        """Fallback: x ~ p restricted to the mask (Gumbel-max), weight = exact log Z = logsumexp over allowed."""
+    def _exact(logp: np.ndarray, ok: np.ndarray, rng: np.random.Generator, calls: int,
+               cached: bool = False) -> AWRSStep:
+        """x ~ p restricted to the mask (Gumbel-max), weight = exact log Z = logsumexp over allowed: the cap's
+        fallback, or (`cached`) a state whose mask this run fetched before."""
         idx = np.flatnonzero(ok)
         if idx.size == 0:
-            return AWRSStep(-1, -np.inf, calls, True)
+            return AWRSStep(-1, -np.inf, calls, not cached, cached)
         sub = logp[idx]
         x = int(idx[np.argmax(sub + _gumbel(rng, idx.size))])
-        return AWRSStep(x, _logsumexp(sub), calls, True)
+        return AWRSStep(x, _logsumexp(sub), calls, not cached, cached)
+
+
+def _fetch_mask(matcher, state, memo: Memo | None) -> np.ndarray:
+    """The state's exact mask (the rejection cap's fallback), kept in the run's memo for later steps."""
+    mask = matcher.mask(state)
+    if memo is not None:
+        memo.masks[state] = mask
+    return mask

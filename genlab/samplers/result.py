@@ -36,13 +36,15 @@ class Sample:
 
 @dataclass
 class Counts:
-    """What a run cost: model forward passes, constraint checks (`allows`), masks, tokens, wall time."""
+    """What a run cost: model forward passes, constraint checks (`allows` calls that reached the matcher), masks
+    fetched, AWRS steps exact on a mask the run fetched before (`mask_hits`: no checks), tokens, wall time."""
 
     model_calls: int = 0
     checks: int = 0
     masks: int = 0
     tokens: int = 0
     wall_time: float = 0.0
+    mask_hits: int = 0
 
 
 class DistinctOutput(NamedTuple):
@@ -178,7 +180,8 @@ class GenerationResult:
         else:
             estimate = f"{self.log_marginal:.3f}"
         return (f"log P(constraint) estimate {estimate}; ESS {self.ess:.1f} of {len(self.samples)}; "
-                f"{c.model_calls} model calls, {c.checks} checks, {c.masks} masks, {c.tokens} tokens, "
+                f"{c.model_calls} model calls, {c.checks} checks, {c.masks} masks, "
+                f"{f'{c.mask_hits} steps on fetched masks, ' if c.mask_hits else ''}{c.tokens} tokens, "
                 f"{c.wall_time:.2f} s")
 
     def table(self, limit: int = 10, width: int = 60) -> str:

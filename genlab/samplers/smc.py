@@ -24,12 +24,13 @@ import torch
 
 from genlab.constraints.base import Constraint
 from genlab.models.base import LanguageModel
-from genlab.samplers.awrs import AWRS
+from genlab.samplers.awrs import AWRS, Memo
 from genlab.samplers.prompt import Prompt, prompt_ids
 from genlab.samplers.result import Counts, GenerationResult, Progress, Sample
 
 Critic = Callable[[str, bool], float]
 RESAMPLING = ("stratified", "systematic", "multinomial", "residual")
+_MEMO_LIMIT = 1_000_000  # verdicts kept per run before the memo starts afresh
 
 
 def ess(log_weights: np.ndarray) -> float:
@@ -86,6 +87,7 @@ def smc(
     proposal: str = "awrs",
     estimator: str = "recursive",
     max_rejections: int = 64,
+    skip_tolerance: float = 0.1,
     resampling: str = "stratified",
     critic: Critic | None = None,
     keep_weights: bool = True,
@@ -96,7 +98,8 @@ def smc(
 
     `keep_weights=False` drops the weights (every complete sample weighs the same): with AWRS proposals and no
     resampling that is locally constrained decoding by rejection, the unweighted baseline. `progress(step, running)`
-    is called after each step, if given (progress bars). `device_candidates` (default: when the model is not on
+    is called after each step, if given (progress bars). `estimator`, `max_rejections` and `skip_tolerance` are
+    AWRS's (see `genlab.samplers.awrs`). `device_candidates` (default: when the model is not on
     the CPU, with a recursive estimator) keeps each step's log-probs on the model's device and brings to the host
     only the candidates AWRS checks (`AWRS.step_on_device`).
     """
@@ -113,10 +116,11 @@ def smc(
     vocab = lm.vocab
     matcher = constraint.compile(vocab)
     rng = np.random.default_rng(seed)
-    sampler = AWRS(estimator=estimator, max_rejections=max_rejections)
+    sampler = AWRS(estimator=estimator, max_rejections=max_rejections, skip_tolerance=skip_tolerance)
     batch = lm.prefill(prompt_ids(lm, prompt), n)
     counts = Counts(model_calls=1)
     states = [matcher.start()] * n
+    memo = Memo()  # verdicts and fetched masks by state, shared by the particles (see awrs.py)
     tokens: list[list[int]] = [[] for _ in range(n)]
     data = [b""] * n
     logw = np.zeros(n)
@@ -139,10 +143,13 @@ def smc(
         moves: list[int | None] = [None] * n
         for row, i in enumerate(active):
             if proposal == "awrs":
+                if memo.size > _MEMO_LIMIT:  # bound the memo's memory: start it afresh
+                    memo = Memo()
                 take = sampler.step_on_device if on_device else sampler.step
-                step = take(logp[row], matcher, states[i], rng)
+                step = take(logp[row], matcher, states[i], rng, memo)
                 token, log_z = step.token, step.log_weight
                 counts.checks += step.checks
+                counts.mask_hits += step.cached
             else:
                 token, log_z = _masked_step(logp[row], matcher.mask(states[i]), rng)
                 counts.masks += 1
