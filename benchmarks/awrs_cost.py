@@ -232,7 +232,7 @@ def part_b(lm, args) -> None:
     print(f"| checks per token, mean (counts.checks / counts.tokens; median over runs) | {med(checks):.2f} | |")
     print(f"| steps that hit the rejection cap (one mask each) | "
           f"{100 * sum(f for _, f, _ in recorder.steps) / len(step_checks):.1f}% | |")
-    print(f"| steps on a built mask (exact, no checks) | "
+    print(f"| steps on a mask fetched earlier in the run (exact, no checks) | "
           f"{100 * sum(b for _, _, b in recorder.steps) / len(step_checks):.1f}% | |")
     print(f"| SMC-AWRS / free sampling (medians) | {ratio_free:.2f} | <= 1.5 |")
     if genlm is not None:

@@ -29,6 +29,21 @@ from genlab.vocab import TokenVocabulary
 
 
 @njit(cache=True)
+def _subtree_ends(depth, n, max_depth):
+    """For the first n nodes of a preorder with these depths: where each node's subtree ends."""
+    subtree_end = np.full(n, n, np.int32)
+    stack = np.zeros(max_depth + 2, np.int32)
+    top = 0
+    for i in range(n):
+        while top > 0 and depth[stack[top - 1]] >= depth[i]:
+            top -= 1
+            subtree_end[stack[top]] = i
+        stack[top] = i
+        top += 1
+    return subtree_end
+
+
+@njit(cache=True)
 def _build(order, offsets, data):
     """Preorder node arrays of the trie of the tokens `order` (sorted by bytes)."""
     n_tok = order.shape[0]
@@ -72,15 +87,7 @@ def _build(order, offsets, data):
         token_node[t] = node
         prev_s = s
         prev_len = length
-    subtree_end = np.full(n, n, np.int32)
-    stack = np.zeros(max_len + 1, np.int32)
-    top = 0
-    for i in range(n):
-        while top > 0 and depth[stack[top - 1]] >= depth[i]:
-            top -= 1
-            subtree_end[stack[top]] = i
-        stack[top] = i
-        top += 1
+    subtree_end = _subtree_ends(depth, n, max_len)
     first_child = np.full(n, -1, np.int32)
     next_sibling = np.full(n, -1, np.int32)
     for i in range(n):
@@ -343,16 +350,7 @@ def _quotient(byte, parent, token_start, token_end, order, classes, n_classes, b
         for k in range(token_start[i], token_end[i]):
             tokens[fill[j]] = order[k]
             fill[j] += 1
-    sub_end = np.full(m, m, np.int32)
-    st = np.zeros(max_depth + 2, np.int32)
-    top = 0
-    for j in range(m):
-        while top > 0 and depth[st[top - 1]] >= depth[j]:
-            top -= 1
-            sub_end[st[top]] = j
-        st[top] = j
-        top += 1
-    return edge, depth, sub_end, tstart, tend, tokens, max_depth
+    return edge, depth, _subtree_ends(depth, m, max_depth), tstart, tend, tokens, max_depth
 
 
 @njit(cache=True)
