@@ -175,15 +175,32 @@ BULK_DEPTH = 4  # mask walks try taking subtrees whole at this depth and above
 MAX_CLASSES = 32  # byte partitions with more classes are walked on the byte trie
 
 
+@njit(inline="always")
+def write_run(order, out, run_start, run_end):
+    """Mark the tokens order[run_start:run_end] allowed."""
+    for k in range(run_start, run_end):
+        out[order[k]] = True
+
+
+@njit(inline="always")
+def extend_run(order, out, run_start, run_end, a, b):
+    """Add the tokens order[a:b] to the open run order[run_start:run_end] of allowed tokens, and return the open
+    run. Mask walks visit tokens in `order`'s order, so live nodes extend the run until a dead subtree breaks it;
+    then the run is written (a tight loop, not a branch per node: twice as fast on dense masks) and a new one
+    opens. Inlined into the walks, so it costs no call."""
+    if a == run_end:
+        return run_start, b
+    if a == b:
+        return run_start, run_end
+    write_run(order, out, run_start, run_end)
+    return a, b
+
+
 @njit(cache=True)
 def _mask_table(byte, depth, subtree_end, token_start, token_end, order, bytes_below, subtree_tokens_end, max_depth,
                 table, loops, loopy, start, out):
-    """The mask walk for a DFA table, taking a subtree whole where every byte below keeps the state in place.
-
-    Allowed tokens are collected as runs of positions in `order` (preorder visits them in sorted order, so live
-    nodes extend the open run until a dead subtree breaks it) and written out run by run: a tight loop instead of
-    an unpredictable branch per node, twice as fast on dense masks. (Written out here and in lexer.walk_lexer: a
-    shared jitted helper taking the arrays costs 5x per node.)"""
+    """The mask walk for a DFA table, taking a subtree whole where every byte below keeps the state in place;
+    allowed tokens are written as runs (`extend_run`)."""
     states = np.empty(max_depth + 1, np.int64)
     states[0] = start
     n = byte.shape[0]
@@ -203,22 +220,14 @@ def _mask_table(byte, depth, subtree_end, token_start, token_end, order, bytes_b
                 if bytes_below[i, w] & ~loops[s, w]:
                     whole = False
                     break
-        a = token_start[i]
-        b = subtree_tokens_end[i] if whole else token_end[i]
-        if a == run_end:
-            run_end = b
-        elif a != b:
-            for k in range(run_start, run_end):
-                out[order[k]] = True
-            run_start = a
-            run_end = b
+        run_start, run_end = extend_run(order, out, run_start, run_end, token_start[i],
+                                        subtree_tokens_end[i] if whole else token_end[i])
         if whole:
             i = subtree_end[i]
             continue
         states[d] = s
         i += 1
-    for k in range(run_start, run_end):
-        out[order[k]] = True
+    write_run(order, out, run_start, run_end)
 
 
 def self_loops(table: np.ndarray) -> np.ndarray:
@@ -369,18 +378,9 @@ def _mask_classes(edge, depth, sub_end, tstart, tend, tokens, max_depth, table, 
             i = sub_end[i]
             continue
         states[d] = s
-        a = tstart[i]
-        b = tend[i]
-        if a == run_end:
-            run_end = b
-        elif a != b:
-            for k in range(run_start, run_end):
-                out[tokens[k]] = True
-            run_start = a
-            run_end = b
+        run_start, run_end = extend_run(tokens, out, run_start, run_end, tstart[i], tend[i])
         i += 1
-    for k in range(run_start, run_end):
-        out[tokens[k]] = True
+    write_run(tokens, out, run_start, run_end)
 
 
 @dataclass(frozen=True, eq=False)

@@ -425,20 +425,25 @@ def memo_with_mask(allowed) -> Memo:
     return memo
 
 
-@pytest.mark.parametrize("estimator", ESTIMATORS)
+@pytest.mark.parametrize("estimator,path", [(e, "host") for e in ESTIMATORS] + [("recursive", "device")])
 @pytest.mark.parametrize("name", ["half", "tiny"])
-def test_fetched_mask_gives_exact_steps(estimator, name):
-    """A state whose mask the run fetched: tokens distributed as p/Z exactly, weight exactly Z, no checks."""
+def test_fetched_mask_gives_exact_steps(estimator, path, name):
+    """A state whose mask the run fetched: tokens distributed as p/Z exactly, weight exactly Z, no checks (on the
+    host, and through `step_on_device` with a torch row)."""
+    import torch
+
     logp, allowed = case(name)
     matcher = FakeMatcher(allowed)
     memo = memo_with_mask(allowed)
     sampler = AWRS(estimator)
+    take = sampler.step if path == "host" else sampler.step_on_device
+    row = logp if path == "host" else torch.from_numpy(logp)
     rng = np.random.default_rng(7)
     logz = exact_logz(logp, allowed)
     n = 4000
     tokens = np.empty(n, dtype=np.int64)
     for i in range(n):
-        s = sampler.step(logp, matcher, 0, rng, memo)
+        s = take(row, matcher, 0, rng, memo)
         assert s.cached and not s.fell_back and s.checks == 0
         assert s.log_weight == pytest.approx(logz, rel=1e-12)
         tokens[i] = s.token
@@ -545,22 +550,3 @@ def test_device_step_tiny_z_and_empty_language():
         assert (step.token, step.log_weight, step.fell_back) == (-1, -np.inf, fell_back)
     with pytest.raises(ValueError, match="two-pass"):
         AWRS("two-pass").step_on_device(torch.from_numpy(logp), FakeMatcher(allowed), 0, rng)
-
-
-@pytest.mark.parametrize("name", ["half", "tiny"])
-def test_device_step_on_a_fetched_mask_is_exact(name):
-    import torch
-
-    logp, allowed = case(name)
-    matcher = FakeMatcher(allowed)
-    memo = memo_with_mask(allowed)
-    rng = np.random.default_rng(5)
-    logz = exact_logz(logp, allowed)
-    n = 3000
-    tokens = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        s = AWRS().step_on_device(torch.from_numpy(logp), matcher, 0, rng, memo)
-        assert s.cached and s.checks == 0 and s.log_weight == pytest.approx(logz, rel=1e-12)
-        tokens[i] = s.token
-    assert matcher.allows_calls == 0 and matcher.mask_calls == 0
-    assert_properly_weighted(logp, allowed, tokens, np.full(n, logz))

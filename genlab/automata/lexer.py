@@ -27,7 +27,7 @@ from numba import njit
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.regex import compile_regex
 from genlab.errors import ConstraintError, StateLimitError, UnsupportedConstraintError
-from genlab.trie import BULK_DEPTH, self_loops
+from genlab.trie import BULK_DEPTH, extend_run, self_loops, write_run
 
 try:  # Python 3.11+
     from re import _constants as C
@@ -302,7 +302,7 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
     """
     n_events = 0
     run_start = 0
-    run_end = 0  # allowed tokens order[run_start:run_end] not yet written to `out` (as in trie._mask_table)
+    run_end = 0  # allowed tokens order[run_start:run_end] not yet written to `out` (trie.extend_run)
     for r in roots:
         if seen_stamp[r] == stamp and seen_state[r] == start:
             continue
@@ -324,15 +324,8 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
                     if bytes_below[i, w] & ~loops[s, w]:
                         whole = False
                         break
-            a = token_start[i]
-            b = subtree_tokens_end[i] if whole else token_end[i]
-            if a == run_end:
-                run_end = b
-            elif a != b:
-                for k in range(run_start, run_end):
-                    out[order[k]] = True
-                run_start = a
-                run_end = b
+            run_start, run_end = extend_run(order, out, run_start, run_end, token_start[i],
+                                            subtree_tokens_end[i] if whole else token_end[i])
             if whole:
                 i = subtree_end[i]
                 continue
@@ -343,13 +336,11 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
             if accepting[s] and ((child_bytes[i, 0] & follow[s, 0]) | (child_bytes[i, 1] & follow[s, 1])
                                  | (child_bytes[i, 2] & follow[s, 2]) | (child_bytes[i, 3] & follow[s, 3])) != 0:
                 if n_events == event_nodes.shape[0]:
-                    for k in range(run_start, run_end):
-                        out[order[k]] = True
+                    write_run(order, out, run_start, run_end)
                     return -1
                 event_nodes[n_events] = i
                 event_states[n_events] = s
                 n_events += 1
             i += 1
-    for k in range(run_start, run_end):
-        out[order[k]] = True
+    write_run(order, out, run_start, run_end)
     return n_events

@@ -67,8 +67,9 @@ class DFAMatcher(Matcher):
         self._masks: dict[int, np.ndarray] = {}
         classes, representatives = byte_classes(dfa.transitions)
         self._class_trie = self.trie.class_trie(classes)  # None where the partition saves nothing
-        self._class_table = np.ascontiguousarray(dfa.transitions[:, representatives])
-        if self._class_trie is None:
+        if self._class_trie is not None:
+            self._class_table = np.ascontiguousarray(dfa.transitions[:, representatives])
+        else:
             self._loops = self_loops(dfa.transitions)
             self._loopy = loop_flags(self._loops)
 
