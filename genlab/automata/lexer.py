@@ -27,7 +27,7 @@ from numba import njit
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.regex import compile_regex
 from genlab.errors import ConstraintError, StateLimitError, UnsupportedConstraintError
-from genlab.trie import BULK_DEPTH, extend_run, self_loops, write_run
+from genlab.trie import BULK_DEPTH, byte_classes, extend_run, write_run
 
 try:  # Python 3.11+
     from re import _constants as C
@@ -108,69 +108,101 @@ def _guard_row(cls: str, flags: str) -> np.ndarray:
 
 
 class Lexer:
-    """One product DFA shared by every terminal set of a grammar, built lazily and capped.
+    """One product DFA shared by every terminal set of a grammar, built lazily (in numba) and capped.
 
-    A state is the tuple of live (terminal, terminal state) pairs, interned once for the whole grammar, so
+    A state is the sorted list of live (terminal, terminal state) pairs, interned once for the whole grammar, so
     lexers for different allowed sets meet in the same states as soon as their surviving terminals agree (after
     a letter, "inside a name" is one state whatever keywords were allowed). Each allowed set and guard gets its
-    own start state, never re-entered, so "nothing read yet" stays recognisable. Rows are computed per byte
-    class (bytes every terminal treats alike), and only for states reachable from the starts asked for.
+    own start state, never re-entered (it is kept out of the intern table), so "nothing read yet" stays
+    recognisable. Rows are computed per byte class (bytes every terminal treats alike), and only for states
+    reachable from the starts asked for.
+
+    A pair is stored as one int, `offset[terminal] + state`, in `flat`, the terminals' class tables stacked; a
+    lexer state is a slice of `_members`, sorted, so equal pair sets are equal slices.
+
+    Byte-level tables, views over the states so far: `table` (next state per byte, -1: dead), `accepting`,
+    `follow` (per state, the 256-bit set of bytes the guards of its accepting terminals let come next),
+    `dead_end` (reads no further byte: a lexeme that must end) and `loops` (per non-accepting state, the bytes
+    that keep it in place: a trie subtree whose bytes all are in it is allowed whole, with no lexeme boundary).
     """
 
     def __init__(self, terminals: list[Terminal], max_states: int) -> None:
         self.terminals = terminals
         self.max_states = max_states
         tables = [t.dfa.transitions for t in terminals]
-        # byte classes: bytes whose column is the same in every terminal's table. Columns are compared by two
-        # random 64-bit projections of all the tables' rows (distinct columns collide with odds ~2^-128)
-        rng = np.random.default_rng(0x5EED)
-        keys = np.zeros((2, 256), np.uint64)
-        for tab in tables:
-            weights = rng.integers(1, 2**63, size=(2, tab.shape[0]), dtype=np.uint64)
-            keys += weights @ (tab.astype(np.int64) + 1).astype(np.uint64)
-        _, first, self.byte_class = np.unique(keys.T.copy().view([("a", np.uint64), ("b", np.uint64)]).ravel(),
-                                              return_index=True, return_inverse=True)
-        self.byte_class = self.byte_class.ravel()
-        self.class_rep = first  # one byte per class
-        self._class_tables = [np.ascontiguousarray(tab[:, first]) for tab in tables]
-        self._index: dict[tuple, int] = {}
-        self._keys: list[tuple] = []
-        self._rows: list[np.ndarray] = []  # per state: next state per byte class
-        self._single_rows: dict[int, np.ndarray] = {}  # terminal -> rows of its states alone (see `_single`)
-        self.accepts: list[tuple[int, ...]] = []  # terminal ids accepting in each state
+        self.byte_class, self.class_rep = byte_classes(np.vstack(tables) if tables else np.full((1, 256), -1,
+                                                                                               np.int32))
+        sizes = np.array([len(tab) for tab in tables], np.int64)
+        self._offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+        pair_term = np.repeat(np.arange(len(terminals), dtype=np.int32), sizes)
+        flat = np.full((int(sizes.sum()), len(self.class_rep)), -1, np.int32)
+        for t, tab in enumerate(tables):
+            cols = tab[:, self.class_rep]
+            flat[self._offset[t] : self._offset[t + 1]] = np.where(cols >= 0, cols + self._offset[t], -1)
+        self._flat = flat
+        self._pair_term = pair_term
+        self._pair_accepting = np.concatenate([t.dfa.accepting for t in terminals]) if terminals else \
+            np.zeros(0, np.bool_)
+        follow = np.zeros((len(terminals), 4), np.uint64)  # bytes each terminal's guard lets through after it
+        for t, term in enumerate(terminals):
+            follow[t] = np.packbits(~term.guard, bitorder="little").view(np.uint64)
+        self._term_follow = follow
+        self._starts: dict[tuple, int] = {}
+        self._is_start: set[int] = set()
+        self._accepts: dict[int, tuple[int, ...]] = {}
+        # growable buffers; the public tables are views of their first `n_states` rows
+        self._n = self._n_members = 0
+        self._members = np.empty(1024, np.int32)
+        self._lo = np.empty(64, np.int64)
+        self._hi = np.empty(64, np.int64)
+        self._rows = np.empty((64, len(self.class_rep)), np.int32)
+        self._slots = np.full(128, -1, np.int32)
+        self._scratch = np.empty(max(len(terminals), 1), np.int32)
         self._table_buf = np.zeros((0, 256), np.int32)
         self._accepting_buf = np.zeros(0, np.bool_)
+        self._follow_buf = np.zeros((0, 4), np.uint64)
         self._loops_buf = np.zeros((0, 4), np.uint64)
-        self._dead_end_buf = np.zeros(0, np.bool_)  # states that read no further byte (a lexeme that must end)
-        self.table, self.accepting, self._loops = self._table_buf, self._accepting_buf, self._loops_buf
-        self.dead_end = self._dead_end_buf
+        self._dead_end_buf = np.zeros(0, np.bool_)
+        self._views()
 
     @property
     def n_states(self) -> int:
-        return len(self._keys)
+        return self._n
 
-    def key(self, state: int) -> tuple:
+    def key(self, state: int) -> tuple[tuple[int, int], ...]:
         """The live (terminal, terminal state) pairs of `state`; () for a start state."""
-        key = self._keys[state]
-        return () if key and key[0] == "start" else key
+        if state in self._is_start:
+            return ()
+        pairs = self._members[self._lo[state] : self._hi[state]].tolist()
+        terms = self._pair_term
+        return tuple((int(terms[g]), g - int(self._offset[terms[g]])) for g in pairs)
+
+    def accepts(self, state: int) -> tuple[int, ...]:
+        """The terminals that accept in `state` (a lexeme of each may end there)."""
+        out = self._accepts.get(state)
+        if out is None:
+            pairs = self._members[self._lo[state] : self._hi[state]]
+            out = self._accepts[state] = tuple(self._pair_term[pairs[self._pair_accepting[pairs]]].tolist())
+        return out
 
     def start(self, ids: frozenset[int], guard: np.ndarray) -> int:
         """The start state for a lexeme of one of the terminals `ids`, whose first byte is not in `guard`."""
-        key = ("start", tuple(sorted(ids)), guard.tobytes())
-        s = self._index.get(key)
+        key = (tuple(sorted(ids)), guard.tobytes())
+        s = self._starts.get(key)
         if s is None:
-            pairs = tuple((t, self.terminals[t].dfa.start) for t in sorted(ids))
-            s = self._intern(key, ())
-            self._rows.append(self._expand(pairs))  # every state before s is expanded: row s lands at index s
-            self._grow(forbid=(s, guard))
-        return s
-
-    def _intern(self, key: tuple, accepts: tuple[int, ...]) -> int:
-        if len(self._keys) >= self.max_states:
-            self._too_many()
-        s = self._index[key] = len(self._keys)
-        self._keys.append(key)
-        self.accepts.append(accepts)
+            done = self._n
+            if done >= self.max_states:
+                self._too_many()
+            pairs = np.array([self._offset[t] + self.terminals[t].dfa.start for t in key[0]], np.int32)
+            self._reserve(1, len(pairs))
+            s = self._starts[key] = done
+            self._is_start.add(s)
+            self._members[self._n_members : self._n_members + len(pairs)] = pairs
+            self._lo[s], self._hi[s] = self._n_members, self._n_members + len(pairs)
+            self._n_members += len(pairs)
+            self._n += 1
+            self._expand(done)
+            self._finish(done, s, guard)
         return s
 
     def _too_many(self) -> None:
@@ -179,94 +211,168 @@ class Lexer:
             "the terminals"
         )
 
-    def _state(self, pairs: tuple) -> int:
-        s = self._index.get(pairs)
-        if s is None:
-            s = self._intern(pairs, tuple(t for t, q in pairs if self.terminals[t].dfa.accepting[q]))
-        return s
+    def _reserve(self, states: int, members: int) -> None:
+        """Grow the buffers to hold `states` more states and `members` more pairs (the intern table stays at
+        most half full)."""
+        n, m = self._n + states, self._n_members + members
+        if n > len(self._lo):
+            cap = max(2 * len(self._lo), n)
+            self._lo = np.concatenate([self._lo, np.empty(cap - len(self._lo), np.int64)])
+            self._hi = np.concatenate([self._hi, np.empty(cap - len(self._hi), np.int64)])
+            self._rows = np.concatenate([self._rows, np.empty((cap - len(self._rows), self._rows.shape[1]),
+                                                              np.int32)])
+        if m > len(self._members):
+            self._members = np.concatenate([self._members, np.empty(max(len(self._members), m), np.int32)])
+        if 2 * n > len(self._slots):
+            self._slots = np.full(1 << (4 * n - 1).bit_length(), -1, np.int32)
+            starts = np.zeros(self._n, np.bool_)
+            starts[list(self._is_start)] = True
+            _rehash(self._members, self._lo, self._hi, self._n, starts, self._slots)
 
-    def _expand(self, pairs: tuple) -> np.ndarray:
-        """Next state per byte class from the live pairs `pairs` (-1: every terminal dies)."""
-        if not pairs:
-            return np.full(len(self.class_rep), -1, np.int32)
-        if len(pairs) == 1:  # the common case: one terminal left
-            t, q = pairs[0]
-            return self._single(t)[q]
-        terms = [t for t, _ in pairs]
-        columns = zip(*[self._class_tables[t][q].tolist() for t, q in pairs])  # one tuple per byte class
-        found: dict[tuple, int] = {}
-        out = []
-        for col in columns:
-            nxt = found.get(col)
-            if nxt is None:
-                live = tuple((t, q) for t, q in zip(terms, col) if q >= 0)
-                nxt = found[col] = self._state(live) if live else -1
-            out.append(nxt)
-        return np.array(out, np.int32)
-
-    def _single(self, t: int) -> np.ndarray:
-        """Rows (per terminal state, next lexer state per byte class) of the states where terminal `t` alone is
-        live: made for all of its states at once, the first time it is the only one left (inside a long string
-        or number, a state at a time would cost a Python step per byte of the lexeme)."""
-        rows = self._single_rows.get(t)
-        if rows is None:
-            dfa = self.terminals[t].dfa
-            if len(self._keys) + dfa.n_states > self.max_states:
+    def _expand(self, first: int) -> None:
+        """Compute the rows of every state from `first` on, adding the states they reach."""
+        s = first
+        while True:
+            s, n, m, code = _expand_product(self._flat, s, self._n, self.max_states, self._members, self._lo,
+                                            self._hi, self._n_members, self._rows, self._slots, self._scratch)
+            self._n, self._n_members = n, m
+            if code == 0:
+                return
+            if code == 2:
                 self._too_many()
-            ids = np.empty(dfa.n_states, np.int32)
-            index, keys, accepts = self._index, self._keys, self.accepts
-            for q, accepting in enumerate(dfa.accepting.tolist()):
-                key = ((t, q),)
-                s = index.get(key)
-                if s is None:
-                    s = index[key] = len(keys)
-                    keys.append(key)
-                    accepts.append((t,) if accepting else ())
-                ids[q] = s
-            moves = self._class_tables[t]
-            rows = self._single_rows[t] = np.where(moves >= 0, ids[np.maximum(moves, 0)], -1).astype(np.int32)
-        return rows
+            self._reserve(max(64, self._n), max(1024, len(self._scratch) * 16))
 
-    def _grow(self, forbid: tuple[int, np.ndarray]) -> None:
-        """Expand every state found but not yet expanded, then extend the byte-level tables."""
-        done = len(self.table)
-        rows, keys, single = self._rows, self._keys, self._single_rows
-        while len(rows) < len(keys):
-            key = keys[len(rows)]
-            if len(key) == 1 and key[0][0] in single:
-                rows.append(single[key[0][0]][key[0][1]])
-            else:
-                rows.append(self._expand(key))
-        new = np.stack(self._rows[done:])[:, self.byte_class].astype(np.int32)
-        start, guard = forbid
-        if guard.any():
-            new[start - done, guard] = -1
-        n = len(self._keys)
+    def _finish(self, done: int, start: int, guard: np.ndarray) -> None:
+        """Byte-level tables for the states from `done` on (the start's row leaves out the guarded bytes)."""
+        n = self._n
         if n > len(self._table_buf):  # grow by doubling: tables are views of buffers, so a growth copies rarely
             cap = max(2 * len(self._table_buf), n, 64)
-            self._table_buf = np.concatenate([self._table_buf, np.full((cap - len(self._table_buf), 256), -1,
-                                                                       np.int32)])
-            self._accepting_buf = np.concatenate([self._accepting_buf,
-                                                  np.zeros(cap - len(self._accepting_buf), np.bool_)])
-            self._loops_buf = np.concatenate([self._loops_buf, np.zeros((cap - len(self._loops_buf), 4), np.uint64)])
-            self._dead_end_buf = np.concatenate([self._dead_end_buf,
-                                                 np.zeros(cap - len(self._dead_end_buf), np.bool_)])
-        self._table_buf[done:n] = new
-        self._accepting_buf[done:n] = [bool(a) for a in self.accepts[done:]]
-        self._dead_end_buf[done:n] = (new < 0).all(axis=1)
-        loops = self_loops(new - done)  # self_loops compares against row numbers from 0
-        loops[self._accepting_buf[done:n]] = 0
-        self._loops_buf[done:n] = loops
+            grow = cap - len(self._table_buf)
+            self._table_buf = np.concatenate([self._table_buf, np.full((grow, 256), -1, np.int32)])
+            self._accepting_buf = np.concatenate([self._accepting_buf, np.zeros(grow, np.bool_)])
+            self._follow_buf = np.concatenate([self._follow_buf, np.zeros((grow, 4), np.uint64)])
+            self._loops_buf = np.concatenate([self._loops_buf, np.zeros((grow, 4), np.uint64)])
+            self._dead_end_buf = np.concatenate([self._dead_end_buf, np.zeros(grow, np.bool_)])
+        _byte_rows(self._rows, self.byte_class, done, n, start, guard, self._members, self._lo, self._hi,
+                   self._pair_accepting, self._pair_term, self._term_follow, self._table_buf, self._accepting_buf,
+                   self._follow_buf, self._dead_end_buf, self._loops_buf)
+        self._views()
+
+    def _views(self) -> None:
+        n = self._n
         self.table = self._table_buf[:n]
         self.accepting = self._accepting_buf[:n]
-        self.dead_end = self._dead_end_buf[:n]
-        self._loops = self._loops_buf[:n]
+        self.follow = self._follow_buf[:n]
+        self.dead_end = self._dead_end_buf[:n]  # states that read no further byte (a lexeme that must end)
+        self.loops = self._loops_buf[:n]
 
-    @property
-    def loops(self) -> np.ndarray:
-        """[n_states, 4] uint64: per non-accepting state, the 256-bit set of bytes that keep it in place (a
-        subtree whose bytes are all in it is allowed whole and holds no lexeme boundary)."""
-        return self._loops
+
+@njit(cache=True)
+def _members_hash(members, lo, hi):
+    h = np.uint64(14695981039346656037)
+    for i in range(lo, hi):
+        h = (h ^ np.uint64(members[i] + 1)) * np.uint64(1099511628211)
+    return h ^ (h >> np.uint64(29))
+
+
+@njit(cache=True)
+def _rehash(members, lo, hi, n, is_start, slots):
+    """Put every interned state (all but the starts) into the empty open-addressing table `slots`."""
+    mask = slots.shape[0] - 1
+    for s in range(n):
+        if is_start[s]:
+            continue
+        j = _members_hash(members, lo[s], hi[s]) & np.uint64(mask)
+        while slots[j] >= 0:
+            j = (j + np.uint64(1)) & np.uint64(mask)
+        slots[j] = s
+
+
+@njit(cache=True)
+def _expand_product(flat, s, n, max_states, members, lo, hi, n_members, rows, slots, scratch):
+    """Fill `rows` (next state per byte class) for states `s`, `s`+1, ... until every state found is expanded,
+    interning the pair lists reached. Returns (first state not expanded, states, pairs stored, code): code 0 when
+    done, 1 when a buffer is full (grow and call again from that state), 2 when `max_states` would be passed."""
+    n_classes = flat.shape[1]
+    mask = np.uint64(slots.shape[0] - 1)
+    while s < n:
+        a, b = lo[s], hi[s]
+        for c in range(n_classes):
+            k = 0
+            for i in range(a, b):
+                g = flat[members[i], c]
+                if g >= 0:
+                    scratch[k] = g
+                    k += 1
+            if k == 0:
+                rows[s, c] = -1
+                continue
+            h = np.uint64(14695981039346656037)
+            for i in range(k):
+                h = (h ^ np.uint64(scratch[i] + 1)) * np.uint64(1099511628211)
+            j = (h ^ (h >> np.uint64(29))) & mask
+            found = -1
+            while slots[j] >= 0:
+                t = slots[j]
+                if hi[t] - lo[t] == k:
+                    same = True
+                    for i in range(k):
+                        if members[lo[t] + i] != scratch[i]:
+                            same = False
+                            break
+                    if same:
+                        found = t
+                        break
+                j = (j + np.uint64(1)) & mask
+            if found < 0:
+                if n >= max_states:
+                    return s, n, n_members, 2
+                if n >= lo.shape[0] or n_members + k > members.shape[0] or 2 * (n + 1) > slots.shape[0]:
+                    return s, n, n_members, 1
+                for i in range(k):
+                    members[n_members + i] = scratch[i]
+                lo[n] = n_members
+                hi[n] = n_members + k
+                n_members += k
+                slots[j] = n
+                found = n
+                n += 1
+            rows[s, c] = found
+        s += 1
+    return s, n, n_members, 0
+
+
+@njit(cache=True)
+def _byte_rows(rows, byte_class, first, n, start, guard, members, lo, hi, pair_accepting, pair_term, term_follow,
+               table, accepting, follow, dead_end, loops):
+    """The byte-level tables of states `first` to `n` from their rows per byte class and their pairs: next state
+    per byte (the start's guarded bytes dead), whether some terminal accepts, the bytes the accepting terminals'
+    guards let through next, whether no byte is read, and (non-accepting states) the bytes that stay in place."""
+    for s in range(first, n):
+        acc = False
+        f = np.zeros(4, np.uint64)
+        for i in range(lo[s], hi[s]):
+            g = members[i]
+            if pair_accepting[g]:
+                acc = True
+                for w in range(4):
+                    f[w] |= term_follow[pair_term[g], w]
+        accepting[s] = acc
+        any_move = False
+        stay = np.zeros(4, np.uint64)
+        for b in range(256):
+            nxt = rows[s, byte_class[b]]
+            if s == start and guard[b]:
+                nxt = -1
+            table[s, b] = nxt
+            if nxt >= 0:
+                any_move = True
+            if nxt == s and not acc:
+                stay[b >> 6] |= np.uint64(1) << np.uint64(b & 63)
+        dead_end[s] = not any_move
+        for w in range(4):
+            follow[s, w] = f[w]
+            loops[s, w] = stay[w]
 
 
 @njit(cache=True)
@@ -287,60 +393,67 @@ def run_lexeme(table, accepting, data, pos, end, state):
 
 @njit(cache=True)
 def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_below, child_bytes,
-               subtree_tokens_end, table, accepting, loops, follow, start, roots, states, out, event_nodes,
-               event_states, seen_stamp, seen_state, stamp):
-    """Walk the trie below each node in `roots` from lexer state `start`: mark in `out` every token whose bytes
-    the lexer reads, and list the nodes where it accepts (a lexeme may end there) and that have a child byte
-    allowed after the lexeme (`follow`, per state), with their states.
+               subtree_tokens_end, table, accepting, loops, follow, starts, stamps, roots, bounds, states, out,
+               event_nodes, event_states, event_groups, seen_stamp, seen_state):
+    """Walk the trie below trie nodes, in groups: group g walks below each of `roots[bounds[g]:bounds[g+1]]` from
+    lexer state `starts[g]`. Mark in `out` every token whose bytes the lexer reads, and list the nodes where it
+    accepts (a lexeme may end there) and that have a child byte allowed after the lexeme (`follow`, per state),
+    with their states and groups, in group order.
 
-    `states` is scratch (int64, max depth + 1); `event_nodes`/`event_states` (int32) receive the boundaries;
-    returns how many there are, or -1 when they do not fit (call again with larger buffers). `seen_stamp` and
-    `seen_state` (one per node) remember the last (node, state) explored under `stamp`: a subtree already
-    explored from the same node in the same state is skipped (roots nested in roots would otherwise re-walk
-    it), so callers use one stamp per lexer context and a fresh one when the context changes. A subtree whose
-    bytes all keep a non-accepting state in place (`loops`) is marked whole without a visit.
+    `states` is scratch (int64, max depth + 1); `event_nodes`/`event_states`/`event_groups` (int32) receive the
+    boundaries; returns how many there are, or -1 when they do not fit (call again with larger buffers).
+    `seen_stamp` and `seen_state` (one per node) remember the last (node, state) explored under a stamp: a
+    subtree already explored from the same node in the same state under the group's stamp `stamps[g]` is
+    skipped (roots nested in roots would otherwise re-walk it), so callers give each lexer context its own stamp
+    and a fresh one when the context changes. A subtree whose bytes all keep a non-accepting state in place
+    (`loops`) is marked whole without a visit.
     """
     n_events = 0
     run_start = 0
     run_end = 0  # allowed tokens order[run_start:run_end] not yet written to `out` (trie.extend_run)
-    for r in roots:
-        if seen_stamp[r] == stamp and seen_state[r] == start:
-            continue
-        seen_stamp[r] = stamp
-        seen_state[r] = start
-        states[depth[r]] = start
-        i = r + 1
-        stop = subtree_end[r]
-        while i < stop:
-            d = depth[i]
-            s = table[states[d - 1], byte[i]]
-            if s < 0 or (seen_stamp[i] == stamp and seen_state[i] == s):
-                i = subtree_end[i]
+    for g in range(starts.shape[0]):
+        start = starts[g]
+        stamp = stamps[g]
+        for k in range(bounds[g], bounds[g + 1]):
+            r = roots[k]
+            if seen_stamp[r] == stamp and seen_state[r] == start:
                 continue
-            whole = False
-            if d <= BULK_DEPTH and not accepting[s] and (loops[s, 0] | loops[s, 1] | loops[s, 2] | loops[s, 3]) != 0:
-                whole = True
-                for w in range(4):
-                    if bytes_below[i, w] & ~loops[s, w]:
-                        whole = False
-                        break
-            run_start, run_end = extend_run(order, out, run_start, run_end, token_start[i],
-                                            subtree_tokens_end[i] if whole else token_end[i])
-            if whole:
-                i = subtree_end[i]
-                continue
-            seen_stamp[i] = stamp
-            seen_state[i] = s
-            states[d] = s
-            # a boundary matters only below a node with a child byte that may follow the lexeme (`follow[s]`)
-            if accepting[s] and ((child_bytes[i, 0] & follow[s, 0]) | (child_bytes[i, 1] & follow[s, 1])
-                                 | (child_bytes[i, 2] & follow[s, 2]) | (child_bytes[i, 3] & follow[s, 3])) != 0:
-                if n_events == event_nodes.shape[0]:
-                    write_run(order, out, run_start, run_end)
-                    return -1
-                event_nodes[n_events] = i
-                event_states[n_events] = s
-                n_events += 1
-            i += 1
+            seen_stamp[r] = stamp
+            seen_state[r] = start
+            states[depth[r]] = start
+            i = r + 1
+            stop = subtree_end[r]
+            while i < stop:
+                d = depth[i]
+                s = table[states[d - 1], byte[i]]
+                if s < 0 or (seen_stamp[i] == stamp and seen_state[i] == s):
+                    i = subtree_end[i]
+                    continue
+                whole = False
+                if d <= BULK_DEPTH and (loops[s, 0] | loops[s, 1] | loops[s, 2] | loops[s, 3]) != 0:
+                    whole = True  # loops are empty in accepting states
+                    for w in range(4):
+                        if bytes_below[i, w] & ~loops[s, w]:
+                            whole = False
+                            break
+                run_start, run_end = extend_run(order, out, run_start, run_end, token_start[i],
+                                                subtree_tokens_end[i] if whole else token_end[i])
+                if whole:
+                    i = subtree_end[i]
+                    continue
+                seen_stamp[i] = stamp
+                seen_state[i] = s
+                states[d] = s
+                # a boundary matters only below a node with a child byte that may follow the lexeme (`follow[s]`)
+                if accepting[s] and ((child_bytes[i, 0] & follow[s, 0]) | (child_bytes[i, 1] & follow[s, 1])
+                                     | (child_bytes[i, 2] & follow[s, 2]) | (child_bytes[i, 3] & follow[s, 3])) != 0:
+                    if n_events == event_nodes.shape[0]:
+                        write_run(order, out, run_start, run_end)
+                        return -1
+                    event_nodes[n_events] = i
+                    event_states[n_events] = s
+                    event_groups[n_events] = g
+                    n_events += 1
+                i += 1
     write_run(order, out, run_start, run_end)
     return n_events

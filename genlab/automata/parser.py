@@ -41,9 +41,6 @@ class GrammarParser:
         self.guards: list[np.ndarray] = []
         self._guard_id(np.zeros(256, np.bool_))  # guard 0: none
         self.term_guard = [self._guard_id(t.guard) for t in terminals]
-        # per terminal, the bytes that may follow it as a 256-bit set (~guard), for filtering trie nodes
-        self.term_follow_bits = [np.packbits(~t.guard, bitorder="little").view(np.uint64) for t in terminals]
-        self._follow_bits = np.zeros((0, 4), np.uint64)
         self.lexer = Lexer(terminals, max_lexer_states)
         self._configs: dict[tuple[int, int], int] = {}
         self._starts: dict[tuple[int, int], int] = {}  # (expected-set id, guard) -> lexer start state
@@ -100,21 +97,9 @@ class GrammarParser:
     def boundaries(self, config: int, state: int) -> tuple[int, ...]:
         """The configurations a lexeme ending in lexer state `state` of `config` can lead to."""
         out: list[int] = []
-        for t in self.lexer.accepts[state]:
+        for t in self.lexer.accepts(state):
             out.extend(self.after(config, t))
         return tuple(out)
-
-    def follow_bits(self) -> np.ndarray:
-        """[lexer states, 4] uint64: per state, the bytes that may come right after a lexeme ending there (the
-        union over its accepting terminals of the bytes their guards let through; 0 where nothing accepts)."""
-        have, n = len(self._follow_bits), self.lexer.n_states
-        if have < n:
-            new = np.zeros((n - have, 4), np.uint64)
-            for i, accepts in enumerate(self.lexer.accepts[have:n]):
-                for t in accepts:
-                    new[i] |= self.term_follow_bits[t]
-            self._follow_bits = np.concatenate([self._follow_bits, new])
-        return self._follow_bits
 
     def subsumed(self, state: int) -> bool:
         """Whether a thread in lexer state `state` is covered by the thread its lexeme end spawns."""

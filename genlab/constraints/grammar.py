@@ -15,6 +15,7 @@ next configuration, grouped so each next configuration costs one kernel call.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,7 @@ class GrammarMatcher(Matcher):
         self._offsets = vocab.offsets.tolist()
         self._scratch = np.empty(self.trie.max_depth + 1, np.int64)
         n = max(self.trie.n_nodes, 1)
-        self._events = (np.empty(n, np.int32), np.empty(n, np.int32))
+        self._events = (np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.int32))
         self._seen = (np.zeros(n, np.int64), np.zeros(n, np.int32))
         self._stamp = 0
         self._max_masks = max(16, self.MASK_CACHE_BYTES // max(vocab.size, 1))
@@ -268,7 +269,7 @@ class GrammarMatcher(Matcher):
             mask = base
         else:
             mask = base.copy()
-            self._continue(config, nodes, states, mask, {})
+            self._continue(config, nodes, states, mask)
             mask[self._eos_ids] = final
             mask.flags.writeable = False
         self._masks[thread] = mask
@@ -283,7 +284,8 @@ class GrammarMatcher(Matcher):
             self._walks.move_to_end(q)
             return hit
         out = np.zeros(self.vocab.size, np.bool_)
-        nodes, states, _ = self._walk(self.parser.lexer, q, np.zeros(1, np.int32), out, self._new_stamp())
+        nodes, states, _ = self._walk(np.array([q], np.int32), np.array([self._new_stamp()], np.int64),
+                                      np.zeros(1, np.int32), np.array([0, 1], np.int64), out)
         out.flags.writeable = False  # masks share it (see `_thread_mask`)
         hit = self._walks[q] = (out, nodes, states)
         if len(self._walks) > self._max_masks:
@@ -294,42 +296,60 @@ class GrammarMatcher(Matcher):
         self._stamp += 1
         return self._stamp
 
-    def _walk(self, lexer, q: int, roots: np.ndarray, out: np.ndarray, stamp: int) -> tuple:
-        """(boundary nodes, their lexer states, the stamp the walk finished under)."""
-        t = self.trie
+    def _walk(self, starts: np.ndarray, stamps: np.ndarray, roots: np.ndarray, bounds: np.ndarray,
+              out: np.ndarray) -> tuple:
+        """One `walk_lexer` call over groups of roots: (boundary nodes, their lexer states, their groups). On a
+        retry with larger buffers the groups get fresh stamps (written back into `stamps`)."""
+        t, lexer = self.trie, self.parser.lexer
         while True:
-            ev_nodes, ev_states = self._events
+            ev_nodes, ev_states, ev_groups = self._events
             n = walk_lexer(t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, t.bytes_below,
                            t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.accepting, lexer.loops,
-                           self.parser.follow_bits(), q, roots, self._scratch, out, ev_nodes, ev_states,
-                           *self._seen, stamp)
+                           lexer.follow, starts, stamps, roots, bounds, self._scratch, out, ev_nodes, ev_states,
+                           ev_groups, *self._seen)
             if n >= 0:
-                return ev_nodes[:n].copy(), ev_states[:n].copy(), stamp
+                return ev_nodes[:n].copy(), ev_states[:n].copy(), ev_groups[:n].copy()
             # a retry re-walks from scratch: what the stopped walk marked as seen must not prune it
-            stamp = self._new_stamp()
-            self._events = (np.empty(2 * len(ev_nodes), np.int32), np.empty(2 * len(ev_nodes), np.int32))
+            for g in range(len(stamps)):
+                stamps[g] = self._new_stamp()
+            size = 2 * len(ev_nodes)
+            self._events = (np.empty(size, np.int32), np.empty(size, np.int32), np.empty(size, np.int32))
 
-    def _continue(self, config: int, nodes: np.ndarray, states: np.ndarray, out: np.ndarray,
-                  stamps: dict[int, int]) -> None:
-        """Go on below each node where a lexeme of `config` can end, in the configurations it leads to."""
-        if len(nodes) == 0:
-            return
+    def _continue(self, config: int, nodes: np.ndarray, states: np.ndarray, out: np.ndarray) -> None:
+        """Go on below each node where a lexeme of `config` can end, in the configurations it leads to, a level
+        at a time: every configuration reached at one level walks in the same kernel call. Event nodes lie
+        strictly below their roots, so the levels end within the trie's depth."""
         parser = self.parser
-        # boundaries are few (hundreds at most) since walks report only those something can follow: grouping
-        # them in Python beats numpy's per-call costs
-        by_state: dict[int, list[int]] = {}
-        for node, state in zip(nodes.tolist(), states.tolist()):
-            by_state.setdefault(state, []).append(node)
-        groups: dict[int, list[int]] = {}
-        for state, members in by_state.items():
-            for nxt in parser.boundaries(config, state):
-                groups.setdefault(nxt, []).extend(members)
-        lexer = parser.lexer
-        for nxt, members in groups.items():
+        stamps: dict[int, int] = {}  # configuration -> its stamp for this mask (see `walk_lexer`)
+        frontier = [(config, nodes, states)]
+        while frontier:
+            # boundaries are few (hundreds at most) since walks report only those something can follow: grouping
+            # them in Python beats numpy's per-call costs
+            groups: dict[int, list[int]] = {}
+            for config, nodes, states in frontier:
+                by_state: dict[int, list[int]] = {}
+                for node, state in zip(nodes.tolist(), states.tolist()):
+                    by_state.setdefault(state, []).append(node)
+                for state, members in by_state.items():
+                    for nxt in parser.boundaries(config, state):
+                        groups.setdefault(nxt, []).extend(members)
+            if not groups:
+                return
+            configs = list(groups)
+            for c in configs:
+                if c not in stamps:
+                    stamps[c] = self._new_stamp()
             # repeated roots cost nothing: the walk skips a root already walked from the same start (`seen`)
-            roots = np.array(members, np.int32)
-            if nxt not in stamps:
-                stamps[nxt] = self._new_stamp()
-            sub_nodes, sub_states, stamps[nxt] = self._walk(lexer, parser.config_start[nxt], roots, out,
-                                                            stamps[nxt])
-            self._continue(nxt, sub_nodes, sub_states, out, stamps)
+            roots = np.fromiter(itertools.chain.from_iterable(groups.values()), np.int32)
+            bounds = np.zeros(len(configs) + 1, np.int64)
+            np.cumsum([len(m) for m in groups.values()], out=bounds[1:])
+            group_stamps = np.array([stamps[c] for c in configs], np.int64)
+            ev_nodes, ev_states, ev_groups = self._walk(
+                np.array([parser.config_start[c] for c in configs], np.int32), group_stamps, roots, bounds, out)
+            stamps.update(zip(configs, group_stamps.tolist()))
+            frontier = []
+            if len(ev_nodes):
+                cuts = np.searchsorted(ev_groups, np.arange(len(configs) + 1))
+                for g, c in enumerate(configs):
+                    if cuts[g] < cuts[g + 1]:
+                        frontier.append((c, ev_nodes[cuts[g]:cuts[g + 1]], ev_states[cuts[g]:cuts[g + 1]]))
