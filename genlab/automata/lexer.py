@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from genlab.automata.charclass import char_set
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.regex import compile_regex
 from genlab.errors import ConstraintError, StateLimitError, UnsupportedConstraintError
@@ -54,19 +55,49 @@ class Terminal:
 def compile_terminal(name: str, pattern: str, flags: str = "", *, literal: bool = False,
                      max_states: int = 10_000) -> Terminal:
     """Compile a terminal written as a Lark literal (`literal=True`) or regex, with Lark's flags (`i`, `s`, ...)."""
-    body, guard_text = (re.escape(pattern), None) if literal else _split_guard(pattern)
-    wrapped = f"(?{flags}:{body})" if flags else body
     where = f"terminal {name}"
-    try:
-        dfa = compile_regex(wrapped, max_states=max_states)
-    except ConstraintError as e:
-        raise type(e)(f"{where}: {e}") from e
+    if literal and pattern and set(flags) <= set("imsux"):  # keywords: a chain, without the regex machinery
+        dfa, guard_text = _literal_dfa(pattern, "i" in flags), None
+    else:
+        body, guard_text = (re.escape(pattern), None) if literal else _split_guard(pattern)
+        wrapped = f"(?{flags}:{body})" if flags else body
+        try:
+            dfa = compile_regex(wrapped, max_states=max_states)
+        except ConstraintError as e:
+            raise type(e)(f"{where}: {e}") from e
     if dfa.accepting[dfa.start]:
         raise ConstraintError(f"{where} ({pattern!r}) matches the empty string; terminals must consume text")
     guard = np.zeros(256, np.bool_)
     if guard_text is not None:
         guard = _guard_bytes(where, guard_text, flags)
     return Terminal(name, dfa, guard)
+
+
+def _literal_dfa(text: str, ignore_case: bool) -> ByteDFA:
+    """The DFA of the literal `text` as `re` matches it (with `ignore_case`, each character also matches its
+    case variants under Unicode simple folding, e.g. "s" matches U+017F): a chain of positions, each a small trie
+    of its characters' UTF-8 encodings merging into the next position."""
+    flags = C.SRE_FLAG_UNICODE | (C.SRE_FLAG_IGNORECASE if ignore_case else 0)
+    rows = [np.full(256, -1, np.int32)]
+    at = 0
+    for ch in text:
+        after = len(rows)
+        rows.append(np.full(256, -1, np.int32))
+        variants = char_set(C.LITERAL, ord(ch), flags) if ignore_case else ((ord(ch), ord(ch)),)
+        for lo, hi in variants:
+            for code in range(lo, hi + 1):
+                enc = chr(code).encode("utf-8")
+                state = at
+                for b in enc[:-1]:  # UTF-8 is prefix-free: only a last byte leads to `after`
+                    if rows[state][b] < 0:
+                        rows[state][b] = len(rows)
+                        rows.append(np.full(256, -1, np.int32))
+                    state = rows[state][b]
+                rows[state][enc[-1]] = after
+        at = after
+    accepting = np.zeros(len(rows), np.bool_)
+    accepting[at] = True
+    return ByteDFA(np.stack(rows), accepting, 0)
 
 
 def _split_guard(pattern: str) -> tuple[str, str | None]:

@@ -1,0 +1,102 @@
+"""The grammar lexer's product DFA against each terminal's own DFA run alone, and literal terminals against the
+regex pipeline and `re.fullmatch`."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from genlab.automata.combine import difference
+from genlab.automata.lexer import Lexer, compile_terminal
+from genlab.automata.regex import compile_regex
+from genlab.errors import StateLimitError
+
+# overlapping terminals: keywords that are prefixes of names, a DFA that re-enters its start state (`a(ba)*`
+# after "ab"), a quoted string, whitespace, a literal that is a prefix of another
+POOL = [
+    compile_terminal("IF", "if", literal=True),
+    compile_terminal("IN", "in", literal=True),
+    compile_terminal("INT", "int", flags="i", literal=True),
+    compile_terminal("NAME", r"[a-z_][a-z0-9_]*(?![a-z0-9_])"),
+    compile_terminal("NUM", r"[0-9]+(\.[0-9]+)?"),
+    compile_terminal("ABA", r"(ab)*a"),
+    compile_terminal("STR", r'"[^"]*"'),
+    compile_terminal("WS", r"[ \t]+"),
+    compile_terminal("DOT", ".", literal=True),
+]
+ALPHABET = 'ifntINTab0_1. "\t\xc3\xa9'.encode("latin-1")
+
+
+def run_alone(terminal, data: bytes) -> int:
+    """The terminal's DFA state after `data` (-1: dead)."""
+    return terminal.dfa.run(data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sets(st.integers(0, len(POOL) - 1), min_size=1), st.lists(st.sampled_from(list(ALPHABET)), max_size=8),
+       st.sets(st.sampled_from(list(b"ia _\"")), max_size=2))
+def test_product_state_is_every_terminal_run_alone(ids, text, guard_bytes):
+    lexer = Lexer(POOL, max_states=10_000)
+    guard = np.zeros(256, np.bool_)
+    guard[list(guard_bytes)] = True
+    start = lexer.start(frozenset(ids), guard)
+    assert lexer.start(frozenset(ids), guard) == start  # one start per (set, guard)
+    data = bytes(text)
+    state = start
+    for i, b in enumerate(data):
+        state = int(lexer.table[state, b])
+        alive = [(t, run_alone(POOL[t], data[: i + 1])) for t in sorted(ids)]
+        alive = [(t, q) for t, q in alive if q >= 0]
+        if data[0] in guard_bytes:
+            alive = []
+        if not alive:
+            assert state == -1
+            return
+        assert state >= 0 and state != start
+        assert lexer.key(state) == tuple(alive)
+        accepting = tuple(t for t, q in alive if POOL[t].dfa.accepting[q])
+        assert lexer.accepts(state) == accepting
+        assert bool(lexer.accepting[state]) == bool(accepting)
+        follow = np.zeros(256, np.bool_)
+        for t in accepting:
+            follow |= ~POOL[t].guard
+        assert (np.unpackbits(lexer.follow[state].view(np.uint8), bitorder="little").astype(bool) == follow).all()
+        assert bool(lexer.dead_end[state]) == bool((lexer.table[state] < 0).all())
+        stay = np.unpackbits(lexer.loops[state].view(np.uint8), bitorder="little").astype(bool)
+        assert (stay == ((lexer.table[state] == state) & (not accepting))).all()
+
+
+def test_lexers_for_different_sets_share_states():
+    lexer = Lexer(POOL, max_states=10_000)
+    none = np.zeros(256, np.bool_)
+    a = lexer.start(frozenset({0, 3}), none)  # IF, NAME
+    b = lexer.start(frozenset({1, 3, 4}), none)  # IN, NAME, NUM
+    assert a != b
+    # after "x" only NAME is live in both: one state
+    assert lexer.table[a, ord("x")] == lexer.table[b, ord("x")] >= 0
+    # after "i" the keywords still differ
+    assert lexer.table[a, ord("i")] != lexer.table[b, ord("i")]
+
+
+def test_state_limit_raises_a_clear_error():
+    terminals = [compile_terminal(f"K{i}", f"k{i:03d}x", literal=True) for i in range(40)]
+    lexer = Lexer(terminals, max_states=50)
+    with pytest.raises(StateLimitError, match="lexer needs more than 50 states"):
+        lexer.start(frozenset(range(40)), np.zeros(256, np.bool_))
+
+
+@pytest.mark.parametrize("text", ["SELECT", "k", "Straße", "İstanbul", "ǅ", "µ", "ﬀ", "ΣΑΣ", "a-b", "→x", "ſ"])
+@pytest.mark.parametrize("flags", ["", "i"])
+def test_literal_terminals_match_the_regex_pipeline(text, flags):
+    terminal = compile_terminal("T", text, flags=flags, literal=True)
+    wrapped = f"(?{flags}:{re.escape(text)})" if flags else re.escape(text)
+    reference = compile_regex(wrapped)
+    assert difference(terminal.dfa, reference) is None and difference(reference, terminal.dfa) is None
+    # and `re` itself on the case variants of each character
+    variants = {text, text.upper(), text.lower(), text.swapcase(), text.replace("s", "ſ"), text.replace("k", "K")}
+    for s in variants:
+        assert terminal.dfa.accepts(s.encode()) == bool(re.fullmatch(wrapped, s)), s
