@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,27 +152,34 @@ class Lexer:
     A pair is stored as one int, `offset[terminal] + state`, in `flat`, the terminals' class tables stacked; a
     lexer state is a slice of `_members`, sorted, so equal pair sets are equal slices.
 
-    Byte-level tables, views over the states so far: `table` (next state per byte, -1: dead), `accepting`,
-    `follow` (per state, the 256-bit set of bytes the guards of its accepting terminals let come next),
-    `dead_end` (reads no further byte: a lexeme that must end) and `loops` (per non-accepting state, the bytes
-    that keep it in place: a trie subtree whose bytes all are in it is allowed whole, with no lexeme boundary).
+    Tables, views over the states so far: `table` (next state per byte class, -1: dead; a byte `b` reads
+    `table[state, byte_class[b]]`, which keeps a state's row to a few hundred bytes), `accepting`, `follow` (per
+    state, the 256-bit set of bytes the guards of its accepting terminals let come next), `dead_end` (reads no
+    further byte: a lexeme that must end) and `loops` (per non-accepting state, the bytes that keep it in place:
+    a trie subtree whose bytes all are in it is allowed whole, with no lexeme boundary). Byte classes also
+    respect every guard, so a start state's row leaves out whole classes.
     """
+
+    INITIAL_STATES = 1 << 14  # state capacity before the first growth
 
     def __init__(self, terminals: list[Terminal], max_states: int) -> None:
         self.terminals = terminals
         self.max_states = max_states
+        # byte classes: the common refinement of each terminal's own partition and of each guard
+        parts = [_partition(t.dfa) for t in terminals] + [t.guard.astype(np.int32) for t in terminals
+                                                          if t.guard.any()]
+        self.byte_class, self.class_rep = byte_classes(np.stack(parts) if parts else np.zeros((1, 256), np.int32))
+        # per class, its bytes as a 256-bit set
+        self._class_bits = np.packbits(self.byte_class[None, :] == np.arange(len(self.class_rep))[:, None], axis=1,
+                                       bitorder="little").view(np.uint64)
         tables = [t.dfa.transitions for t in terminals]
-        self.byte_class, self.class_rep = byte_classes(np.vstack(tables) if tables else np.full((1, 256), -1,
-                                                                                               np.int32))
         sizes = np.array([len(tab) for tab in tables], np.int64)
         self._offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
-        pair_term = np.repeat(np.arange(len(terminals), dtype=np.int32), sizes)
-        flat = np.full((int(sizes.sum()), len(self.class_rep)), -1, np.int32)
+        self._flat = np.full((int(sizes.sum()), len(self.class_rep)), -1, np.int32)
         for t, tab in enumerate(tables):
             cols = tab[:, self.class_rep]
-            flat[self._offset[t] : self._offset[t + 1]] = np.where(cols >= 0, cols + self._offset[t], -1)
-        self._flat = flat
-        self._pair_term = pair_term
+            self._flat[self._offset[t] : self._offset[t + 1]] = np.where(cols >= 0, cols + self._offset[t], -1)
+        self._pair_term = np.repeat(np.arange(len(terminals), dtype=np.int32), sizes)
         self._pair_accepting = np.concatenate([t.dfa.accepting for t in terminals]) if terminals else \
             np.zeros(0, np.bool_)
         follow = np.zeros((len(terminals), 4), np.uint64)  # bytes each terminal's guard lets through after it
@@ -181,19 +189,24 @@ class Lexer:
         self._starts: dict[tuple, int] = {}
         self._is_start: set[int] = set()
         self._accepts: dict[int, tuple[int, ...]] = {}
-        # growable buffers; the public tables are views of their first `n_states` rows
+        # Growable buffers, the public tables views of their first `n_states` rows. They are made large and
+        # untouched (np.empty, np.zeros): the OS backs a page only when a state first writes it, where growing by
+        # copies would fault in every page again (costly in sandboxes, and on the first mask of a grammar).
         self._n = self._n_members = 0
-        self._members = np.empty(1024, np.int32)
-        self._lo = np.empty(64, np.int64)
-        self._hi = np.empty(64, np.int64)
-        self._rows = np.empty((64, len(self.class_rep)), np.int32)
-        self._slots = np.full(128, -1, np.int32)
-        self._scratch = np.empty(max(len(terminals), 1), np.int32)
-        self._table_buf = np.zeros((0, 256), np.int32)
+        self._members = np.empty(1 << 20, np.int32)
+        self._buffers = ("_lo", "_hi", "_rows", "_accepting_buf", "_follow_buf", "_loops_buf", "_dead_end_buf")
+        self._lo = np.empty(0, np.int64)
+        self._hi = np.empty(0, np.int64)
+        self._rows = np.empty((0, len(self.class_rep)), np.int32)
         self._accepting_buf = np.zeros(0, np.bool_)
         self._follow_buf = np.zeros((0, 4), np.uint64)
         self._loops_buf = np.zeros((0, 4), np.uint64)
         self._dead_end_buf = np.zeros(0, np.bool_)
+        self._grow_states(min(max_states + 1, self.INITIAL_STATES))
+        # intern tables, 0 for none, else state + 1: pair lists of two or more pairs by hash, single pairs by pair
+        self._slots = np.zeros(1 << (2 * len(self._lo) - 1).bit_length(), np.int32)
+        self._single = np.zeros(len(self._flat), np.int32)
+        self._scratch = np.empty(max(len(terminals), 1), np.int32)
         self._views()
 
     @property
@@ -217,11 +230,14 @@ class Lexer:
         return out
 
     def start(self, ids: frozenset[int], guard: np.ndarray) -> int:
-        """The start state for a lexeme of one of the terminals `ids`, whose first byte is not in `guard`."""
+        """The start state for a lexeme of one of the terminals `ids`, whose first byte is not in `guard` (one of
+        the terminals' guards, or none)."""
         key = (tuple(sorted(ids)), guard.tobytes())
         s = self._starts.get(key)
         if s is None:
             done = self._n
+            if (guard != guard[self.class_rep][self.byte_class]).any():
+                raise ValueError("a lexer start's guard must be one of its terminals' guards")
             if done >= self.max_states:
                 self._too_many()
             pairs = np.array([self._offset[t] + self.terminals[t].dfa.start for t in key[0]], np.int32)
@@ -247,55 +263,65 @@ class Lexer:
         most half full)."""
         n, m = self._n + states, self._n_members + members
         if n > len(self._lo):
-            cap = max(2 * len(self._lo), n)
-            self._lo = np.concatenate([self._lo, np.empty(cap - len(self._lo), np.int64)])
-            self._hi = np.concatenate([self._hi, np.empty(cap - len(self._hi), np.int64)])
-            self._rows = np.concatenate([self._rows, np.empty((cap - len(self._rows), self._rows.shape[1]),
-                                                              np.int32)])
+            self._grow_states(max(2 * len(self._lo), n))
         if m > len(self._members):
-            self._members = np.concatenate([self._members, np.empty(max(len(self._members), m), np.int32)])
+            grown = np.empty(max(2 * len(self._members), m), np.int32)
+            grown[: self._n_members] = self._members[: self._n_members]
+            self._members = grown
         if 2 * n > len(self._slots):
-            self._slots = np.full(1 << (4 * n - 1).bit_length(), -1, np.int32)
+            self._slots = np.zeros(1 << (4 * n - 1).bit_length(), np.int32)
             starts = np.zeros(self._n, np.bool_)
             starts[list(self._is_start)] = True
             _rehash(self._members, self._lo, self._hi, self._n, starts, self._slots)
+
+    def _grow_states(self, cap: int) -> None:
+        for name in self._buffers:
+            old = getattr(self, name)
+            grown = np.zeros((cap,) + old.shape[1:], old.dtype)
+            grown[: self._n] = old[: self._n]
+            setattr(self, name, grown)
 
     def _expand(self, first: int) -> None:
         """Compute the rows of every state from `first` on, adding the states they reach."""
         s = first
         while True:
             s, n, m, code = _expand_product(self._flat, s, self._n, self.max_states, self._members, self._lo,
-                                            self._hi, self._n_members, self._rows, self._slots, self._scratch)
+                                            self._hi, self._n_members, self._rows, self._slots, self._single,
+                                            self._scratch)
             self._n, self._n_members = n, m
             if code == 0:
                 return
             if code == 2:
                 self._too_many()
-            self._reserve(max(64, self._n), max(1024, len(self._scratch) * 16))
+            self._reserve(max(1, self._n), len(self._scratch))
 
     def _finish(self, done: int, start: int, guard: np.ndarray) -> None:
-        """Byte-level tables for the states from `done` on (the start's row leaves out the guarded bytes)."""
-        n = self._n
-        if n > len(self._table_buf):  # grow by doubling: tables are views of buffers, so a growth copies rarely
-            cap = max(2 * len(self._table_buf), n, 64)
-            grow = cap - len(self._table_buf)
-            self._table_buf = np.concatenate([self._table_buf, np.full((grow, 256), -1, np.int32)])
-            self._accepting_buf = np.concatenate([self._accepting_buf, np.zeros(grow, np.bool_)])
-            self._follow_buf = np.concatenate([self._follow_buf, np.zeros((grow, 4), np.uint64)])
-            self._loops_buf = np.concatenate([self._loops_buf, np.zeros((grow, 4), np.uint64)])
-            self._dead_end_buf = np.concatenate([self._dead_end_buf, np.zeros(grow, np.bool_)])
-        _byte_rows(self._rows, self.byte_class, done, n, start, guard, self._members, self._lo, self._hi,
-                   self._pair_accepting, self._pair_term, self._term_follow, self._table_buf, self._accepting_buf,
-                   self._follow_buf, self._dead_end_buf, self._loops_buf)
+        """Per-state tables for the states from `done` on (the start's row leaves out the guarded classes)."""
+        self._rows[start, self.byte_class[guard]] = -1
+        _state_tables(self._rows, self._class_bits, done, self._n, self._members, self._lo, self._hi,
+                      self._pair_accepting, self._pair_term, self._term_follow, self._accepting_buf, self._follow_buf,
+                      self._dead_end_buf, self._loops_buf)
         self._views()
 
     def _views(self) -> None:
         n = self._n
-        self.table = self._table_buf[:n]
+        self.table = self._rows[:n]
         self.accepting = self._accepting_buf[:n]
         self.follow = self._follow_buf[:n]
-        self.dead_end = self._dead_end_buf[:n]  # states that read no further byte (a lexeme that must end)
+        self.dead_end = self._dead_end_buf[:n]
         self.loops = self._loops_buf[:n]
+
+
+_PARTITIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _partition(dfa: ByteDFA) -> np.ndarray:
+    """The byte classes of one terminal's DFA (int32[256]), kept per DFA object: grammars compiled from the same
+    cached automata (JSON Schema's string and number shapes) share them."""
+    classes = _PARTITIONS.get(dfa)
+    if classes is None:
+        classes = _PARTITIONS[dfa] = byte_classes(dfa.transitions)[0]
+    return classes
 
 
 @njit(cache=True)
@@ -308,22 +334,26 @@ def _members_hash(members, lo, hi):
 
 @njit(cache=True)
 def _rehash(members, lo, hi, n, is_start, slots):
-    """Put every interned state (all but the starts) into the empty open-addressing table `slots`."""
+    """Put every interned state of two or more pairs (all but the starts) into the empty open-addressing table
+    `slots` (as state + 1; states of one pair are found through `single` instead)."""
     mask = slots.shape[0] - 1
     for s in range(n):
-        if is_start[s]:
+        if is_start[s] or hi[s] - lo[s] == 1:
             continue
         j = _members_hash(members, lo[s], hi[s]) & np.uint64(mask)
-        while slots[j] >= 0:
+        while slots[j] > 0:
             j = (j + np.uint64(1)) & np.uint64(mask)
-        slots[j] = s
+        slots[j] = s + 1
 
 
 @njit(cache=True)
-def _expand_product(flat, s, n, max_states, members, lo, hi, n_members, rows, slots, scratch):
+def _expand_product(flat, s, n, max_states, members, lo, hi, n_members, rows, slots, single, scratch):
     """Fill `rows` (next state per byte class) for states `s`, `s`+1, ... until every state found is expanded,
-    interning the pair lists reached. Returns (first state not expanded, states, pairs stored, code): code 0 when
-    done, 1 when a buffer is full (grow and call again from that state), 2 when `max_states` would be passed."""
+    interning the pair lists reached: a single pair `g` through `single[g]` (a lexeme inside one terminal, the
+    common case, costs an array lookup), longer lists through the hash table `slots` (both hold state + 1, 0 for
+    none). Returns (first state not
+    expanded, states, pairs stored, code): code 0 when done, 1 when a buffer is full (grow and call again from
+    that state), 2 when `max_states` would be passed."""
     n_classes = flat.shape[1]
     mask = np.uint64(slots.shape[0] - 1)
     while s < n:
@@ -338,23 +368,27 @@ def _expand_product(flat, s, n, max_states, members, lo, hi, n_members, rows, sl
             if k == 0:
                 rows[s, c] = -1
                 continue
-            h = np.uint64(14695981039346656037)
-            for i in range(k):
-                h = (h ^ np.uint64(scratch[i] + 1)) * np.uint64(1099511628211)
-            j = (h ^ (h >> np.uint64(29))) & mask
             found = -1
-            while slots[j] >= 0:
-                t = slots[j]
-                if hi[t] - lo[t] == k:
-                    same = True
-                    for i in range(k):
-                        if members[lo[t] + i] != scratch[i]:
-                            same = False
+            j = np.uint64(0)
+            if k == 1:
+                found = single[scratch[0]] - 1
+            else:
+                h = np.uint64(14695981039346656037)
+                for i in range(k):
+                    h = (h ^ np.uint64(scratch[i] + 1)) * np.uint64(1099511628211)
+                j = (h ^ (h >> np.uint64(29))) & mask
+                while slots[j] > 0:
+                    t = slots[j] - 1
+                    if hi[t] - lo[t] == k:
+                        same = True
+                        for i in range(k):
+                            if members[lo[t] + i] != scratch[i]:
+                                same = False
+                                break
+                        if same:
+                            found = t
                             break
-                    if same:
-                        found = t
-                        break
-                j = (j + np.uint64(1)) & mask
+                    j = (j + np.uint64(1)) & mask
             if found < 0:
                 if n >= max_states:
                     return s, n, n_members, 2
@@ -365,7 +399,10 @@ def _expand_product(flat, s, n, max_states, members, lo, hi, n_members, rows, sl
                 lo[n] = n_members
                 hi[n] = n_members + k
                 n_members += k
-                slots[j] = n
+                if k == 1:
+                    single[scratch[0]] = n + 1
+                else:
+                    slots[j] = n + 1
                 found = n
                 n += 1
             rows[s, c] = found
@@ -374,11 +411,11 @@ def _expand_product(flat, s, n, max_states, members, lo, hi, n_members, rows, sl
 
 
 @njit(cache=True)
-def _byte_rows(rows, byte_class, first, n, start, guard, members, lo, hi, pair_accepting, pair_term, term_follow,
-               table, accepting, follow, dead_end, loops):
-    """The byte-level tables of states `first` to `n` from their rows per byte class and their pairs: next state
-    per byte (the start's guarded bytes dead), whether some terminal accepts, the bytes the accepting terminals'
-    guards let through next, whether no byte is read, and (non-accepting states) the bytes that stay in place."""
+def _state_tables(rows, class_bits, first, n, members, lo, hi, pair_accepting, pair_term, term_follow, accepting,
+                  follow, dead_end, loops):
+    """Per state from `first` to `n`, from its row and pairs: whether some terminal accepts, the bytes the
+    accepting terminals' guards let through next, whether no byte is read, and (non-accepting states) the bytes
+    that stay in place."""
     for s in range(first, n):
         acc = False
         f = np.zeros(4, np.uint64)
@@ -390,30 +427,29 @@ def _byte_rows(rows, byte_class, first, n, start, guard, members, lo, hi, pair_a
                     f[w] |= term_follow[pair_term[g], w]
         accepting[s] = acc
         any_move = False
-        stay = np.zeros(4, np.uint64)
-        for b in range(256):
-            nxt = rows[s, byte_class[b]]
-            if s == start and guard[b]:
-                nxt = -1
-            table[s, b] = nxt
-            if nxt >= 0:
+        for c in range(rows.shape[1]):
+            if rows[s, c] >= 0:
                 any_move = True
-            if nxt == s and not acc:
-                stay[b >> 6] |= np.uint64(1) << np.uint64(b & 63)
         dead_end[s] = not any_move
+        stay = np.zeros(4, np.uint64)
+        if not acc:
+            for c in range(rows.shape[1]):
+                if rows[s, c] == s:
+                    for w in range(4):
+                        stay[w] |= class_bits[c, w]
         for w in range(4):
             follow[s, w] = f[w]
             loops[s, w] = stay[w]
 
 
 @njit(cache=True)
-def run_lexeme(table, accepting, data, pos, end, state):
+def run_lexeme(table, byte_class, accepting, data, pos, end, state):
     """Read `data[pos:end]` from `state` until a terminal accepts: (state, position after the last byte read).
 
     State -1 when a byte is dead; stops early right after a byte that lands in an accepting state.
     """
     while pos < end:
-        state = table[state, data[pos]]
+        state = table[state, byte_class[data[pos]]]
         pos += 1
         if state < 0:
             return -1, pos
@@ -424,8 +460,8 @@ def run_lexeme(table, accepting, data, pos, end, state):
 
 @njit(cache=True)
 def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_below, child_bytes,
-               subtree_tokens_end, table, accepting, loops, follow, starts, stamps, roots, bounds, states, out,
-               event_nodes, event_states, event_groups, seen_stamp, seen_state):
+               subtree_tokens_end, table, byte_class, accepting, loops, follow, starts, stamps, roots, bounds, states,
+               out, event_nodes, event_states, event_groups, seen_stamp, seen_state):
     """Walk the trie below trie nodes, in groups: group g walks below each of `roots[bounds[g]:bounds[g+1]]` from
     lexer state `starts[g]`. Mark in `out` every token whose bytes the lexer reads, and list the nodes where it
     accepts (a lexeme may end there) and that have a child byte allowed after the lexeme (`follow`, per state),
@@ -456,7 +492,7 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
             stop = subtree_end[r]
             while i < stop:
                 d = depth[i]
-                s = table[states[d - 1], byte[i]]
+                s = table[states[d - 1], byte_class[byte[i]]]
                 if s < 0 or (seen_stamp[i] == stamp and seen_state[i] == s):
                     i = subtree_end[i]
                     continue

@@ -135,7 +135,7 @@ class GrammarParser:
 
         while work:
             c, q, p = work.pop()
-            q, p = run_lexeme(lexer.table, lexer.accepting, data, p, end, q)
+            q, p = run_lexeme(lexer.table, lexer.byte_class, lexer.accepting, data, p, end, q)
             if q < 0:
                 continue
             if first_only and p == end:

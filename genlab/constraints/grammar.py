@@ -304,7 +304,7 @@ class GrammarMatcher(Matcher):
         while True:
             ev_nodes, ev_states, ev_groups = self._events
             n = walk_lexer(t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, t.bytes_below,
-                           t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.accepting, lexer.loops,
+                           t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.byte_class, lexer.accepting, lexer.loops,
                            lexer.follow, starts, stamps, roots, bounds, self._scratch, out, ev_nodes, ev_states,
                            ev_groups, *self._seen)
             if n >= 0:
