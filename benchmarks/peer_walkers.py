@@ -131,10 +131,24 @@ def versions(root, packages: tuple[str, ...]) -> str:
 
 # ---- engines: `prepare` per vocabulary (untimed), `compile` per spec (timed, each benchmark its own), `walker`
 
-try:  # genlab's one cache keyed by pattern content (per-process Unicode tables are warmed instead)
-    from genlab.automata.utf8 import utf8_automaton
-except ImportError:
-    utf8_automaton = None
+def _content_caches() -> list:
+    """genlab's process-level caches keyed by pattern or schema content (per-process Unicode tables are warmed
+    instead): cleared before each timed compile, so a repeat or a schema with a shape seen before starts cold."""
+    import importlib
+
+    found = []
+    for module, names in (("genlab.automata.utf8", ("utf8_automaton",)), ("genlab.automata.lexer", ("_guard_row",)),
+                          ("genlab.constraints.json_schema.compiler", ("_regex", "_quoted")),
+                          ("genlab.constraints.json_schema.strings", ("decoded_dfa",))):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        found += [getattr(mod, n) for n in names if hasattr(getattr(mod, n, None), "cache_clear")]
+    return found
+
+
+CONTENT_CACHES = _content_caches()
 
 
 class Engine:
@@ -167,8 +181,8 @@ class GenlabEngine(Engine):
 
     def forget(self):
         super().forget()
-        if utf8_automaton is not None:
-            utf8_automaton.cache_clear()
+        for cache in CONTENT_CACHES:
+            cache.cache_clear()
         _CLASS_TRIES.clear()  # class tries are cached per byte partition, which a pattern determines
 
     def walker(self, compiled):

@@ -4,15 +4,15 @@ A terminal is a regex (or literal) compiled by `regex.py`, plus an optional *gua
 lookahead of one ASCII character class, `(?![A-Za-z0-9_])`, meaning "this lexeme may not be followed by such a
 character". Guards let keywords and identifiers keep apart where whitespace between lexemes is optional.
 
-The `Lexer` runs every allowed terminal at once: a state is the tuple of the live (terminal, terminal-state)
-pairs, built lazily, and it records which terminals accept there. Each (allowed set, guard of the previous
-lexeme) has its own start state, whose row leaves out the guarded bytes. Every state is live, since each
-terminal DFA holds only live states.
+The `Lexer` runs every allowed terminal at once: a state is the set of the live (terminal, terminal-state)
+pairs, built lazily in numba, and it records which terminals accept there. Each (allowed set, guard of the
+previous lexeme) has its own start state, whose row leaves out the guarded bytes. Every state is live, since
+each terminal DFA holds only live states.
 
-`walk_lexer` is the mask kernel: it walks the trie under given roots from one lexer state, marks the tokens
-whose bytes stay inside the lexeme, and reports the nodes where a terminal accepts and some child byte may
-follow it (lexeme boundaries worth going on from), so the parser can continue the walk below them in its next
-state.
+`walk_lexer` is the mask kernel: it walks the trie under groups of roots, each group from its own lexer state,
+marks the tokens whose bytes stay inside the lexeme, and reports the nodes where a terminal accepts and some
+child byte may follow it (lexeme boundaries worth going on from), so the parser can continue the walk below
+them in its next states.
 """
 
 from __future__ import annotations
@@ -326,6 +326,7 @@ def _partition(dfa: ByteDFA) -> np.ndarray:
 
 @njit(cache=True)
 def _members_hash(members, lo, hi):
+    """FNV-1a over a pair list, its high bits folded down (the intern table keeps the low ones)."""
     h = np.uint64(14695981039346656037)
     for i in range(lo, hi):
         h = (h ^ np.uint64(members[i] + 1)) * np.uint64(1099511628211)
@@ -373,10 +374,7 @@ def _expand_product(flat, s, n, max_states, members, lo, hi, n_members, rows, sl
             if k == 1:
                 found = single[scratch[0]] - 1
             else:
-                h = np.uint64(14695981039346656037)
-                for i in range(k):
-                    h = (h ^ np.uint64(scratch[i] + 1)) * np.uint64(1099511628211)
-                j = (h ^ (h >> np.uint64(29))) & mask
+                j = _members_hash(scratch, 0, k) & mask
                 while slots[j] > 0:
                     t = slots[j] - 1
                     if hi[t] - lo[t] == k:

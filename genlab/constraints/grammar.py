@@ -10,7 +10,7 @@ trees under Earley, so they do not change the language and are not used.
 
 Masks: a thread's mask is a trie walk in its lexer from its state (numba), cached per lexer state, since it
 does not depend on the parser; below the trie nodes where a lexeme can end, the walk goes on in the parser's
-next configuration, grouped so each next configuration costs one kernel call.
+next configurations, a level at a time, so every configuration reached at one level costs one kernel call.
 """
 
 from __future__ import annotations
@@ -304,8 +304,8 @@ class GrammarMatcher(Matcher):
         while True:
             ev_nodes, ev_states, ev_groups = self._events
             n = walk_lexer(t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, t.bytes_below,
-                           t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.byte_class, lexer.accepting, lexer.loops,
-                           lexer.follow, starts, stamps, roots, bounds, self._scratch, out, ev_nodes, ev_states,
+                           t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.byte_class, lexer.accepting,
+                           lexer.loops, lexer.follow, starts, stamps, roots, bounds, self._scratch, out, ev_nodes, ev_states,
                            ev_groups, *self._seen)
             if n >= 0:
                 return ev_nodes[:n].copy(), ev_states[:n].copy(), ev_groups[:n].copy()
@@ -326,12 +326,12 @@ class GrammarMatcher(Matcher):
             # boundaries are few (hundreds at most) since walks report only those something can follow: grouping
             # them in Python beats numpy's per-call costs
             groups: dict[int, list[int]] = {}
-            for config, nodes, states in frontier:
+            for at, at_nodes, at_states in frontier:
                 by_state: dict[int, list[int]] = {}
-                for node, state in zip(nodes.tolist(), states.tolist()):
+                for node, state in zip(at_nodes.tolist(), at_states.tolist()):
                     by_state.setdefault(state, []).append(node)
                 for state, members in by_state.items():
-                    for nxt in parser.boundaries(config, state):
+                    for nxt in parser.boundaries(at, state):
                         groups.setdefault(nxt, []).extend(members)
             if not groups:
                 return
