@@ -440,6 +440,44 @@ def _state_tables(rows, class_bits, first, n, members, lo, hi, pair_accepting, p
             loops[s, w] = stay[w]
 
 
+def slice_representatives(lexer: "Lexer", slice_table: np.ndarray) -> np.ndarray:
+    """One byte per (lexer byte class, slice DFA column) pair: the bytes `slice_covers` must try."""
+    _, column = np.unique(slice_table.T, axis=0, return_inverse=True)
+    _, first = np.unique(lexer.byte_class.astype(np.int64) * 256 + column.ravel(), return_index=True)
+    return first.astype(np.int32)
+
+
+@njit(cache=True)
+def slice_covers(slice_table, max_len, reps, table, byte_class, start):
+    """Whether every string of a slice's language (`slices.py`) of at most `max_len` bytes keeps the lexer alive
+    from `start`: a breadth-first walk of the product, each (slice state, lexer state) pair expanded once, at the
+    depth it is first reached (the deepest look-ahead it needs). `reps` holds one byte per (lexer class, slice
+    column) pair."""
+    n_u = slice_table.shape[0]
+    seen = np.zeros(table.shape[0] * n_u, np.bool_)
+    queue_u = np.empty(table.shape[0] * n_u, np.int32)
+    queue_q = np.empty(table.shape[0] * n_u, np.int32)
+    queue_d = np.empty(table.shape[0] * n_u, np.int32)
+    queue_u[0], queue_q[0], queue_d[0] = 0, start, 0
+    seen[start * n_u] = True
+    head, tail = 0, 1
+    while head < tail:
+        u, q, d = queue_u[head], queue_q[head], queue_d[head]
+        head += 1
+        for b in reps:
+            u2 = slice_table[u, b]
+            if u2 < 0:
+                continue
+            q2 = table[q, byte_class[b]]
+            if q2 < 0:
+                return False
+            if d + 1 < max_len and not seen[q2 * n_u + u2]:
+                seen[q2 * n_u + u2] = True
+                queue_u[tail], queue_q[tail], queue_d[tail] = u2, q2, d + 1
+                tail += 1
+    return True
+
+
 @njit(cache=True)
 def run_lexeme(table, byte_class, accepting, data, pos, end, state):
     """Read `data[pos:end]` from `state` until a terminal accepts: (state, position after the last byte read).
@@ -458,12 +496,14 @@ def run_lexeme(table, byte_class, accepting, data, pos, end, state):
 
 @njit(cache=True)
 def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_below, child_bytes,
-               subtree_tokens_end, table, byte_class, accepting, loops, follow, starts, stamps, roots, bounds, states,
-               out, event_nodes, event_states, event_groups, seen_stamp, seen_state):
+               subtree_tokens_end, table, byte_class, accepting, loops, follow, starts, stamps, sliced, in_slice, roots,
+               bounds, states, out, event_nodes, event_states, event_groups, seen_stamp, seen_state):
     """Walk the trie below trie nodes, in groups: group g walks below each of `roots[bounds[g]:bounds[g+1]]` from
     lexer state `starts[g]`. Mark in `out` every token whose bytes the lexer reads, and list the nodes where it
     accepts (a lexeme may end there) and that have a child byte allowed after the lexeme (`follow`, per state),
-    with their states and groups, in group order.
+    with their states and groups, in group order. Where `sliced[g]`, the caller has put a slice's tokens in `out`
+    (the group's lexer state keeps all of them alive), and subtrees holding slice tokens only (`in_slice`) are
+    skipped: everything in them is allowed, so no boundary below them can add a token.
 
     `states` is scratch (int64, max depth + 1); `event_nodes`/`event_states`/`event_groups` (int32) receive the
     boundaries; returns how many there are, or -1 when they do not fit (call again with larger buffers).
@@ -479,6 +519,7 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
     for g in range(starts.shape[0]):
         start = starts[g]
         stamp = stamps[g]
+        skip = sliced[g]
         for k in range(bounds[g], bounds[g + 1]):
             r = roots[k]
             if seen_stamp[r] == stamp and seen_state[r] == start:
@@ -489,6 +530,9 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
             i = r + 1
             stop = subtree_end[r]
             while i < stop:
+                if skip and in_slice[i]:
+                    i = subtree_end[i]
+                    continue
                 d = depth[i]
                 s = table[states[d - 1], byte_class[byte[i]]]
                 if s < 0 or (seen_stamp[i] == stamp and seen_state[i] == s):

@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from genlab.automata.earley import CFG
-from genlab.automata.lexer import Terminal, compile_terminal, walk_lexer
+from genlab.automata.lexer import Terminal, compile_terminal, slice_covers, slice_representatives, walk_lexer
 from genlab.automata.parser import GrammarParser, Thread, check_guards
 from genlab.constraints.base import Constraint, Matcher
 from genlab.errors import GrammarError
+from genlab.slices import string_content_slice
 from genlab.trie import TokenTrie
 from genlab.vocab import TokenVocabulary
 
@@ -204,6 +205,9 @@ class GrammarMatcher(Matcher):
         self._walks: OrderedDict[int, tuple] = OrderedDict()  # lexer state -> walk from the root
         self._masks: OrderedDict[Thread, np.ndarray] = OrderedDict()  # thread -> its mask
         self._steps: dict[tuple, tuple] = {}  # (state, token) -> next state
+        self._slice = string_content_slice(vocab)
+        self._slice_reps = slice_representatives(parser.lexer, self._slice.table)
+        self._covered: dict[int, bool] = {}  # lexer state -> whether it keeps every slice token alive
 
     # --- the contract -----------------------------------------------------------------------------------------
 
@@ -278,18 +282,29 @@ class GrammarMatcher(Matcher):
         return mask
 
     def _lexer_walk(self, q: int) -> tuple:
-        """The walk from the trie root from lexer state `q`: it depends on the lexer state only."""
+        """The walk from the trie root from lexer state `q`: it depends on the lexer state only. Where `q` keeps
+        every token of the string-content slice alive, the walk starts from them and skips their subtrees."""
         hit = self._walks.get(q)
         if hit is not None:
             self._walks.move_to_end(q)
             return hit
-        out = np.zeros(self.vocab.size, np.bool_)
+        sliced = self._covers(q)
+        out = self._slice.tokens.copy() if sliced else np.zeros(self.vocab.size, np.bool_)
         nodes, states, _ = self._walk(np.array([q], np.int32), np.array([self._new_stamp()], np.int64),
-                                      np.zeros(1, np.int32), np.array([0, 1], np.int64), out)
+                                      np.zeros(1, np.int32), np.array([0, 1], np.int64), out,
+                                      np.array([sliced], np.bool_))
         out.flags.writeable = False  # masks share it (see `_thread_mask`)
         hit = self._walks[q] = (out, nodes, states)
         if len(self._walks) > self._max_masks:
             self._walks.popitem(last=False)
+        return hit
+
+    def _covers(self, q: int) -> bool:
+        hit = self._covered.get(q)
+        if hit is None:
+            lexer, sl = self.parser.lexer, self._slice
+            hit = self._covered[q] = bool(sl.max_len) and bool(
+                slice_covers(sl.table, sl.max_len, self._slice_reps, lexer.table, lexer.byte_class, q))
         return hit
 
     def _new_stamp(self) -> int:
@@ -297,16 +312,19 @@ class GrammarMatcher(Matcher):
         return self._stamp
 
     def _walk(self, starts: np.ndarray, stamps: np.ndarray, roots: np.ndarray, bounds: np.ndarray,
-              out: np.ndarray) -> tuple:
+              out: np.ndarray, sliced: np.ndarray | None = None) -> tuple:
         """One `walk_lexer` call over groups of roots: (boundary nodes, their lexer states, their groups). On a
-        retry with larger buffers the groups get fresh stamps (written back into `stamps`)."""
+        retry with larger buffers the groups get fresh stamps (written back into `stamps`). `sliced[g]`: group
+        g's walk skips the slice's subtrees (its tokens are in `out` already); none by default."""
+        if sliced is None:
+            sliced = np.zeros(len(starts), np.bool_)
         t, lexer = self.trie, self.parser.lexer
         while True:
             ev_nodes, ev_states, ev_groups = self._events
             n = walk_lexer(t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, t.bytes_below,
                            t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.byte_class, lexer.accepting,
-                           lexer.loops, lexer.follow, starts, stamps, roots, bounds, self._scratch, out, ev_nodes, ev_states,
-                           ev_groups, *self._seen)
+                           lexer.loops, lexer.follow, starts, stamps, sliced, self._slice.whole, roots, bounds,
+                           self._scratch, out, ev_nodes, ev_states, ev_groups, *self._seen)
             if n >= 0:
                 return ev_nodes[:n].copy(), ev_states[:n].copy(), ev_groups[:n].copy()
             # a retry re-walks from scratch: what the stopped walk marked as seen must not prune it
