@@ -23,6 +23,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -236,6 +237,17 @@ class TokenVocabulary:
 
     def __len__(self) -> int:
         return len(self.token_bytes)
+
+    @cached_property
+    def offset_list(self) -> list[int]:
+        """`offsets` as a Python list, made once: per-call Python readers (a matcher's `allows`) index a list
+        faster than an array, and each matcher compiled on this vocabulary shares it."""
+        return self.offsets.tolist()
+
+    @cached_property
+    def text_list(self) -> list[bool]:
+        """`is_text` as a Python list, made once (see `offset_list`)."""
+        return self.is_text.tolist()
 
     def decode(self, ids: Iterable[int]) -> bytes:
         """The bytes of a token sequence; EOS and other non-text ids add nothing."""

@@ -208,6 +208,25 @@ def test_mask_equals_brute_force_along_sentences(name, source):
             assert np.array_equal(matcher.mask(state), brute_force_mask(matcher, state)), sentence
 
 
+def test_matchers_sharing_a_vocabulary_interleave():
+    """Grammar matchers on one vocabulary share the walk's work arrays: fresh masks from two grammars, taken
+    in turn, each still equal brute force."""
+    tok, vocab = tokenizer_and_vocab("smollm2")
+    sources = [JSON, CASES["keywords_and_names"][0]]
+    matchers = [Grammar(source).compile(vocab) for source in sources]
+    walks = []
+    for source, matcher in zip(sources, matchers):
+        ids = tok.encode(SENTENCES[source][0], add_special_tokens=False)
+        states = [matcher.start()]
+        for t in ids:
+            states.append(matcher.advance(states[-1], t))
+        walks.append(states)
+    for step in range(max(map(len, walks))):
+        for matcher, states in zip(matchers, walks):
+            if step < len(states):
+                assert np.array_equal(matcher.mask(states[step]), brute_force_mask(matcher, states[step]))
+
+
 def test_random_mask_walks_end_in_sentences_lark_parses():
     tok, vocab = tokenizer_and_vocab("smollm2")
     grammar = Grammar(JSON)

@@ -172,3 +172,9 @@ def test_flat_layout_matches_bytes():
     _, vocab = tokenizer_and_vocab("qwen2")
     for i in [0, 1, 100, 5000, vocab.size - 1]:
         assert vocab.data[vocab.offsets[i]:vocab.offsets[i + 1]].tobytes() == vocab.token_bytes[i]
+
+
+def test_python_lists_are_made_once_and_match_the_arrays():
+    _, vocab = tokenizer_and_vocab("smollm2")
+    assert vocab.offset_list == vocab.offsets.tolist() and vocab.offset_list is vocab.offset_list
+    assert vocab.text_list == vocab.is_text.tolist() and vocab.text_list is vocab.text_list

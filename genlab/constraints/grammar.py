@@ -16,7 +16,9 @@ next configurations, a level at a time, so every configuration reached at one le
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -194,13 +196,9 @@ class GrammarMatcher(Matcher):
         self._eos_ids = np.array(sorted(vocab.eos_ids), np.int64)
         # Python containers: `allows` reads one entry per call, where numpy scalar indexing costs more
         self._eos_set = frozenset(vocab.eos_ids)
-        self._text = vocab.is_text.tolist()
-        self._offsets = vocab.offsets.tolist()
-        self._scratch = np.empty(self.trie.max_depth + 1, np.int64)
-        n = max(self.trie.n_nodes, 1)
-        self._events = (np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.int32))
-        self._seen = (np.zeros(n, np.int64), np.zeros(n, np.int32))
-        self._stamp = 0
+        self._text = vocab.text_list
+        self._offsets = vocab.offset_list
+        self._work = _WalkScratch.of(self.trie)
         self._max_masks = max(16, self.MASK_CACHE_BYTES // max(vocab.size, 1))
         self._walks: OrderedDict[int, tuple] = OrderedDict()  # lexer state -> walk from the root
         self._masks: OrderedDict[Thread, np.ndarray] = OrderedDict()  # thread -> its mask
@@ -307,9 +305,9 @@ class GrammarMatcher(Matcher):
                 slice_covers(sl.table, sl.max_len, self._slice_reps, lexer.table, lexer.byte_class, q))
         return hit
 
-    def _new_stamp(self) -> int:
-        self._stamp += 1
-        return self._stamp
+    @staticmethod
+    def _new_stamp() -> int:
+        return next(_STAMPS)
 
     def _walk(self, starts: np.ndarray, stamps: np.ndarray, roots: np.ndarray, bounds: np.ndarray,
               out: np.ndarray, sliced: np.ndarray | None = None) -> tuple:
@@ -320,18 +318,19 @@ class GrammarMatcher(Matcher):
             sliced = np.zeros(len(starts), np.bool_)
         t, lexer = self.trie, self.parser.lexer
         while True:
-            ev_nodes, ev_states, ev_groups = self._events
+            work = self._work
+            ev_nodes, ev_states, ev_groups = work.events
             n = walk_lexer(t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, t.bytes_below,
                            t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.byte_class, lexer.accepting,
                            lexer.loops, lexer.follow, starts, stamps, sliced, self._slice.whole, roots, bounds,
-                           self._scratch, out, ev_nodes, ev_states, ev_groups, *self._seen)
+                           work.states, out, ev_nodes, ev_states, ev_groups, work.seen_stamp, work.seen_state)
             if n >= 0:
                 return ev_nodes[:n].copy(), ev_states[:n].copy(), ev_groups[:n].copy()
             # a retry re-walks from scratch: what the stopped walk marked as seen must not prune it
             for g in range(len(stamps)):
                 stamps[g] = self._new_stamp()
             size = 2 * len(ev_nodes)
-            self._events = (np.empty(size, np.int32), np.empty(size, np.int32), np.empty(size, np.int32))
+            work.events = (np.empty(size, np.int32), np.empty(size, np.int32), np.empty(size, np.int32))
 
     def _continue(self, config: int, nodes: np.ndarray, states: np.ndarray, out: np.ndarray) -> None:
         """Go on below each node where a lexeme of `config` can end, in the configurations it leads to, a level
@@ -371,3 +370,32 @@ class GrammarMatcher(Matcher):
                 for g, c in enumerate(configs):
                     if cuts[g] < cuts[g + 1]:
                         frontier.append((c, ev_nodes[cuts[g]:cuts[g + 1]], ev_states[cuts[g]:cuts[g + 1]]))
+
+
+# Walk stamps are unique across matchers, so matchers on one vocabulary can share the `seen` arrays.
+_STAMPS = itertools.count(1)
+
+
+@dataclass(eq=False)
+class _WalkScratch:
+    """Work arrays of `walk_lexer` for one trie, shared by every grammar matcher on its vocabulary (calls do not
+    overlap): a fresh grammar walks in memory the process has already touched, instead of faulting in pages the
+    size of the trie on its first masks. `events` grows when a walk overflows it."""
+
+    states: np.ndarray  # the lexer state at each depth of the walk
+    events: tuple[np.ndarray, np.ndarray, np.ndarray]  # boundary nodes, states, groups
+    seen_stamp: np.ndarray
+    seen_state: np.ndarray
+
+    @classmethod
+    def of(cls, trie: TokenTrie) -> "_WalkScratch":
+        work = _SCRATCH.get(trie)
+        if work is None:
+            n = max(trie.n_nodes, 1)
+            events = (np.empty(4096, np.int32), np.empty(4096, np.int32), np.empty(4096, np.int32))
+            work = _SCRATCH[trie] = cls(np.empty(trie.max_depth + 1, np.int64), events, np.zeros(n, np.int64),
+                                        np.zeros(n, np.int32))
+        return work
+
+
+_SCRATCH: "weakref.WeakKeyDictionary[TokenTrie, _WalkScratch]" = weakref.WeakKeyDictionary()
