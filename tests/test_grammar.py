@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import tokenizer_and_vocab
 
-from genlab import Grammar
+from genlab import Grammar, TokenVocabulary
 from genlab.errors import (
     ConstraintError,
     EmptyLanguageError,
@@ -206,6 +206,40 @@ def test_mask_equals_brute_force_along_sentences(name, source):
         assert matcher.is_final(state), sentence
         for state in states[:: max(1, len(states) // 5)] + [states[-1]]:
             assert np.array_equal(matcher.mask(state), brute_force_mask(matcher, state)), sentence
+
+
+# Whitespace ignored between lexemes, after guarded names and keywords (mask walks restart inside it), and the
+# same whitespace terminal also required by a rule (its end may lead to another parse state: no restart).
+IGNORED_WS = [
+    (r"""
+        start: stmt+
+        stmt: IF NAME | NAME "=" NAME
+        IF: /if(?![a-z])/
+        NAME: /[a-z]+(?![a-z])/
+        WS: /[ \n]+/
+        %ignore WS
+    """, "if  ia\n\n  a = \n f   if f"),
+    (r"""
+        start: NAME (WS NAME)*
+        NAME: /[a-z]+/
+        WS: /[ ]+/
+        %ignore WS
+    """, "if  fa  a f"),
+]
+
+
+@pytest.mark.parametrize("source, sentence", IGNORED_WS, ids=["guards", "used_by_a_rule"])
+def test_masks_equal_brute_force_through_ignored_whitespace(source, sentence):
+    # every string of up to 4 characters over the grammars' alphabet is a token: many cross lexeme ends
+    alphabet = [b"i", b"f", b"a", b" ", b"=", b"\n"]
+    tokens = [b"".join(p) for n in range(1, 5) for p in itertools.product(alphabet, repeat=n)]
+    vocab = TokenVocabulary.from_bytes(tokens + [None], eos_ids=[len(tokens)])
+    matcher = Grammar(source).compile(vocab)
+    state, text = matcher.start(), sentence.encode()
+    for i in range(0, len(text), 3):
+        assert np.array_equal(matcher.mask(state), brute_force_mask(matcher, state)), text[:i]
+        state = matcher.advance(state, tokens.index(text[i : i + 3]))
+    assert matcher.is_final(state)
 
 
 def test_matchers_sharing_a_vocabulary_interleave():

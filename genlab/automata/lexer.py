@@ -156,13 +156,15 @@ class Lexer:
     `table[state, byte_class[b]]`, which keeps a state's row to a few hundred bytes), `accepting`, `follow` (per
     state, the 256-bit set of bytes the guards of its accepting terminals let come next), `dead_end` (reads no
     further byte: a lexeme that must end) and `loops` (per non-accepting state, the bytes that keep it in place:
-    a trie subtree whose bytes all are in it is allowed whole, with no lexeme boundary). Byte classes also
-    respect every guard, so a start state's row leaves out whole classes.
+    a trie subtree whose bytes all are in it is allowed whole, with no lexeme boundary), and `restart` (inside a
+    lexeme of a `restart` terminal alone, where it may end: an ignored `C+` terminal such as whitespace, whose
+    end spawns a thread that reads on exactly as this one would, so walks go on from there instead). Byte
+    classes also respect every guard, so a start state's row leaves out whole classes.
     """
 
     INITIAL_STATES = 1 << 14  # state capacity before the first growth
 
-    def __init__(self, terminals: list[Terminal], max_states: int) -> None:
+    def __init__(self, terminals: list[Terminal], max_states: int, restart: frozenset[int] = frozenset()) -> None:
         self.terminals = terminals
         self.max_states = max_states
         # byte classes: the common refinement of each terminal's own partition and of each guard
@@ -186,6 +188,7 @@ class Lexer:
         for t, term in enumerate(terminals):
             follow[t] = np.packbits(~term.guard, bitorder="little").view(np.uint64)
         self._term_follow = follow
+        self._term_restart = np.array([t in restart for t in range(len(terminals))], np.bool_)
         self._starts: dict[tuple, int] = {}
         self._is_start: set[int] = set()
         self._accepts: dict[int, tuple[int, ...]] = {}
@@ -194,7 +197,8 @@ class Lexer:
         # copies would fault in every page again (costly in sandboxes, and on the first mask of a grammar).
         self._n = self._n_members = 0
         self._members = np.empty(1 << 20, np.int32)
-        self._buffers = ("_lo", "_hi", "_rows", "_accepting_buf", "_follow_buf", "_loops_buf", "_dead_end_buf")
+        self._buffers = ("_lo", "_hi", "_rows", "_accepting_buf", "_follow_buf", "_loops_buf", "_dead_end_buf",
+                         "_restart_buf")
         self._lo = np.empty(0, np.int64)
         self._hi = np.empty(0, np.int64)
         self._rows = np.empty((0, len(self.class_rep)), np.int32)
@@ -202,6 +206,7 @@ class Lexer:
         self._follow_buf = np.zeros((0, 4), np.uint64)
         self._loops_buf = np.zeros((0, 4), np.uint64)
         self._dead_end_buf = np.zeros(0, np.bool_)
+        self._restart_buf = np.zeros(0, np.bool_)
         self._grow_states(min(max_states + 1, self.INITIAL_STATES))
         # intern tables, 0 for none, else state + 1: pair lists of two or more pairs by hash, single pairs by pair
         self._slots = np.zeros(1 << (2 * len(self._lo) - 1).bit_length(), np.int32)
@@ -299,8 +304,8 @@ class Lexer:
         """Per-state tables for the states from `done` on (the start's row leaves out the guarded classes)."""
         self._rows[start, self.byte_class[guard]] = -1
         _state_tables(self._rows, self._class_bits, done, self._n, self._members, self._lo, self._hi,
-                      self._pair_accepting, self._pair_term, self._term_follow, self._accepting_buf, self._follow_buf,
-                      self._dead_end_buf, self._loops_buf)
+                      self._pair_accepting, self._pair_term, self._term_follow, self._term_restart,
+                      self._accepting_buf, self._follow_buf, self._dead_end_buf, self._loops_buf, self._restart_buf)
         self._views()
 
     def _views(self) -> None:
@@ -310,6 +315,7 @@ class Lexer:
         self.follow = self._follow_buf[:n]
         self.dead_end = self._dead_end_buf[:n]
         self.loops = self._loops_buf[:n]
+        self.restart = self._restart_buf[:n]
 
 
 _PARTITIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -409,11 +415,11 @@ def _expand_product(flat, s, n, max_states, members, lo, hi, n_members, rows, sl
 
 
 @njit(cache=True)
-def _state_tables(rows, class_bits, first, n, members, lo, hi, pair_accepting, pair_term, term_follow, accepting,
-                  follow, dead_end, loops):
+def _state_tables(rows, class_bits, first, n, members, lo, hi, pair_accepting, pair_term, term_follow, term_restart,
+                  accepting, follow, dead_end, loops, restart):
     """Per state from `first` to `n`, from its row and pairs: whether some terminal accepts, the bytes the
-    accepting terminals' guards let through next, whether no byte is read, and (non-accepting states) the bytes
-    that stay in place."""
+    accepting terminals' guards let through next, whether no byte is read, (non-accepting states) the bytes
+    that stay in place, and whether it is an accepting state of a `restart` terminal alone."""
     for s in range(first, n):
         acc = False
         f = np.zeros(4, np.uint64)
@@ -424,6 +430,7 @@ def _state_tables(rows, class_bits, first, n, members, lo, hi, pair_accepting, p
                 for w in range(4):
                     f[w] |= term_follow[pair_term[g], w]
         accepting[s] = acc
+        restart[s] = acc and hi[s] - lo[s] == 1 and term_restart[pair_term[members[lo[s]]]]
         any_move = False
         for c in range(rows.shape[1]):
             if rows[s, c] >= 0:
@@ -496,8 +503,9 @@ def run_lexeme(table, byte_class, accepting, data, pos, end, state):
 
 @njit(cache=True)
 def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_below, child_bytes,
-               subtree_tokens_end, table, byte_class, accepting, loops, follow, starts, stamps, sliced, in_slice, roots,
-               bounds, states, out, event_nodes, event_states, event_groups, seen_stamp, seen_state):
+               subtree_tokens_end, table, byte_class, accepting, loops, follow, restart, starts, stamps, resets,
+               sliced, in_slice, roots, bounds, states, out, event_nodes, event_states, event_groups, seen_stamp,
+               seen_state):
     """Walk the trie below trie nodes, in groups: group g walks below each of `roots[bounds[g]:bounds[g+1]]` from
     lexer state `starts[g]`. Mark in `out` every token whose bytes the lexer reads, and list the nodes where it
     accepts (a lexeme may end there) and that have a child byte allowed after the lexeme (`follow`, per state),
@@ -512,6 +520,11 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
     skipped (roots nested in roots would otherwise re-walk it), so callers give each lexer context its own stamp
     and a fresh one when the context changes. A subtree whose bytes all keep a non-accepting state in place
     (`loops`) is marked whole without a visit.
+
+    In a `restart` state (inside an ignored whitespace-like lexeme that may end here) the walk does not go on: a
+    group with `resets[g]` (its configuration is the one such a lexeme's end leads back to) goes on from its
+    own start state instead, and a group without reports the boundary and leaves the subtree to the
+    continuation walk from there, which reads the same bytes.
     """
     n_events = 0
     run_start = 0
@@ -519,6 +532,7 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
     for g in range(starts.shape[0]):
         start = starts[g]
         stamp = stamps[g]
+        reset = resets[g]
         skip = sliced[g]
         for k in range(bounds[g], bounds[g + 1]):
             r = roots[k]
@@ -535,7 +549,16 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
                     continue
                 d = depth[i]
                 s = table[states[d - 1], byte_class[byte[i]]]
-                if s < 0 or (seen_stamp[i] == stamp and seen_state[i] == s):
+                if s < 0:
+                    i = subtree_end[i]
+                    continue
+                cut = False  # a boundary this walk leaves to the continuation below it
+                if restart[s]:
+                    if reset:
+                        s = start  # the tokens here are alive either way; below, read on from the start
+                    else:
+                        cut = True
+                if seen_stamp[i] == stamp and seen_state[i] == s:
                     i = subtree_end[i]
                     continue
                 whole = False
@@ -563,6 +586,6 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
                     event_states[n_events] = s
                     event_groups[n_events] = g
                     n_events += 1
-                i += 1
+                i = subtree_end[i] if cut else i + 1
     write_run(order, out, run_start, run_end)
     return n_events

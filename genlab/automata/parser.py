@@ -41,15 +41,19 @@ class GrammarParser:
         self.guards: list[np.ndarray] = []
         self._guard_id(np.zeros(256, np.bool_))  # guard 0: none
         self.term_guard = [self._guard_id(t.guard) for t in terminals]
-        self.lexer = Lexer(terminals, max_lexer_states)
-        self._configs: dict[tuple[int, int], int] = {}
-        self._starts: dict[tuple[int, int], int] = {}  # (expected-set id, guard) -> lexer start state
-        self.config_column: list[int] = []
-        self.config_start: list[int] = []
-        self._boundary: dict[tuple[int, int], tuple[int, ...]] = {}
         # ignored terminals of the form C+ (whitespace): a thread inside one adds nothing to the thread its
         # end spawns, which may read any number of them again, so it is dropped (fewer threads, same language)
         self._plus_ignored = {t for t in self.ignore if _is_plus(terminals[t].dfa) and not terminals[t].guard.any()}
+        # those no rule uses: their end only ever leads back to the column they started in, unguarded (mask walks
+        # restart there, see `walk_lexer`)
+        in_rules = {sym for _, rhs in cfg.rules for sym in rhs if sym < cfg.n_terminals}
+        self.lexer = Lexer(terminals, max_lexer_states, restart=frozenset(self._plus_ignored - in_rules))
+        self._configs: dict[tuple[int, int], int] = {}
+        self._starts: dict[tuple[int, int], int] = {}  # (expected-set id, guard) -> lexer start state
+        self.config_column: list[int] = []
+        self.config_guard: list[int] = []
+        self.config_start: list[int] = []
+        self._boundary: dict[tuple[int, int], tuple[int, ...]] = {}
         self._subsumed: dict[int, bool] = {}
         self.start_config = self.config(0, 0)
 
@@ -75,6 +79,7 @@ class GrammarParser:
                                                                    self.guards[guard])
             c = self._configs[key] = len(self.config_column)
             self.config_column.append(column)
+            self.config_guard.append(guard)
             self.config_start.append(start)
         return c
 

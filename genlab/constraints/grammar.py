@@ -290,7 +290,7 @@ class GrammarMatcher(Matcher):
         out = self._slice.tokens.copy() if sliced else np.zeros(self.vocab.size, np.bool_)
         nodes, states, _ = self._walk(np.array([q], np.int32), np.array([self._new_stamp()], np.int64),
                                       np.zeros(1, np.int32), np.array([0, 1], np.int64), out,
-                                      np.array([sliced], np.bool_))
+                                      sliced=np.array([sliced], np.bool_))
         out.flags.writeable = False  # masks share it (see `_thread_mask`)
         hit = self._walks[q] = (out, nodes, states)
         if len(self._walks) > self._max_masks:
@@ -310,20 +310,23 @@ class GrammarMatcher(Matcher):
         return next(_STAMPS)
 
     def _walk(self, starts: np.ndarray, stamps: np.ndarray, roots: np.ndarray, bounds: np.ndarray,
-              out: np.ndarray, sliced: np.ndarray | None = None) -> tuple:
+              out: np.ndarray, resets: np.ndarray | None = None, sliced: np.ndarray | None = None) -> tuple:
         """One `walk_lexer` call over groups of roots: (boundary nodes, their lexer states, their groups). On a
-        retry with larger buffers the groups get fresh stamps (written back into `stamps`). `sliced[g]`: group
-        g's walk skips the slice's subtrees (its tokens are in `out` already); none by default."""
-        if sliced is None:
-            sliced = np.zeros(len(starts), np.bool_)
+        retry with larger buffers the groups get fresh stamps (written back into `stamps`). `resets[g]`: group
+        g's configuration is where ignored whitespace leads back to; `sliced[g]`: its walk skips the slice's
+        subtrees (its tokens are in `out` already); both False by default."""
+        none = np.zeros(len(starts), np.bool_)
+        resets = none if resets is None else resets
+        sliced = none if sliced is None else sliced
         t, lexer = self.trie, self.parser.lexer
         while True:
             work = self._work
             ev_nodes, ev_states, ev_groups = work.events
             n = walk_lexer(t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, t.bytes_below,
                            t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.byte_class, lexer.accepting,
-                           lexer.loops, lexer.follow, starts, stamps, sliced, self._slice.whole, roots, bounds,
-                           work.states, out, ev_nodes, ev_states, ev_groups, work.seen_stamp, work.seen_state)
+                           lexer.loops, lexer.follow, lexer.restart, starts, stamps, resets, sliced,
+                           self._slice.whole, roots, bounds, work.states, out, ev_nodes, ev_states, ev_groups,
+                           work.seen_stamp, work.seen_state)
             if n >= 0:
                 return ev_nodes[:n].copy(), ev_states[:n].copy(), ev_groups[:n].copy()
             # a retry re-walks from scratch: what the stopped walk marked as seen must not prune it
@@ -340,16 +343,11 @@ class GrammarMatcher(Matcher):
         stamps: dict[int, int] = {}  # configuration -> its stamp for this mask (see `walk_lexer`)
         frontier = [(config, nodes, states)]
         while frontier:
-            # boundaries are few (hundreds at most) since walks report only those something can follow: grouping
-            # them in Python beats numpy's per-call costs
-            groups: dict[int, list[int]] = {}
+            groups: dict[int, list] = {}  # next configuration -> root nodes (lists or arrays)
             for at, at_nodes, at_states in frontier:
-                by_state: dict[int, list[int]] = {}
-                for node, state in zip(at_nodes.tolist(), at_states.tolist()):
-                    by_state.setdefault(state, []).append(node)
-                for state, members in by_state.items():
+                for state, members in _by_state(at_nodes, at_states):
                     for nxt in parser.boundaries(at, state):
-                        groups.setdefault(nxt, []).extend(members)
+                        groups.setdefault(nxt, []).append(members)
             if not groups:
                 return
             configs = list(groups)
@@ -357,12 +355,13 @@ class GrammarMatcher(Matcher):
                 if c not in stamps:
                     stamps[c] = self._new_stamp()
             # repeated roots cost nothing: the walk skips a root already walked from the same start (`seen`)
-            roots = np.fromiter(itertools.chain.from_iterable(groups.values()), np.int32)
+            roots = np.concatenate([np.asarray(m, np.int32) for parts in groups.values() for m in parts])
             bounds = np.zeros(len(configs) + 1, np.int64)
-            np.cumsum([len(m) for m in groups.values()], out=bounds[1:])
+            np.cumsum([sum(map(len, parts)) for parts in groups.values()], out=bounds[1:])
             group_stamps = np.array([stamps[c] for c in configs], np.int64)
             ev_nodes, ev_states, ev_groups = self._walk(
-                np.array([parser.config_start[c] for c in configs], np.int32), group_stamps, roots, bounds, out)
+                np.array([parser.config_start[c] for c in configs], np.int32), group_stamps, roots, bounds, out,
+                resets=np.array([parser.config_guard[c] == 0 for c in configs], np.bool_))
             stamps.update(zip(configs, group_stamps.tolist()))
             frontier = []
             if len(ev_nodes):
@@ -370,6 +369,19 @@ class GrammarMatcher(Matcher):
                 for g, c in enumerate(configs):
                     if cuts[g] < cuts[g + 1]:
                         frontier.append((c, ev_nodes[cuts[g]:cuts[g + 1]], ev_states[cuts[g]:cuts[g + 1]]))
+
+
+def _by_state(nodes: np.ndarray, states: np.ndarray) -> list[tuple[int, object]]:
+    """Boundary nodes grouped by lexer state: (state, its nodes). A few go through Python lists; many (runs of
+    whitespace tokens give hundreds, in a few states) through one sort."""
+    if len(nodes) <= 32:
+        by_state: dict[int, list[int]] = {}
+        for node, state in zip(nodes.tolist(), states.tolist()):
+            by_state.setdefault(state, []).append(node)
+        return list(by_state.items())
+    order = np.argsort(states, kind="stable")
+    keys, starts = np.unique(states[order], return_index=True)
+    return list(zip(keys.tolist(), np.split(nodes[order], starts[1:])))
 
 
 # Walk stamps are unique across matchers, so matchers on one vocabulary can share the `seen` arrays.
