@@ -204,8 +204,14 @@ def test_mask_equals_brute_force_along_sentences(name, source):
             assert state is not None
             states.append(state)
         assert matcher.is_final(state), sentence
+        rng = np.random.default_rng(0)
         for state in states[:: max(1, len(states) // 5)] + [states[-1]]:
-            assert np.array_equal(matcher.mask(state), brute_force_mask(matcher, state)), sentence
+            want = brute_force_mask(matcher, state)
+            assert np.array_equal(matcher.mask(state), want), sentence
+            # `allows` (a fresh matcher: no step cached) on every allowed token and a sample of the others
+            fresh = grammar.compile(vocab)
+            sample = np.concatenate([np.flatnonzero(want)[:3000], rng.choice(vocab.size, 2000, replace=False)])
+            assert [fresh.allows(state, int(t)) for t in sample] == want[sample].tolist(), sentence
 
 
 # Whitespace ignored between lexemes, after guarded names and keywords (mask walks restart inside it), and the
@@ -237,7 +243,9 @@ def test_masks_equal_brute_force_through_ignored_whitespace(source, sentence):
     matcher = Grammar(source).compile(vocab)
     state, text = matcher.start(), sentence.encode()
     for i in range(0, len(text), 3):
-        assert np.array_equal(matcher.mask(state), brute_force_mask(matcher, state)), text[:i]
+        want = brute_force_mask(matcher, state)
+        assert np.array_equal(matcher.mask(state), want), text[:i]
+        assert [matcher.allows(state, t) for t in range(vocab.size)] == want.tolist(), text[:i]
         state = matcher.advance(state, tokens.index(text[i : i + 3]))
     assert matcher.is_final(state)
 

@@ -502,6 +502,24 @@ def run_lexeme(table, byte_class, accepting, data, pos, end, state):
 
 
 @njit(cache=True)
+def lexeme_ends(table, byte_class, accepting, data, pos, end, state, at, states):
+    """Read `data[pos:end]` from `state` without stopping where a terminal accepts: (the state at `end`, or -1 if
+    a byte is dead, and how many accepting places were passed before that); `at[k]`/`states[k]` receive each
+    place's position (after its byte) and state."""
+    n = 0
+    while pos < end:
+        state = table[state, byte_class[data[pos]]]
+        pos += 1
+        if state < 0:
+            return -1, n
+        if accepting[state] and pos < end:
+            at[n] = pos
+            states[n] = state
+            n += 1
+    return state, n
+
+
+@njit(cache=True)
 def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_below, child_bytes,
                subtree_tokens_end, table, byte_class, accepting, loops, follow, restart, starts, stamps, resets,
                sliced, in_slice, roots, bounds, states, out, event_nodes, event_states, event_groups, seen_stamp,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from genlab.automata.earley import CFG, Chart
-from genlab.automata.lexer import Lexer, Terminal, run_lexeme
+from genlab.automata.lexer import Lexer, Terminal, lexeme_ends, run_lexeme
 from genlab.errors import UnsupportedConstraintError
 
 Thread = tuple[int, int]  # (configuration, lexer state)
@@ -54,6 +54,7 @@ class GrammarParser:
         self.config_guard: list[int] = []
         self.config_start: list[int] = []
         self._boundary: dict[tuple[int, int], tuple[int, ...]] = {}
+        self._ends = (np.empty(64, np.int64), np.empty(64, np.int32))  # `lexeme_ends` buffers for `_survivor`
         self._subsumed: dict[int, bool] = {}
         self.start_config = self.config(0, 0)
 
@@ -128,6 +129,8 @@ class GrammarParser:
              first_only: bool = False) -> tuple[Thread, ...]:
         """The threads after `data[pos:end]` (empty: dead). With `first_only`, stop at the first survivor and
         return a non-empty tuple that only says so (not a parser state)."""
+        if first_only:
+            return self._survivor(threads, data, pos, end)
         out: set[Thread] = set()
         seen: set[tuple[int, int, int]] = set()
         work = [(c, q, pos) for c, q in threads]
@@ -143,10 +146,6 @@ class GrammarParser:
             q, p = run_lexeme(lexer.table, lexer.byte_class, lexer.accepting, data, p, end, q)
             if q < 0:
                 continue
-            if first_only and p == end:
-                # alive: mid-lexeme in a live state, or at the end of an expected terminal (whose end spawns at
-                # least one thread); the returned tuple is only a truth value, not a state
-                return ((c, q),)
             if lexer.dead_end[q] or self.subsumed(q):
                 pass  # the lexeme cannot go on, or going on adds nothing: the threads its end spawns live on
             elif p == end:
@@ -160,6 +159,30 @@ class GrammarParser:
                     else:
                         go_on(c2, self.config_start[c2], p)
         return tuple(sorted(out))
+
+    def _survivor(self, threads: tuple[Thread, ...], data: np.ndarray, pos: int, end: int) -> tuple[Thread, ...]:
+        """`feed(..., first_only=True)`: each thread first reads on in its lexeme as far as it can (one kernel call;
+        alive at the end means the text goes on), and only where that lexeme dies do the places it could have
+        ended spawn threads, latest first. A thread alive at the end is mid-lexeme in a live state, or at the end
+        of an expected terminal (whose end spawns at least one thread): either way the text has a completion."""
+        lexer = self.lexer
+        if len(self._ends[0]) < end - pos:
+            self._ends = (np.empty(end - pos, np.int64), np.empty(end - pos, np.int32))
+        at, states = self._ends
+        seen: set[tuple[int, int]] = set()
+        work = [(c, q, pos) for c, q in threads]
+        while work:
+            c, q, p = work.pop()
+            final, n = lexeme_ends(lexer.table, lexer.byte_class, lexer.accepting, data, p, end, q, at, states)
+            if final >= 0:
+                return ((c, final),)  # only a truth value, not a parser state
+            for k in range(n):  # pushed earliest first: the latest end is tried first
+                p2 = int(at[k])
+                for c2 in self.boundaries(c, int(states[k])):
+                    if (c2, p2) not in seen:
+                        seen.add((c2, p2))
+                        work.append((c2, self.config_start[c2], p2))
+        return ()
 
     def accepts(self, data: bytes) -> bool:
         """Whether the whole of `data` is a sentence."""
