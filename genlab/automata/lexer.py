@@ -460,6 +460,9 @@ def slice_covers(slice_table, max_len, reps, table, byte_class, start):
     from `start`: a breadth-first walk of the product, each (slice state, lexer state) pair expanded once, at the
     depth it is first reached (the deepest look-ahead it needs). `reps` holds one byte per (lexer class, slice
     column) pair."""
+    for b in reps:  # most states fail on a first byte: answer those before allocating anything
+        if slice_table[0, b] >= 0 and table[start, byte_class[b]] < 0:
+            return False
     n_u = slice_table.shape[0]
     seen = np.zeros(table.shape[0] * n_u, np.bool_)
     queue_u = np.empty(table.shape[0] * n_u, np.int32)

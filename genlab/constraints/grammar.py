@@ -288,9 +288,8 @@ class GrammarMatcher(Matcher):
             return hit
         sliced = self._covers(q)
         out = self._slice.tokens.copy() if sliced else np.zeros(self.vocab.size, np.bool_)
-        nodes, states, _ = self._walk(np.array([q], np.int32), np.array([self._new_stamp()], np.int64),
-                                      np.zeros(1, np.int32), np.array([0, 1], np.int64), out,
-                                      sliced=np.array([sliced], np.bool_))
+        nodes, states, _ = self._walk(np.array([q], np.int32), np.array([self._new_stamp()], np.int64), _ROOT,
+                                      _ONE_GROUP, out, _NO, _YES if sliced else _NO)
         out.flags.writeable = False  # masks share it (see `_thread_mask`)
         hit = self._walks[q] = (out, nodes, states)
         if len(self._walks) > self._max_masks:
@@ -315,9 +314,8 @@ class GrammarMatcher(Matcher):
         retry with larger buffers the groups get fresh stamps (written back into `stamps`). `resets[g]`: group
         g's configuration is where ignored whitespace leads back to; `sliced[g]`: its walk skips the slice's
         subtrees (its tokens are in `out` already); both False by default."""
-        none = np.zeros(len(starts), np.bool_)
-        resets = none if resets is None else resets
-        sliced = none if sliced is None else sliced
+        resets = np.zeros(len(starts), np.bool_) if resets is None else resets
+        sliced = np.zeros(len(starts), np.bool_) if sliced is None else sliced
         t, lexer = self.trie, self.parser.lexer
         while True:
             work = self._work
@@ -327,7 +325,9 @@ class GrammarMatcher(Matcher):
                            lexer.loops, lexer.follow, lexer.restart, starts, stamps, resets, sliced,
                            self._slice.whole, roots, bounds, work.states, out, ev_nodes, ev_states, ev_groups,
                            work.seen_stamp, work.seen_state)
-            if n >= 0:
+            if n == 0:
+                return _NONE, _NONE, _NONE
+            if n > 0:
                 return ev_nodes[:n].copy(), ev_states[:n].copy(), ev_groups[:n].copy()
             # a retry re-walks from scratch: what the stopped walk marked as seen must not prune it
             for g in range(len(stamps)):
@@ -383,6 +383,13 @@ def _by_state(nodes: np.ndarray, states: np.ndarray) -> list[tuple[int, object]]
     keys, starts = np.unique(states[order], return_index=True)
     return list(zip(keys.tolist(), np.split(nodes[order], starts[1:])))
 
+
+# Walk arguments that never change (nothing writes them; left writeable, so the kernel has one signature): the
+# root as the one root of one group, no boundaries, one-group flags.
+_ROOT = np.zeros(1, np.int32)
+_ONE_GROUP = np.array([0, 1], np.int64)
+_NONE = np.zeros(0, np.int32)
+_NO, _YES = np.zeros(1, np.bool_), np.ones(1, np.bool_)
 
 # Walk stamps are unique across matchers, so matchers on one vocabulary can share the `seen` arrays.
 _STAMPS = itertools.count(1)
