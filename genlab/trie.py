@@ -183,6 +183,16 @@ def write_run(order, out, run_start, run_end):
 
 
 @njit(inline="always")
+def stays_below(bytes_below, loops, node, state):
+    """Whether every byte on the edges below `node` keeps `state` in place (`loops[state]`): its subtree is then
+    allowed whole, without a visit."""
+    for w in range(4):
+        if bytes_below[node, w] & ~loops[state, w]:
+            return False
+    return True
+
+
+@njit(inline="always")
 def extend_run(order, out, run_start, run_end, a, b):
     """Add the tokens order[a:b] to the open run order[run_start:run_end] of allowed tokens, and return the open
     run. Mask walks visit tokens in `order`'s order, so live nodes extend the run until a dead subtree breaks it;
@@ -214,12 +224,7 @@ def _mask_table(byte, depth, subtree_end, token_start, token_end, order, bytes_b
             i = subtree_end[i]
             continue
         # only near the root, where subtrees are big: deeper down, visiting is about as cheap as the test.
-        whole = d <= BULK_DEPTH and loopy[s]
-        if whole:
-            for w in range(4):
-                if bytes_below[i, w] & ~loops[s, w]:
-                    whole = False
-                    break
+        whole = d <= BULK_DEPTH and loopy[s] and stays_below(bytes_below, loops, i, s)
         run_start, run_end = extend_run(order, out, run_start, run_end, token_start[i],
                                         subtree_tokens_end[i] if whole else token_end[i])
         if whole:

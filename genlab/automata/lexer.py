@@ -29,7 +29,7 @@ from genlab.automata.charclass import char_set
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.regex import compile_regex
 from genlab.errors import ConstraintError, StateLimitError, UnsupportedConstraintError
-from genlab.trie import BULK_DEPTH, byte_classes, extend_run, write_run
+from genlab.trie import BULK_DEPTH, byte_classes, extend_run, stays_below, write_run
 
 try:  # Python 3.11+
     from re import _constants as C
@@ -582,13 +582,9 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
                 if seen_stamp[i] == stamp and seen_state[i] == s:
                     i = subtree_end[i]
                     continue
-                whole = False
-                if d <= BULK_DEPTH and (loops[s, 0] | loops[s, 1] | loops[s, 2] | loops[s, 3]) != 0:
-                    whole = True  # loops are empty in accepting states
-                    for w in range(4):
-                        if bytes_below[i, w] & ~loops[s, w]:
-                            whole = False
-                            break
+                # loops are empty in accepting states
+                whole = (d <= BULK_DEPTH and (loops[s, 0] | loops[s, 1] | loops[s, 2] | loops[s, 3]) != 0
+                         and stays_below(bytes_below, loops, i, s))
                 run_start, run_end = extend_run(order, out, run_start, run_end, token_start[i],
                                                 subtree_tokens_end[i] if whole else token_end[i])
                 if whole:
