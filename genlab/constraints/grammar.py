@@ -297,6 +297,7 @@ class GrammarMatcher(Matcher):
         return hit
 
     def _covers(self, q: int) -> bool:
+        """Whether lexer state `q` keeps every string-content token alive (checked once per state)."""
         hit = self._covered.get(q)
         if hit is None:
             lexer, sl = self.parser.lexer, self._slice
