@@ -199,13 +199,6 @@ class Chart:
     def accepts(self, column: int) -> bool:
         return self.columns[column].accepts
 
-    def _waiting(self, column: int, symbol: int):
-        """Items of `column` with the dot before nonterminal `symbol`, both kinds."""
-        col = self.columns[column]
-        yield from col.waits.get(symbol, ())
-        for r, d in col.predicted.waits.get(symbol, ()):
-            yield r, d, column
-
     def _prediction(self, roots: frozenset[int]) -> Prediction:
         """The items that predicting `roots` adds (memoised per set of nonterminals)."""
         pred = self._predictions.get(roots)
@@ -251,7 +244,7 @@ class Chart:
                 "max_columns, or the grammar is too ambiguous for the text"
             )
         cid = len(self.columns)
-        rules, n_t, nullable = self.cfg.rules, self.cfg.n_terminals, self._nullable
+        rules, n_t, nullable, columns = self.cfg.rules, self.cfg.n_terminals, self._nullable, self.columns
         # only items from earlier columns are followed here; what they predict comes from `_prediction`
         items = set(kernel)
         work = list(items)
@@ -262,9 +255,15 @@ class Chart:
             r, d, o = work.pop()
             lhs, rhs = rules[r]
             if d == len(rhs):
-                if o != cid:
-                    for nxt in self._waiting(o, lhs):
-                        nxt = (nxt[0], nxt[1] + 1, nxt[2])
+                if o != cid:  # complete lhs: advance the items of column o waiting for it, both kinds
+                    origin = columns[o]
+                    for r2, d2, o2 in origin.waits.get(lhs, ()):
+                        nxt = (r2, d2 + 1, o2)
+                        if nxt not in items:
+                            items.add(nxt)
+                            work.append(nxt)
+                    for r2, d2 in origin.predicted.waits.get(lhs, ()):
+                        nxt = (r2, d2 + 1, o)
                         if nxt not in items:
                             items.add(nxt)
                             work.append(nxt)
