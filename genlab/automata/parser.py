@@ -53,7 +53,8 @@ class GrammarParser:
         self.config_column: list[int] = []
         self.config_guard: list[int] = []
         self.config_start: list[int] = []
-        self._boundary: dict[tuple[int, int], tuple[int, ...]] = {}
+        self._boundary: dict[tuple[int, int], tuple[int, ...]] = {}  # (configuration, terminal) -> configurations
+        self._ends_at: dict[tuple[int, int], tuple[int, ...]] = {}  # (configuration, lexer state) -> configurations
         self._ends = (np.empty(64, np.int64), np.empty(64, np.int32))  # `lexeme_ends` buffers for `_survivor`
         self._subsumed: dict[int, bool] = {}
         self.start_config = self.config(0, 0)
@@ -101,11 +102,14 @@ class GrammarParser:
         return out
 
     def boundaries(self, config: int, state: int) -> tuple[int, ...]:
-        """The configurations a lexeme ending in lexer state `state` of `config` can lead to."""
-        out: list[int] = []
-        for t in self.lexer.accepts(state):
-            out.extend(self.after(config, t))
-        return tuple(out)
+        """The configurations a lexeme ending in lexer state `state` of `config` can lead to (memoised)."""
+        out = self._ends_at.get((config, state))
+        if out is None:
+            found: list[int] = []
+            for t in self.lexer.accepts(state):
+                found.extend(self.after(config, t))
+            out = self._ends_at[(config, state)] = tuple(found)
+        return out
 
     def subsumed(self, state: int) -> bool:
         """Whether a thread in lexer state `state` is covered by the thread its lexeme end spawns."""
