@@ -280,6 +280,7 @@ class Lexer:
             _rehash(self._members, self._lo, self._hi, self._n, starts, self._slots)
 
     def _grow_states(self, cap: int) -> None:
+        """Room for `cap` states in every per-state buffer (the new part untouched)."""
         for name in self._buffers:
             old = getattr(self, name)
             grown = np.zeros((cap,) + old.shape[1:], old.dtype)
