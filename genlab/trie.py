@@ -246,8 +246,6 @@ def loop_flags(loops: np.ndarray) -> np.ndarray:
     return (loops != 0).any(axis=1)
 
 
-
-
 @njit(cache=True)
 def byte_classes(table):
     """The bytes a DFA table cannot tell apart (equal columns): (class of each byte int32[256], one representative

@@ -234,18 +234,7 @@ class AWRS:
         if memo is not None and state in memo.masks:
             return self._exact(logp, np.asarray(memo.masks[state], dtype=bool) & positive, rng, 0, cached=True)
         n_pos = int(np.count_nonzero(positive))
-        verdicts = {} if memo is None else memo.of(state)
-        calls = 0
-
-        def allows(t: int) -> bool:
-            nonlocal calls
-            v = verdicts.get(t)
-            if v is None:
-                v = verdicts[t] = bool(matcher.allows(state, t))
-                calls += 1
-                if memo is not None:
-                    memo.size += 1
-            return v
+        allows = _Checks(matcher, state, memo)
 
         # matchers without masks (Predicate, Pattern) cannot fall back: no cap for them
         cap = self.max_rejections if getattr(matcher, "has_masks", True) else np.inf
@@ -256,14 +245,14 @@ class AWRS:
         while True:
             t = order[pos]
             if t < 0:  # every token with positive mass was rejected: Z = 0
-                return AWRSStep(-1, -np.inf, calls, False)
+                return AWRSStep(-1, -np.inf, allows.calls, False)
             if len(rejected) >= cap:
                 ok = np.asarray(_fetch_mask(matcher, state, memo), dtype=bool) & positive
                 if self.estimator != "two-pass":
-                    return self._exact(logp, ok, rng, calls)
+                    return self._exact(logp, ok, rng, allows.calls)
                 pos = order.first_in(pos, ok)  # continue the same walk with the mask as the oracle
                 if pos < 0:
-                    return AWRSStep(-1, -np.inf, calls, True)
+                    return AWRSStep(-1, -np.inf, allows.calls, True)
                 rejected.extend(int(r) for r in order.order[len(rejected):pos])
                 x = int(order.order[pos])
                 break
@@ -274,9 +263,9 @@ class AWRS:
             pos += 1
 
         if self.estimator != "two-pass":
-            log_w = self._recursive_weight(pos, order, verdicts, lambda ids: logp[ids],
-                                           lambda ids: _logsumexp(np.delete(logp, ids)), rng, allows)
-            return AWRSStep(x, log_w, calls, False)
+            log_w = self._recursive_weight(pos, order, allows, lambda ids: logp[ids],
+                                           lambda ids: _logsumexp(np.delete(logp, ids)), rng)
+            return AWRSStep(x, log_w, allows.calls, False)
 
         # two-pass: Z_hat = (1 - psi0) / (n0 + n1 + 1), second order fresh over all tokens but the n0 rejected.
         n0 = len(rejected)
@@ -296,7 +285,7 @@ class AWRS:
                 break
             n1 += 1
         log_w = self._log_remaining(logp, rejected) - float(np.log(n0 + n1 + 1))
-        return AWRSStep(x, log_w, calls, ok is not None)
+        return AWRSStep(x, log_w, allows.calls, ok is not None)
 
     def step_on_device(self, logp, matcher, state, rng: np.random.Generator, memo: Memo | None = None) -> AWRSStep:
         """`step` for a torch row of log-probs left where it is (a GPU): the Gumbel keys and their top-k order are
@@ -314,17 +303,7 @@ class AWRS:
             return self._exact_on_device(logp, memo.masks[state], generator, 0, fell_back=False, cached=True)
         noise = torch.empty_like(logp).exponential_(generator=generator)
         order = _TopKOrder(logp - torch.log(noise), logp)
-        verdicts = {} if memo is None else memo.of(state)
-        calls = 0
-
-        def allows(t: int) -> bool:
-            nonlocal calls
-            if t not in verdicts:
-                verdicts[t] = bool(matcher.allows(state, t))
-                calls += 1
-                if memo is not None:
-                    memo.size += 1
-            return verdicts[t]
+        allows = _Checks(matcher, state, memo)
 
         cap = self.max_rejections if getattr(matcher, "has_masks", True) else np.inf
         rejected: list[int] = []
@@ -332,9 +311,9 @@ class AWRS:
         while True:
             t = order[pos]
             if t < 0:
-                return AWRSStep(-1, -np.inf, calls, False)
+                return AWRSStep(-1, -np.inf, allows.calls, False)
             if len(rejected) >= cap:
-                return self._exact_on_device(logp, _fetch_mask(matcher, state, memo), generator, calls,
+                return self._exact_on_device(logp, _fetch_mask(matcher, state, memo), generator, allows.calls,
                                              fell_back=True)
             if allows(t):
                 x = t
@@ -349,9 +328,9 @@ class AWRS:
             rest[torch.from_numpy(ids).to(logp.device)] = -torch.inf
             return float(torch.logsumexp(rest, 0))
 
-        return AWRSStep(x, self._recursive_weight(pos, order, verdicts, logp_of, log_rest, rng, allows), calls, False)
+        return AWRSStep(x, self._recursive_weight(pos, order, allows, logp_of, log_rest, rng), allows.calls, False)
 
-    def _recursive_weight(self, pos: int, order, verdicts: dict, logp_of, log_rest, rng, allows) -> float:
+    def _recursive_weight(self, pos: int, order, allows: "_Checks", logp_of, log_rest, rng) -> float:
         """log Z_hat of the recursive estimators once x, at position `pos` of `order`, is accepted.
 
         K = the tokens whose verdict is known (the rejected ones, x, and any the memo holds), U = the rest:
@@ -365,6 +344,7 @@ class AWRS:
         so where the known mass dominates the check is seldom made; "recursive" does the same only where
         mass(U) < skip_tolerance * mass(A and K), with q = mass(U) / (skip_tolerance * mass(A and K)).
         """
+        verdicts = allows.verdicts
         ids = np.fromiter(verdicts.keys(), np.int64, len(verdicts))
         ok = np.fromiter(verdicts.values(), np.bool_, len(verdicts))
         lp = np.asarray(logp_of(ids), dtype=np.float64)
@@ -437,6 +417,27 @@ class AWRS:
         sub = logp[idx]
         x = int(idx[np.argmax(sub + _gumbel(rng, idx.size))])
         return AWRSStep(x, _logsumexp(sub), calls, not cached, cached)
+
+
+class _Checks:
+    """One step's `allows` oracle: verdicts read from and written to the run's memo (if any), calls that reached
+    the matcher counted in `calls`."""
+
+    __slots__ = ("matcher", "state", "memo", "verdicts", "calls")
+
+    def __init__(self, matcher, state, memo: Memo | None) -> None:
+        self.matcher, self.state, self.memo = matcher, state, memo
+        self.verdicts: dict[int, bool] = {} if memo is None else memo.of(state)
+        self.calls = 0
+
+    def __call__(self, t: int) -> bool:
+        v = self.verdicts.get(t)
+        if v is None:
+            v = self.verdicts[t] = bool(self.matcher.allows(self.state, t))
+            self.calls += 1
+            if self.memo is not None:
+                self.memo.size += 1
+        return v
 
 
 def _fetch_mask(matcher, state, memo: Memo | None) -> np.ndarray:
