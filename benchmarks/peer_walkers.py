@@ -137,7 +137,7 @@ def _content_caches() -> list:
     import importlib
 
     found = []
-    for module, names in (("genlab.automata.utf8", ("utf8_automaton",)), ("genlab.automata.lexer", ("_guard_row",)),
+    for module, names in (("genlab.automata.utf8", ("utf8_automaton",)),
                           ("genlab.constraints.json_schema.compiler", ("_regex", "_quoted")),
                           ("genlab.constraints.json_schema.strings", ("decoded_dfa",))):
         try:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from genlab.automata.combine import difference
 from genlab.automata.lexer import Lexer, compile_terminal
 from genlab.automata.regex import compile_regex
-from genlab.errors import StateLimitError
+from genlab.errors import StateLimitError, UnsupportedConstraintError
 
 # overlapping terminals: keywords that are prefixes of names, a DFA that re-enters its start state (`a(ba)*`
 # after "ab"), a quoted string, whitespace, a literal that is a prefix of another
@@ -69,7 +69,7 @@ def test_product_state_is_every_terminal_run_alone(ids, text, guard_id):
         row = lexer.table[state, lexer.byte_class]  # next state per byte
         assert bool(lexer.dead_end[state]) == bool((row < 0).all())
         stay = np.unpackbits(lexer.loops[state].view(np.uint8), bitorder="little").astype(bool)
-        assert (stay == ((row == state) & (not accepting))).all()
+        assert (stay == ((row == state) & ~follow)).all()
 
 
 def test_lexers_for_different_sets_share_states():
@@ -131,3 +131,32 @@ def test_literal_terminals_match_the_regex_pipeline(text, flags):
     variants = {text, text.upper(), text.lower(), text.swapcase(), text.replace("s", "ſ"), text.replace("k", "K")}
     for s in variants:
         assert terminal.dfa.accepts(s.encode()) == bool(re.fullmatch(wrapped, s)), s
+
+
+@pytest.mark.parametrize("pattern, flags, head, word, guard", [
+    (r"ab(?![c-e])", "", "ab", "ab", "cde"),
+    (r"(?:[a-z]+)(?![0-9_])", "", "(?:[a-z]+)", "xyz", "0123456789_"),
+    (r"ab(?![0-9])", "i", "ab", "AB", "0123456789"),  # Lark's flag wrapper (?i:...) is looked into
+    (r"(?:ab(?![x]))", "", "(?:ab)", "ab", "x"),  # so is any single group
+    (r"ab(?!c)", "i", "ab", "aB", "Cc"),  # the guard takes the terminal's flags
+])
+def test_trailing_guards_split_off(pattern, flags, head, word, guard):
+    term = compile_terminal("T", pattern, flags)
+    assert np.flatnonzero(term.guard).tolist() == sorted(map(ord, guard))
+    assert term.dfa.accepts(word.encode())
+    # the DFA is the pattern without its guard: what the guard forbids after it is the lexer's business
+    alone = compile_regex(f"(?{flags}:{head})" if flags else head)
+    assert np.array_equal(term.dfa.transitions, alone.transitions)
+
+
+@pytest.mark.parametrize("pattern, error", [
+    (r"a|b(?![x])", "negative lookahead"),  # a lookahead in one branch only is no guard of the terminal
+    (r"(?![x])", "negative lookahead"),  # nothing before it
+    (r"ab(?![x]{2})", "negative lookahead"),  # more than one character
+    (r"ab(?![é])", "non-ASCII"),
+    (r"ab(?!\w)", "non-ASCII"),
+])
+def test_other_lookaheads_are_refused(pattern, error):
+    with pytest.raises(UnsupportedConstraintError, match=error) as info:
+        compile_terminal("T", pattern)
+    assert "terminal T" in str(info.value)

@@ -19,6 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genlab.automata import charclass
+from genlab.automata import determinize as determinize_module
+from genlab.automata import regex as regex_module
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.minimize import minimal_dfa
 from genlab.automata.regex import compile_regex
@@ -426,6 +428,36 @@ def test_deterministic_numbering():
     for pattern in (IPV6, r"\w+@\w+\.\w+"):
         a, b = compile_regex(pattern), compile_regex(pattern)
         assert np.array_equal(a.transitions, b.transitions) and np.array_equal(a.accepting, b.accepting)
+
+
+@pytest.mark.parametrize("pattern", [p for p in PATTERNS + EXHAUSTIVE if not re.search(r"[$^]|\\[AZ]", p)])
+def test_numba_subsets_equal_python_subsets(pattern):
+    """Anchor-free NFAs are determinised in numba: the same minimal DFA as the general Python construction."""
+    tree = regex_module.parse_regex(pattern)
+    nfa = regex_module._Thompson(10 ** 6, pattern).build(tree, tree.state.flags)
+    assert not any(nfa.anchors)
+    fast = determinize_module._plain_subsets(nfa, 10_000)
+    assert fast is not None and fast is not determinize_module._MIXED
+    slow = determinize_module._Subsets(nfa, 10_000, pattern).run()
+    a, b = minimal_dfa(*fast), minimal_dfa(*slow)
+    assert np.array_equal(a.transitions, b.transitions) and np.array_equal(a.accepting, b.accepting)
+
+
+def test_numba_subsets_limits_and_mixed_states():
+    tree = regex_module.parse_regex(r"[ab]*a[ab]{6}")  # 2^7 subset states
+    nfa = regex_module._Thompson(10 ** 6, "x").build(tree, tree.state.flags)
+    assert determinize_module._plain_subsets(nfa, 100) is None
+    assert len(determinize_module._plain_subsets(nfa, 1000)[1]) > 100
+    # a state with two targets on one byte (not what Thompson builds) goes to the Python construction
+    mixed = determinize_module.ByteNFA()
+    for _ in range(3):
+        mixed.add_state()
+    mixed.start, mixed.final = 0, 2
+    mixed.edges[0] = [(ord("a"), ord("a"), 1), (ord("a"), ord("b"), 2)]
+    mixed.edges[1] = [(ord("b"), ord("b"), 2)]
+    assert determinize_module._plain_subsets(mixed, 100) is determinize_module._MIXED
+    dfa = minimal_dfa(*determinize_module.determinize(mixed, 100, "mixed"))
+    assert [w for w in ("a", "b", "ab", "aa", "ba") if dfa.accepts(w.encode())] == ["a", "b", "ab"]
 
 
 def test_large_repeat_within_limit():

@@ -20,6 +20,7 @@ import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from genlab.errors import StateLimitError
 
@@ -70,9 +71,198 @@ class ByteNFA:
 def determinize(nfa: ByteNFA, max_states: int, source: str) -> tuple[np.ndarray, np.ndarray]:
     """Subset construction: (transitions int32 [n, 256] with -1 for no move, accepting bool [n]); state 0 is the start.
 
-    Raises `StateLimitError` (naming `source`) as soon as more than `max_states` DFA states exist.
+    Raises `StateLimitError` (naming `source`) as soon as more than `max_states` DFA states exist. An NFA
+    without anchors (most patterns) is determinised in numba, the rest here in Python (threads carry anchors'
+    requirements).
     """
+    if not any(nfa.anchors):
+        found = _plain_subsets(nfa, max_states)
+        if found is None:
+            raise StateLimitError(
+                f"{source}: the DFA needs more than max_states={max_states} states; "
+                "raise max_states or simplify the pattern (large counted repeats multiply states)"
+            )
+        if found is not _MIXED:
+            return found
     return _Subsets(nfa, max_states, source).run()
+
+
+_MIXED = object()  # an NFA state with two targets on one byte: left to the general construction
+
+
+def _plain_subsets(nfa: ByteNFA, max_states: int):
+    """The subset construction of an NFA without anchors, over byte classes (runs of bytes no edge tells apart):
+    (table, accepting), None past `max_states`, or `_MIXED`."""
+    n = nfa.n_states
+    eps_ptr = np.zeros(n + 1, np.int64)
+    np.cumsum([len(e) for e in nfa.eps], out=eps_ptr[1:])
+    eps_to = np.array([t for e in nfa.eps for t in e], np.int32)
+    edge_ptr = np.zeros(n + 1, np.int64)
+    np.cumsum([len(e) for e in nfa.edges], out=edge_ptr[1:])
+    flat = np.array([e for edges in nfa.edges for e in edges], np.int32).reshape(-1, 3)
+    cuts = np.zeros(257, np.bool_)
+    cuts[0] = True
+    cuts[flat[:, 0]] = True
+    cuts[flat[:, 1] + 1] = True
+    byte_class = np.cumsum(cuts[:256]) - 1
+    rows, accepting, n_dfa = _subsets(eps_ptr, eps_to, edge_ptr, byte_class[flat[:, 0]].astype(np.int32),
+                                      byte_class[flat[:, 1]].astype(np.int32), flat[:, 2].copy(),
+                                      int(byte_class[-1]) + 1, nfa.start, nfa.final, max_states)
+    if n_dfa == -2:
+        return _MIXED
+    if n_dfa < 0:
+        return None
+    return np.ascontiguousarray(rows[:n_dfa][:, byte_class]), accepting[:n_dfa].copy()
+
+
+@njit(cache=True)
+def _closure_of(q, eps_ptr, eps_to, keep, mark, stamp, stack, out, n_out):
+    """Append to `out[n_out:]` the states reachable from `q` by epsilon moves that can read or accept, each once
+    (`mark[r] == stamp` once added or passed); returns the new length. `stack` and `out` hold every state."""
+    stack[0] = q
+    top = 1
+    mark[q] = stamp
+    while top:
+        top -= 1
+        r = stack[top]
+        if keep[r]:
+            out[n_out] = r
+            n_out += 1
+        for k in range(eps_ptr[r], eps_ptr[r + 1]):
+            t = eps_to[k]
+            if mark[t] != stamp:
+                mark[t] = stamp
+                stack[top] = t
+                top += 1
+    return n_out
+
+
+@njit(cache=True)
+def _sort_small(a, size):
+    """Sort `a[:size]` in place: insertion sort, as sets are mostly a few states (numba's sort costs more)."""
+    if size > 32:
+        a[:size].sort()
+        return
+    for i in range(1, size):
+        x = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > x:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = x
+
+
+@njit(cache=True)
+def _set_hash(members, lo, hi):
+    h = np.uint64(14695981039346656037)
+    for k in range(lo, hi):
+        h = (h ^ np.uint64(members[k])) * np.uint64(1099511628211)
+    return h
+
+
+@njit(cache=True)
+def _subsets(eps_ptr, eps_to, edge_ptr, edge_lo, edge_hi, edge_to, n_classes, start, final, max_states):
+    """DFA states are sorted sets of NFA states (closed under epsilon, kept if they can read or accept), interned
+    in an open-addressing table; rows are filled breadth first. Returns (rows, accepting, count), count -1 past
+    `max_states` and -2 when an NFA state has two targets on one byte class."""
+    n = eps_ptr.shape[0] - 1
+    keep = np.zeros(n, np.bool_)
+    dense = np.full((n, n_classes), -1, np.int32)
+    for q in range(n):
+        keep[q] = q == final or edge_ptr[q + 1] > edge_ptr[q]
+        for e in range(edge_ptr[q], edge_ptr[q + 1]):
+            for c in range(edge_lo[e], edge_hi[e] + 1):
+                if dense[q, c] >= 0 and dense[q, c] != edge_to[e]:
+                    return np.zeros((0, n_classes), np.int32), np.zeros(0, np.bool_), -2
+                dense[q, c] = edge_to[e]
+    mark = np.zeros(n, np.int64)
+    stamp = 0
+    scratch = np.empty(n, np.int32)
+    stack = np.empty(n, np.int32)
+    members = np.empty(max(1024, 4 * n), np.int32)
+    set_lo = np.empty(64, np.int64)
+    set_hi = np.empty(64, np.int64)
+    rows = np.full((64, n_classes), -1, np.int32)
+    accepting = np.zeros(64, np.bool_)
+    cap = 256
+    slots = np.zeros(cap, np.int64)  # DFA state + 1, 0: empty
+    stamp += 1
+    size = _closure_of(start, eps_ptr, eps_to, keep, mark, stamp, stack, scratch, 0)
+    _sort_small(scratch, size)
+    members[:size] = scratch[:size]
+    n_members = size
+    set_lo[0], set_hi[0] = 0, size
+    slots[_set_hash(members, 0, size) & np.uint64(cap - 1)] = 1
+    count = 1
+    d = 0
+    while d < count:
+        for c in range(n_classes):
+            if c > 0:  # a class every member moves on like the one before goes where it went
+                same = True
+                for k in range(set_lo[d], set_hi[d]):
+                    if dense[members[k], c] != dense[members[k], c - 1]:
+                        same = False
+                        break
+                if same:
+                    rows[d, c] = rows[d, c - 1]
+                    continue
+            stamp += 1
+            size = 0
+            for k in range(set_lo[d], set_hi[d]):
+                t = dense[members[k], c]
+                if t >= 0 and mark[t] != stamp:
+                    size = _closure_of(t, eps_ptr, eps_to, keep, mark, stamp, stack, scratch, size)
+            if size == 0:
+                continue
+            _sort_small(scratch, size)
+            h = _set_hash(scratch, 0, size)
+            i = h & np.uint64(cap - 1)
+            found = -1
+            while slots[i] != 0:
+                o = slots[i] - 1
+                if set_hi[o] - set_lo[o] == size:
+                    same = True
+                    for k in range(size):
+                        if members[set_lo[o] + k] != scratch[k]:
+                            same = False
+                            break
+                    if same:
+                        found = o
+                        break
+                i = (i + np.uint64(1)) & np.uint64(cap - 1)
+            if found < 0:
+                if count >= max_states:
+                    return rows, accepting, -1
+                if n_members + size > members.shape[0]:
+                    grown = np.empty(2 * (n_members + size), np.int32)
+                    grown[:n_members] = members[:n_members]
+                    members = grown
+                members[n_members : n_members + size] = scratch[:size]
+                if count == set_lo.shape[0]:
+                    set_lo = np.concatenate((set_lo, np.empty(count, np.int64)))
+                    set_hi = np.concatenate((set_hi, np.empty(count, np.int64)))
+                    rows = np.concatenate((rows, np.full((count, n_classes), -1, np.int32)))
+                    accepting = np.concatenate((accepting, np.zeros(count, np.bool_)))
+                set_lo[count], set_hi[count] = n_members, n_members + size
+                n_members += size
+                found = count
+                slots[i] = count + 1
+                count += 1
+                if 2 * count > cap:  # keep the table at most half full: rebuild it twice as large
+                    cap *= 2
+                    slots = np.zeros(cap, np.int64)
+                    for o in range(count):
+                        j = _set_hash(members, set_lo[o], set_hi[o]) & np.uint64(cap - 1)
+                        while slots[j] != 0:
+                            j = (j + np.uint64(1)) & np.uint64(cap - 1)
+                        slots[j] = o + 1
+            rows[d, c] = found
+        d += 1
+    for o in range(count):
+        for k in range(set_lo[o], set_hi[o]):
+            if members[k] == final:
+                accepting[o] = True
+    return rows, accepting, count
 
 
 class _Subsets:

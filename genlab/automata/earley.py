@@ -78,16 +78,30 @@ class CFG:
                 if not f <= first[lhs]:
                     first[lhs] |= f
                     changed = True
+        # follow[s] takes what can start the rest of each rule after s, and, where that rest is nullable, all of
+        # follow[lhs] (`inherits`): the first part in one pass right to left, the second to a fixpoint
         follow: dict[int, set[int]] = {s: set() for s in range(len(self.names))}
         follow[self.rules[0][1][0]].add(-1)
+        inherits: dict[int, set[int]] = {}
+        for lhs, rhs in self.rules[1:]:
+            rest: set[int] = set()
+            rest_nullable = True
+            for s in reversed(rhs):
+                follow[s] |= rest
+                if rest_nullable:
+                    inherits.setdefault(lhs, set()).add(s)
+                if s < self.n_terminals:
+                    rest, rest_nullable = {s}, False
+                elif s in nullable:
+                    rest = first[s] | rest
+                else:
+                    rest, rest_nullable = set(first[s]), False
         changed = True
         while changed:
             changed = False
-            for lhs, rhs in self.rules[1:]:
-                for i, s in enumerate(rhs):
-                    f, rest_nullable = first_of(rhs[i + 1 :])
-                    if rest_nullable:
-                        f = f | follow[lhs]
+            for lhs, heirs in inherits.items():
+                f = follow[lhs]
+                for s in heirs:
                     if not f <= follow[s]:
                         follow[s] |= f
                         changed = True

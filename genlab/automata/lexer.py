@@ -17,7 +17,6 @@ them in its next states.
 
 from __future__ import annotations
 
-import functools
 import re
 import weakref
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from numba import njit
 
 from genlab.automata.charclass import char_set
 from genlab.automata.dfa import ByteDFA
-from genlab.automata.regex import compile_regex
+from genlab.automata.regex import compile_parsed, parse_regex
 from genlab.errors import ConstraintError, StateLimitError, UnsupportedConstraintError
 from genlab.trie import BULK_DEPTH, byte_classes, extend_run, stays_below, write_run
 
@@ -57,20 +56,23 @@ def compile_terminal(name: str, pattern: str, flags: str = "", *, literal: bool 
                      max_states: int = 10_000) -> Terminal:
     """Compile a terminal written as a Lark literal (`literal=True`) or regex, with Lark's flags (`i`, `s`, ...)."""
     where = f"terminal {name}"
+    guard = np.zeros(256, np.bool_)
     if literal and pattern and set(flags) <= set("imsux"):  # keywords: a chain, without the regex machinery
-        dfa, guard_text = _literal_dfa(pattern, "i" in flags), None
+        dfa = _literal_dfa(pattern, "i" in flags)
     else:
-        body, guard_text = (re.escape(pattern), None) if literal else _split_guard(pattern)
-        wrapped = f"(?{flags}:{body})" if flags else body
+        text = re.escape(pattern) if literal else pattern
+        wrapped = f"(?{flags}:{text})" if flags else text  # as Lark writes a flagged terminal
         try:
-            dfa = compile_regex(wrapped, max_states=max_states)
+            tree = parse_regex(wrapped)
+            split = None if literal else _split_guard(tree)
+            if split is not None:
+                tree, guard_set = split
+                guard = _guard_bytes(guard_set, pattern[pattern.rfind("(?!"):])
+            dfa = compile_parsed(tree, wrapped, max_states=max_states)
         except ConstraintError as e:
             raise type(e)(f"{where}: {e}") from e
     if dfa.accepting[dfa.start]:
         raise ConstraintError(f"{where} ({pattern!r}) matches the empty string; terminals must consume text")
-    guard = np.zeros(256, np.bool_)
-    if guard_text is not None:
-        guard = _guard_bytes(where, guard_text, flags)
     return Terminal(name, dfa, guard)
 
 
@@ -101,42 +103,46 @@ def _literal_dfa(text: str, ignore_case: bool) -> ByteDFA:
     return ByteDFA(np.stack(rows), accepting, 0)
 
 
-def _split_guard(pattern: str) -> tuple[str, str | None]:
-    """(pattern without a trailing `(?!X)` on one character class X, X) or (pattern, None) when there is none."""
-    if not pattern.endswith(")"):
-        return pattern, None
-    i = pattern.rfind("(?!")
-    while i >= 0:
-        inner, head = pattern[i + 3 : -1], pattern[:i]
-        try:
-            items = list(_parser.parse(inner))
-            re.compile(head)
-        except (re.error, OverflowError, RecursionError):
-            items = []
-        if len(items) == 1 and items[0][0] in (C.LITERAL, C.NOT_LITERAL, C.IN, C.CATEGORY, C.ANY) and head:
-            return head, inner
-        i = pattern.rfind("(?!", 0, i)
-    return pattern, None
+def _split_guard(tree):
+    """(the parse tree without its trailing `(?!X)`, X's code points) when the pattern ends with a negative
+    lookahead on one character item X after something else; None otherwise. A pattern that is one group (Lark's
+    flag wrapper `(?i:...)`) is looked into."""
+    flags = tree.state.flags
+    path = []  # the single groups passed through: (group, add, drop)
+    items = tree
+    while len(items) == 1 and items[0][0] is C.SUBPATTERN:
+        group, add, drop, body = items[0][1]
+        if add & _parser.TYPE_FLAGS:  # as `regex._Thompson._item` combines a group's flags
+            flags &= ~_parser.TYPE_FLAGS
+        flags = (flags | add) & ~drop
+        path.append((group, add, drop))
+        items = body
+    if len(items) < 2 or items[-1][0] is not C.ASSERT_NOT:
+        return None
+    direction, inner = items[-1][1]
+    if direction != 1 or len(inner) != 1 or inner[0][0] not in _GUARD_ITEMS:
+        return None
+    head = _parser.SubPattern(items.state, list(items[:-1]))
+    for group, add, drop in reversed(path):
+        head = _parser.SubPattern(tree.state, [(C.SUBPATTERN, (group, add, drop, head))])
+    return head, char_set(inner[0][0], inner[0][1], flags)
 
 
-def _guard_bytes(where: str, cls: str, flags: str) -> np.ndarray:
-    """bool[256] of the ASCII bytes the guard class matches; non-ASCII classes are refused (not byte-exact)."""
-    row = _guard_row(cls, flags)
-    if (row[0x80:] >= 0).any():
+_GUARD_ITEMS = (C.LITERAL, C.NOT_LITERAL, C.IN, C.CATEGORY, C.ANY)
+
+
+def _guard_bytes(code_points, text: str) -> np.ndarray:
+    """bool[256] of the ASCII bytes a guard `text` matches, from its code points; non-ASCII classes are refused
+    (a guard looks at one byte)."""
+    if code_points and code_points[-1][1] >= 0x80:
         raise UnsupportedConstraintError(
-            f"{where}: the trailing guard (?!{cls}) matches non-ASCII characters; guards must be ASCII classes "
+            f"the trailing guard {text} matches non-ASCII characters; guards must be ASCII classes "
             "(write e.g. (?![A-Za-z0-9_]) instead of (?!\\w))"
         )
     guard = np.zeros(256, np.bool_)
-    guard[:0x80] = row[:0x80] >= 0
+    for lo, hi in code_points:
+        guard[lo : hi + 1] = True
     return guard
-
-
-@functools.lru_cache(maxsize=256)
-def _guard_row(cls: str, flags: str) -> np.ndarray:
-    """The first-byte row of a guard class's DFA (grammars repeat one guard on many terminals)."""
-    dfa = compile_regex(f"(?{flags}:{cls})" if flags else cls)
-    return dfa.transitions[dfa.start]
 
 
 class Lexer:
@@ -155,8 +161,10 @@ class Lexer:
     Tables, views over the states so far: `table` (next state per byte class, -1: dead; a byte `b` reads
     `table[state, byte_class[b]]`, which keeps a state's row to a few hundred bytes), `accepting`, `follow` (per
     state, the 256-bit set of bytes the guards of its accepting terminals let come next), `dead_end` (reads no
-    further byte: a lexeme that must end) and `loops` (per non-accepting state, the bytes that keep it in place:
-    a trie subtree whose bytes all are in it is allowed whole, with no lexeme boundary), and `restart` (inside a
+    further byte: a lexeme that must end) and `loops` (per state, the bytes that keep it in place and that no
+    accepting terminal's guard lets follow it: a trie subtree whose bytes all are in it is allowed whole, with no
+    lexeme boundary worth going on from, e.g. the rest of a name whose guard forbids name characters after it),
+    and `restart` (inside a
     lexeme of a `restart` terminal alone, where it may end: an ignored `C+` terminal such as whitespace, whose
     end spawns a thread that reads on exactly as this one would, so walks go on from there instead). Byte
     classes also respect every guard, so a start state's row leaves out whole classes.
@@ -419,8 +427,8 @@ def _expand_product(flat, s, n, max_states, members, lo, hi, n_members, rows, sl
 def _state_tables(rows, class_bits, first, n, members, lo, hi, pair_accepting, pair_term, term_follow, term_restart,
                   accepting, follow, dead_end, loops, restart):
     """Per state from `first` to `n`, from its row and pairs: whether some terminal accepts, the bytes the
-    accepting terminals' guards let through next, whether no byte is read, (non-accepting states) the bytes
-    that stay in place, and whether it is an accepting state of a `restart` terminal alone."""
+    accepting terminals' guards let through next, whether no byte is read, the bytes that stay in place and
+    cannot follow a lexeme ending there, and whether it is an accepting state of a `restart` terminal alone."""
     for s in range(first, n):
         acc = False
         f = np.zeros(4, np.uint64)
@@ -438,14 +446,14 @@ def _state_tables(rows, class_bits, first, n, members, lo, hi, pair_accepting, p
                 any_move = True
         dead_end[s] = not any_move
         stay = np.zeros(4, np.uint64)
-        if not acc:
-            for c in range(rows.shape[1]):
-                if rows[s, c] == s:
-                    for w in range(4):
-                        stay[w] |= class_bits[c, w]
+        for c in range(rows.shape[1]):
+            if rows[s, c] == s:
+                for w in range(4):
+                    stay[w] |= class_bits[c, w]
         for w in range(4):
             follow[s, w] = f[w]
-            loops[s, w] = stay[w]
+            # where a lexeme may end, a byte that may follow it is not a loop: a lexeme may end before it
+            loops[s, w] = stay[w] & ~f[w]
 
 
 def slice_representatives(lexer: "Lexer", slice_table: np.ndarray) -> np.ndarray:
@@ -583,7 +591,6 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
                 if seen_stamp[i] == stamp and seen_state[i] == s:
                     i = subtree_end[i]
                     continue
-                # loops are empty in accepting states
                 whole = (d <= BULK_DEPTH and (loops[s, 0] | loops[s, 1] | loops[s, 2] | loops[s, 3]) != 0
                          and stays_below(bytes_below, loops, i, s))
                 run_start, run_end = extend_run(order, out, run_start, run_end, token_start[i],

@@ -218,9 +218,12 @@ def check_guards(cfg: CFG, terminals: list[Terminal], ignore: tuple[int, ...]) -
         for u in follow:
             follow[u] = follow[u] | set(ignore)
         follow[t] = set(range(cfg.n_terminals)) | {-1}
+    # 256-bit byte sets as Python ints: each terminal's first bytes, and the bytes its guard forbids
+    first = [_bits(term.first_bytes) for term in terminals]
+    forbidden = [_bits(term.guard) for term in terminals]
 
     def passes(a: int, b: int) -> bool:
-        return b < 0 or bool((terminals[b].first_bytes & ~terminals[a].guard).any())
+        return b < 0 or first[b] & ~forbidden[a] != 0
 
     for a in guarded:
         for b in follow.get(a, ()):
@@ -230,3 +233,8 @@ def check_guards(cfg: CFG, terminals: list[Terminal], ignore: tuple[int, ...]) -
                 f"terminal {terminals[a].name}'s guard forbids every first character of terminal "
                 f"{terminals[b].name}, which may follow it, and no %ignore terminal can go between them"
             )
+
+
+def _bits(flags: np.ndarray) -> int:
+    """A bool[256] byte set as a 256-bit int."""
+    return int.from_bytes(np.packbits(flags, bitorder="little").tobytes(), "little")

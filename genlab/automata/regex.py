@@ -1,6 +1,6 @@
 """Python regular expressions as minimal byte-level DFAs: the strings `re.fullmatch(pattern, s)` accepts, as UTF-8.
 
-Pipeline: `re.compile` validates (its errors become `InvalidPatternError`); `re`'s own parser gives the tree, so
+Pipeline: `re`'s own parser validates (its errors become `InvalidPatternError`) and gives the tree, so
 flags, escapes and Unicode classes mean exactly what they mean to `re`; constructs this compiler does not
 translate are refused with their offset in the pattern; the tree becomes a byte NFA (Thompson construction, each
 character item a UTF-8 byte automaton built from its code-point ranges, `utf8.py` and `charclass.py`); subset
@@ -56,16 +56,29 @@ def compile_regex(pattern: str, *, max_states: int = 10_000) -> ByteDFA:
     construct and its offset are named), `EmptyLanguageError` (nothing matches) and `StateLimitError` (the NFA
     or DFA would exceed `max_states` states; raised while building, before anything huge exists).
     """
+    return compile_parsed(parse_regex(pattern), pattern, max_states=max_states)
+
+
+def parse_regex(pattern: str):
+    """`re`'s parse tree of `pattern` (a `SubPattern`), its errors as `InvalidPatternError`. The tree is what
+    `re.compile` would compile; its code generator's own errors (a look-behind's width) are checked too."""
     if not isinstance(pattern, str):
         raise TypeError(f"compile_regex takes a str pattern, not {type(pattern).__name__}")
     try:
-        re.compile(pattern)
+        tree = _parser.parse(pattern, 0)
+        if "(?<" in pattern:  # a look-behind: only `re`'s code generator checks its width
+            re.compile(pattern)
     except re.error as e:
         where = f" at position {e.pos}" if e.pos is not None else ""
         err = InvalidPatternError(f"invalid regular expression {pattern!r}: {e.msg}{where}")
         err.pattern, err.pos, err.msg = pattern, e.pos, e.msg
         raise err from e
-    tree = _parser.parse(pattern, 0)
+    return tree
+
+
+def compile_parsed(tree, pattern: str, *, max_states: int = 10_000) -> ByteDFA:
+    """`compile_regex` from a parse tree of `pattern` (from `parse_regex`, or a part of one; `pattern` locates
+    refused constructs and names the source in errors)."""
     flags = tree.state.flags
     _refuse_unsupported(tree, pattern, bool(flags & C.SRE_FLAG_VERBOSE))
     source = f"regex {pattern!r}"
@@ -115,6 +128,7 @@ class _Thompson:
         self.nfa = ByteNFA()
         self.max_states = max_states
         self.source = source
+        self._sets: dict[tuple, tuple] = {}  # character item -> its code points (patterns repeat their classes)
 
     def build(self, tree, flags: int) -> ByteNFA:
         self.nfa.final = self._new()
@@ -145,7 +159,11 @@ class _Thompson:
 
     def _item(self, op, av, flags: int, nxt: int) -> int:
         if op in _CHAR_ITEMS:
-            return self._chars(char_set(op, av, flags), nxt)
+            key = (op, tuple(av) if op is C.IN else av, flags)
+            ranges = self._sets.get(key)
+            if ranges is None:
+                ranges = self._sets[key] = char_set(op, av, flags)
+            return self._chars(ranges, nxt)
         if op is C.BRANCH:
             return self._split(*(self._seq(alt, flags, nxt) for alt in av[1]))
         if op is C.SUBPATTERN:
