@@ -198,6 +198,8 @@ class Lexer:
         self._term_follow = follow
         self._term_restart = np.array([t in restart for t in range(len(terminals))], np.bool_)
         self._starts: dict[tuple, int] = {}
+        self._start_pair = np.array([self._offset[t] + term.dfa.start for t, term in enumerate(terminals)], np.int32)
+        self._class_guards: dict[bytes, np.ndarray] = {}  # guard -> the byte classes it is the union of
         self._is_start: set[int] = set()
         self._accepts: dict[int, tuple[int, ...]] = {}
         # Growable buffers, the public tables views of their first `n_states` rows. They are made large and
@@ -237,23 +239,28 @@ class Lexer:
     def accepts(self, state: int) -> tuple[int, ...]:
         """The terminals that accept in `state` (a lexeme of each may end there)."""
         out = self._accepts.get(state)
-        if out is None:
-            pairs = self._members[self._lo[state] : self._hi[state]]
-            out = self._accepts[state] = tuple(self._pair_term[pairs[self._pair_accepting[pairs]]].tolist())
+        if out is None:  # a state holds a few pairs: scalar reads beat numpy's per-call cost on tiny arrays
+            term, acc = self._pair_term, self._pair_accepting
+            pairs = self._members[self._lo[state] : self._hi[state]].tolist()
+            out = self._accepts[state] = tuple(int(term[g]) for g in pairs if acc[g])
         return out
 
     def start(self, ids: frozenset[int], guard: np.ndarray) -> int:
         """The start state for a lexeme of one of the terminals `ids`, whose first byte is not in `guard` (one of
         the terminals' guards, or none)."""
-        key = (tuple(sorted(ids)), guard.tobytes())
+        guard_key = guard.tobytes()
+        key = (tuple(sorted(ids)), guard_key)
         s = self._starts.get(key)
         if s is None:
             done = self._n
-            if (guard != guard[self.class_rep][self.byte_class]).any():
-                raise ValueError("a lexer start's guard must be one of its terminals' guards")
+            guarded = self._class_guards.get(guard_key)
+            if guarded is None:
+                if (guard != guard[self.class_rep][self.byte_class]).any():
+                    raise ValueError("a lexer start's guard must be one of its terminals' guards")
+                guarded = self._class_guards[guard_key] = np.flatnonzero(guard[self.class_rep])
             if done >= self.max_states:
                 self._too_many()
-            pairs = np.array([self._offset[t] + self.terminals[t].dfa.start for t in key[0]], np.int32)
+            pairs = self._start_pair[list(key[0])]
             self._reserve(1, len(pairs))
             s = self._starts[key] = done
             self._is_start.add(s)
@@ -262,7 +269,7 @@ class Lexer:
             self._n_members += len(pairs)
             self._n += 1
             self._expand(done)
-            self._finish(done, s, guard)
+            self._finish(done, s, guarded)
         return s
 
     def _too_many(self) -> None:
@@ -309,9 +316,9 @@ class Lexer:
                 self._too_many()
             self._reserve(max(1, self._n), len(self._scratch))
 
-    def _finish(self, done: int, start: int, guard: np.ndarray) -> None:
-        """Per-state tables for the states from `done` on (the start's row leaves out the guarded classes)."""
-        self._rows[start, self.byte_class[guard]] = -1
+    def _finish(self, done: int, start: int, guarded: np.ndarray) -> None:
+        """Per-state tables for the states from `done` on (the start's row leaves out the `guarded` classes)."""
+        self._rows[start, guarded] = -1
         _state_tables(self._rows, self._class_bits, done, self._n, self._members, self._lo, self._hi,
                       self._pair_accepting, self._pair_term, self._term_follow, self._term_restart,
                       self._accepting_buf, self._follow_buf, self._dead_end_buf, self._loops_buf, self._restart_buf)

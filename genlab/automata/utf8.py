@@ -28,6 +28,8 @@ _LENGTHS = ((0x0, 0x7F, 0x00), (0x80, 0x7FF, 0xC0), (0x800, 0xFFFF, 0xE0), (0x10
 @functools.lru_cache(maxsize=1024)
 def utf8_automaton(ranges: RangeSet) -> tuple[Node, ...]:
     """Nodes of the minimal byte automaton of the UTF-8 encodings of `ranges`; node 0 is the start."""
+    if ranges and ranges[-1][1] < 0x80:  # ASCII: one byte each
+        return (tuple((lo, hi, ACCEPT) for lo, hi in ranges),)
     ranges = difference(ranges, SURROGATES)
     nodes: list[Node] = [()]
     memo: dict[tuple[int, RangeSet], int] = {}
