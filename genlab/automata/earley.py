@@ -11,7 +11,9 @@ Aycock-Horspool rule (predicting a nullable nonterminal also moves the dot over 
 look at earlier, finished columns.
 
 Symbols are ints: terminals `0 .. n_terminals-1`, nonterminals after them. Rule 0 is the augmented
-`S' -> start`; a column accepts when it holds `(0, 1, 0)`.
+`S' -> start`; a column accepts when it holds `(0, 1, 0)`. Items are ints too, `origin << 24 | position`, a
+position numbering every (rule, dot) so that moving the dot on is adding 1 (hashing ints is what the sets and
+dicts of the chart spend their time on).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from dataclasses import dataclass, field
 
 from genlab.errors import EmptyLanguageError, StateLimitError
 
-Item = tuple[int, int, int]  # (rule, dot, origin column)
+Item = int  # origin column << _SHIFT | position of (rule, dot)
+_SHIFT = 24
+_POSITION = (1 << _SHIFT) - 1
 
 
 @dataclass(frozen=True)
@@ -146,8 +150,8 @@ class Column:
     coming from earlier columns are stored per column.
     """
 
-    scans: dict[int, tuple[Item, ...]]  # terminal -> kernel items scanning it gives (items from earlier columns)
-    waits: dict[int, tuple[Item, ...]]  # nonterminal -> items from earlier columns with the dot before it
+    scans: dict[int, list[Item]]  # terminal -> kernel items scanning it gives (items from earlier columns)
+    waits: dict[int, list[Item]]  # nonterminal -> items from earlier columns with the dot before it
     predicted: "Prediction"
     accepts: bool
     expected: frozenset[int] = frozenset()
@@ -157,11 +161,14 @@ class Column:
 
 @dataclass
 class Prediction:
-    """The closure of predicting a set of nonterminals, as (rule, dot) items whose origin is the column itself."""
+    """The closure of predicting a set of nonterminals, as (rule, dot) positions of items whose origin is the
+    column itself."""
 
-    scans: dict[int, tuple[tuple[int, int], ...]]  # terminal -> (rule, dot after it)
-    waits: dict[int, tuple[tuple[int, int], ...]]  # nonterminal -> (rule, dot before it)
+    scans: dict[int, tuple[int, ...]]  # terminal -> position with the dot after it
+    waits: dict[int, tuple[int, ...]]  # nonterminal -> position with the dot before it
     size: int
+    expected: frozenset[int]  # the terminals in `scans`
+    expected_id: int = -1  # its id once a column has used it (see `Column`)
 
 
 class Chart:
@@ -172,15 +179,27 @@ class Chart:
         self.max_columns = max_columns
         self.max_items = max_items
         self._nullable = cfg.nullable
+        # positions: rule r's dot d is first[r] + d; per position, the symbol after the dot (-1 at the end) and
+        # the rule's left-hand side
+        self._first: list[int] = []
+        self._next_symbol: list[int] = []
+        self._lhs: list[int] = []
         by_lhs: dict[int, list[int]] = {}
-        for r, (lhs, _) in enumerate(cfg.rules):
-            by_lhs.setdefault(lhs, []).append(r)
-        self._by_lhs = by_lhs
+        for r, (lhs, rhs) in enumerate(cfg.rules):
+            by_lhs.setdefault(lhs, []).append(len(self._next_symbol))
+            self._first.append(len(self._next_symbol))
+            self._next_symbol.extend(rhs)
+            self._next_symbol.append(-1)
+            self._lhs.extend([lhs] * (len(rhs) + 1))
+        if len(self._next_symbol) > _POSITION:
+            raise StateLimitError(f"the grammar has more than {_POSITION} rule positions")
+        self._by_lhs = by_lhs  # nonterminal -> positions of its rules' starts
         self._predictions: dict[frozenset[int], Prediction] = {}
         self._expected_ids: dict[frozenset[int], int] = {}
         self.columns: list[Column] = []
         self._ids: dict[frozenset[Item], int] = {}
-        self._make(frozenset({(0, 0, 0)}))
+        self._accepting = self._first[0] + 1  # S' -> start . from column 0
+        self._make(frozenset({self._first[0]}))
 
     def scan(self, column: int, terminal: int) -> int:
         """The column after `terminal` is read at `column`, or -1 if the column does not expect it."""
@@ -195,7 +214,8 @@ class Chart:
                     # items predicted here carry this column as their origin, so no other (column, terminal)
                     # gives this kernel: the memo in `next` is enough, and interning (hashing it) is skipped
                     kernel = list(col.scans.get(terminal, ()))
-                    kernel.extend((r, d, column) for r, d in static)
+                    base = column << _SHIFT
+                    kernel.extend(base | p for p in static)
                     nxt = self._make(kernel, intern=False)
                 else:
                     nxt = self._make(frozenset(col.scans.get(terminal, ())))
@@ -217,33 +237,32 @@ class Chart:
         """The items that predicting `roots` adds (memoised per set of nonterminals)."""
         pred = self._predictions.get(roots)
         if pred is None:
-            rules, n_t, nullable = self.cfg.rules, self.cfg.n_terminals, self._nullable
-            items: set[tuple[int, int]] = set()
-            work = [(r, 0) for b in roots for r in self._by_lhs.get(b, ())]
+            next_symbol, n_t, nullable = self._next_symbol, self.cfg.n_terminals, self._nullable
+            items: set[int] = set()
+            work = [p for b in roots for p in self._by_lhs.get(b, ())]
             predicted = set(roots)
-            scans: dict[int, list[tuple[int, int]]] = {}
-            waits: dict[int, list[tuple[int, int]]] = {}
+            scans: dict[int, list[int]] = {}
+            waits: dict[int, list[int]] = {}
             while work:
-                item = work.pop()
-                if item in items:
+                p = work.pop()
+                if p in items:
                     continue
-                items.add(item)
-                r, d = item
-                rhs = rules[r][1]
-                if d == len(rhs):  # an empty derivation: the nullable rule below already moved past it
+                items.add(p)
+                sym = next_symbol[p]
+                if sym < 0:  # an empty derivation: the nullable rule below already moved past it
                     continue
-                sym = rhs[d]
                 if sym < n_t:
-                    scans.setdefault(sym, []).append((r, d + 1))
+                    scans.setdefault(sym, []).append(p + 1)
                     continue
-                waits.setdefault(sym, []).append((r, d))
+                waits.setdefault(sym, []).append(p)
                 if sym not in predicted:
                     predicted.add(sym)
-                    work.extend((r2, 0) for r2 in self._by_lhs.get(sym, ()))
+                    work.extend(self._by_lhs.get(sym, ()))
                 if sym in nullable:
-                    work.append((r, d + 1))
+                    work.append(p + 1)
             pred = self._predictions[roots] = Prediction(
-                {t: tuple(v) for t, v in scans.items()}, {x: tuple(v) for x, v in waits.items()}, len(items)
+                {t: tuple(v) for t, v in scans.items()}, {x: tuple(v) for x, v in waits.items()}, len(items),
+                frozenset(scans)
             )
         return pred
 
@@ -258,7 +277,8 @@ class Chart:
                 "max_columns, or the grammar is too ambiguous for the text"
             )
         cid = len(self.columns)
-        rules, n_t, nullable, columns = self.cfg.rules, self.cfg.n_terminals, self._nullable, self.columns
+        next_symbol, lhs_of, n_t, nullable, columns = self._next_symbol, self._lhs, self.cfg.n_terminals, \
+            self._nullable, self.columns
         # only items from earlier columns are followed here; what they predict comes from `_prediction`
         items = set(kernel)
         work = list(items)
@@ -266,30 +286,32 @@ class Chart:
         waits: dict[int, list[Item]] = {}
         roots: set[int] = set()
         while work:
-            r, d, o = work.pop()
-            lhs, rhs = rules[r]
-            if d == len(rhs):
+            item = work.pop()
+            sym = next_symbol[item & _POSITION]
+            if sym < 0:
+                o = item >> _SHIFT
                 if o != cid:  # complete lhs: advance the items of column o waiting for it, both kinds
                     origin = columns[o]
-                    for r2, d2, o2 in origin.waits.get(lhs, ()):
-                        nxt = (r2, d2 + 1, o2)
+                    lhs = lhs_of[item & _POSITION]
+                    for waiting in origin.waits.get(lhs, ()):
+                        nxt = waiting + 1
                         if nxt not in items:
                             items.add(nxt)
                             work.append(nxt)
-                    for r2, d2 in origin.predicted.waits.get(lhs, ()):
-                        nxt = (r2, d2 + 1, o)
+                    base = o << _SHIFT
+                    for p in origin.predicted.waits.get(lhs, ()):
+                        nxt = base | (p + 1)
                         if nxt not in items:
                             items.add(nxt)
                             work.append(nxt)
                 continue
-            sym = rhs[d]
             if sym < n_t:
-                scans.setdefault(sym, []).append((r, d + 1, o))
+                scans.setdefault(sym, []).append(item + 1)
                 continue
-            waits.setdefault(sym, []).append((r, d, o))
+            waits.setdefault(sym, []).append(item)
             roots.add(sym)
             if sym in nullable:
-                nxt = (r, d + 1, o)
+                nxt = item + 1
                 if nxt not in items:
                     items.add(nxt)
                     work.append(nxt)
@@ -299,16 +321,15 @@ class Chart:
                     "or the grammar is too ambiguous (e.g. deeply nested ambiguous rules)"
                 )
         pred = self._prediction(frozenset(roots))
-        expected = frozenset(scans) | frozenset(pred.scans)
-        expected_id = self._expected_ids.setdefault(expected, len(self._expected_ids))
-        col = Column(
-            {t: tuple(v) for t, v in scans.items()},
-            {x: tuple(v) for x, v in waits.items()},
-            pred,
-            (0, 1, 0) in items,
-            expected,
-            expected_id,
-        )
+        if scans:
+            expected = pred.expected.union(scans)
+            expected_id = self._expected_ids.setdefault(expected, len(self._expected_ids))
+        else:  # what the column expects is what its predictions scan
+            expected = pred.expected
+            expected_id = pred.expected_id
+            if expected_id < 0:
+                expected_id = pred.expected_id = self._expected_ids.setdefault(expected, len(self._expected_ids))
+        col = Column(scans, waits, pred, self._accepting in items, expected, expected_id)
         self.columns.append(col)
         if intern:
             self._ids[kernel] = cid

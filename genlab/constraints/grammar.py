@@ -15,7 +15,6 @@ next configurations, a level at a time, so every configuration reached at one le
 
 from __future__ import annotations
 
-import itertools
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from genlab.automata import continuation
+from genlab.automata.continuation import DONE, STAMPS, BoundaryTable, new_stamp, walk_continuations
 from genlab.automata.earley import CFG
 from genlab.automata.lexer import Terminal, compile_terminal, slice_covers, slice_representatives, walk_lexer
 from genlab.automata.parser import GrammarParser, Thread, check_guards
@@ -206,6 +207,10 @@ class GrammarMatcher(Matcher):
         self._slice = string_content_slice(vocab)
         self._slice_reps = slice_representatives(parser.lexer, self._slice.table)
         self._covered: dict[int, bool] = {}  # lexer state -> whether it keeps every slice token alive
+        self._bounds = BoundaryTable()  # the parser's boundaries, as the continuation kernel reads them
+        self._config_start, self._config_reset = np.zeros(64, np.int32), np.zeros(64, np.bool_)
+        self._n_configs = 0
+        self._sync_configs()
 
     # --- the contract -----------------------------------------------------------------------------------------
 
@@ -288,7 +293,7 @@ class GrammarMatcher(Matcher):
             return hit
         sliced = self._covers(q)
         out = self._slice.tokens.copy() if sliced else np.zeros(self.vocab.size, np.bool_)
-        nodes, states, _ = self._walk(np.array([q], np.int32), np.array([self._new_stamp()], np.int64), _ROOT,
+        nodes, states, _ = self._walk(np.array([q], np.int32), np.array([new_stamp()], np.int64), _ROOT,
                                       _ONE_GROUP, out, _NO, _YES if sliced else _NO)
         out.flags.writeable = False  # masks share it (see `_thread_mask`)
         hit = self._walks[q] = (out, nodes, states)
@@ -304,10 +309,6 @@ class GrammarMatcher(Matcher):
             hit = self._covered[q] = bool(sl.max_len) and bool(
                 slice_covers(sl.table, sl.max_len, self._slice_reps, lexer.table, lexer.byte_class, q))
         return hit
-
-    @staticmethod
-    def _new_stamp() -> int:
-        return next(_STAMPS)
 
     def _walk(self, starts: np.ndarray, stamps: np.ndarray, roots: np.ndarray, bounds: np.ndarray,
               out: np.ndarray, resets: np.ndarray | None = None, sliced: np.ndarray | None = None) -> tuple:
@@ -332,57 +333,53 @@ class GrammarMatcher(Matcher):
                 return ev_nodes[:n].copy(), ev_states[:n].copy(), ev_groups[:n].copy()
             # a retry re-walks from scratch: what the stopped walk marked as seen must not prune it
             for g in range(len(stamps)):
-                stamps[g] = self._new_stamp()
+                stamps[g] = new_stamp()
             size = 2 * len(ev_nodes)
             work.events = (np.empty(size, np.int32), np.empty(size, np.int32), np.empty(size, np.int32))
 
     def _continue(self, config: int, nodes: np.ndarray, states: np.ndarray, out: np.ndarray) -> None:
-        """Go on below each node where a lexeme of `config` can end, in the configurations it leads to, a level
-        at a time: every configuration reached at one level walks in the same kernel call. Event nodes lie
-        strictly below their roots, so the levels end within the trie's depth."""
-        parser = self.parser
-        stamps: dict[int, int] = {}  # configuration -> its stamp for this mask (see `walk_lexer`)
-        frontier = [(config, nodes, states)]
-        while frontier:
-            groups: dict[int, list] = {}  # next configuration -> root nodes (lists or arrays)
-            for at, at_nodes, at_states in frontier:
-                for state, members in _by_state(at_nodes, at_states):
-                    for nxt in parser.boundaries(at, state):
-                        groups.setdefault(nxt, []).append(members)
-            if not groups:
+        """Go on below each node where a lexeme of `config` can end, in the configurations it leads to, level after
+        level, in one compiled loop (`walk_continuations`); lexeme ends it has not met yet are resolved by the
+        parser here, and the loop resumes where it stopped."""
+        parser, t, bounds, work = self.parser, self.trie, self._bounds, self._work
+        front = (nodes, states, np.full(len(nodes), config, np.int32))
+        n = len(nodes)
+        config_stamp = np.zeros(len(self._config_start), np.int64)  # per configuration, its stamp for this mask
+        while True:
+            lexer = parser.lexer
+            status, n, *front, missing = walk_continuations(
+                *front, n, bounds.keys, bounds.offs, bounds.counts, bounds.flat, self._config_start,
+                self._config_reset, config_stamp, STAMPS, t.byte, t.depth, t.subtree_end, t.token_start,
+                t.token_end, t.order, t.bytes_below, t.child_bytes, t.subtree_tokens_end, lexer.table,
+                lexer.byte_class, lexer.accepting, lexer.loops, lexer.follow, lexer.restart, self._slice.whole,
+                work.states, out, work.seen_stamp, work.seen_state, continuation.EVENTS)
+            if status == DONE:
                 return
-            configs = list(groups)
-            for c in configs:
-                if c not in stamps:
-                    stamps[c] = self._new_stamp()
-            # repeated roots cost nothing: the walk skips a root already walked from the same start (`seen`)
-            roots = np.concatenate([np.asarray(m, np.int32) for parts in groups.values() for m in parts])
-            bounds = np.zeros(len(configs) + 1, np.int64)
-            np.cumsum([sum(map(len, parts)) for parts in groups.values()], out=bounds[1:])
-            group_stamps = np.array([stamps[c] for c in configs], np.int64)
-            ev_nodes, ev_states, ev_groups = self._walk(
-                np.array([parser.config_start[c] for c in configs], np.int32), group_stamps, roots, bounds, out,
-                resets=np.array([parser.config_guard[c] == 0 for c in configs], np.bool_))
-            stamps.update(zip(configs, group_stamps.tolist()))
-            frontier = []
-            if len(ev_nodes):
-                cuts = np.searchsorted(ev_groups, np.arange(len(configs) + 1))
-                for g, c in enumerate(configs):
-                    if cuts[g] < cuts[g + 1]:
-                        frontier.append((c, ev_nodes[cuts[g]:cuts[g + 1]], ev_states[cuts[g]:cuts[g + 1]]))
+            keys = missing.tolist()
+            bounds.add(keys, [parser.boundaries(key >> 32, key & 0xFFFFFFFF) for key in keys])
+            if self._sync_configs():
+                grown = np.zeros(len(self._config_start), np.int64)
+                grown[: len(config_stamp)] = config_stamp
+                config_stamp = grown
 
-
-def _by_state(nodes: np.ndarray, states: np.ndarray) -> list[tuple[int, object]]:
-    """Boundary nodes grouped by lexer state: (state, its nodes). A few go through Python lists; many (runs of
-    whitespace tokens give hundreds, in a few states) through one sort."""
-    if len(nodes) <= 32:
-        by_state: dict[int, list[int]] = {}
-        for node, state in zip(nodes.tolist(), states.tolist()):
-            by_state.setdefault(state, []).append(node)
-        return list(by_state.items())
-    order = np.argsort(states, kind="stable")
-    keys, starts = np.unique(states[order], return_index=True)
-    return list(zip(keys.tolist(), np.split(nodes[order], starts[1:])))
+    def _sync_configs(self) -> bool:
+        """Bring the arrays of configuration start states and resets up to the parser's configurations; True if
+        they were reallocated."""
+        parser, n = self.parser, self._n_configs
+        total = len(parser.config_start)
+        if total == n:
+            return False
+        moved = total > len(self._config_start)
+        if moved:
+            cap = max(2 * len(self._config_start), total)
+            start, reset = np.zeros(cap, np.int32), np.zeros(cap, np.bool_)
+            start[:n], reset[:n] = self._config_start[:n], self._config_reset[:n]
+            self._config_start, self._config_reset = start, reset
+        self._config_start[n:total] = parser.config_start[n:total]
+        # a configuration no guard follows is where ignored whitespace leads back to (walks restart there)
+        self._config_reset[n:total] = [g == 0 for g in parser.config_guard[n:total]]
+        self._n_configs = total
+        return moved
 
 
 # Walk arguments that never change (nothing writes them; left writeable, so the kernel has one signature): the
@@ -391,9 +388,6 @@ _ROOT = np.zeros(1, np.int32)
 _ONE_GROUP = np.array([0, 1], np.int64)
 _NONE = np.zeros(0, np.int32)
 _NO, _YES = np.zeros(1, np.bool_), np.ones(1, np.bool_)
-
-# Walk stamps are unique across matchers, so matchers on one vocabulary can share the `seen` arrays.
-_STAMPS = itertools.count(1)
 
 
 @dataclass(eq=False)
