@@ -42,11 +42,13 @@ def test_boundary_table_is_a_dict():
 
 @pytest.mark.parametrize("events", [1, 3])
 def test_masks_survive_tiny_level_buffers(monkeypatch, events):
-    """Every level overflows its buffers and is walked again with fresh stamps: masks still equal brute force."""
+    """Every level overflows its buffers and is walked again with fresh stamps, and so does every root walk:
+    masks still equal brute force."""
     monkeypatch.setattr(continuation, "EVENTS", events)
     tok, vocab = tokenizer_and_vocab("smollm2")
     for source in (JSON, Grammar.shipped("sqlite").source):
         matcher = Grammar(source).compile(vocab)
+        matcher._work.events = tuple(np.empty(events, np.int32) for _ in range(3))  # shared: they grow back
         state = matcher.start()
         ids = tok.encode(SENTENCES[source][0], add_special_tokens=False)
         for k, t in enumerate(ids):

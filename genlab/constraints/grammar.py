@@ -10,7 +10,8 @@ trees under Earley, so they do not change the language and are not used.
 
 Masks: a thread's mask is a trie walk in its lexer from its state (numba), cached per lexer state, since it
 does not depend on the parser; below the trie nodes where a lexeme can end, the walk goes on in the parser's
-next configurations, a level at a time, so every configuration reached at one level costs one kernel call.
+next configurations, level after level, in one compiled loop (`automata/continuation.py`) that comes back to
+Python only for lexeme ends the parser has not met yet.
 """
 
 from __future__ import annotations
@@ -293,8 +294,7 @@ class GrammarMatcher(Matcher):
             return hit
         sliced = self._covers(q)
         out = self._slice.tokens.copy() if sliced else np.zeros(self.vocab.size, np.bool_)
-        nodes, states, _ = self._walk(np.array([q], np.int32), np.array([new_stamp()], np.int64), _ROOT,
-                                      _ONE_GROUP, out, _NO, _YES if sliced else _NO)
+        nodes, states = self._root_walk(q, out, sliced)
         out.flags.writeable = False  # masks share it (see `_thread_mask`)
         hit = self._walks[q] = (out, nodes, states)
         if len(self._walks) > self._max_masks:
@@ -310,30 +310,23 @@ class GrammarMatcher(Matcher):
                 slice_covers(sl.table, sl.max_len, self._slice_reps, lexer.table, lexer.byte_class, q))
         return hit
 
-    def _walk(self, starts: np.ndarray, stamps: np.ndarray, roots: np.ndarray, bounds: np.ndarray,
-              out: np.ndarray, resets: np.ndarray | None = None, sliced: np.ndarray | None = None) -> tuple:
-        """One `walk_lexer` call over groups of roots: (boundary nodes, their lexer states, their groups). On a
-        retry with larger buffers the groups get fresh stamps (written back into `stamps`). `resets[g]`: group
-        g's configuration is where ignored whitespace leads back to; `sliced[g]`: its walk skips the slice's
-        subtrees (its tokens are in `out` already); both False by default."""
-        resets = np.zeros(len(starts), np.bool_) if resets is None else resets
-        sliced = np.zeros(len(starts), np.bool_) if sliced is None else sliced
-        t, lexer = self.trie, self.parser.lexer
+    def _root_walk(self, q: int, out: np.ndarray, sliced: bool) -> tuple[np.ndarray, np.ndarray]:
+        """`walk_lexer` from the trie root in lexer state `q`, skipping the slice's subtrees if `sliced`: (nodes
+        where a lexeme can end, their lexer states). The shared event buffers grow when a walk overflows them."""
+        t, lexer, work = self.trie, self.parser.lexer, self._work
         while True:
-            work = self._work
             ev_nodes, ev_states, ev_groups = work.events
             n = walk_lexer(t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, t.bytes_below,
                            t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.byte_class, lexer.accepting,
-                           lexer.loops, lexer.follow, lexer.restart, starts, stamps, resets, sliced,
-                           self._slice.whole, roots, bounds, work.states, out, ev_nodes, ev_states, ev_groups,
-                           work.seen_stamp, work.seen_state)
+                           lexer.loops, lexer.follow, lexer.restart, np.array([q], np.int32),
+                           np.array([new_stamp()], np.int64), _NO, _YES if sliced else _NO, self._slice.whole,
+                           _ROOT, _ONE_GROUP, work.states, out, ev_nodes, ev_states, ev_groups, work.seen_stamp,
+                           work.seen_state)
             if n == 0:
-                return _NONE, _NONE, _NONE
+                return _NONE, _NONE
             if n > 0:
-                return ev_nodes[:n].copy(), ev_states[:n].copy(), ev_groups[:n].copy()
-            # a retry re-walks from scratch: what the stopped walk marked as seen must not prune it
-            for g in range(len(stamps)):
-                stamps[g] = new_stamp()
+                return ev_nodes[:n].copy(), ev_states[:n].copy()
+            # walked again from scratch under a fresh stamp, so what the stopped walk marked cannot prune it
             size = 2 * len(ev_nodes)
             work.events = (np.empty(size, np.int32), np.empty(size, np.int32), np.empty(size, np.int32))
 
