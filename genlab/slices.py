@@ -23,12 +23,25 @@ from genlab.trie import TokenTrie
 class Slice:
     """`table` [n_states, 256] (int32, -1 dead) is the slice language's DFA from state 0, every state accepting;
     `tokens` (bool per token id) the slice; `whole` (bool per trie node) says every token in the node's subtree is
-    in it; `max_len` is the byte length of its longest token (how far a state's check must look)."""
+    in it, and `below` (int32 per trie node) is then the byte length of its longest token (`NOT_WHOLE` where it is
+    not); `lengths` (per token id) are byte lengths; `max_len` is the longest slice token's (how far a state's
+    check must look)."""
 
     table: np.ndarray
     tokens: np.ndarray
     whole: np.ndarray
+    below: np.ndarray
+    lengths: np.ndarray
     max_len: int
+
+    def up_to(self, reach: int) -> np.ndarray:
+        """A fresh bool array of the slice's tokens of at most `reach` bytes."""
+        if reach >= self.max_len:
+            return self.tokens.copy()
+        return self.tokens & (self.lengths <= reach)
+
+
+NOT_WHOLE = np.iinfo(np.int32).max  # `Slice.below` of a node with a token outside the slice below it
 
 
 def _string_content_table() -> np.ndarray:
@@ -87,6 +100,19 @@ def _whole_subtrees(in_slice_sorted, token_start, subtree_tokens_end):
     return whole
 
 
+@njit(cache=True)
+def _longest_below(whole, lengths_sorted, token_start, subtree_tokens_end, not_whole):
+    """Per node: the longest token of its subtree where the subtree is whole, else `not_whole`."""
+    out = np.full(whole.shape[0], not_whole, np.int32)
+    for i in range(whole.shape[0]):
+        if whole[i]:
+            m = 0
+            for k in range(token_start[i], subtree_tokens_end[i]):
+                m = max(m, lengths_sorted[k])
+            out[i] = m
+    return out
+
+
 def string_content_slice(vocab) -> Slice:
     """The JSON-string-content slice of `vocab` (cached per vocabulary object, as its trie is)."""
     found = _SLICES.get(vocab)
@@ -94,8 +120,10 @@ def string_content_slice(vocab) -> Slice:
         trie = TokenTrie.of(vocab)
         tokens = _slice_tokens(STRING_CONTENT, vocab.offsets, vocab.data, vocab.is_text)
         whole = _whole_subtrees(tokens[trie.order], trie.token_start, trie.subtree_tokens_end)
-        lengths = np.diff(vocab.offsets)
-        found = _SLICES[vocab] = Slice(STRING_CONTENT, tokens, whole, int(lengths[tokens].max(initial=0)))
+        lengths = np.diff(vocab.offsets).astype(np.int32)
+        below = _longest_below(whole, lengths[trie.order], trie.token_start, trie.subtree_tokens_end, NOT_WHOLE)
+        found = _SLICES[vocab] = Slice(STRING_CONTENT, tokens, whole, below, lengths,
+                                       int(lengths[tokens].max(initial=0)))
     return found
 
 

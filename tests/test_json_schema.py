@@ -259,6 +259,23 @@ def test_mask_equals_brute_force():
         assert np.array_equal(matcher.mask(state), brute_force_mask(matcher, state))
 
 
+@pytest.mark.parametrize("name", ["smollm2", "qwen2"])
+def test_bounded_strings_mask_equals_brute_force_at_every_position(name):
+    """Inside strings of bounded length the mask starts from the short string-content tokens and skips their
+    subtrees (`slice_reach`): every position against brute force, long tokens (Qwen2's) included."""
+    tok, vocab = tokenizer_and_vocab(name)
+    schema = {"type": "object", "properties": {"a": {"type": "string", "maxLength": 40},
+                                               "b": {"type": "string", "minLength": 3, "maxLength": 6}},
+              "required": ["a", "b"]}
+    matcher = JsonSchema(schema).compile(vocab)
+    text = '{"a":"The quick brown fox jumps over the dog","b":"été!"}'
+    state = matcher.start()
+    for t in tok.encode(text, add_special_tokens=False):
+        assert np.array_equal(matcher.mask(state), brute_force_mask(matcher, state))
+        state = matcher.advance(state, t)
+    assert matcher.is_final(state)
+
+
 def test_pydantic_models_in_and_out():
     pydantic = pytest.importorskip("pydantic", reason="pydantic is a test extra")
 

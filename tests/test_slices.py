@@ -1,5 +1,5 @@
-"""The string-content slice against Python's own UTF-8 decoder, its per-node flags against the tokens below each
-node, and the lexer-state check against every slice token fed through the lexer."""
+"""The string-content slice against Python's own UTF-8 decoder, its per-node flags and lengths against the tokens
+below each node, and the lexer-state check against every slice token fed through the lexer."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from conftest import tokenizer_and_vocab
 
 from genlab import Grammar, JsonSchema
-from genlab.automata.lexer import slice_covers, slice_representatives
-from genlab.slices import string_content_slice
+from genlab.automata.lexer import slice_reach, slice_representatives
+from genlab.slices import NOT_WHOLE, string_content_slice
 from genlab.trie import TokenTrie
 
 
@@ -37,6 +37,10 @@ def test_slice_tokens_and_subtrees(name):
     for node in rng.choice(trie.n_nodes, 3000, replace=False):
         below = trie.order[trie.token_start[node] : trie.subtree_tokens_end[node]]
         assert sl.whole[node] == bool(want[below].all())
+        longest = max(len(vocab.token_bytes[t]) for t in below)
+        assert sl.below[node] == (longest if sl.whole[node] else NOT_WHOLE)
+    for reach in (1, 3, sl.max_len):
+        assert np.array_equal(sl.up_to(reach), want & (np.array([len(b) for b in vocab.token_bytes]) <= reach))
 
 
 def lexer_alive(lexer, q: int, data: bytes) -> bool:
@@ -65,35 +69,36 @@ def states_along(grammar, text: str) -> list[int]:
                                                   "u": {"type": "string"}}}).grammar,
      '{"s":"hello world!","t":"abc","u":"x y"}'),
 ])
-def test_covered_states_keep_every_slice_token_alive(grammar, text):
+def test_reach_keeps_every_slice_token_that_short_alive(grammar, text):
     _, vocab = tokenizer_and_vocab("smollm2")
     sl = string_content_slice(vocab)
     lexer = grammar._parser.lexer
     reps = slice_representatives(lexer, sl.table)
     slice_tokens = [vocab.token_bytes[t] for t in np.flatnonzero(sl.tokens)]
-    verdicts = {}
+    reaches = {}
     for q in states_along(grammar, text):
-        covered = bool(slice_covers(sl.table, sl.max_len, reps, lexer.table, lexer.byte_class, q))
-        verdicts[q] = covered
-        if covered:  # sound: every slice token is read from q without dying
-            assert all(lexer_alive(lexer, q, t) for t in slice_tokens)
-    assert any(verdicts.values())  # inside the unbounded strings
-    assert not all(verdicts.values())  # not between lexemes, nor inside numbers or bounded strings
+        reach = reaches[q] = int(slice_reach(sl.table, sl.max_len, reps, lexer.table, lexer.byte_class, q))
+        # sound: every slice token of at most `reach` bytes is read from q without dying
+        assert all(lexer_alive(lexer, q, t) for t in slice_tokens if len(t) <= reach)
+        if 0 < reach < sl.max_len:  # tight, where a one-byte character does it: one more byte dies
+            assert lexer_alive(lexer, q, b"x" * reach) != lexer_alive(lexer, q, b"x" * (reach + 1))
+    assert sl.max_len in reaches.values()  # inside the unbounded strings
+    assert 0 in reaches.values()  # between lexemes, inside numbers and patterned strings
 
 
-def test_json_string_state_is_covered_and_bounded_strings_are_not():
+def test_json_string_state_reaches_everything_and_bounded_strings_what_they_have_left():
     _, vocab = tokenizer_and_vocab("smollm2")
     sl = string_content_slice(vocab)
     # inside a JSON string: every content token is allowed
     grammar = Grammar.shipped("json")
     parser, lexer = grammar._parser, grammar._parser.lexer
     (_, q), = parser.feed(parser.start(), np.frombuffer(b'"ab', np.uint8), 0, 3)
-    assert slice_covers(sl.table, sl.max_len, slice_representatives(lexer, sl.table), lexer.table,
-                        lexer.byte_class, q)
-    # a string of at most 12 characters, 5 written: long content tokens would overrun it
+    assert slice_reach(sl.table, sl.max_len, slice_representatives(lexer, sl.table), lexer.table,
+                       lexer.byte_class, q) == sl.max_len
+    # a string of at most 12 characters, 5 written: 7 more bytes of content always fit, 8 ASCII ones do not
     schema = JsonSchema({"type": "string", "maxLength": 12}).grammar
     parser, lexer = schema._parser, schema._parser.lexer
     threads = parser.feed(parser.start(), np.frombuffer(b'"hello', np.uint8), 0, 6)
     reps = slice_representatives(lexer, sl.table)
-    assert not any(slice_covers(sl.table, sl.max_len, reps, lexer.table, lexer.byte_class, q) for _, q in threads)
-    assert any(not lexer_alive(lexer, q, b"x" * 8) for _, q in threads)
+    assert [slice_reach(sl.table, sl.max_len, reps, lexer.table, lexer.byte_class, q) for _, q in threads] == [7]
+    assert all(not lexer_alive(lexer, q, b"x" * 8) for _, q in threads)

@@ -110,7 +110,7 @@ def _take_stamp(counter):
 def walk_continuations(front_nodes, front_states, front_configs, n_front, keys, offs, counts, flat, config_start,
                        config_reset, config_stamp, counter, byte, depth, subtree_end, token_start, token_end, order,
                        bytes_below, child_bytes, subtree_tokens_end, table, byte_class, accepting, loops, follow,
-                       restart, in_slice, states, out, seen_stamp, seen_state, events):
+                       restart, slice_below, states, out, seen_stamp, seen_state, events):
     """Walk below the frontier's nodes (lexeme ends: node, lexer state, configuration) in the configurations the
     boundary table says they lead to, level by level, marking allowed tokens in `out`, until no lexeme end is
     left. `config_stamp[c]` is configuration c's walk stamp for this mask (0: none yet); a configuration that
@@ -168,7 +168,7 @@ def walk_continuations(front_nodes, front_states, front_configs, n_front, keys, 
         starts = np.empty(n_groups, np.int32)
         stamps = np.empty(n_groups, np.int64)
         resets = np.empty(n_groups, np.bool_)
-        sliced = np.zeros(n_groups, np.bool_)
+        reach = np.full(n_groups, -1, np.int32)  # continuations take no slice
         for g in range(n_groups):
             c = configs[g]
             starts[g] = config_start[c]
@@ -179,7 +179,7 @@ def walk_continuations(front_nodes, front_states, front_configs, n_front, keys, 
         while True:
             n = walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_below, child_bytes,
                            subtree_tokens_end, table, byte_class, accepting, loops, follow, restart, starts, stamps,
-                           resets, sliced, in_slice, roots, bounds, states, out, ev_nodes, ev_states, ev_groups,
+                           resets, reach, slice_below, roots, bounds, states, out, ev_nodes, ev_states, ev_groups,
                            seen_stamp, seen_state)
             if n >= 0:
                 break

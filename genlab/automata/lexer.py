@@ -464,21 +464,22 @@ def _state_tables(rows, class_bits, first, n, members, lo, hi, pair_accepting, p
 
 
 def slice_representatives(lexer: "Lexer", slice_table: np.ndarray) -> np.ndarray:
-    """One byte per (lexer byte class, slice DFA column) pair: the bytes `slice_covers` must try."""
+    """One byte per (lexer byte class, slice DFA column) pair: the bytes `slice_reach` must try."""
     _, column = np.unique(slice_table.T, axis=0, return_inverse=True)
     _, first = np.unique(lexer.byte_class.astype(np.int64) * 256 + column.ravel(), return_index=True)
     return first.astype(np.int32)
 
 
 @njit(cache=True)
-def slice_covers(slice_table, max_len, reps, table, byte_class, start):
-    """Whether every string of a slice's language (`slices.py`) of at most `max_len` bytes keeps the lexer alive
-    from `start`: a breadth-first walk of the product, each (slice state, lexer state) pair expanded once, at the
-    depth it is first reached (the deepest look-ahead it needs). `reps` holds one byte per (lexer class, slice
-    column) pair."""
+def slice_reach(slice_table, max_len, reps, table, byte_class, start):
+    """The largest L <= `max_len` such that every string of a slice's language (`slices.py`) of at most L bytes
+    keeps the lexer alive from `start` (0: some one-byte string dies; `max_len`: every slice token lives, e.g.
+    inside an unbounded JSON string; in between, e.g. inside a string of bounded length). A breadth-first walk
+    of the product, each (slice state, lexer state) pair expanded once, at the depth it is first reached, so the
+    first death met is at the shortest length. `reps` holds one byte per (lexer class, slice column) pair."""
     for b in reps:  # most states fail on a first byte: answer those before allocating anything
         if slice_table[0, b] >= 0 and table[start, byte_class[b]] < 0:
-            return False
+            return 0
     n_u = slice_table.shape[0]
     seen = np.zeros(table.shape[0] * n_u, np.bool_)
     queue_u = np.empty(table.shape[0] * n_u, np.int32)
@@ -496,12 +497,12 @@ def slice_covers(slice_table, max_len, reps, table, byte_class, start):
                 continue
             q2 = table[q, byte_class[b]]
             if q2 < 0:
-                return False
+                return d  # a string of d + 1 bytes dies, and none shorter
             if d + 1 < max_len and not seen[q2 * n_u + u2]:
                 seen[q2 * n_u + u2] = True
                 queue_u[tail], queue_q[tail], queue_d[tail] = u2, q2, d + 1
                 tail += 1
-    return True
+    return max_len
 
 
 @njit(cache=True)
@@ -541,14 +542,15 @@ def lexeme_ends(table, byte_class, accepting, data, pos, end, state, at, states)
 @njit(cache=True)
 def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_below, child_bytes,
                subtree_tokens_end, table, byte_class, accepting, loops, follow, restart, starts, stamps, resets,
-               sliced, in_slice, roots, bounds, states, out, event_nodes, event_states, event_groups, seen_stamp,
+               reach, slice_below, roots, bounds, states, out, event_nodes, event_states, event_groups, seen_stamp,
                seen_state):
     """Walk the trie below trie nodes, in groups: group g walks below each of `roots[bounds[g]:bounds[g+1]]` from
     lexer state `starts[g]`. Mark in `out` every token whose bytes the lexer reads, and list the nodes where it
     accepts (a lexeme may end there) and that have a child byte allowed after the lexeme (`follow`, per state),
-    with their states and groups, in group order. Where `sliced[g]`, the caller has put a slice's tokens in `out`
-    (the group's lexer state keeps all of them alive), and subtrees holding slice tokens only (`in_slice`) are
-    skipped: everything in them is allowed, so no boundary below them can add a token.
+    with their states and groups, in group order. Where `reach[g] >= 0`, the caller has put the slice's tokens of
+    at most `reach[g]` bytes in `out` (the group's lexer state keeps all of them alive), and a subtree holding
+    only slice tokens that short (`slice_below[node]`: its longest token if all are slice tokens, else more than
+    any reach) is skipped: everything in it is allowed, so no boundary below it can add a token.
 
     `states` is scratch (int64, max depth + 1); `event_nodes`/`event_states`/`event_groups` (int32) receive the
     boundaries; returns how many there are, or -1 when they do not fit (call again with larger buffers).
@@ -570,7 +572,7 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
         start = starts[g]
         stamp = stamps[g]
         reset = resets[g]
-        skip = sliced[g]
+        skip = reach[g]
         for k in range(bounds[g], bounds[g + 1]):
             r = roots[k]
             if seen_stamp[r] == stamp and seen_state[r] == start:
@@ -581,7 +583,7 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
             i = r + 1
             stop = subtree_end[r]
             while i < stop:
-                if skip and in_slice[i]:
+                if slice_below[i] <= skip:
                     i = subtree_end[i]
                     continue
                 d = depth[i]

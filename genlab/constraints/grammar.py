@@ -27,7 +27,7 @@ import numpy as np
 from genlab.automata import continuation
 from genlab.automata.continuation import DONE, STAMPS, BoundaryTable, new_stamp, walk_continuations
 from genlab.automata.earley import CFG
-from genlab.automata.lexer import Terminal, compile_terminal, slice_covers, slice_representatives, walk_lexer
+from genlab.automata.lexer import Terminal, compile_terminal, slice_reach, slice_representatives, walk_lexer
 from genlab.automata.parser import GrammarParser, Thread, check_guards
 from genlab.constraints.base import Constraint, Matcher
 from genlab.errors import GrammarError
@@ -207,7 +207,7 @@ class GrammarMatcher(Matcher):
         self._steps: dict[tuple, tuple] = {}  # (state, token) -> next state
         self._slice = string_content_slice(vocab)
         self._slice_reps = slice_representatives(parser.lexer, self._slice.table)
-        self._covered: dict[int, bool] = {}  # lexer state -> whether it keeps every slice token alive
+        self._reached: dict[int, int] = {}  # lexer state -> its `slice_reach`
         self._bounds = BoundaryTable()  # the parser's boundaries, as the continuation kernel reads them
         self._config_start, self._config_reset = np.zeros(64, np.int32), np.zeros(64, np.bool_)
         self._n_configs = 0
@@ -287,31 +287,34 @@ class GrammarMatcher(Matcher):
 
     def _lexer_walk(self, q: int) -> tuple:
         """The walk from the trie root from lexer state `q`: it depends on the lexer state only. Where `q` keeps
-        every token of the string-content slice alive, the walk starts from them and skips their subtrees."""
+        every string-content token up to some length alive, the walk starts from those tokens and skips the
+        subtrees that hold only such tokens."""
         hit = self._walks.get(q)
         if hit is not None:
             self._walks.move_to_end(q)
             return hit
-        sliced = self._covers(q)
-        out = self._slice.tokens.copy() if sliced else np.zeros(self.vocab.size, np.bool_)
-        nodes, states = self._root_walk(q, out, sliced)
+        reach = self._reach(q)
+        out = self._slice.up_to(reach) if reach else np.zeros(self.vocab.size, np.bool_)
+        nodes, states = self._root_walk(q, out, reach)
         out.flags.writeable = False  # masks share it (see `_thread_mask`)
         hit = self._walks[q] = (out, nodes, states)
         if len(self._walks) > self._max_masks:
             self._walks.popitem(last=False)
         return hit
 
-    def _covers(self, q: int) -> bool:
-        """Whether lexer state `q` keeps every string-content token alive (checked once per state)."""
-        hit = self._covered.get(q)
+    def _reach(self, q: int) -> int:
+        """How long the string-content strings are that lexer state `q` keeps alive, every one of them (checked
+        once per state; `slice_reach`)."""
+        hit = self._reached.get(q)
         if hit is None:
             lexer, sl = self.parser.lexer, self._slice
-            hit = self._covered[q] = bool(sl.max_len) and bool(
-                slice_covers(sl.table, sl.max_len, self._slice_reps, lexer.table, lexer.byte_class, q))
+            hit = self._reached[q] = int(slice_reach(sl.table, sl.max_len, self._slice_reps, lexer.table,
+                                                     lexer.byte_class, q)) if sl.max_len else 0
         return hit
 
-    def _root_walk(self, q: int, out: np.ndarray, sliced: bool) -> tuple[np.ndarray, np.ndarray]:
-        """`walk_lexer` from the trie root in lexer state `q`, skipping the slice's subtrees if `sliced`: (nodes
+    def _root_walk(self, q: int, out: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
+        """`walk_lexer` from the trie root in lexer state `q`, skipping the subtrees of slice tokens of at most
+        `reach` bytes (0: none): (nodes
         where a lexeme can end, their lexer states). The shared event buffers grow when a walk overflows them."""
         t, lexer, work = self.trie, self.parser.lexer, self._work
         while True:
@@ -319,7 +322,7 @@ class GrammarMatcher(Matcher):
             n = walk_lexer(t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, t.bytes_below,
                            t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.byte_class, lexer.accepting,
                            lexer.loops, lexer.follow, lexer.restart, np.array([q], np.int32),
-                           np.array([new_stamp()], np.int64), _NO, _YES if sliced else _NO, self._slice.whole,
+                           np.array([new_stamp()], np.int64), _NO, np.array([reach], np.int32), self._slice.below,
                            _ROOT, _ONE_GROUP, work.states, out, ev_nodes, ev_states, ev_groups, work.seen_stamp,
                            work.seen_state)
             if n == 0:
@@ -344,7 +347,7 @@ class GrammarMatcher(Matcher):
                 *front, n, bounds.keys, bounds.offs, bounds.counts, bounds.flat, self._config_start,
                 self._config_reset, config_stamp, STAMPS, t.byte, t.depth, t.subtree_end, t.token_start,
                 t.token_end, t.order, t.bytes_below, t.child_bytes, t.subtree_tokens_end, lexer.table,
-                lexer.byte_class, lexer.accepting, lexer.loops, lexer.follow, lexer.restart, self._slice.whole,
+                lexer.byte_class, lexer.accepting, lexer.loops, lexer.follow, lexer.restart, self._slice.below,
                 work.states, out, work.seen_stamp, work.seen_state, continuation.EVENTS)
             if status == DONE:
                 return
@@ -376,11 +379,11 @@ class GrammarMatcher(Matcher):
 
 
 # Walk arguments that never change (nothing writes them; left writeable, so the kernel has one signature): the
-# root as the one root of one group, no boundaries, one-group flags.
+# root as the one root of one group, no boundaries, no reset.
 _ROOT = np.zeros(1, np.int32)
 _ONE_GROUP = np.array([0, 1], np.int64)
 _NONE = np.zeros(0, np.int32)
-_NO, _YES = np.zeros(1, np.bool_), np.ones(1, np.bool_)
+_NO = np.zeros(1, np.bool_)
 
 
 @dataclass(eq=False)
