@@ -437,7 +437,7 @@ def test_numba_subsets_equal_python_subsets(pattern):
     nfa = regex_module._Thompson(10 ** 6, pattern).build(tree, tree.state.flags)
     assert not any(nfa.anchors)
     fast = determinize_module._plain_subsets(nfa, 10_000)
-    assert fast is not None and fast is not determinize_module._MIXED
+    assert fast is not None and fast is not determinize_module._GENERAL
     slow = determinize_module._Subsets(nfa, 10_000, pattern).run()
     a, b = minimal_dfa(*fast), minimal_dfa(*slow)
     assert np.array_equal(a.transitions, b.transitions) and np.array_equal(a.accepting, b.accepting)
@@ -455,7 +455,7 @@ def test_numba_subsets_limits_and_mixed_states():
     mixed.start, mixed.final = 0, 2
     mixed.edges[0] = [(ord("a"), ord("a"), 1), (ord("a"), ord("b"), 2)]
     mixed.edges[1] = [(ord("b"), ord("b"), 2)]
-    assert determinize_module._plain_subsets(mixed, 100) is determinize_module._MIXED
+    assert determinize_module._plain_subsets(mixed, 100) is determinize_module._GENERAL
     dfa = minimal_dfa(*determinize_module.determinize(mixed, 100, "mixed"))
     assert [w for w in ("a", "b", "ab", "aa", "ba") if dfa.accepts(w.encode())] == ["a", "b", "ab"]
 

@@ -82,17 +82,19 @@ def determinize(nfa: ByteNFA, max_states: int, source: str) -> tuple[np.ndarray,
                 f"{source}: the DFA needs more than max_states={max_states} states; "
                 "raise max_states or simplify the pattern (large counted repeats multiply states)"
             )
-        if found is not _MIXED:
+        if found is not _GENERAL:
             return found
     return _Subsets(nfa, max_states, source).run()
 
 
-_MIXED = object()  # an NFA state with two targets on one byte: left to the general construction
+_GENERAL = object()  # what `_plain_subsets` leaves to the general construction
+_DENSE_LIMIT = 1 << 24  # entries of `_subsets`'s per-state table of targets (64 MB)
 
 
 def _plain_subsets(nfa: ByteNFA, max_states: int):
     """The subset construction of an NFA without anchors, over byte classes (runs of bytes no edge tells apart):
-    (table, accepting), None past `max_states`, or `_MIXED`."""
+    (table, accepting), None past `max_states`, or `_GENERAL` for an NFA state with two targets on one byte or
+    a table of targets per (state, class) over `_DENSE_LIMIT`."""
     n = nfa.n_states
     eps_ptr = np.zeros(n + 1, np.int64)
     np.cumsum([len(e) for e in nfa.eps], out=eps_ptr[1:])
@@ -105,11 +107,13 @@ def _plain_subsets(nfa: ByteNFA, max_states: int):
     cuts[flat[:, 0]] = True
     cuts[flat[:, 1] + 1] = True
     byte_class = np.cumsum(cuts[:256]) - 1
+    if n * (int(byte_class[-1]) + 1) > _DENSE_LIMIT:
+        return _GENERAL
     rows, accepting, n_dfa = _subsets(eps_ptr, eps_to, edge_ptr, byte_class[flat[:, 0]].astype(np.int32),
                                       byte_class[flat[:, 1]].astype(np.int32), flat[:, 2].copy(),
                                       int(byte_class[-1]) + 1, nfa.start, nfa.final, max_states)
     if n_dfa == -2:
-        return _MIXED
+        return _GENERAL
     if n_dfa < 0:
         return None
     return np.ascontiguousarray(rows[:n_dfa][:, byte_class]), accepting[:n_dfa].copy()

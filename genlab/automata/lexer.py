@@ -67,7 +67,7 @@ def compile_terminal(name: str, pattern: str, flags: str = "", *, literal: bool 
             split = None if literal else _split_guard(tree)
             if split is not None:
                 tree, guard_set = split
-                guard = _guard_bytes(guard_set, pattern[pattern.rfind("(?!"):])
+                guard = _guard_bytes(guard_set, _guard_text(pattern))
             dfa = compile_parsed(tree, wrapped, max_states=max_states)
         except ConstraintError as e:
             raise type(e)(f"{where}: {e}") from e
@@ -131,6 +131,14 @@ def _split_guard(tree):
 _GUARD_ITEMS = (C.LITERAL, C.NOT_LITERAL, C.IN, C.CATEGORY, C.ANY)
 
 
+def _guard_text(pattern: str) -> str:
+    """The trailing `(?!X)` as written (for messages), without the closing parentheses of groups around it."""
+    text = pattern[pattern.rfind("(?!"):]
+    while text.endswith("))") and text.count(")") > text.count("("):
+        text = text[:-1]
+    return text
+
+
 def _guard_bytes(code_points, text: str) -> np.ndarray:
     """bool[256] of the ASCII bytes a guard `text` matches, from its code points; non-ASCII classes are refused
     (a guard looks at one byte)."""
@@ -164,10 +172,9 @@ class Lexer:
     further byte: a lexeme that must end) and `loops` (per state, the bytes that keep it in place and that no
     accepting terminal's guard lets follow it: a trie subtree whose bytes all are in it is allowed whole, with no
     lexeme boundary worth going on from, e.g. the rest of a name whose guard forbids name characters after it),
-    and `restart` (inside a
-    lexeme of a `restart` terminal alone, where it may end: an ignored `C+` terminal such as whitespace, whose
-    end spawns a thread that reads on exactly as this one would, so walks go on from there instead). Byte
-    classes also respect every guard, so a start state's row leaves out whole classes.
+    and `restart` (inside a lexeme of a `restart` terminal alone, where it may end: an ignored `C+` terminal such
+    as whitespace, whose end spawns a thread that reads on exactly as this one would, so walks go on from there
+    instead). Byte classes also respect every guard, so a start state's row leaves out whole classes.
     """
 
     INITIAL_STATES = 1 << 14  # state capacity before the first growth
