@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from genlab.automata.intern import find_list, list_hash
 from genlab.errors import StateLimitError
 
 # anchor kinds
@@ -157,14 +158,6 @@ def _sort_small(a, size):
 
 
 @njit(cache=True)
-def _set_hash(members, lo, hi):
-    h = np.uint64(14695981039346656037)
-    for k in range(lo, hi):
-        h = (h ^ np.uint64(members[k])) * np.uint64(1099511628211)
-    return h
-
-
-@njit(cache=True)
 def _subsets(eps_ptr, eps_to, edge_ptr, edge_lo, edge_hi, edge_to, n_classes, start, final, max_states):
     """DFA states are sorted sets of NFA states (closed under epsilon, kept if they can read or accept), interned
     in an open-addressing table; rows are filled breadth first. Returns (rows, accepting, count), count -1 past
@@ -196,7 +189,7 @@ def _subsets(eps_ptr, eps_to, edge_ptr, edge_lo, edge_hi, edge_to, n_classes, st
     members[:size] = scratch[:size]
     n_members = size
     set_lo[0], set_hi[0] = 0, size
-    slots[_set_hash(members, 0, size) & np.uint64(cap - 1)] = 1
+    slots[list_hash(members, 0, size) & np.uint64(cap - 1)] = 1
     count = 1
     d = 0
     while d < count:
@@ -219,21 +212,7 @@ def _subsets(eps_ptr, eps_to, edge_ptr, edge_lo, edge_hi, edge_to, n_classes, st
             if size == 0:
                 continue
             _sort_small(scratch, size)
-            h = _set_hash(scratch, 0, size)
-            i = h & np.uint64(cap - 1)
-            found = -1
-            while slots[i] != 0:
-                o = slots[i] - 1
-                if set_hi[o] - set_lo[o] == size:
-                    same = True
-                    for k in range(size):
-                        if members[set_lo[o] + k] != scratch[k]:
-                            same = False
-                            break
-                    if same:
-                        found = o
-                        break
-                i = (i + np.uint64(1)) & np.uint64(cap - 1)
+            found, i = find_list(slots, members, set_lo, set_hi, scratch, size)
             if found < 0:
                 if count >= max_states:
                     return rows, accepting, -1
@@ -256,7 +235,7 @@ def _subsets(eps_ptr, eps_to, edge_ptr, edge_lo, edge_hi, edge_to, n_classes, st
                     cap *= 2
                     slots = np.zeros(cap, np.int64)
                     for o in range(count):
-                        j = _set_hash(members, set_lo[o], set_hi[o]) & np.uint64(cap - 1)
+                        j = list_hash(members, set_lo[o], set_hi[o]) & np.uint64(cap - 1)
                         while slots[j] != 0:
                             j = (j + np.uint64(1)) & np.uint64(cap - 1)
                         slots[j] = o + 1

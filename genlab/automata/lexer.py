@@ -26,6 +26,7 @@ from numba import njit
 
 from genlab.automata.charclass import char_set
 from genlab.automata.dfa import ByteDFA
+from genlab.automata.intern import find_list, list_hash
 from genlab.automata.regex import compile_parsed, parse_regex
 from genlab.errors import ConstraintError, StateLimitError, UnsupportedConstraintError
 from genlab.trie import BULK_DEPTH, byte_classes, extend_run, stays_below, write_run
@@ -354,15 +355,6 @@ def _partition(dfa: ByteDFA) -> np.ndarray:
 
 
 @njit(cache=True)
-def _members_hash(members, lo, hi):
-    """FNV-1a over a pair list, its high bits folded down (the intern table keeps the low ones)."""
-    h = np.uint64(14695981039346656037)
-    for i in range(lo, hi):
-        h = (h ^ np.uint64(members[i] + 1)) * np.uint64(1099511628211)
-    return h ^ (h >> np.uint64(29))
-
-
-@njit(cache=True)
 def _rehash(members, lo, hi, n, is_start, slots):
     """Put every interned state of two or more pairs (all but the starts) into the empty open-addressing table
     `slots` (as state + 1; states of one pair are found through `single` instead)."""
@@ -370,7 +362,7 @@ def _rehash(members, lo, hi, n, is_start, slots):
     for s in range(n):
         if is_start[s] or hi[s] - lo[s] == 1:
             continue
-        j = _members_hash(members, lo[s], hi[s]) & np.uint64(mask)
+        j = list_hash(members, lo[s], hi[s]) & np.uint64(mask)
         while slots[j] > 0:
             j = (j + np.uint64(1)) & np.uint64(mask)
         slots[j] = s + 1
@@ -385,7 +377,6 @@ def _expand_product(flat, s, n, max_states, members, lo, hi, n_members, rows, sl
     expanded, states, pairs stored, code): code 0 when done, 1 when a buffer is full (grow and call again from
     that state), 2 when `max_states` would be passed."""
     n_classes = flat.shape[1]
-    mask = np.uint64(slots.shape[0] - 1)
     while s < n:
         a, b = lo[s], hi[s]
         for c in range(n_classes):
@@ -403,19 +394,7 @@ def _expand_product(flat, s, n, max_states, members, lo, hi, n_members, rows, sl
             if k == 1:
                 found = single[scratch[0]] - 1
             else:
-                j = _members_hash(scratch, 0, k) & mask
-                while slots[j] > 0:
-                    t = slots[j] - 1
-                    if hi[t] - lo[t] == k:
-                        same = True
-                        for i in range(k):
-                            if members[lo[t] + i] != scratch[i]:
-                                same = False
-                                break
-                        if same:
-                            found = t
-                            break
-                    j = (j + np.uint64(1)) & mask
+                found, j = find_list(slots, members, lo, hi, scratch, k)
             if found < 0:
                 if n >= max_states:
                     return s, n, n_members, 2
