@@ -61,6 +61,7 @@ def _put_all(keys, offs, counts, flat, n_flat, new_keys, new_counts, new_values)
 
 @njit(cache=True)
 def _rehash(keys, offs, counts, new_keys, new_offs, new_counts):
+    """Move every entry of one table into a larger, empty one."""
     for i in range(keys.shape[0]):
         if keys[i] != -1:
             j = _slot(new_keys, keys[i])
@@ -101,6 +102,7 @@ class BoundaryTable:
 
 @njit(cache=True)
 def _take_stamp(counter):
+    """`new_stamp` inside a kernel."""
     s = counter[0]
     counter[0] = s + 1
     return s
