@@ -3,9 +3,11 @@
 A slice is the set of text tokens whose bytes lie in a prefix-closed byte language given by a small DFA, here
 JSON string content: UTF-8 text without '"', '\\' or control characters (a token may end inside a character).
 A mask walk from a lexer state that keeps every string of that language alive (checked once per state, by a
-bounded walk of the product with the slice's DFA: `automata/lexer.py`) starts from the slice's tokens and skips
-the trie subtrees that hold slice tokens only. Inside a JSON string, where nearly every token is allowed, the
-walk then visits the paths to the few tokens that close the string or escape, not the whole trie.
+bounded walk of the product with the slice's DFA: `automata/lexer.py`) starts from the slice's tokens and walks
+the trie of the other tokens only (`outside_trie`). Inside a JSON string, where nearly every token is allowed,
+the walk then visits the paths to the few tokens that close the string or escape, not the whole trie. From a
+state that keeps such strings alive up to some length (inside a string of bounded length), the walk starts from
+the slice tokens that short and skips the subtrees that hold only such tokens (`Slice.below`).
 """
 
 from __future__ import annotations
@@ -127,4 +129,17 @@ def string_content_slice(vocab) -> Slice:
     return found
 
 
+def outside_trie(vocab) -> tuple[TokenTrie, np.ndarray]:
+    """The trie of `vocab`'s text tokens outside the string-content slice, and a `Slice.below` for it
+    (`NOT_WHOLE` everywhere): a walk from a lexer state that keeps every slice token alive needs to visit only
+    these (llguidance walks a slice's complement the same way). Built on first use, once per vocabulary."""
+    found = _OUTSIDE.get(vocab)
+    if found is None:
+        sl = string_content_slice(vocab)
+        trie = TokenTrie.of_tokens(vocab, np.flatnonzero(vocab.is_text & ~sl.tokens))
+        found = _OUTSIDE[vocab] = (trie, np.full(trie.n_nodes, NOT_WHOLE, np.int32))
+    return found
+
+
 _SLICES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_OUTSIDE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -444,7 +444,11 @@ class TokenTrie:
     @classmethod
     def from_vocab(cls, vocab: TokenVocabulary) -> "TokenTrie":
         """Build the trie of `vocab`'s text tokens (about 0.15 s for Gemma-3's 262k tokens)."""
-        text_ids = np.flatnonzero(vocab.is_text)
+        return cls.of_tokens(vocab, np.flatnonzero(vocab.is_text))
+
+    @classmethod
+    def of_tokens(cls, vocab: TokenVocabulary, text_ids: np.ndarray) -> "TokenTrie":
+        """The trie of some of `vocab`'s text tokens (`text_ids`); token ids stay `vocab`'s."""
         blobs = vocab.token_bytes
         order = np.array(sorted(text_ids.tolist(), key=blobs.__getitem__), dtype=np.int32)
         arrays = _build(order, vocab.offsets, vocab.data)

@@ -48,7 +48,8 @@ def test_masks_survive_tiny_level_buffers(monkeypatch, events):
     tok, vocab = tokenizer_and_vocab("smollm2")
     for source in (JSON, Grammar.shipped("sqlite").source):
         matcher = Grammar(source).compile(vocab)
-        matcher._work.events = tuple(np.empty(events, np.int32) for _ in range(3))  # shared: they grow back
+        for space in (matcher._whole, matcher._outside()):  # shared per trie: they grow back
+            space.work.events = tuple(np.empty(events, np.int32) for _ in range(3))
         state = matcher.start()
         ids = tok.encode(SENTENCES[source][0], add_special_tokens=False)
         for k, t in enumerate(ids):

@@ -262,13 +262,15 @@ def test_mask_equals_brute_force():
 @pytest.mark.parametrize("name", ["smollm2", "qwen2"])
 def test_bounded_strings_mask_equals_brute_force_at_every_position(name):
     """Inside strings of bounded length the mask starts from the short string-content tokens and skips their
-    subtrees (`slice_reach`): every position against brute force, long tokens (Qwen2's) included."""
+    subtrees (`slice_reach`); inside unbounded ones it takes them all and walks the trie of the other tokens
+    (`outside_trie`): every position against brute force, long tokens (Qwen2's) included."""
     tok, vocab = tokenizer_and_vocab(name)
     schema = {"type": "object", "properties": {"a": {"type": "string", "maxLength": 40},
-                                               "b": {"type": "string", "minLength": 3, "maxLength": 6}},
-              "required": ["a", "b"]}
+                                               "b": {"type": "string", "minLength": 3, "maxLength": 6},
+                                               "c": {"type": "string"}},
+              "required": ["a", "b", "c"]}
     matcher = JsonSchema(schema).compile(vocab)
-    text = '{"a":"The quick brown fox jumps over the dog","b":"été!"}'
+    text = '{"a":"The quick brown fox jumps over the dog","b":"été!","c":"a \\"quoted\\" word, 日本"}'
     state = matcher.start()
     for t in tok.encode(text, add_special_tokens=False):
         assert np.array_equal(matcher.mask(state), brute_force_mask(matcher, state))

@@ -11,7 +11,7 @@ from conftest import tokenizer_and_vocab
 
 from genlab import Grammar, JsonSchema
 from genlab.automata.lexer import slice_reach, slice_representatives
-from genlab.slices import NOT_WHOLE, string_content_slice
+from genlab.slices import NOT_WHOLE, outside_trie, string_content_slice
 from genlab.trie import TokenTrie
 
 
@@ -41,6 +41,22 @@ def test_slice_tokens_and_subtrees(name):
         assert sl.below[node] == (longest if sl.whole[node] else NOT_WHOLE)
     for reach in (1, 3, sl.max_len):
         assert np.array_equal(sl.up_to(reach), want & (np.array([len(b) for b in vocab.token_bytes]) <= reach))
+
+
+@pytest.mark.parametrize("name", ["smollm2", "qwen2"])
+def test_outside_trie_holds_the_other_text_tokens(name):
+    _, vocab = tokenizer_and_vocab(name)
+    sl = string_content_slice(vocab)
+    trie, below = outside_trie(vocab)
+    assert outside_trie(vocab)[0] is trie
+    assert sorted(trie.order.tolist()) == np.flatnonzero(vocab.is_text & ~sl.tokens).tolist()
+    assert (below == NOT_WHOLE).all() and len(below) == trie.n_nodes
+    for t in trie.order[:: max(1, len(trie.order) // 500)]:  # each token's node spells its bytes
+        node, spelled = int(trie.token_node[t]), []
+        while node > 0:
+            spelled.append(int(trie.byte[node]))
+            node = int(trie.parent[node])
+        assert bytes(reversed(spelled)) == vocab.token_bytes[t]
 
 
 def lexer_alive(lexer, q: int, data: bytes) -> bool:

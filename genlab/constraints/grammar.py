@@ -31,7 +31,7 @@ from genlab.automata.lexer import Terminal, compile_terminal, slice_reach, slice
 from genlab.automata.parser import GrammarParser, Thread, check_guards
 from genlab.constraints.base import Constraint, Matcher
 from genlab.errors import GrammarError
-from genlab.slices import string_content_slice
+from genlab.slices import outside_trie, string_content_slice
 from genlab.trie import TokenTrie
 from genlab.vocab import TokenVocabulary
 
@@ -200,12 +200,13 @@ class GrammarMatcher(Matcher):
         self._eos_set = frozenset(vocab.eos_ids)
         self._text = vocab.text_list
         self._offsets = vocab.offset_list
-        self._work = _WalkScratch.of(self.trie)
         self._max_masks = max(16, self.MASK_CACHE_BYTES // max(vocab.size, 1))
         self._walks: OrderedDict[int, tuple] = OrderedDict()  # lexer state -> walk from the root
         self._masks: OrderedDict[Thread, np.ndarray] = OrderedDict()  # thread -> its mask
         self._steps: dict[tuple, tuple] = {}  # (state, token) -> next state
         self._slice = string_content_slice(vocab)
+        self._whole = _Space(self.trie, self._slice.below, _WalkScratch.of(self.trie))
+        self._outside_space: _Space | None = None
         self._slice_reps = slice_representatives(parser.lexer, self._slice.table)
         self._reached: dict[int, int] = {}  # lexer state -> its `slice_reach`
         self._bounds = BoundaryTable()  # the parser's boundaries, as the continuation kernel reads them
@@ -271,13 +272,13 @@ class GrammarMatcher(Matcher):
             self._masks.move_to_end(thread)
             return mask
         config, q = thread
-        base, nodes, states = self._lexer_walk(q)
+        base, nodes, states, space = self._lexer_walk(q)
         final = self.parser.is_final((thread,))
         if len(nodes) == 0 and not final:  # nothing below the lexeme's end: the lexer walk is the mask
             mask = base
         else:
             mask = base.copy()
-            self._continue(config, nodes, states, mask)
+            self._continue(config, nodes, states, mask, space)
             mask[self._eos_ids] = final
             mask.flags.writeable = False
         self._masks[thread] = mask
@@ -287,17 +288,19 @@ class GrammarMatcher(Matcher):
 
     def _lexer_walk(self, q: int) -> tuple:
         """The walk from the trie root from lexer state `q`: it depends on the lexer state only. Where `q` keeps
-        every string-content token up to some length alive, the walk starts from those tokens and skips the
-        subtrees that hold only such tokens."""
+        every string-content token alive, the walk starts from them and visits the trie of the other tokens
+        only; where it keeps those up to some length alive, from those, skipping the subtrees that hold only such
+        tokens. Returns (allowed tokens, lexeme-end nodes, their lexer states, the walk space they are in)."""
         hit = self._walks.get(q)
         if hit is not None:
             self._walks.move_to_end(q)
             return hit
         reach = self._reach(q)
         out = self._slice.up_to(reach) if reach else np.zeros(self.vocab.size, np.bool_)
-        nodes, states = self._root_walk(q, out, reach)
+        space = self._outside() if 0 < reach == self._slice.max_len else self._whole
+        nodes, states = self._root_walk(q, out, reach, space)
         out.flags.writeable = False  # masks share it (see `_thread_mask`)
-        hit = self._walks[q] = (out, nodes, states)
+        hit = self._walks[q] = (out, nodes, states, space)
         if len(self._walks) > self._max_masks:
             self._walks.popitem(last=False)
         return hit
@@ -312,17 +315,24 @@ class GrammarMatcher(Matcher):
                                                      lexer.byte_class, q)) if sl.max_len else 0
         return hit
 
-    def _root_walk(self, q: int, out: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    def _outside(self) -> "_Space":
+        """The walk space of the tokens outside the string-content slice (built on first use)."""
+        if self._outside_space is None:
+            trie, below = outside_trie(self.vocab)
+            self._outside_space = _Space(trie, below, _WalkScratch.of(trie))
+        return self._outside_space
+
+    def _root_walk(self, q: int, out: np.ndarray, reach: int, space: "_Space") -> tuple[np.ndarray, np.ndarray]:
         """`walk_lexer` from the trie root in lexer state `q`, skipping the subtrees of slice tokens of at most
         `reach` bytes (0: none): (nodes
         where a lexeme can end, their lexer states). The shared event buffers grow when a walk overflows them."""
-        t, lexer, work = self.trie, self.parser.lexer, self._work
+        t, lexer, work = space.trie, self.parser.lexer, space.work
         while True:
             ev_nodes, ev_states, ev_groups = work.events
             n = walk_lexer(t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, t.bytes_below,
                            t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.byte_class, lexer.accepting,
                            lexer.loops, lexer.follow, lexer.restart, np.array([q], np.int32),
-                           np.array([new_stamp()], np.int64), _NO, np.array([reach], np.int32), self._slice.below,
+                           np.array([new_stamp()], np.int64), _NO, np.array([reach], np.int32), space.below,
                            _ROOT, _ONE_GROUP, work.states, out, ev_nodes, ev_states, ev_groups, work.seen_stamp,
                            work.seen_state)
             if n == 0:
@@ -333,11 +343,11 @@ class GrammarMatcher(Matcher):
             size = 2 * len(ev_nodes)
             work.events = (np.empty(size, np.int32), np.empty(size, np.int32), np.empty(size, np.int32))
 
-    def _continue(self, config: int, nodes: np.ndarray, states: np.ndarray, out: np.ndarray) -> None:
+    def _continue(self, config: int, nodes: np.ndarray, states: np.ndarray, out: np.ndarray, space: "_Space") -> None:
         """Go on below each node where a lexeme of `config` can end, in the configurations it leads to, level after
         level, in one compiled loop (`walk_continuations`); lexeme ends it has not met yet are resolved by the
         parser here, and the loop resumes where it stopped."""
-        parser, t, bounds, work = self.parser, self.trie, self._bounds, self._work
+        parser, t, bounds, work = self.parser, space.trie, self._bounds, space.work
         front = (nodes, states, np.full(len(nodes), config, np.int32))
         n = len(nodes)
         config_stamp = np.zeros(len(self._config_start), np.int64)  # per configuration, its stamp for this mask
@@ -347,7 +357,7 @@ class GrammarMatcher(Matcher):
                 *front, n, bounds.keys, bounds.offs, bounds.counts, bounds.flat, self._config_start,
                 self._config_reset, config_stamp, STAMPS, t.byte, t.depth, t.subtree_end, t.token_start,
                 t.token_end, t.order, t.bytes_below, t.child_bytes, t.subtree_tokens_end, lexer.table,
-                lexer.byte_class, lexer.accepting, lexer.loops, lexer.follow, lexer.restart, self._slice.below,
+                lexer.byte_class, lexer.accepting, lexer.loops, lexer.follow, lexer.restart, space.below,
                 work.states, out, work.seen_stamp, work.seen_state, continuation.EVENTS)
             if status == DONE:
                 return
@@ -384,6 +394,16 @@ _ROOT = np.zeros(1, np.int32)
 _ONE_GROUP = np.array([0, 1], np.int64)
 _NONE = np.zeros(0, np.int32)
 _NO = np.zeros(1, np.bool_)
+
+
+@dataclass(eq=False)
+class _Space:
+    """A trie that mask walks go through, with its slice flags (`Slice.below`) and work arrays: the whole
+    vocabulary's, or the trie of the tokens outside the string-content slice."""
+
+    trie: TokenTrie
+    below: np.ndarray
+    work: "_WalkScratch"
 
 
 @dataclass(eq=False)
