@@ -323,9 +323,9 @@ class GrammarMatcher(Matcher):
         return self._outside_space
 
     def _root_walk(self, q: int, out: np.ndarray, reach: int, space: "_Space") -> tuple[np.ndarray, np.ndarray]:
-        """`walk_lexer` from the trie root in lexer state `q`, skipping the subtrees of slice tokens of at most
-        `reach` bytes (0: none): (nodes
-        where a lexeme can end, their lexer states). The shared event buffers grow when a walk overflows them."""
+        """`walk_lexer` from the root of `space`'s trie in lexer state `q`, skipping the subtrees of slice tokens
+        of at most `reach` bytes (0: none): (nodes where a lexeme can end, their lexer states). The shared event
+        buffers grow when a walk overflows them."""
         t, lexer, work = space.trie, self.parser.lexer, space.work
         while True:
             ev_nodes, ev_states, ev_groups = work.events
