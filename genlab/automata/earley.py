@@ -166,7 +166,6 @@ class Prediction:
 
     scans: dict[int, tuple[int, ...]]  # terminal -> position with the dot after it
     waits: dict[int, tuple[int, ...]]  # nonterminal -> position with the dot before it
-    size: int
     expected: frozenset[int]  # the terminals in `scans`
     expected_id: int = -1  # its id once a column has used it (see `Column`)
 
@@ -261,8 +260,7 @@ class Chart:
                 if sym in nullable:
                     work.append(p + 1)
             pred = self._predictions[roots] = Prediction(
-                {t: tuple(v) for t, v in scans.items()}, {x: tuple(v) for x, v in waits.items()}, len(items),
-                frozenset(scans)
+                {t: tuple(v) for t, v in scans.items()}, {x: tuple(v) for x, v in waits.items()}, frozenset(scans)
             )
         return pred
 

@@ -27,7 +27,7 @@ from numba import njit
 from genlab.automata.charclass import char_set
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.intern import find_list, list_hash
-from genlab.automata.regex import compile_parsed, parse_regex
+from genlab.automata.regex import CHAR_ITEMS, compile_parsed, parse_regex
 from genlab.errors import ConstraintError, StateLimitError, UnsupportedConstraintError
 from genlab.trie import BULK_DEPTH, byte_classes, extend_run, stays_below, write_run
 
@@ -121,15 +121,12 @@ def _split_guard(tree):
     if len(items) < 2 or items[-1][0] is not C.ASSERT_NOT:
         return None
     direction, inner = items[-1][1]
-    if direction != 1 or len(inner) != 1 or inner[0][0] not in _GUARD_ITEMS:
+    if direction != 1 or len(inner) != 1 or inner[0][0] not in CHAR_ITEMS:
         return None
     head = _parser.SubPattern(items.state, list(items[:-1]))
     for group, add, drop in reversed(path):
         head = _parser.SubPattern(tree.state, [(C.SUBPATTERN, (group, add, drop, head))])
     return head, char_set(inner[0][0], inner[0][1], flags)
-
-
-_GUARD_ITEMS = (C.LITERAL, C.NOT_LITERAL, C.IN, C.CATEGORY, C.ANY)
 
 
 def _guard_text(pattern: str) -> str:

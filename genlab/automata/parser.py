@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from genlab.automata.continuation import BoundaryTable
 from genlab.automata.earley import CFG, Chart
 from genlab.automata.lexer import Lexer, Terminal, lexeme_ends, run_lexeme
 from genlab.errors import UnsupportedConstraintError
@@ -53,6 +54,12 @@ class GrammarParser:
         self.config_column: list[int] = []
         self.config_guard: list[int] = []
         self.config_start: list[int] = []
+        # for compiled mask walks (`automata/continuation.py`): per configuration its lexer start and whether no
+        # guard follows it (ignored whitespace leads back there), as arrays with room to grow, and `boundaries`
+        # as a table, filled on request (`tabulate`)
+        self.start_array = np.zeros(64, np.int32)
+        self.reset_array = np.zeros(64, np.bool_)
+        self.table = BoundaryTable()
         self._boundary: dict[tuple[int, int], tuple[int, ...]] = {}  # (configuration, terminal) -> configurations
         self._ends_at: dict[tuple[int, int], tuple[int, ...]] = {}  # (configuration, lexer state) -> configurations
         self._ends = (np.empty(64, np.int64), np.empty(64, np.int32))  # `lexeme_ends` buffers for `_survivor`
@@ -83,6 +90,11 @@ class GrammarParser:
             self.config_column.append(column)
             self.config_guard.append(guard)
             self.config_start.append(start)
+            if c == len(self.start_array):
+                self.start_array = np.concatenate([self.start_array, np.zeros(c, np.int32)])
+                self.reset_array = np.concatenate([self.reset_array, np.zeros(c, np.bool_)])
+            self.start_array[c] = start
+            self.reset_array[c] = guard == 0
         return c
 
     def after(self, config: int, terminal: int) -> tuple[int, ...]:
@@ -110,6 +122,10 @@ class GrammarParser:
                 found.extend(self.after(config, t))
             out = self._ends_at[(config, state)] = tuple(found)
         return out
+
+    def tabulate(self, keys: list[int]) -> None:
+        """Enter the lexeme ends `keys` (`configuration << 32 | lexer state`, not in `table` yet) into `table`."""
+        self.table.add(keys, [self.boundaries(key >> 32, key & 0xFFFFFFFF) for key in keys])
 
     def subsumed(self, state: int) -> bool:
         """Whether a thread in lexer state `state` is covered by the thread its lexeme end spawns."""

@@ -40,7 +40,7 @@ except ImportError:  # Python 3.10
     import sre_constants as C
     import sre_parse as _parser
 
-_CHAR_ITEMS = {C.LITERAL, C.NOT_LITERAL, C.ANY, C.IN, C.CATEGORY}
+CHAR_ITEMS = frozenset({C.LITERAL, C.NOT_LITERAL, C.ANY, C.IN, C.CATEGORY})  # one character each
 _REPEATS = {C.MAX_REPEAT, C.MIN_REPEAT}
 _POSSESSIVE = getattr(C, "POSSESSIVE_REPEAT", None)
 _ATOMIC = getattr(C, "ATOMIC_GROUP", None)
@@ -105,7 +105,7 @@ def _ascii_chain(tree, flags: int) -> ByteDFA | None:
         return None
     sets = []
     for op, av in items:
-        if op not in _CHAR_ITEMS:
+        if op not in CHAR_ITEMS:
             return None
         ranges = char_set(op, av, flags)
         if not ranges or ranges[-1][1] >= 0x80:
@@ -158,7 +158,7 @@ class _Thompson:
         return nxt
 
     def _item(self, op, av, flags: int, nxt: int) -> int:
-        if op in _CHAR_ITEMS:
+        if op in CHAR_ITEMS:
             key = (op, tuple(av) if op is C.IN else av, flags)
             ranges = self._sets.get(key)
             if ranges is None:
@@ -272,7 +272,7 @@ def _first_unsupported(items) -> tuple[str, str] | None:
         elif op is C.AT and av in (C.AT_BOUNDARY, C.AT_NON_BOUNDARY):
             text = "\\b" if av is C.AT_BOUNDARY else "\\B"
             return text, f"word boundary {text}" if av is C.AT_BOUNDARY else f"non-word-boundary {text}"
-        elif op not in _CHAR_ITEMS and op is not C.AT:
+        elif op not in CHAR_ITEMS and op is not C.AT:
             return str(op), f"regex construct {op}"
     return None
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from genlab.automata import continuation
-from genlab.automata.continuation import DONE, STAMPS, BoundaryTable, new_stamp, walk_continuations
+from genlab.automata.continuation import DONE, STAMPS, new_stamp, walk_continuations
 from genlab.automata.earley import CFG
 from genlab.automata.lexer import Terminal, compile_terminal, slice_reach, slice_representatives, walk_lexer
 from genlab.automata.parser import GrammarParser, Thread, check_guards
@@ -209,10 +209,6 @@ class GrammarMatcher(Matcher):
         self._outside_space: _Space | None = None
         self._slice_reps = slice_representatives(parser.lexer, self._slice.table)
         self._reached: dict[int, int] = {}  # lexer state -> its `slice_reach`
-        self._bounds = BoundaryTable()  # the parser's boundaries, as the continuation kernel reads them
-        self._config_start, self._config_reset = np.zeros(64, np.int32), np.zeros(64, np.bool_)
-        self._n_configs = 0
-        self._sync_configs()
 
     # --- the contract -----------------------------------------------------------------------------------------
 
@@ -347,45 +343,25 @@ class GrammarMatcher(Matcher):
         """Go on below each node where a lexeme of `config` can end, in the configurations it leads to, level after
         level, in one compiled loop (`walk_continuations`); lexeme ends it has not met yet are resolved by the
         parser here, and the loop resumes where it stopped."""
-        parser, t, bounds, work = self.parser, space.trie, self._bounds, space.work
+        parser, t, work = self.parser, space.trie, space.work
         front = (nodes, states, np.full(len(nodes), config, np.int32))
         n = len(nodes)
-        config_stamp = np.zeros(len(self._config_start), np.int64)  # per configuration, its stamp for this mask
+        config_stamp = np.zeros(len(parser.start_array), np.int64)  # per configuration, its stamp for this mask
         while True:
-            lexer = parser.lexer
+            lexer, table = parser.lexer, parser.table
             status, n, *front, missing = walk_continuations(
-                *front, n, bounds.keys, bounds.offs, bounds.counts, bounds.flat, self._config_start,
-                self._config_reset, config_stamp, STAMPS, t.byte, t.depth, t.subtree_end, t.token_start,
-                t.token_end, t.order, t.bytes_below, t.child_bytes, t.subtree_tokens_end, lexer.table,
-                lexer.byte_class, lexer.accepting, lexer.loops, lexer.follow, lexer.restart, space.below,
-                work.states, out, work.seen_stamp, work.seen_state, continuation.EVENTS)
+                *front, n, table.keys, table.offs, table.counts, table.flat, parser.start_array, parser.reset_array,
+                config_stamp, STAMPS, t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order,
+                t.bytes_below, t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.byte_class, lexer.accepting,
+                lexer.loops, lexer.follow, lexer.restart, space.below, work.states, out, work.seen_stamp,
+                work.seen_state, continuation.EVENTS)
             if status == DONE:
                 return
-            keys = missing.tolist()
-            bounds.add(keys, [parser.boundaries(key >> 32, key & 0xFFFFFFFF) for key in keys])
-            if self._sync_configs():
-                grown = np.zeros(len(self._config_start), np.int64)
+            parser.tabulate(missing.tolist())
+            if len(config_stamp) < len(parser.start_array):
+                grown = np.zeros(len(parser.start_array), np.int64)
                 grown[: len(config_stamp)] = config_stamp
                 config_stamp = grown
-
-    def _sync_configs(self) -> bool:
-        """Bring the arrays of configuration start states and resets up to the parser's configurations; True if
-        they were reallocated."""
-        parser, n = self.parser, self._n_configs
-        total = len(parser.config_start)
-        if total == n:
-            return False
-        moved = total > len(self._config_start)
-        if moved:
-            cap = max(2 * len(self._config_start), total)
-            start, reset = np.zeros(cap, np.int32), np.zeros(cap, np.bool_)
-            start[:n], reset[:n] = self._config_start[:n], self._config_reset[:n]
-            self._config_start, self._config_reset = start, reset
-        self._config_start[n:total] = parser.config_start[n:total]
-        # a configuration no guard follows is where ignored whitespace leads back to (walks restart there)
-        self._config_reset[n:total] = [g == 0 for g in parser.config_guard[n:total]]
-        self._n_configs = total
-        return moved
 
 
 # Walk arguments that never change (nothing writes them; left writeable, so the kernel has one signature): the
