@@ -12,15 +12,19 @@ look at earlier, finished columns.
 
 Symbols are ints: terminals `0 .. n_terminals-1`, nonterminals after them. Rule 0 is the augmented
 `S' -> start`; a column accepts when it holds `(0, 1, 0)`. Items are ints too, `origin << 24 | position`, a
-position numbering every (rule, dot) so that moving the dot on is adding 1 (hashing ints is what the sets and
-dicts of the chart spend their time on).
+position numbering every (rule, dot) so that moving the dot on is adding 1. Columns are built in numba (a new
+one is the parser work at most lexeme ends a mask walk meets for the first time), and stored as int arrays.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+import numpy as np
+from numba import njit
+
+from genlab.automata.intern import find_list, list_hash
 from genlab.errors import EmptyLanguageError, StateLimitError
 
 Item = int  # origin column << _SHIFT | position of (rule, dot)
@@ -141,194 +145,354 @@ def _deriving(rules, terminal_ok) -> set[int]:
     return found
 
 
-@dataclass
-class Column:
-    """A finished chart column: what it expects next and who waits for which nonterminal.
+# --- the chart, in numba ------------------------------------------------------------------------------------------
+#
+# Everything a column keeps lives in one growing int64 store, `keys`, as slices: its *waits* (items with the dot
+# before a nonterminal, as `nonterminal << _KEY | item`, sorted: what a completion in a later column advances),
+# its *scans* (items with the dot moved over a terminal, as `terminal << _KEY | item`, sorted: the kernel of the
+# column each terminal leads to), and, if interned, its kernel; expected-terminal lists are slices there too. Per
+# column, `cols` holds the slice bounds, its expected-set id and whether it accepts. The grammar is one int64
+# array, `g` (header, then per position the symbol after the dot and the left-hand side, per symbol its rules'
+# start positions and whether it is nullable). Few arguments keep each call cheap: numba checks every argument
+# on every call.
 
-    Items predicted here (origin = this column) are the same in every column that predicts the same
-    nonterminals, so they are kept once per set of predicted nonterminals (`Prediction`) and only the items
-    coming from earlier columns are stored per column.
-    """
-
-    scans: dict[int, list[Item]]  # terminal -> kernel items scanning it gives (items from earlier columns)
-    waits: dict[int, list[Item]]  # nonterminal -> items from earlier columns with the dot before it
-    predicted: "Prediction"
-    accepts: bool
-    expected: frozenset[int] = frozenset()
-    expected_id: int = 0  # equal expected sets share one id (what the lexer is keyed by)
-    next: dict[int, int] = field(default_factory=dict)  # memo: terminal -> column id (-1: not expected)
+_KEY = 44  # an item (origin < 2**20 columns, 24 bits of position) fits below bit 44 of a store key
+_ITEM = (1 << _KEY) - 1
+MAX_COLUMNS = 1 << (_KEY - _SHIFT)
+_WAIT_LO, _WAIT_HI, _SCAN_LO, _SCAN_HI, _KERN_LO, _KERN_HI, _EXPECTED, _ACCEPTS = range(8)  # `cols` fields
+_N_COLS, _N_KEYS, _N_INTERNED, _N_EXP, _STAMP, _NEED = range(6)  # `sizes` fields
+_OK, _GROW_SCRATCH, _GROW_STORES, _TOO_MANY_ITEMS, _TOO_MANY_COLUMNS = range(5)  # statuses
+_HEADER = 6  # g: n_terminals, accepting item, max_items, max_columns, positions, symbols
 
 
-@dataclass
-class Prediction:
-    """The closure of predicting a set of nonterminals, as (rule, dot) positions of items whose origin is the
-    column itself."""
+@njit(cache=True)
+def _lower_bound(keys, lo, hi, key):
+    """The first index in the sorted `keys[lo:hi]` whose key is >= `key`."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
-    scans: dict[int, tuple[int, ...]]  # terminal -> position with the dot after it
-    waits: dict[int, tuple[int, ...]]  # nonterminal -> position with the dot before it
-    expected: frozenset[int]  # the terminals in `scans`
-    expected_id: int = -1  # its id once a column has used it (see `Column`)
+
+@njit(cache=True)
+def _add(item, items, n, set_keys, set_stamps, stamp):
+    """Put `item` in the build's item set (open addressing; entries live under this build's stamp) and list;
+    returns the list's new length, or -1 when the list is full."""
+    mask = np.uint64(set_keys.shape[0] - 1)
+    j = ((np.uint64(item) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & mask
+    while set_stamps[j] == stamp:
+        if set_keys[j] == item:
+            return n
+        j = (j + np.uint64(1)) & mask
+    if n >= items.shape[0]:
+        return -1
+    set_stamps[j] = stamp
+    set_keys[j] = item
+    items[n] = item
+    return n + 1
+
+
+@njit(cache=True)
+def _build(k, cid, reserve, g, cols, keys, exp_bounds, exp_slots, sizes, work, item_set, sym_stamps):
+    """Close the kernel `work[2, :k]` into column `cid` (predict, complete, move over nullable nonterminals) and
+    store it, leaving `reserve` keys free after it; returns a status (nothing is stored unless all of it fits)."""
+    items, tmp, kernel = work[0], work[1], work[2]
+    set_keys, set_stamps = item_set[0], item_set[1]
+    n_t, accepting_item, max_items, n_pos, n_sym = g[0], g[1], g[2], g[4], g[5]
+    pos_sym = _HEADER
+    pos_lhs = pos_sym + n_pos
+    pred_lo = pos_lhs + n_pos
+    pred_hi = pred_lo + n_sym
+    nullable = pred_hi + n_sym
+    pred_pos = nullable + n_sym
+    stamp = sizes[_STAMP] + 1
+    sizes[_STAMP] = stamp
+    n = 0
+    for i in range(k):
+        n = _add(kernel[i], items, n, set_keys, set_stamps, stamp)
+        if n < 0:
+            return _GROW_SCRATCH
+    cap = tmp.shape[0]
+    n_scan = 0  # scan keys fill `tmp` from the front, wait keys from the back: an item gives at most one
+    n_wait = 0
+    accepts = False
+    base = np.int64(cid) << _SHIFT
+    i = 0
+    while i < n:
+        if n > max_items:
+            return _TOO_MANY_ITEMS
+        item = items[i]
+        i += 1
+        if item == accepting_item:
+            accepts = True
+        pos = item & _POSITION
+        sym = g[pos_sym + pos]
+        if sym < 0:
+            o = item >> _SHIFT
+            if o != cid:  # complete: advance the items of column o waiting for the rule's left-hand side
+                lhs = g[pos_lhs + pos]
+                hi = cols[o, _WAIT_HI]
+                a = _lower_bound(keys, cols[o, _WAIT_LO], hi, lhs << _KEY)
+                while a < hi and (keys[a] >> _KEY) == lhs:
+                    n = _add((keys[a] & _ITEM) + 1, items, n, set_keys, set_stamps, stamp)
+                    if n < 0:
+                        return _GROW_SCRATCH
+                    a += 1
+            # an item predicted here that completes here derives nothing: the item that predicted it has already
+            # moved past its nullable left-hand side
+            continue
+        if sym < n_t:
+            tmp[n_scan] = (sym << _KEY) | (item + 1)
+            n_scan += 1
+            continue
+        n_wait += 1
+        tmp[cap - n_wait] = (sym << _KEY) | item
+        if sym_stamps[sym] != stamp:
+            sym_stamps[sym] = stamp
+            for j in range(g[pred_lo + sym], g[pred_hi + sym]):
+                n = _add(base | g[pred_pos + j], items, n, set_keys, set_stamps, stamp)
+                if n < 0:
+                    return _GROW_SCRATCH
+        if g[nullable + sym]:
+            n = _add(item + 1, items, n, set_keys, set_stamps, stamp)
+            if n < 0:
+                return _GROW_SCRATCH
+    if n > max_items:
+        return _TOO_MANY_ITEMS
+    tmp[:n_scan].sort()
+    tmp[cap - n_wait:].sort()
+    # the terminals the column expects, interned as a list (in `items`, free now)
+    m = 0
+    for j in range(n_scan):
+        t = tmp[j] >> _KEY
+        if m == 0 or items[m - 1] != t:
+            items[m] = t
+            m += 1
+    expected, slot = find_list(exp_slots, keys, exp_bounds[:, 0], exp_bounds[:, 1], items, m)
+    new_exp = m if expected < 0 else 0
+    need = n_wait + n_scan + new_exp + reserve
+    if (cid >= cols.shape[0] or sizes[_N_KEYS] + need > keys.shape[0]
+            or (new_exp > 0 and (sizes[_N_EXP] >= exp_bounds.shape[0] or 2 * (sizes[_N_EXP] + 1) > exp_slots.shape[0]))):
+        sizes[_NEED] = need
+        return _GROW_STORES
+    w = sizes[_N_KEYS]
+    if expected < 0:
+        expected = sizes[_N_EXP]
+        keys[w:w + m] = items[:m]
+        exp_bounds[expected, 0], exp_bounds[expected, 1] = w, w + m
+        exp_slots[slot] = expected + 1
+        sizes[_N_EXP] += 1
+        w += m
+    keys[w:w + n_wait] = tmp[cap - n_wait:]
+    cols[cid, _WAIT_LO], cols[cid, _WAIT_HI] = w, w + n_wait
+    w += n_wait
+    keys[w:w + n_scan] = tmp[:n_scan]
+    cols[cid, _SCAN_LO], cols[cid, _SCAN_HI] = w, w + n_scan
+    w += n_scan
+    cols[cid, _KERN_LO], cols[cid, _KERN_HI] = -1, -1
+    cols[cid, _EXPECTED] = expected
+    cols[cid, _ACCEPTS] = accepts
+    sizes[_N_KEYS] = w
+    sizes[_N_COLS] = cid + 1
+    return _OK
+
+
+@njit(cache=True)
+def _scan(column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots, sizes, work, item_set, sym_stamps):
+    """The column after `terminal` is read at `column`: (status, its id or -1 if the column does not expect it,
+    and for a new column its expected-set id and whether it accepts). A kernel without items predicted in
+    `column` is interned (`kern_slots`), so equal kernels are one column; one with such items is made once per
+    (column, terminal) (the caller's memo) without being hashed: no other (column, terminal) gives it."""
+    kernel = work[2]
+    hi = cols[column, _SCAN_HI]
+    a = _lower_bound(keys, cols[column, _SCAN_LO], hi, np.int64(terminal) << _KEY)
+    k = 0
+    fresh = False  # holds items predicted in `column`
+    while a + k < hi and (keys[a + k] >> _KEY) == terminal:
+        if k == kernel.shape[0]:
+            return _GROW_SCRATCH, -1, 0, False
+        item = keys[a + k] & _ITEM
+        kernel[k] = item
+        if (item >> _SHIFT) == column:
+            fresh = True
+        k += 1
+    if k == 0:
+        return _OK, -1, 0, False
+    slot = np.uint64(0)
+    if not fresh:
+        found, slot = find_list(kern_slots, keys, cols[:, _KERN_LO], cols[:, _KERN_HI], kernel, k)
+        if found >= 0:
+            return _OK, found, 0, False
+        if 2 * (sizes[_N_INTERNED] + 1) > kern_slots.shape[0]:
+            sizes[_NEED] = 0
+            return _GROW_STORES, -1, 0, False
+    cid = sizes[_N_COLS]
+    if cid >= g[3]:
+        return _TOO_MANY_COLUMNS, -1, 0, False
+    status = _build(k, cid, 0 if fresh else k, g, cols, keys, exp_bounds, exp_slots, sizes, work, item_set,
+                    sym_stamps)
+    if status != _OK:
+        return status, -1, 0, False
+    if not fresh:
+        lo = sizes[_N_KEYS]
+        keys[lo:lo + k] = kernel[:k]
+        cols[cid, _KERN_LO], cols[cid, _KERN_HI] = lo, lo + k
+        kern_slots[slot] = cid + 1
+        sizes[_N_KEYS] += k
+        sizes[_N_INTERNED] += 1
+    return _OK, cid, cols[cid, _EXPECTED], cols[cid, _ACCEPTS] != 0
+
+
+@njit(cache=True)
+def _rehash_lists(slots, members, lo, hi, n):
+    """Put lists `0 .. n-1` (`members[lo[e]:hi[e]]`; those with `lo[e] < 0` are not interned) into the empty
+    table `slots` (entry + 1)."""
+    mask = np.uint64(slots.shape[0] - 1)
+    for e in range(n):
+        if lo[e] < 0:
+            continue
+        j = list_hash(members, lo[e], hi[e]) & mask
+        while slots[j] != 0:
+            j = (j + np.uint64(1)) & mask
+        slots[j] = e + 1
 
 
 class Chart:
-    """All columns met so far, interned by kernel; `scan` is the only way to make new ones."""
+    """All columns met so far, interned by kernel; `scan` is the only way to make new ones (in numba)."""
 
     def __init__(self, cfg: CFG, *, max_columns: int = 1_000_000, max_items: int = 100_000) -> None:
+        if max_columns > MAX_COLUMNS:
+            raise ValueError(f"max_columns can be at most {MAX_COLUMNS} (an item keeps its origin column in 20 bits)")
         self.cfg = cfg
         self.max_columns = max_columns
         self.max_items = max_items
-        self._nullable = cfg.nullable
-        # positions: rule r's dot d is first[r] + d; per position, the symbol after the dot (-1 at the end) and
-        # the rule's left-hand side
-        self._first: list[int] = []
-        self._next_symbol: list[int] = []
-        self._lhs: list[int] = []
+        # positions: rule r's dot d is first[r] + d
+        first, pos_sym, pos_lhs = [], [], []
         by_lhs: dict[int, list[int]] = {}
-        for r, (lhs, rhs) in enumerate(cfg.rules):
-            by_lhs.setdefault(lhs, []).append(len(self._next_symbol))
-            self._first.append(len(self._next_symbol))
-            self._next_symbol.extend(rhs)
-            self._next_symbol.append(-1)
-            self._lhs.extend([lhs] * (len(rhs) + 1))
-        if len(self._next_symbol) > _POSITION:
+        for lhs, rhs in cfg.rules:
+            by_lhs.setdefault(lhs, []).append(len(pos_sym))
+            first.append(len(pos_sym))
+            pos_sym.extend(rhs)
+            pos_sym.append(-1)
+            pos_lhs.extend([lhs] * (len(rhs) + 1))
+        if len(pos_sym) > _POSITION:
             raise StateLimitError(f"the grammar has more than {_POSITION} rule positions")
-        self._by_lhs = by_lhs  # nonterminal -> positions of its rules' starts
-        self._predictions: dict[frozenset[int], Prediction] = {}
-        self._expected_ids: dict[frozenset[int], int] = {}
-        self.columns: list[Column] = []
-        self._ids: dict[frozenset[Item], int] = {}
-        self._accepting = self._first[0] + 1  # S' -> start . from column 0
-        self._make(frozenset({self._first[0]}))
+        n_symbols = len(cfg.names)
+        pred_lo, pred_hi, pred_pos = [], [], []
+        for sym in range(n_symbols):
+            pred_lo.append(len(pred_pos))
+            pred_pos.extend(by_lhs.get(sym, ()))
+            pred_hi.append(len(pred_pos))
+        nullable = [int(sym in cfg.nullable) for sym in range(n_symbols)]
+        self._g = np.array([cfg.n_terminals, first[0] + 1, max_items, max_columns, len(pos_sym), n_symbols]
+                           + pos_sym + pos_lhs + pred_lo + pred_hi + nullable + pred_pos, np.int64)
+        self._cols = np.zeros((64, 8), np.int64)
+        self._keys = np.empty(4096, np.int64)
+        self._kern_slots = np.zeros(256, np.int64)
+        self._exp_bounds = np.zeros((64, 2), np.int64)
+        self._exp_slots = np.zeros(256, np.int64)
+        self._sizes = np.zeros(6, np.int64)
+        self._sym_stamps = np.zeros(n_symbols, np.int64)
+        self._scratch(256)
+        self._next: dict[int, int] = {}  # column * n_terminals + terminal -> the column scanning it gives
+        self._column_expected: list[int] = []
+        self._column_accepts: list[bool] = []
+        self._expected_sets: list[frozenset[int] | None] = []
+        while True:
+            self._work[2, 0] = first[0]  # S' -> . start, in column 0
+            status = _build(1, 0, 0, self._g, self._cols, self._keys, self._exp_bounds, self._exp_slots, self._sizes,
+                            self._work, self._item_set, self._sym_stamps)
+            if status == _OK:
+                break
+            self._recover(status)
+        self._record(0, int(self._cols[0, _EXPECTED]), bool(self._cols[0, _ACCEPTS]))
+
+    @property
+    def n_columns(self) -> int:
+        return len(self._column_expected)
 
     def scan(self, column: int, terminal: int) -> int:
         """The column after `terminal` is read at `column`, or -1 if the column does not expect it."""
-        col = self.columns[column]
-        nxt = col.next.get(terminal)
+        key = column * self.cfg.n_terminals + terminal
+        nxt = self._next.get(key)
         if nxt is None:
-            if terminal not in col.expected:
-                nxt = -1
-            else:
-                static = col.predicted.scans.get(terminal, ())
-                if static:
-                    # items predicted here carry this column as their origin, so no other (column, terminal)
-                    # gives this kernel: the memo in `next` is enough, and interning (hashing it) is skipped
-                    kernel = list(col.scans.get(terminal, ()))
-                    base = column << _SHIFT
-                    kernel.extend(base | p for p in static)
-                    nxt = self._make(kernel, intern=False)
-                else:
-                    nxt = self._make(frozenset(col.scans.get(terminal, ())))
-            col.next[terminal] = nxt
+            while True:
+                status, nxt, expected, accepts = _scan(column, terminal, self._g, self._cols, self._keys,
+                                                       self._kern_slots, self._exp_bounds, self._exp_slots,
+                                                       self._sizes, self._work, self._item_set, self._sym_stamps)
+                if status == _OK:
+                    break
+                self._recover(status)
+            if nxt == len(self._column_expected):
+                self._record(nxt, expected, accepts)
+            self._next[key] = nxt
         return nxt
 
     def expected(self, column: int) -> frozenset[int]:
         """The terminals `column` can scan."""
-        return self.columns[column].expected
+        e = self._column_expected[column]
+        out = self._expected_sets[e]
+        if out is None:
+            lo, hi = self._exp_bounds[e]
+            out = self._expected_sets[e] = frozenset(self._keys[lo:hi].tolist())
+        return out
 
     def expected_id(self, column: int) -> int:
         """A small id shared by every column that expects the same terminals."""
-        return self.columns[column].expected_id
+        return self._column_expected[column]
 
     def accepts(self, column: int) -> bool:
-        return self.columns[column].accepts
+        return self._column_accepts[column]
 
-    def _prediction(self, roots: frozenset[int]) -> Prediction:
-        """The items that predicting `roots` adds (memoised per set of nonterminals)."""
-        pred = self._predictions.get(roots)
-        if pred is None:
-            next_symbol, n_t, nullable = self._next_symbol, self.cfg.n_terminals, self._nullable
-            items: set[int] = set()
-            work = [p for b in roots for p in self._by_lhs.get(b, ())]
-            predicted = set(roots)
-            scans: dict[int, list[int]] = {}
-            waits: dict[int, list[int]] = {}
-            while work:
-                p = work.pop()
-                if p in items:
-                    continue
-                items.add(p)
-                sym = next_symbol[p]
-                if sym < 0:  # an empty derivation: the nullable rule below already moved past it
-                    continue
-                if sym < n_t:
-                    scans.setdefault(sym, []).append(p + 1)
-                    continue
-                waits.setdefault(sym, []).append(p)
-                if sym not in predicted:
-                    predicted.add(sym)
-                    work.extend(self._by_lhs.get(sym, ()))
-                if sym in nullable:
-                    work.append(p + 1)
-            pred = self._predictions[roots] = Prediction(
-                {t: tuple(v) for t, v in scans.items()}, {x: tuple(v) for x, v in waits.items()}, frozenset(scans)
+    def _record(self, cid: int, expected: int, accepts: bool) -> None:
+        """Mirror a new column's expected-set id and acceptance in Python lists (the parser reads them per call)."""
+        self._column_expected.append(expected)
+        self._column_accepts.append(accepts)
+        while len(self._expected_sets) <= expected:
+            self._expected_sets.append(None)
+
+    def _scratch(self, size: int) -> None:
+        """Build scratch for `size` items: their list, the scan and wait keys, a kernel; the item set twice that."""
+        self._work = np.empty((3, size), np.int64)
+        self._item_set = np.zeros((2, 2 * size), np.int64)
+
+    def _recover(self, status: int) -> None:
+        """Make room after a build that did not fit (it is then run again), or raise at a limit."""
+        if status == _TOO_MANY_ITEMS:
+            raise StateLimitError(
+                f"a grammar parse state holds more than {self.max_items} Earley items; raise max_items, "
+                "or the grammar is too ambiguous (e.g. deeply nested ambiguous rules)"
             )
-        return pred
-
-    def _make(self, kernel, intern: bool = True) -> int:
-        if intern:
-            cid = self._ids.get(kernel)
-            if cid is not None:
-                return cid
-        if len(self.columns) >= self.max_columns:
+        if status == _TOO_MANY_COLUMNS:
             raise StateLimitError(
                 f"the grammar parser has met more than {self.max_columns} distinct parse states; raise "
                 "max_columns, or the grammar is too ambiguous for the text"
             )
-        cid = len(self.columns)
-        next_symbol, lhs_of, n_t, nullable, columns = self._next_symbol, self._lhs, self.cfg.n_terminals, \
-            self._nullable, self.columns
-        # only items from earlier columns are followed here; what they predict comes from `_prediction`
-        items = set(kernel)
-        work = list(items)
-        scans: dict[int, list[Item]] = {}
-        waits: dict[int, list[Item]] = {}
-        roots: set[int] = set()
-        while work:
-            item = work.pop()
-            sym = next_symbol[item & _POSITION]
-            if sym < 0:
-                o = item >> _SHIFT
-                if o != cid:  # complete lhs: advance the items of column o waiting for it, both kinds
-                    origin = columns[o]
-                    lhs = lhs_of[item & _POSITION]
-                    for waiting in origin.waits.get(lhs, ()):
-                        nxt = waiting + 1
-                        if nxt not in items:
-                            items.add(nxt)
-                            work.append(nxt)
-                    base = o << _SHIFT
-                    for p in origin.predicted.waits.get(lhs, ()):
-                        nxt = base | (p + 1)
-                        if nxt not in items:
-                            items.add(nxt)
-                            work.append(nxt)
-                continue
-            if sym < n_t:
-                scans.setdefault(sym, []).append(item + 1)
-                continue
-            waits.setdefault(sym, []).append(item)
-            roots.add(sym)
-            if sym in nullable:
-                nxt = item + 1
-                if nxt not in items:
-                    items.add(nxt)
-                    work.append(nxt)
-            if len(items) > self.max_items:
-                raise StateLimitError(
-                    f"a grammar parse state holds more than {self.max_items} Earley items; raise max_items, "
-                    "or the grammar is too ambiguous (e.g. deeply nested ambiguous rules)"
-                )
-        pred = self._prediction(frozenset(roots))
-        if scans:
-            expected = pred.expected.union(scans)
-            expected_id = self._expected_ids.setdefault(expected, len(self._expected_ids))
-        else:  # what the column expects is what its predictions scan
-            expected = pred.expected
-            expected_id = pred.expected_id
-            if expected_id < 0:
-                expected_id = pred.expected_id = self._expected_ids.setdefault(expected, len(self._expected_ids))
-        col = Column(scans, waits, pred, self._accepting in items, expected, expected_id)
-        self.columns.append(col)
-        if intern:
-            self._ids[kernel] = cid
-        return cid
+        if status == _GROW_SCRATCH:
+            self._scratch(2 * self._work.shape[1])
+            return
+        sizes = self._sizes
+        n_cols, n_exp = int(sizes[_N_COLS]), int(sizes[_N_EXP])
+        if n_cols >= len(self._cols):
+            self._cols = _grown(self._cols, 2 * len(self._cols))
+        need = int(sizes[_N_KEYS] + sizes[_NEED])
+        if need > len(self._keys):
+            self._keys = _grown(self._keys, max(2 * len(self._keys), need))
+        if n_exp >= len(self._exp_bounds):
+            self._exp_bounds = _grown(self._exp_bounds, 2 * len(self._exp_bounds))
+        if 2 * (n_exp + 1) > len(self._exp_slots):
+            self._exp_slots = np.zeros(2 * len(self._exp_slots), np.int64)
+            _rehash_lists(self._exp_slots, self._keys, self._exp_bounds[:, 0], self._exp_bounds[:, 1], n_exp)
+        if 2 * (sizes[_N_INTERNED] + 1) > len(self._kern_slots):
+            self._kern_slots = np.zeros(2 * len(self._kern_slots), np.int64)
+            _rehash_lists(self._kern_slots, self._keys, self._cols[:, _KERN_LO], self._cols[:, _KERN_HI], n_cols)
+
+
+def _grown(store: np.ndarray, size: int) -> np.ndarray:
+    """`store` copied into a larger array of `size` rows."""
+    out = np.zeros((size,) + store.shape[1:], store.dtype)
+    out[: len(store)] = store
+    return out
