@@ -363,6 +363,12 @@ def _rehash_lists(slots, members, lo, hi, n):
 class Chart:
     """All columns met so far, interned by kernel; `scan` is the only way to make new ones (in numba)."""
 
+    # first sizes of the stores and scratch, doubled as they fill (slot tables: powers of two)
+    INITIAL_COLUMNS = 64
+    INITIAL_KEYS = 4096
+    INITIAL_SLOTS = 256
+    INITIAL_ITEMS = 256
+
     def __init__(self, cfg: CFG, *, max_columns: int = 1_000_000, max_items: int = 100_000) -> None:
         if max_columns > MAX_COLUMNS:
             raise ValueError(f"max_columns can be at most {MAX_COLUMNS} (an item keeps its origin column in 20 bits)")
@@ -389,14 +395,14 @@ class Chart:
         nullable = [int(sym in cfg.nullable) for sym in range(n_symbols)]
         self._g = np.array([cfg.n_terminals, first[0] + 1, max_items, max_columns, len(pos_sym), n_symbols]
                            + pos_sym + pos_lhs + pred_lo + pred_hi + nullable + pred_pos, np.int64)
-        self._cols = np.zeros((64, 8), np.int64)
-        self._keys = np.empty(4096, np.int64)
-        self._kern_slots = np.zeros(256, np.int64)
-        self._exp_bounds = np.zeros((64, 2), np.int64)
-        self._exp_slots = np.zeros(256, np.int64)
+        self._cols = np.zeros((self.INITIAL_COLUMNS, 8), np.int64)
+        self._keys = np.empty(self.INITIAL_KEYS, np.int64)
+        self._kern_slots = np.zeros(self.INITIAL_SLOTS, np.int64)
+        self._exp_bounds = np.zeros((self.INITIAL_COLUMNS, 2), np.int64)
+        self._exp_slots = np.zeros(self.INITIAL_SLOTS, np.int64)
         self._sizes = np.zeros(6, np.int64)
         self._sym_stamps = np.zeros(n_symbols, np.int64)
-        self._scratch(256)
+        self._scratch(self.INITIAL_ITEMS)
         self._next: dict[int, int] = {}  # column * n_terminals + terminal -> the column scanning it gives
         self._column_expected: list[int] = []
         self._column_accepts: list[bool] = []
