@@ -1,5 +1,6 @@
-"""The continuation walk's arrays: the boundary table against a dict, and masks unchanged when a level's buffers
-must grow (the kernel's retry path) or when every lexeme end is new to the table (its resume path)."""
+"""The continuation walk's arrays: lexeme ends resolved in compiled code (into the boundary table, making chart
+columns and configurations) against the parser's Python resolution, also when every array starts tiny; and masks
+unchanged when a level's buffers must grow (the kernel's retry path)."""
 
 from __future__ import annotations
 
@@ -8,36 +9,46 @@ import pytest
 
 from genlab import Grammar
 from genlab.automata import continuation
-from genlab.automata.continuation import BoundaryTable, _slot
+from genlab.automata.boundaries import BoundaryTable, Configurations, lookup
+from genlab.automata.earley import Chart
 
 from conftest import tokenizer_and_vocab
 from test_grammar import JSON, SENTENCES, brute_force_mask
 
 
-def lookup(table: BoundaryTable, key: int):
-    i = _slot(table.keys, key)
-    if table.keys[i] == -1:
-        return None
-    return tuple(table.flat[table.offs[i] : table.offs[i] + table.counts[i]].tolist())
-
-
-def test_boundary_table_is_a_dict():
-    rng = np.random.default_rng(0)
-    table, oracle = BoundaryTable(), {}
-    while len(oracle) < 5000:  # several doublings of the 1024-slot table and of `flat`
-        batch = {}
-        for _ in range(int(rng.integers(1, 200))):
-            key = int(rng.integers(0, 3000)) << 32 | int(rng.integers(0, 1 << 31))
-            if key not in oracle:
-                batch[key] = tuple(int(c) for c in rng.integers(0, 1000, int(rng.integers(0, 4))))
-        table.add(list(batch), list(batch.values()))
-        oracle.update(batch)
-    assert table.size == len(oracle) and 2 * table.size <= len(table.keys)
-    for key, nexts in oracle.items():
-        assert lookup(table, key) == nexts
-    for _ in range(1000):
-        key = int(rng.integers(3000, 6000)) << 32 | int(rng.integers(0, 1 << 31))
-        assert lookup(table, key) is None
+@pytest.mark.parametrize("tiny", [False, True])
+def test_compiled_resolution_matches_python(monkeypatch, tiny):
+    """Every lexeme end that mask walks entered into the boundary table leads to the configurations the parser's
+    own `boundaries` gives; with tiny first sizes every table and array grows on the way (and the walk goes back
+    to Python and resumes each time)."""
+    if tiny:
+        monkeypatch.setattr(BoundaryTable, "INITIAL", 2)
+        monkeypatch.setattr(Configurations, "INITIAL", 1)
+        for name, size in (("INITIAL_COLUMNS", 1), ("INITIAL_KEYS", 1), ("INITIAL_SLOTS", 2), ("INITIAL_ITEMS", 1)):
+            monkeypatch.setattr(Chart, name, size)
+    tok, vocab = tokenizer_and_vocab("smollm2")
+    for source in (JSON, Grammar.shipped("sqlite").source):
+        matcher = Grammar(source).compile(vocab)
+        parser = matcher.parser
+        state = matcher.start()
+        for k, t in enumerate(tok.encode(SENTENCES[source][0], add_special_tokens=False)):
+            mask = matcher.mask(state)
+            if k % 5 == 0:
+                assert np.array_equal(mask, brute_force_mask(matcher, state))
+            state = matcher.advance(state, t)
+        table = parser.table
+        keys = table.keys[table.keys != -1]
+        assert len(keys) == table.sizes[0] > 20
+        for key in keys.tolist():
+            off, n = lookup(table.keys, table.offs, table.counts, key)
+            assert tuple(table.flat[off : off + n].tolist()) == parser.boundaries(key >> 32, key & 0xFFFFFFFF)
+        # every configuration is where its (column, guard) says, in the arrays and the Python mirrors alike
+        configs = parser.configs
+        assert configs.size == len(parser.config_column)
+        for c in range(configs.size):
+            column, guard = int(configs.column[c]), int(configs.guard[c])
+            assert parser.config(column, guard) == c
+            assert parser.config_start[c] == configs.start[c] == parser._start_of(column, guard)
 
 
 @pytest.mark.parametrize("events", [1, 3])

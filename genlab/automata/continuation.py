@@ -3,9 +3,10 @@
 Where a lexeme can end inside the trie, a grammar mask goes on below that node in every parser configuration the
 end leads to (`GrammarParser.boundaries`), and below the nodes where those lexemes end, and so on. Each level is
 one `walk_lexer` call over all the configurations it reached; `walk_continuations` runs the levels and groups
-their nodes by configuration in numba, reading the parser's boundaries from a `BoundaryTable`. A pair the table
-does not hold yet (the parser has not met that lexeme end) sends the walk back to Python with the level it
-stopped at, to be resolved by the parser (which may build chart columns and lexers) and resumed.
+their nodes by configuration in numba, reading the parser's boundaries from a `BoundaryTable`. A lexeme end the
+table does not hold yet is resolved in place (`boundaries.resolve_end`, which makes chart columns and
+configurations); only a configuration whose lexer start is not built yet, or a full array, sends the walk back
+to Python with the level it stopped at, to be resumed.
 
 Walk stamps (`walk_lexer`'s `seen` marks) come from one process-wide counter, `STAMPS`, that Python and the
 kernel both draw from, so stamps stay unique across matchers sharing work arrays.
@@ -16,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from genlab.automata.boundaries import find_slot, resolve_end
+from genlab.automata.earley import OK
 from genlab.automata.lexer import walk_lexer
 
 STAMPS = np.ones(1, np.int64)  # the next unused walk stamp
@@ -28,76 +31,8 @@ def new_stamp() -> int:
     return s
 
 
-DONE, MISSING = 0, 1  # how `walk_continuations` returns
+DONE = OK  # `walk_continuations` finished (other statuses: `boundaries.resolve_end`'s)
 EVENTS = 4096  # lexeme ends a continuation level holds before its buffers grow
-
-
-@njit(cache=True)
-def _slot(keys, key):
-    """Where `key` is in the open-addressing table `keys` (-1 empty), or the empty slot where it would go."""
-    h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
-    h ^= h >> np.uint64(29)
-    mask = np.uint64(keys.shape[0] - 1)
-    i = h & mask
-    while keys[i] != -1 and keys[i] != key:
-        i = (i + np.uint64(1)) & mask
-    return i
-
-
-@njit(cache=True)
-def _put_all(keys, offs, counts, flat, n_flat, new_keys, new_counts, new_values):
-    """Insert `new_keys[k]` with the next `new_counts[k]` of `new_values`, appended to `flat` from `n_flat`."""
-    v = 0
-    for k in range(new_keys.shape[0]):
-        i = _slot(keys, new_keys[k])
-        keys[i] = new_keys[k]
-        offs[i] = n_flat
-        counts[i] = new_counts[k]
-        for j in range(new_counts[k]):
-            flat[n_flat] = new_values[v]
-            n_flat += 1
-            v += 1
-
-
-@njit(cache=True)
-def _rehash(keys, offs, counts, new_keys, new_offs, new_counts):
-    """Move every entry of one table into a larger, empty one."""
-    for i in range(keys.shape[0]):
-        if keys[i] != -1:
-            j = _slot(new_keys, keys[i])
-            new_keys[j], new_offs[j], new_counts[j] = keys[i], offs[i], counts[i]
-
-
-class BoundaryTable:
-    """(configuration, lexer state) -> the configurations a lexeme ending there leads to, as arrays: keys
-    `config << 32 | state` in an open-addressing table at most half full, values slices of `flat`."""
-
-    def __init__(self) -> None:
-        self.keys = np.full(1024, -1, np.int64)
-        self.offs = np.zeros(1024, np.int64)
-        self.counts = np.zeros(1024, np.int32)
-        self.flat = np.empty(1024, np.int32)
-        self.size = 0
-        self.n_flat = 0
-
-    def add(self, keys: list[int], nexts: list[tuple[int, ...]]) -> None:
-        """Enter `keys[k]` (not in the table yet) leading to `nexts[k]`."""
-        if 2 * (self.size + len(keys)) > len(self.keys):
-            cap = len(self.keys)
-            while 2 * (self.size + len(keys)) > cap:
-                cap *= 2
-            grown = (np.full(cap, -1, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int32))
-            _rehash(self.keys, self.offs, self.counts, *grown)
-            self.keys, self.offs, self.counts = grown
-        values = [c for nx in nexts for c in nx]
-        if self.n_flat + len(values) > len(self.flat):
-            flat = np.empty(2 * (self.n_flat + len(values)), np.int32)
-            flat[: self.n_flat] = self.flat[: self.n_flat]
-            self.flat = flat
-        _put_all(self.keys, self.offs, self.counts, self.flat, self.n_flat, np.array(keys, np.int64),
-                 np.array([len(nx) for nx in nexts], np.int32), np.array(values, np.int32))
-        self.n_flat += len(values)
-        self.size += len(keys)
 
 
 @njit(cache=True)
@@ -109,41 +44,46 @@ def _take_stamp(counter):
 
 
 @njit(cache=True)
-def walk_continuations(front_nodes, front_states, front_configs, n_front, keys, offs, counts, flat, config_start,
-                       config_reset, config_stamp, counter, byte, depth, subtree_end, token_start, token_end, order,
-                       bytes_below, child_bytes, subtree_tokens_end, table, byte_class, accepting, loops, follow,
-                       restart, slice_below, states, out, seen_stamp, seen_state, events):
+def walk_continuations(front_nodes, front_states, front_configs, n_front, keys, offs, counts, flat, t_sizes,
+                       config_start, config_reset, config_stamp, counter, byte, depth, subtree_end, token_start,
+                       token_end, order, bytes_below, child_bytes, subtree_tokens_end, table, byte_class, accepting,
+                       loops, follow, restart, slice_below, states, out, seen_stamp, seen_state, events, ends_out,
+                       members, lo, hi, pair_accepting, pair_term, term_guard, ignored, c_column, c_guard, c_keys,
+                       c_starts, c_counts, grammar, cols, chart_keys, kern_slots, exp_bounds, exp_slots, sizes, work,
+                       item_set, sym_stamps, memo):
     """Walk below the frontier's nodes (lexeme ends: node, lexer state, configuration) in the configurations the
-    boundary table says they lead to, level by level, marking allowed tokens in `out`, until no lexeme end is
-    left. `config_stamp[c]` is configuration c's walk stamp for this mask (0: none yet); a configuration that
-    leads back to its own start (`config_reset`) goes on from there inside ignored whitespace (`walk_lexer`).
+    boundary table (`keys`, `offs`, `counts`, `flat`, `t_sizes`) says they lead to, level by level, marking
+    allowed tokens in `out`, until no lexeme end is left. `config_stamp[c]` is configuration c's walk stamp for
+    this mask (0: none yet); a configuration that leads back to its own start (`config_reset`) goes on from there
+    inside ignored whitespace (`walk_lexer`). Lexeme ends the table lacks are resolved into it (`resolve_end`,
+    with the lexer's pairs, the configurations `c_*` and the chart's arrays after `ends_out`).
 
-    Returns (DONE, ...) or (MISSING, n, nodes, states, configs, missing): the level held lexeme ends the table
-    lacks (`missing`, keys `config << 32 | state`); call again with the frontier returned once they are added.
-    `events` is the first size of the buffers for a level's lexeme ends (doubled when a level overflows them)."""
+    Returns (DONE, ...) or (status, n, nodes, states, configs): `resolve_end` needs Python (a lexer start, room);
+    call again with the frontier returned once that is done. `events` is the first size of the buffers for a
+    level's lexeme ends (doubled when a level overflows them)."""
     ev_nodes = np.empty(events, np.int32)
     ev_states = np.empty(events, np.int32)
     ev_groups = np.empty(events, np.int32)
     while n_front > 0:
-        # the configurations each lexeme end leads to
+        # the configurations each lexeme end leads to, resolved where the table lacks them
         n_pairs = 0
-        missing = np.empty(n_front, np.int64)
-        n_missing = 0
         for k in range(n_front):
             key = np.int64(front_configs[k]) << 32 | front_states[k]
-            i = _slot(keys, key)
+            i = find_slot(keys, key)
             if keys[i] == -1:
-                missing[n_missing] = key
-                n_missing += 1
-            else:
-                n_pairs += counts[i]
-        if n_missing:
-            return MISSING, n_front, front_nodes, front_states, front_configs, np.unique(missing[:n_missing])
+                status = resolve_end(key, ends_out, members, lo, hi, pair_accepting, pair_term, term_guard, ignored,
+                                     c_column, c_guard, config_start, config_reset, c_keys, c_starts, c_counts, keys,
+                                     offs, counts, flat, t_sizes, grammar, cols, chart_keys, kern_slots, exp_bounds,
+                                     exp_slots, sizes, work, item_set, sym_stamps, memo)
+                if status != OK:
+                    return status, n_front, front_nodes, front_states, front_configs
+                i = find_slot(keys, key)
+            n_pairs += counts[i]
         pair_config = np.empty(n_pairs, np.int32)
         pair_node = np.empty(n_pairs, np.int32)
         n_pairs = 0
         for k in range(n_front):
-            i = _slot(keys, np.int64(front_configs[k]) << 32 | front_states[k])
+            i = find_slot(keys, np.int64(front_configs[k]) << 32 | front_states[k])
             for j in range(offs[i], offs[i] + counts[i]):
                 pair_config[n_pairs] = flat[j]
                 pair_node[n_pairs] = front_nodes[k]
@@ -196,4 +136,4 @@ def walk_continuations(front_nodes, front_states, front_configs, n_front, keys, 
         front_states = ev_states[:n].copy()
         front_configs = configs[ev_groups[:n]]
         n_front = n
-    return DONE, 0, front_nodes, front_states, front_configs, np.empty(0, np.int64)
+    return DONE, 0, front_nodes, front_states, front_configs

@@ -159,9 +159,9 @@ def _deriving(rules, terminal_ok) -> set[int]:
 _KEY = 44  # an item (origin < 2**20 columns, 24 bits of position) fits below bit 44 of a store key
 _ITEM = (1 << _KEY) - 1
 MAX_COLUMNS = 1 << (_KEY - _SHIFT)
-_WAIT_LO, _WAIT_HI, _SCAN_LO, _SCAN_HI, _KERN_LO, _KERN_HI, _EXPECTED, _ACCEPTS = range(8)  # `cols` fields
-_N_COLS, _N_KEYS, _N_INTERNED, _N_EXP, _STAMP, _NEED = range(6)  # `sizes` fields
-_OK, _GROW_SCRATCH, _GROW_STORES, _TOO_MANY_ITEMS, _TOO_MANY_COLUMNS = range(5)  # statuses
+_WAIT_LO, _WAIT_HI, _SCAN_LO, _SCAN_HI, _KERN_LO, _KERN_HI, EXPECTED, _ACCEPTS = range(8)  # `cols` fields
+_N_COLS, _N_KEYS, _N_INTERNED, _N_EXP, _STAMP, _NEED, _N_NEXT = range(7)  # `sizes` fields
+OK, _GROW_SCRATCH, _GROW_STORES, _TOO_MANY_ITEMS, _TOO_MANY_COLUMNS = range(5)  # statuses
 _HEADER = 6  # g: n_terminals, accepting item, max_items, max_columns, positions, symbols
 
 
@@ -293,17 +293,17 @@ def _build(k, cid, reserve, g, cols, keys, exp_bounds, exp_slots, sizes, work, i
     cols[cid, _SCAN_LO], cols[cid, _SCAN_HI] = w, w + n_scan
     w += n_scan
     cols[cid, _KERN_LO], cols[cid, _KERN_HI] = -1, -1
-    cols[cid, _EXPECTED] = expected
+    cols[cid, EXPECTED] = expected
     cols[cid, _ACCEPTS] = accepts
     sizes[_N_KEYS] = w
     sizes[_N_COLS] = cid + 1
-    return _OK
+    return OK
 
 
 @njit(cache=True)
 def _scan(column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots, sizes, work, item_set, sym_stamps):
     """The column after `terminal` is read at `column`: (status, its id or -1 if the column does not expect it,
-    and for a new column its expected-set id and whether it accepts). A kernel without items predicted in
+    and for a column made by this call its expected-set id and whether it accepts, else -1 and False). A kernel without items predicted in
     `column` is interned (`kern_slots`), so equal kernels are one column; one with such items is made once per
     (column, terminal) (the caller's memo) without being hashed: no other (column, terminal) gives it."""
     kernel = work[2]
@@ -313,29 +313,29 @@ def _scan(column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots, si
     fresh = False  # holds items predicted in `column`
     while a + k < hi and (keys[a + k] >> _KEY) == terminal:
         if k == kernel.shape[0]:
-            return _GROW_SCRATCH, -1, 0, False
+            return _GROW_SCRATCH, -1, -1, False
         item = keys[a + k] & _ITEM
         kernel[k] = item
         if (item >> _SHIFT) == column:
             fresh = True
         k += 1
     if k == 0:
-        return _OK, -1, 0, False
+        return OK, -1, -1, False
     slot = np.uint64(0)
     if not fresh:
         found, slot = find_list(kern_slots, keys, cols[:, _KERN_LO], cols[:, _KERN_HI], kernel, k)
         if found >= 0:
-            return _OK, found, 0, False
+            return OK, found, -1, False
         if 2 * (sizes[_N_INTERNED] + 1) > kern_slots.shape[0]:
             sizes[_NEED] = 0
-            return _GROW_STORES, -1, 0, False
+            return _GROW_STORES, -1, -1, False
     cid = sizes[_N_COLS]
     if cid >= g[3]:
-        return _TOO_MANY_COLUMNS, -1, 0, False
+        return _TOO_MANY_COLUMNS, -1, -1, False
     status = _build(k, cid, 0 if fresh else k, g, cols, keys, exp_bounds, exp_slots, sizes, work, item_set,
                     sym_stamps)
-    if status != _OK:
-        return status, -1, 0, False
+    if status != OK:
+        return status, -1, -1, False
     if not fresh:
         lo = sizes[_N_KEYS]
         keys[lo:lo + k] = kernel[:k]
@@ -343,7 +343,49 @@ def _scan(column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots, si
         kern_slots[slot] = cid + 1
         sizes[_N_KEYS] += k
         sizes[_N_INTERNED] += 1
-    return _OK, cid, cols[cid, _EXPECTED], cols[cid, _ACCEPTS] != 0
+    return OK, cid, cols[cid, EXPECTED], cols[cid, _ACCEPTS] != 0
+
+
+@njit(cache=True)
+def _memo_slot(memo, key):
+    """Where `key` is in the open-addressing table `memo` (rows key, value; key -1 empty), or the empty slot where
+    it would go."""
+    mask = np.uint64(memo.shape[1] - 1)
+    j = ((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(29)) & mask
+    while memo[0, j] != -1 and memo[0, j] != key:
+        j = (j + np.uint64(1)) & mask
+    return j
+
+
+@njit(cache=True)
+def scan_memo(column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots, sizes, work, item_set, sym_stamps,
+              memo):
+    """`_scan`, memoised per (column, terminal) in `memo`: (status, the column scanning gives or -1, and for a
+    column made by this call its expected-set id and whether it accepts, else -1 and False). The parser's compiled
+    boundary resolution calls it too, so a column is made once whichever side asks first."""
+    key = np.int64(column) * g[0] + terminal
+    j = _memo_slot(memo, key)
+    if memo[0, j] == key:
+        return OK, memo[1, j], np.int64(-1), False
+    if 2 * (sizes[_N_NEXT] + 1) > memo.shape[1]:
+        sizes[_NEED] = 0
+        return _GROW_STORES, np.int64(-1), np.int64(-1), False
+    status, nxt, expected, accepts = _scan(column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots,
+                                           sizes, work, item_set, sym_stamps)
+    if status != OK:
+        return status, np.int64(-1), np.int64(-1), False
+    memo[0, j], memo[1, j] = key, nxt
+    sizes[_N_NEXT] += 1
+    return OK, nxt, expected, accepts
+
+
+@njit(cache=True)
+def _rehash_memo(memo, grown):
+    """Move every entry of `memo` into the empty, larger `grown`."""
+    for j in range(memo.shape[1]):
+        if memo[0, j] != -1:
+            k = _memo_slot(grown, memo[0, j])
+            grown[0, k], grown[1, k] = memo[0, j], memo[1, j]
 
 
 @njit(cache=True)
@@ -400,10 +442,11 @@ class Chart:
         self._kern_slots = np.zeros(self.INITIAL_SLOTS, np.int64)
         self._exp_bounds = np.zeros((self.INITIAL_COLUMNS, 2), np.int64)
         self._exp_slots = np.zeros(self.INITIAL_SLOTS, np.int64)
-        self._sizes = np.zeros(6, np.int64)
+        self._sizes = np.zeros(7, np.int64)
+        self._memo = np.full((2, self.INITIAL_SLOTS), -1, np.int64)
         self._sym_stamps = np.zeros(n_symbols, np.int64)
         self._scratch(self.INITIAL_ITEMS)
-        self._next: dict[int, int] = {}  # column * n_terminals + terminal -> the column scanning it gives
+        self._next: dict[int, int] = {}  # a front cache of `_memo` (column * n_terminals + terminal -> column)
         self._column_expected: list[int] = []
         self._column_accepts: list[bool] = []
         self._expected_sets: list[frozenset[int] | None] = []
@@ -411,10 +454,10 @@ class Chart:
             self._work[2, 0] = first[0]  # S' -> . start, in column 0
             status = _build(1, 0, 0, self._g, self._cols, self._keys, self._exp_bounds, self._exp_slots, self._sizes,
                             self._work, self._item_set, self._sym_stamps)
-            if status == _OK:
+            if status == OK:
                 break
-            self._recover(status)
-        self._record(0, int(self._cols[0, _EXPECTED]), bool(self._cols[0, _ACCEPTS]))
+            self.recover(status)
+        self.sync()
 
     @property
     def n_columns(self) -> int:
@@ -426,16 +469,44 @@ class Chart:
         nxt = self._next.get(key)
         if nxt is None:
             while True:
-                status, nxt, expected, accepts = _scan(column, terminal, self._g, self._cols, self._keys,
-                                                       self._kern_slots, self._exp_bounds, self._exp_slots,
-                                                       self._sizes, self._work, self._item_set, self._sym_stamps)
-                if status == _OK:
+                status, nxt, expected, accepts = scan_memo(
+                    column, terminal, self._g, self._cols, self._keys, self._kern_slots, self._exp_bounds,
+                    self._exp_slots, self._sizes, self._work, self._item_set, self._sym_stamps, self._memo)
+                if status == OK:
                     break
-                self._recover(status)
-            if nxt == len(self._column_expected):
-                self._record(nxt, expected, accepts)
+                self.recover(status)
+            have = len(self._column_expected)
+            if nxt == have and expected >= 0:  # the one column made: mirrored without reading the stores
+                self._column_expected.append(expected)
+                self._column_accepts.append(accepts)
+                while expected >= len(self._expected_sets):
+                    self._expected_sets.append(None)
+            elif nxt >= have:
+                self.sync()
             self._next[key] = nxt
         return nxt
+
+    @property
+    def arrays(self) -> tuple:
+        """The arguments of `scan_memo` after (column, terminal): the grammar, stores, scratch and memo."""
+        return (self._g, self._cols, self._keys, self._kern_slots, self._exp_bounds, self._exp_slots, self._sizes,
+                self._work, self._item_set, self._sym_stamps, self._memo)
+
+    @property
+    def expected_ids(self) -> np.ndarray:
+        """Per column, its expected-set id (a view of the store, valid for the columns made so far)."""
+        return self._cols[:, EXPECTED]
+
+    def sync(self) -> None:
+        """Mirror the expected-set ids and acceptance of columns made since the last call (also those made by
+        compiled callers of `scan_memo`) in the Python lists the parser reads per call."""
+        n = int(self._sizes[_N_COLS])
+        if n > len(self._column_expected):
+            new = self._cols[len(self._column_expected) : n]
+            self._column_expected.extend(new[:, EXPECTED].tolist())
+            self._column_accepts.extend((new[:, _ACCEPTS] != 0).tolist())
+            while len(self._expected_sets) <= max(self._column_expected[-len(new):]):
+                self._expected_sets.append(None)
 
     def expected(self, column: int) -> frozenset[int]:
         """The terminals `column` can scan."""
@@ -453,19 +524,12 @@ class Chart:
     def accepts(self, column: int) -> bool:
         return self._column_accepts[column]
 
-    def _record(self, cid: int, expected: int, accepts: bool) -> None:
-        """Mirror a new column's expected-set id and acceptance in Python lists (the parser reads them per call)."""
-        self._column_expected.append(expected)
-        self._column_accepts.append(accepts)
-        while len(self._expected_sets) <= expected:
-            self._expected_sets.append(None)
-
     def _scratch(self, size: int) -> None:
         """Build scratch for `size` items: their list, the scan and wait keys, a kernel; the item set twice that."""
         self._work = np.empty((3, size), np.int64)
         self._item_set = np.zeros((2, 2 * size), np.int64)
 
-    def _recover(self, status: int) -> None:
+    def recover(self, status: int) -> None:
         """Make room after a build that did not fit (it is then run again), or raise at a limit."""
         if status == _TOO_MANY_ITEMS:
             raise StateLimitError(
@@ -492,6 +556,10 @@ class Chart:
         if 2 * (n_exp + 1) > len(self._exp_slots):
             self._exp_slots = np.zeros(2 * len(self._exp_slots), np.int64)
             _rehash_lists(self._exp_slots, self._keys, self._exp_bounds[:, 0], self._exp_bounds[:, 1], n_exp)
+        if 2 * (sizes[_N_NEXT] + 1) > self._memo.shape[1]:
+            grown = np.full((2, 2 * self._memo.shape[1]), -1, np.int64)
+            _rehash_memo(self._memo, grown)
+            self._memo = grown
         if 2 * (sizes[_N_INTERNED] + 1) > len(self._kern_slots):
             self._kern_slots = np.zeros(2 * len(self._kern_slots), np.int64)
             _rehash_lists(self._kern_slots, self._keys, self._cols[:, _KERN_LO], self._cols[:, _KERN_HI], n_cols)

@@ -233,6 +233,29 @@ class Lexer:
     def n_states(self) -> int:
         return self._n
 
+    @property
+    def members(self) -> np.ndarray:
+        """The pairs of every state (state s holds `members[lo[s]:hi[s]]`), as the growing buffer."""
+        return self._members
+
+    @property
+    def lo(self) -> np.ndarray:
+        return self._lo
+
+    @property
+    def hi(self) -> np.ndarray:
+        return self._hi
+
+    @property
+    def pair_accepting(self) -> np.ndarray:
+        """Per pair, whether its terminal accepts in its state."""
+        return self._pair_accepting
+
+    @property
+    def pair_term(self) -> np.ndarray:
+        """Per pair, its terminal."""
+        return self._pair_term
+
     def key(self, state: int) -> tuple[tuple[int, int], ...]:
         """The live (terminal, terminal state) pairs of `state`; () for a start state."""
         if state in self._is_start:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from genlab.automata.continuation import BoundaryTable
-from genlab.automata.earley import CFG, Chart
+from genlab.automata.boundaries import (GROW_CONFIGS, GROW_TABLE, GUARD_BITS, NEED_START, BoundaryTable,
+                                       Configurations, config_of)
+from genlab.automata.earley import CFG, OK, Chart
 from genlab.automata.lexer import Lexer, Terminal, lexeme_ends, run_lexeme
 from genlab.errors import UnsupportedConstraintError
 
@@ -49,17 +50,18 @@ class GrammarParser:
         # restart there, see `walk_lexer`)
         in_rules = {sym for _, rhs in cfg.rules for sym in rhs if sym < cfg.n_terminals}
         self.lexer = Lexer(terminals, max_lexer_states, restart=frozenset(self._plus_ignored - in_rules))
-        self._configs: dict[tuple[int, int], int] = {}
-        self._starts: dict[tuple[int, int], int] = {}  # (expected-set id, guard) -> lexer start state
+        self._configs: dict[tuple[int, int], int] = {}  # (column, guard) -> id: a front cache of `configs.keys`
+        self._starts: dict[tuple[int, int], int] = {}  # (expected-set id, guard) -> lexer start
+        # the configurations and the boundary table, as arrays that compiled mask walks read and extend
+        # (`automata/boundaries.py`); Python lists mirror the configurations' columns, guards and lexer starts
+        self.configs = Configurations()
         self.config_column: list[int] = []
         self.config_guard: list[int] = []
         self.config_start: list[int] = []
-        # for compiled mask walks (`automata/continuation.py`): per configuration its lexer start and whether no
-        # guard follows it (ignored whitespace leads back there), as arrays with room to grow, and `boundaries`
-        # as a table, filled on request (`tabulate`)
-        self.start_array = np.zeros(64, np.int32)
-        self.reset_array = np.zeros(64, np.bool_)
         self.table = BoundaryTable()
+        self._term_guards = np.array(self.term_guard, np.int32)
+        self._ignored = np.array([t in self.ignore for t in range(len(terminals))], np.bool_)
+        self._ends_out = np.empty(2 * max(len(terminals), 1), np.int32)  # one lexeme end's configurations
         self._boundary: dict[tuple[int, int], tuple[int, ...]] = {}  # (configuration, terminal) -> configurations
         self._ends_at: dict[tuple[int, int], tuple[int, ...]] = {}  # (configuration, lexer state) -> configurations
         self._ends = (np.empty(64, np.int64), np.empty(64, np.int32))  # `lexeme_ends` buffers for `_survivor`
@@ -72,30 +74,55 @@ class GrammarParser:
         key = guard.tobytes()
         g = self._guard_ids.get(key)
         if g is None:
+            if len(self.guards) >= 1 << GUARD_BITS:
+                raise UnsupportedConstraintError(
+                    f"the grammar's terminals have more than {1 << GUARD_BITS} distinct lookahead guards")
             g = self._guard_ids[key] = len(self.guards)
             self.guards.append(guard)
         return g
+
+    @property
+    def start_array(self) -> np.ndarray:
+        """Per configuration, its lexer start state (for compiled walks)."""
+        return self.configs.start
+
+    @property
+    def reset_array(self) -> np.ndarray:
+        """Per configuration, whether no guard follows it (ignored whitespace leads back there)."""
+        return self.configs.reset
 
     def config(self, column: int, guard: int) -> int:
         """The configuration id of (chart column, guard id), its lexer built on first use."""
         key = (column, guard)
         c = self._configs.get(key)
         if c is None:
-            start_key = (self.chart.expected_id(column), guard)
-            start = self._starts.get(start_key)
-            if start is None:
-                start = self._starts[start_key] = self.lexer.start(self.chart.expected(column) | self.ignore,
-                                                                   self.guards[guard])
-            c = self._configs[key] = len(self.config_column)
-            self.config_column.append(column)
-            self.config_guard.append(guard)
-            self.config_start.append(start)
-            if c == len(self.start_array):
-                self.start_array = np.concatenate([self.start_array, np.zeros(c, np.int32)])
-                self.reset_array = np.concatenate([self.reset_array, np.zeros(c, np.bool_)])
-            self.start_array[c] = start
-            self.reset_array[c] = guard == 0
+            configs = self.configs
+            self._start_of(column, guard)  # built here first, so the compiled lookup below does not stop for it
+            while True:  # the compiled lookup: compiled mask walks make configurations too
+                status, c, start = config_of(column, guard, self.chart.expected_ids, configs.column, configs.guard,
+                                             configs.start, configs.reset, configs.keys, configs.starts,
+                                             configs.counts)
+                if status == OK:
+                    break
+                self.recover(status)
+            if c == len(self.config_column):  # the one configuration made: mirrored without reading the arrays
+                self.config_column.append(column)
+                self.config_guard.append(guard)
+                self.config_start.append(start)
+            elif c > len(self.config_column):
+                self.sync()
+            self._configs[key] = c
         return c
+
+    def _start_of(self, column: int, guard: int) -> int:
+        """The lexer start of configurations (column, guard): for the terminals the column expects, and the ignored
+        ones, under the guard (one per expected set and guard, built on first use)."""
+        key = (self.chart.expected_id(column), guard)
+        start = self._starts.get(key)
+        if start is None:
+            start = self._starts[key] = self.lexer.start(self.chart.expected(column) | self.ignore, self.guards[guard])
+            self.configs.add_start(key[0], guard, start)
+        return start
 
     def after(self, config: int, terminal: int) -> tuple[int, ...]:
         """The configurations after a lexeme of `terminal` ends in `config` (none if the parser rejects it)."""
@@ -114,7 +141,8 @@ class GrammarParser:
         return out
 
     def boundaries(self, config: int, state: int) -> tuple[int, ...]:
-        """The configurations a lexeme ending in lexer state `state` of `config` can lead to (memoised)."""
+        """The configurations a lexeme ending in lexer state `state` of `config` can lead to (memoised; mask walks
+        compute the same in compiled code, `boundaries.resolve_end`)."""
         out = self._ends_at.get((config, state))
         if out is None:
             found: list[int] = []
@@ -123,9 +151,40 @@ class GrammarParser:
             out = self._ends_at[(config, state)] = tuple(found)
         return out
 
-    def tabulate(self, keys: list[int]) -> None:
-        """Enter the lexeme ends `keys` (`configuration << 32 | lexer state`, not in `table` yet) into `table`."""
-        self.table.add(keys, [self.boundaries(key >> 32, key & 0xFFFFFFFF) for key in keys])
+    def resolution_arrays(self) -> tuple:
+        """What `continuation.walk_continuations` takes after `events` to resolve lexeme ends: a buffer, the
+        lexer's pairs, the terminals' guards and ignored flags, the configurations, the chart's arrays."""
+        lexer, configs = self.lexer, self.configs
+        return (self._ends_out, lexer.members, lexer.lo, lexer.hi, lexer.pair_accepting, lexer.pair_term,
+                self._term_guards, self._ignored, configs.column, configs.guard, configs.keys, configs.starts,
+                configs.counts, *self.chart.arrays)
+
+    def recover(self, status: int) -> None:
+        """After compiled resolution stopped with `status`: build the lexer start a configuration lacks, or make
+        room (configurations, the boundary table, the chart)."""
+        self.chart.sync()  # columns made in compiled code, whose expected sets a lexer start reads
+        if status == NEED_START:
+            self._start_of(int(self.configs.counts[2]), int(self.configs.counts[3]))
+        elif status == GROW_CONFIGS:
+            self.configs.make_room()
+        elif status == GROW_TABLE:
+            self.table.make_room(1, len(self._ends_out))
+        else:
+            self.chart.recover(status)
+
+    def sync(self) -> None:
+        """Mirror the chart columns and configurations made in compiled code since the last call."""
+        self.chart.sync()
+        n, have = self.configs.size, len(self.config_column)
+        if n > have:
+            configs = self.configs
+            columns = configs.column[have:n].tolist()
+            guards = configs.guard[have:n].tolist()
+            self.config_column.extend(columns)
+            self.config_guard.extend(guards)
+            self.config_start.extend(configs.start[have:n].tolist())
+            for c, key in enumerate(zip(columns, guards), have):
+                self._configs[key] = c
 
     def subsumed(self, state: int) -> bool:
         """Whether a thread in lexer state `state` is covered by the thread its lexeme end spawns."""

@@ -341,27 +341,28 @@ class GrammarMatcher(Matcher):
 
     def _continue(self, config: int, nodes: np.ndarray, states: np.ndarray, out: np.ndarray, space: "_Space") -> None:
         """Go on below each node where a lexeme of `config` can end, in the configurations it leads to, level after
-        level, in one compiled loop (`walk_continuations`); lexeme ends it has not met yet are resolved by the
-        parser here, and the loop resumes where it stopped."""
+        level, in one compiled loop (`walk_continuations`, which resolves lexeme ends it has not met yet); it comes
+        back only when the parser must build a lexer start or make room, and resumes where it stopped."""
         parser, t, work = self.parser, space.trie, space.work
         front = (nodes, states, np.full(len(nodes), config, np.int32))
         n = len(nodes)
         config_stamp = np.zeros(len(parser.start_array), np.int64)  # per configuration, its stamp for this mask
         while True:
             lexer, table = parser.lexer, parser.table
-            status, n, *front, missing = walk_continuations(
-                *front, n, table.keys, table.offs, table.counts, table.flat, parser.start_array, parser.reset_array,
-                config_stamp, STAMPS, t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order,
-                t.bytes_below, t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.byte_class, lexer.accepting,
-                lexer.loops, lexer.follow, lexer.restart, space.below, work.states, out, work.seen_stamp,
-                work.seen_state, continuation.EVENTS)
+            status, n, *front = walk_continuations(
+                *front, n, table.keys, table.offs, table.counts, table.flat, table.sizes, parser.start_array,
+                parser.reset_array, config_stamp, STAMPS, t.byte, t.depth, t.subtree_end, t.token_start, t.token_end,
+                t.order, t.bytes_below, t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.byte_class,
+                lexer.accepting, lexer.loops, lexer.follow, lexer.restart, space.below, work.states, out,
+                work.seen_stamp, work.seen_state, continuation.EVENTS, *parser.resolution_arrays())
             if status == DONE:
-                return
-            parser.tabulate(missing.tolist())
+                break
+            parser.recover(status)
             if len(config_stamp) < len(parser.start_array):
                 grown = np.zeros(len(parser.start_array), np.int64)
                 grown[: len(config_stamp)] = config_stamp
                 config_stamp = grown
+        parser.sync()
 
 
 # Walk arguments that never change (nothing writes them; left writeable, so the kernel has one signature): the
