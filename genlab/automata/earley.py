@@ -517,6 +517,11 @@ class Chart:
             out = self._expected_sets[e] = frozenset(self._keys[lo:hi].tolist())
         return out
 
+    def expected_array(self, column: int) -> np.ndarray:
+        """The terminals `column` can scan, sorted, as a view of the store (valid until the next `scan`)."""
+        lo, hi = self._exp_bounds[self._column_expected[column]].tolist()
+        return self._keys[lo:hi]
+
     def expected_id(self, column: int) -> int:
         """A small id shared by every column that expects the same terminals."""
         return self._column_expected[column]

@@ -151,6 +151,9 @@ def _guard_bytes(code_points, text: str) -> np.ndarray:
     return guard
 
 
+_NO_TERMINALS = np.zeros(0, np.int64)
+
+
 class Lexer:
     """One product DFA shared by every terminal set of a grammar, built lazily (in numba) and capped.
 
@@ -275,29 +278,45 @@ class Lexer:
 
     def start(self, ids: frozenset[int], guard: np.ndarray) -> int:
         """The start state for a lexeme of one of the terminals `ids`, whose first byte is not in `guard` (one of
-        the terminals' guards, or none)."""
-        guard_key = guard.tobytes()
-        key = (tuple(sorted(ids)), guard_key)
+        the terminals' guards, or none); one per (ids, guard)."""
+        key = (tuple(sorted(ids)), guard.tobytes())
         s = self._starts.get(key)
         if s is None:
-            done = self._n
-            guarded = self._class_guards.get(guard_key)
-            if guarded is None:
-                if (guard != guard[self.class_rep][self.byte_class]).any():
-                    raise ValueError("a lexer start's guard must be one of its terminals' guards")
-                guarded = self._class_guards[guard_key] = np.flatnonzero(guard[self.class_rep])
-            if done >= self.max_states:
+            s = self._starts[key] = self.new_start(np.array(key[0], np.int64), _NO_TERMINALS, self.guarded(guard))
+        return s
+
+    def guarded(self, guard: np.ndarray) -> np.ndarray:
+        """The byte classes a guard (one of the terminals' guards) is the union of: what a start under it leaves
+        out (memoised)."""
+        guard_key = guard.tobytes()
+        out = self._class_guards.get(guard_key)
+        if out is None:
+            if (guard != guard[self.class_rep][self.byte_class]).any():
+                raise ValueError("a lexer start's guard must be one of its terminals' guards")
+            out = self._class_guards[guard_key] = np.flatnonzero(guard[self.class_rep])
+        return out
+
+    def new_start(self, terms: np.ndarray, more: np.ndarray, guarded: np.ndarray) -> int:
+        """A new start state (not memoised: see `start`) for the terminals in the sorted int64 arrays `terms` and
+        `more` (they may overlap), leaving out the byte classes `guarded`."""
+        if self._n >= self.max_states:
+            self._too_many()
+        self._reserve(1, len(terms) + len(more))
+        s = self._n
+        self._is_start.add(s)
+        resume, self._n, self._n_members, code = _add_start(
+            terms, more, self._start_pair, guarded, s, self._flat, self.max_states, self._members, self._lo,
+            self._hi, self._n_members, self._rows, self._slots, self._single, self._scratch, self._class_bits,
+            self._pair_accepting, self._pair_term, self._term_follow, self._term_restart, self._accepting_buf,
+            self._follow_buf, self._dead_end_buf, self._loops_buf, self._restart_buf)
+        if code == 0:
+            self._views()
+        else:  # a buffer filled up while expanding: grow, go on from where it stopped, then the tables
+            if code == 2:
                 self._too_many()
-            pairs = self._start_pair[list(key[0])]
-            self._reserve(1, len(pairs))
-            s = self._starts[key] = done
-            self._is_start.add(s)
-            self._members[self._n_members : self._n_members + len(pairs)] = pairs
-            self._lo[s], self._hi[s] = self._n_members, self._n_members + len(pairs)
-            self._n_members += len(pairs)
-            self._n += 1
-            self._expand(done)
-            self._finish(done, s, guarded)
+            self._reserve(max(1, self._n), len(self._scratch))
+            self._expand(resume)
+            self._finish(s, s, guarded)
         return s
 
     def _too_many(self) -> None:
@@ -434,6 +453,41 @@ def _expand_product(flat, s, n, max_states, members, lo, hi, n_members, rows, sl
             rows[s, c] = found
         s += 1
     return s, n, n_members, 0
+
+
+@njit(cache=True)
+def _add_start(terms, more, start_pair, guarded, s, flat, max_states, members, lo, hi, n_members, rows, slots,
+               single, scratch, class_bits, pair_accepting, pair_term, term_follow, term_restart, accepting, follow,
+               dead_end, loops, restart):
+    """Store start state `s` (the start pairs of the union of the sorted `terms` and `more`, in order, so the
+    states it reaches are sorted pair lists), expand it and, if every buffer had room, fill the tables of the
+    states it added (its own row leaving out the `guarded` classes). Returns `_expand_product`'s (state to go on
+    from, states, pairs stored, code)."""
+    i = j = 0
+    m = n_members
+    while i < terms.shape[0] or j < more.shape[0]:
+        if j == more.shape[0] or (i < terms.shape[0] and terms[i] < more[j]):
+            t = terms[i]
+            i += 1
+        elif i == terms.shape[0] or more[j] < terms[i]:
+            t = more[j]
+            j += 1
+        else:
+            t = terms[i]
+            i += 1
+            j += 1
+        members[m] = start_pair[t]
+        m += 1
+    lo[s], hi[s] = n_members, m
+    resume, n, m, code = _expand_product(flat, s, s + 1, max_states, members, lo, hi, m, rows, slots, single,
+                                         scratch)
+    if code != 0:
+        return resume, n, m, code
+    for c in guarded:
+        rows[s, c] = -1
+    _state_tables(rows, class_bits, s, n, members, lo, hi, pair_accepting, pair_term, term_follow, term_restart,
+                  accepting, follow, dead_end, loops, restart)
+    return resume, n, m, code
 
 
 @njit(cache=True)

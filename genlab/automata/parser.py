@@ -31,11 +31,45 @@ from genlab.errors import UnsupportedConstraintError
 Thread = tuple[int, int]  # (configuration, lexer state)
 
 
+_LOADED = False
+
+
+def _load_growth_kernels() -> None:
+    """Run every growth path of the chart, the configurations and the boundary table once on tiny instances, so
+    that numba loads those kernels with the first parser rather than in the middle of some later mask (a few
+    milliseconds each, once per process)."""
+    global _LOADED
+    if _LOADED:
+        return
+
+    class TinyChart(Chart):
+        INITIAL_COLUMNS, INITIAL_KEYS, INITIAL_SLOTS, INITIAL_ITEMS = 1, 1, 2, 1
+
+    class TinyConfigurations(Configurations):
+        INITIAL = 1
+
+    class TinyTable(BoundaryTable):
+        INITIAL = 2
+
+    chart = TinyChart(CFG.build(["a"], [("S", ["a", "S"]), ("S", ["a"]), ("S", ["S", "a"])], "S"))
+    column = 0
+    for _ in range(4):
+        column = chart.scan(column, 0)
+    configs = TinyConfigurations()
+    for k in range(3):
+        configs.add_start(k, 0, k)
+        configs.counts[0] = k + 1
+        configs.make_room()
+    TinyTable().make_room(4, 4)
+    _LOADED = True
+
+
 class GrammarParser:
     """Configurations, lexers and chart of one compiled grammar; parser states are tuples of threads."""
 
     def __init__(self, terminals: list[Terminal], ignore: tuple[int, ...], cfg: CFG, *,
                  max_columns: int = 1_000_000, max_items: int = 100_000, max_lexer_states: int = 50_000) -> None:
+        _load_growth_kernels()
         self.terminals = terminals
         self.ignore = frozenset(ignore)
         self.chart = Chart(cfg, max_columns=max_columns, max_items=max_items)
@@ -52,6 +86,8 @@ class GrammarParser:
         self.lexer = Lexer(terminals, max_lexer_states, restart=frozenset(self._plus_ignored - in_rules))
         self._configs: dict[tuple[int, int], int] = {}  # (column, guard) -> id: a front cache of `configs.keys`
         self._starts: dict[tuple[int, int], int] = {}  # (expected-set id, guard) -> lexer start
+        self._guarded: dict[int, np.ndarray] = {}  # guard -> the lexer's byte classes it forbids
+        self._ignore_array = np.array(sorted(self.ignore), np.int64)
         # the configurations and the boundary table, as arrays that compiled mask walks read and extend
         # (`automata/boundaries.py`); Python lists mirror the configurations' columns, guards and lexer starts
         self.configs = Configurations()
@@ -120,7 +156,11 @@ class GrammarParser:
         key = (self.chart.expected_id(column), guard)
         start = self._starts.get(key)
         if start is None:
-            start = self._starts[key] = self.lexer.start(self.chart.expected(column) | self.ignore, self.guards[guard])
+            guarded = self._guarded.get(guard)
+            if guarded is None:
+                guarded = self._guarded[guard] = self.lexer.guarded(self.guards[guard])
+            start = self._starts[key] = self.lexer.new_start(self.chart.expected_array(column), self._ignore_array,
+                                                             guarded)
             self.configs.add_start(key[0], guard, start)
         return start
 
@@ -162,8 +202,8 @@ class GrammarParser:
     def recover(self, status: int) -> None:
         """After compiled resolution stopped with `status`: build the lexer start a configuration lacks, or make
         room (configurations, the boundary table, the chart)."""
-        self.chart.sync()  # columns made in compiled code, whose expected sets a lexer start reads
         if status == NEED_START:
+            self.chart.sync()  # the column may have been made in compiled code: its expected set is read here
             self._start_of(int(self.configs.counts[2]), int(self.configs.counts[3]))
         elif status == GROW_CONFIGS:
             self.configs.make_room()
