@@ -9,6 +9,7 @@ over the reachable pairs only, then minimised to the canonical `ByteDFA`.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.minimize import minimal_dfa
@@ -58,37 +59,88 @@ def literals(strings: list[bytes]) -> ByteDFA | None:
     return minimal_dfa(np.stack(table), np.array(accepting, np.bool_))
 
 
+_OPS = {"and": 0, "or": 1, "minus": 2}
+
+
 def _product(a: ByteDFA, b: ByteDFA, op: str, max_states: int) -> ByteDFA | None:
-    """Reachable pairs of (a state, b state), explored a breadth-first layer at a time with array operations.
-    Each side's -1 is a sink (code 0) that the pair may keep where `op` allows: a pair accepts as `op` says."""
+    """Reachable pairs of (a state, b state), explored breadth first in numba over the runs of bytes both tables
+    treat alike. Each side's -1 is a sink (code 0) that the pair may keep where `op` allows: a pair accepts as `op`
+    says."""
     nb = b.n_states + 1  # pair code: (a state + 1) * nb + b state + 1
-    a_rows = np.vstack([np.full((1, 256), -1, np.int32), a.transitions]).astype(np.int64)
-    b_rows = np.vstack([np.full((1, 256), -1, np.int32), b.transitions]).astype(np.int64)
-    a_accepting = np.concatenate([[False], a.accepting])
-    b_accepting = np.concatenate([[False], b.accepting])
-    start = (a.start + 1) * nb + b.start + 1
-    ids: dict[int, int] = {start: 0}
-    frontier = np.array([start], np.int64)
-    tables, codes_seen = [], [frontier]
-    while len(frontier):
-        ra, rb = a_rows[frontier // nb], b_rows[frontier % nb]
-        ok = {"and": (ra >= 0) & (rb >= 0), "or": (ra >= 0) | (rb >= 0), "minus": ra >= 0}[op]
-        codes = np.where(ok, (ra + 1) * nb + rb + 1, -1)
-        uniq = np.unique(codes[ok])
-        new = []
-        for code in uniq.tolist():
-            if code not in ids:
-                ids[code] = len(ids)
-                new.append(code)
-        if len(ids) > max_states:
-            raise StateLimitError(f"a DFA product would exceed {max_states} states")
-        uniq_ids = np.array([ids[c] for c in uniq.tolist()] or [-1], np.int64)
-        where = np.minimum(np.searchsorted(uniq, codes), len(uniq_ids) - 1)
-        tables.append(np.where(ok, uniq_ids[where], -1).astype(np.int32))
-        frontier = np.array(new, np.int64)
-        codes_seen.append(frontier)
-    table = np.vstack(tables)  # rows in id order: each layer's new codes were numbered in the order listed
-    order = np.concatenate(codes_seen)
-    in_a, in_b = a_accepting[order // nb], b_accepting[order % nb]
+    a_rows = np.vstack([np.full((1, 256), -1, np.int32), a.transitions])
+    b_rows = np.vstack([np.full((1, 256), -1, np.int32), b.transitions])
+    change = (a_rows[:, 1:] != a_rows[:, :-1]).any(axis=0) | (b_rows[:, 1:] != b_rows[:, :-1]).any(axis=0)
+    runs = np.flatnonzero(np.concatenate([[True], change]))  # each run's first byte
+    byte_run = np.searchsorted(runs, np.arange(256), side="right") - 1
+    table, codes = _pairs(a_rows, b_rows, runs, (a.start + 1) * nb + b.start + 1, nb, _OPS[op], max_states)
+    if codes is None:
+        raise StateLimitError(f"a DFA product would exceed {max_states} states")
+    in_a = np.concatenate([[False], a.accepting])[codes // nb]
+    in_b = np.concatenate([[False], b.accepting])[codes % nb]
     accepting = {"and": in_a & in_b, "or": in_a | in_b, "minus": in_a & ~in_b}[op]
-    return minimal_dfa(table, accepting)
+    return minimal_dfa(table[:, byte_run], accepting)
+
+
+@njit(cache=True)
+def _slot(slots, codes, code):
+    """Where pair `code` is in the open-addressing table `slots` (state ids, -1 empty, looked up through `codes`),
+    or the empty slot where it would go."""
+    mask = np.uint64(slots.shape[0] - 1)
+    j = ((np.uint64(code) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(29)) & mask
+    while slots[j] >= 0 and codes[slots[j]] != code:
+        j = (j + np.uint64(1)) & mask
+    return j
+
+
+@njit(cache=True)
+def _pairs(a_rows, b_rows, runs, start, nb, op, max_states):
+    """The pair automaton from pair code `start`: (its table over the byte runs, each state's pair code), states
+    numbered in discovery order; (None, None) past `max_states` states. `op` 0 keeps pairs where both sides live,
+    1 where either does, 2 where the left one does."""
+    n_runs = runs.shape[0]
+    table = np.full((64, n_runs), -1, np.int32)
+    codes = np.empty(64, np.int64)
+    slots = np.full(256, -1, np.int64)
+    codes[0] = start
+    slots[_slot(slots, codes, start)] = 0
+    n = 1
+    i = 0
+    while i < n:
+        code = codes[i]
+        ra = a_rows[code // nb]
+        rb = b_rows[code % nb]
+        for r in range(n_runs):
+            x = ra[runs[r]]
+            y = rb[runs[r]]
+            if op == 0:
+                ok = x >= 0 and y >= 0
+            elif op == 1:
+                ok = x >= 0 or y >= 0
+            else:
+                ok = x >= 0
+            if not ok:
+                continue
+            nxt = np.int64(x + 1) * nb + y + 1
+            j = _slot(slots, codes, nxt)
+            if slots[j] >= 0:
+                table[i, r] = slots[j]
+                continue
+            if n >= max_states:
+                return None, None
+            if n == codes.shape[0]:
+                grown = np.full((2 * n, n_runs), -1, np.int32)
+                grown[:n] = table
+                table = grown
+                more = np.empty(2 * n, np.int64)
+                more[:n] = codes
+                codes = more
+            codes[n] = nxt
+            slots[j] = n
+            table[i, r] = n
+            n += 1
+            if 2 * n > slots.shape[0]:  # at most half full
+                slots = np.full(2 * slots.shape[0], -1, np.int64)
+                for e in range(n):
+                    slots[_slot(slots, codes, codes[e])] = e
+        i += 1
+    return table[:n], codes[:n]

@@ -153,8 +153,9 @@ def _deriving(rules, terminal_ok) -> set[int]:
 # column each terminal leads to), and, if interned, its kernel; expected-terminal lists are slices there too. Per
 # column, `cols` holds the slice bounds, its expected-set id and whether it accepts. The grammar is one int64
 # array, `g` (header, then per position the symbol after the dot and the left-hand side, per symbol its rules'
-# start positions and whether it is nullable). Few arguments keep each call cheap: numba checks every argument
-# on every call.
+# start positions and whether it is nullable); `memo` maps (column, terminal) to the column scanning gives, for
+# Python and compiled callers alike (`scan_memo`). Few arguments keep each call cheap: numba checks every
+# argument on every call.
 
 _KEY = 44  # an item (origin < 2**20 columns, 24 bits of position) fits below bit 44 of a store key
 _ITEM = (1 << _KEY) - 1
@@ -458,10 +459,6 @@ class Chart:
                 break
             self.recover(status)
         self.sync()
-
-    @property
-    def n_columns(self) -> int:
-        return len(self._column_expected)
 
     def scan(self, column: int, terminal: int) -> int:
         """The column after `terminal` is read at `column`, or -1 if the column does not expect it."""

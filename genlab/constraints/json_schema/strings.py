@@ -119,12 +119,13 @@ def length_dfa(lo: int, hi: int | None) -> ByteDFA:
     m = char.n_states
     (end,) = np.flatnonzero(char.accepting)  # the one state after a whole character; it has no moves
     inner = [q for q in range(m) if q != end]  # start first (BFS numbering)
-    pos = {q: i for i, q in enumerate(inner)}
     copies = (hi if hi is not None else lo) + 1
     k = len(inner)
     table = np.full((copies * k, 256), -1, np.int32)
     local = char.transitions[inner]
-    mapped = np.where(local == end, k, np.vectorize(lambda t: pos.get(int(t), -1))(local))
+    position = np.full(m + 1, -1, np.int64)  # per state its index in `inner`; the last entry stands for -1
+    position[inner] = np.arange(k)
+    mapped = np.where(local == end, k, position[local])
     for c in range(copies):
         base = c * k
         nxt = base + k if c + 1 < copies else (base if hi is None else -1)
