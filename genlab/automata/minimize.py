@@ -17,34 +17,85 @@ from genlab.automata.dfa import ByteDFA
 
 def minimal_dfa(table: np.ndarray, accepting: np.ndarray) -> ByteDFA | None:
     """The canonical minimal DFA of `(table, accepting)` started at state 0, or None if its language is empty."""
-    # runs of bytes with identical columns act as one symbol: work on one column per run, expand at the end
-    starts = np.flatnonzero(np.concatenate([[True], (table[:, 1:] != table[:, :-1]).any(axis=0)]))
-    byte_run = np.searchsorted(starts, np.arange(256), side="right") - 1
-    runs = table[:, starts].astype(np.int64)
+    out, out_accepting = _minimize(table, accepting)
+    if out.shape[0] == 0:
+        return None
+    return ByteDFA(out, out_accepting, 0)
+
+
+@njit(cache=True)
+def _minimize(table, accepting):
+    """`minimal_dfa` in one kernel: (table, accepting), no states for an empty language."""
+    n0 = table.shape[0]
+    # runs of bytes with identical columns act as one symbol: work on one column per run
+    first_byte = np.zeros(256, np.int64)
+    byte_run = np.zeros(256, np.int64)
+    k = 1
+    for b in range(1, 256):
+        for s in range(n0):
+            if table[s, b] != table[s, b - 1]:
+                first_byte[k] = b
+                k += 1
+                break
+        byte_run[b] = k - 1
+    runs = np.empty((n0, k), np.int64)
+    for s in range(n0):
+        for c in range(k):
+            runs[s, c] = table[s, first_byte[c]]
     live = _live_states(runs, accepting)
     if not live[0]:
-        return None
-    keep = np.flatnonzero(live)
-    n = len(keep)
-    new_id = np.cumsum(live) - 1
-    runs = runs[keep]
-    alive = (runs >= 0) & live[np.maximum(runs, 0)]
-    total = np.vstack([np.where(alive, new_id[np.maximum(runs, 0)], n), np.full((1, runs.shape[1]), n)])
-    blocks = _hopcroft(total, np.append(accepting[keep], False))  # state n: the sink standing for -1
-    # number the blocks other than the sink's, then read one representative row per block
-    others = np.unique(blocks[:n])
-    block_id = np.full(blocks.max() + 1, -1, np.int64)
-    block_id[others] = np.arange(len(others))
-    block_id[blocks[n]] = -1
-    rep = np.zeros(len(others), np.int64)
-    rep[block_id[blocks[:n]][::-1]] = np.arange(n)[::-1]  # first state of each block
-    merged = block_id[blocks[total[rep]]][:, byte_run]
-    rank = _bfs_order(merged, int(block_id[blocks[0]]))
-    out = np.full_like(merged, -1)
-    out[rank] = np.where(merged >= 0, rank[np.maximum(merged, 0)], -1)
-    out_accepting = np.zeros(len(rank), np.bool_)
-    out_accepting[rank] = accepting[keep][rep]
-    return ByteDFA(np.ascontiguousarray(out, np.int32), out_accepting, 0)
+        return np.empty((0, 256), np.int32), np.zeros(0, np.bool_)
+    new_id = np.full(n0, -1, np.int64)
+    keep = np.empty(n0, np.int64)
+    n = 0
+    for s in range(n0):
+        if live[s]:
+            new_id[s] = n
+            keep[n] = s
+            n += 1
+    # the live states' moves, with an explicit sink (state n) for -1 and for moves into dead states
+    total = np.full((n + 1, k), n, np.int64)
+    acc = np.zeros(n + 1, np.bool_)
+    for i in range(n):
+        acc[i] = accepting[keep[i]]
+        for c in range(k):
+            t = runs[keep[i], c]
+            if t >= 0 and live[t]:
+                total[i, c] = new_id[t]
+    blocks = _hopcroft(total, acc)
+    # blocks of live states, numbered by their first state; each read through that representative
+    block_id = np.full(n + 1, -1, np.int64)
+    rep = np.empty(n, np.int64)
+    m = 0
+    for i in range(n):
+        if block_id[blocks[i]] < 0:
+            block_id[blocks[i]] = m
+            rep[m] = i
+            m += 1
+    sink = blocks[n]
+    merged = np.full((m, k), -1, np.int64)
+    for j in range(m):
+        for c in range(k):
+            t = blocks[total[rep[j], c]]
+            if t != sink:
+                merged[j, c] = block_id[t]
+    rank = _bfs_order(merged, block_id[blocks[0]])  # runs are in increasing byte order, as bytes would be
+    reached = 0
+    for j in range(m):
+        if rank[j] >= 0:
+            reached += 1
+    out = np.full((reached, 256), -1, np.int32)
+    out_accepting = np.zeros(reached, np.bool_)
+    for j in range(m):
+        r = rank[j]
+        if r < 0:
+            continue
+        out_accepting[r] = acc[rep[j]]
+        for b in range(256):
+            t = merged[j, byte_run[b]]
+            if t >= 0:
+                out[r, b] = rank[t]
+    return out, out_accepting
 
 
 @njit(cache=True)
