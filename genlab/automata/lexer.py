@@ -190,20 +190,20 @@ class Lexer:
         # per class, its bytes as a 256-bit set
         self._class_bits = np.packbits(self.byte_class[None, :] == np.arange(len(self.class_rep))[:, None], axis=1,
                                        bitorder="little").view(np.uint64)
-        tables = [t.dfa.transitions for t in terminals]
-        sizes = np.array([len(tab) for tab in tables], np.int64)
+        sizes = np.array([t.dfa.n_states for t in terminals], np.int64)
         self._offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
-        self._flat = np.full((int(sizes.sum()), len(self.class_rep)), -1, np.int32)
-        for t, tab in enumerate(tables):
-            cols = tab[:, self.class_rep]
-            self._flat[self._offset[t] : self._offset[t + 1]] = np.where(cols >= 0, cols + self._offset[t], -1)
         self._pair_term = np.repeat(np.arange(len(terminals), dtype=np.int32), sizes)
-        self._pair_accepting = np.concatenate([t.dfa.accepting for t in terminals]) if terminals else \
-            np.zeros(0, np.bool_)
-        follow = np.zeros((len(terminals), 4), np.uint64)  # bytes each terminal's guard lets through after it
-        for t, term in enumerate(terminals):
-            follow[t] = np.packbits(~term.guard, bitorder="little").view(np.uint64)
-        self._term_follow = follow
+        if terminals:
+            cols = np.concatenate([t.dfa.transitions for t in terminals])[:, self.class_rep]
+            self._flat = np.where(cols >= 0, cols + self._offset[self._pair_term][:, None], -1).astype(np.int32)
+            self._pair_accepting = np.concatenate([t.dfa.accepting for t in terminals])
+            # bytes each terminal's guard lets through after it, as 256-bit sets
+            self._term_follow = np.packbits(~np.stack([t.guard for t in terminals]), axis=1,
+                                            bitorder="little").view(np.uint64)
+        else:
+            self._flat = np.full((0, len(self.class_rep)), -1, np.int32)
+            self._pair_accepting = np.zeros(0, np.bool_)
+            self._term_follow = np.zeros((0, 4), np.uint64)
         self._term_restart = np.array([t in restart for t in range(len(terminals))], np.bool_)
         self._starts: dict[tuple, int] = {}
         self._start_pair = np.array([self._offset[t] + term.dfa.start for t, term in enumerate(terminals)], np.int32)
