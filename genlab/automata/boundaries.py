@@ -136,21 +136,20 @@ def resolve_end(key, out, members, lo, hi, pair_accepting, pair_term, term_guard
         if not pair_accepting[pair]:
             continue
         t = pair_term[pair]
-        guard = term_guard[t]
-        if ignored[t]:
-            status, c2, _ = config_of(column, guard, expected_ids, c_column, c_guard, c_start, c_reset, c_keys,
-                                      c_starts, c_counts)
-            if status != OK:
-                return status
-            out[n] = c2
-            n += 1
-        status, nxt, _, _ = scan_memo(column, t, g, cols, keys, kern_slots, exp_bounds, exp_slots, sizes, work,
-                                      item_set, sym_stamps, memo)
-        if status != OK:
-            return status
-        if nxt >= 0:
-            status, c2, _ = config_of(nxt, guard, expected_ids, c_column, c_guard, c_start, c_reset, c_keys,
-                                      c_starts, c_counts)
+        for step in range(2):  # the column an ignored lexeme stays in, then the one scanning `t` leads to
+            if step == 0:
+                if not ignored[t]:
+                    continue
+                target = column
+            else:
+                status, target, _, _ = scan_memo(column, t, g, cols, keys, kern_slots, exp_bounds, exp_slots,
+                                                 sizes, work, item_set, sym_stamps, memo)
+                if status != OK:
+                    return status
+                if target < 0:
+                    continue
+            status, c2, _ = config_of(target, term_guard[t], expected_ids, c_column, c_guard, c_start, c_reset,
+                                      c_keys, c_starts, c_counts)
             if status != OK:
                 return status
             out[n] = c2
