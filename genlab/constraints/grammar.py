@@ -10,8 +10,9 @@ trees under Earley, so they do not change the language and are not used.
 
 Masks: a thread's mask is a trie walk in its lexer from its state (numba), cached per lexer state, since it
 does not depend on the parser; below the trie nodes where a lexeme can end, the walk goes on in the parser's
-next configurations, level after level, in one compiled loop (`automata/continuation.py`) that comes back to
-Python only for lexeme ends the parser has not met yet.
+next configurations, level after level, in one compiled loop (`automata/continuation.py`) that also does the
+parser work it meets (chart columns, configurations) and comes back to Python only to build a lexer start or to
+grow an array.
 """
 
 from __future__ import annotations
