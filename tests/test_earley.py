@@ -12,8 +12,9 @@ import random
 
 import pytest
 
+from genlab import Grammar
 from genlab.automata.earley import CFG, Chart
-from genlab.errors import EmptyLanguageError, StateLimitError
+from genlab.errors import EmptyLanguageError, GrammarError, StateLimitError
 
 TERMINALS = ["a", "b", "c"]
 NONTERMINALS = ["S", "A", "B", "C"]
@@ -120,5 +121,5 @@ def test_limits() -> None:
     with pytest.raises(StateLimitError, match="more than 3 distinct parse states"):
         for _ in range(10):
             col = chart.scan(col, 0)
-    with pytest.raises(ValueError, match="max_columns"):
-        Chart(cfg, max_columns=1 << 21)
+    with pytest.raises(GrammarError, match="max_columns can be at most"):
+        Grammar('start: "a"', max_columns=1 << 21)

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from genlab.automata.intern import find_list, list_hash
-from genlab.errors import EmptyLanguageError, StateLimitError
+from genlab.errors import EmptyLanguageError, GrammarError, StateLimitError
 
 Item = int  # origin column << _SHIFT | position of (rule, dot)
 _SHIFT = 24
@@ -414,7 +414,7 @@ class Chart:
 
     def __init__(self, cfg: CFG, *, max_columns: int = 1_000_000, max_items: int = 100_000) -> None:
         if max_columns > MAX_COLUMNS:
-            raise ValueError(f"max_columns can be at most {MAX_COLUMNS} (an item keeps its origin column in 20 bits)")
+            raise GrammarError(f"max_columns can be at most {MAX_COLUMNS} (an item keeps its origin column in 20 bits)")
         self.cfg = cfg
         self.max_columns = max_columns
         self.max_items = max_items
