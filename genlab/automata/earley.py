@@ -275,8 +275,8 @@ def _build(k, cid, reserve, g, cols, keys, exp_bounds, exp_slots, sizes, work, i
     expected, slot = find_list(exp_slots, keys, exp_bounds[:, 0], exp_bounds[:, 1], items, m)
     new_exp = m if expected < 0 else 0
     need = n_wait + n_scan + new_exp + reserve
-    if (cid >= cols.shape[0] or sizes[_N_KEYS] + need > keys.shape[0]
-            or (new_exp > 0 and (sizes[_N_EXP] >= exp_bounds.shape[0] or 2 * (sizes[_N_EXP] + 1) > exp_slots.shape[0]))):
+    exp_full = sizes[_N_EXP] >= exp_bounds.shape[0] or 2 * (sizes[_N_EXP] + 1) > exp_slots.shape[0]
+    if cid >= cols.shape[0] or sizes[_N_KEYS] + need > keys.shape[0] or (new_exp > 0 and exp_full):
         sizes[_NEED] = need
         return _GROW_STORES
     w = sizes[_N_KEYS]
@@ -304,9 +304,10 @@ def _build(k, cid, reserve, g, cols, keys, exp_bounds, exp_slots, sizes, work, i
 @njit(cache=True)
 def _scan(column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots, sizes, work, item_set, sym_stamps):
     """The column after `terminal` is read at `column`: (status, its id or -1 if the column does not expect it,
-    and for a column made by this call its expected-set id and whether it accepts, else -1 and False). A kernel without items predicted in
-    `column` is interned (`kern_slots`), so equal kernels are one column; one with such items is made once per
-    (column, terminal) (the caller's memo) without being hashed: no other (column, terminal) gives it."""
+    and for a column made by this call its expected-set id and whether it accepts, else -1 and False). A kernel
+    without items predicted in `column` is interned (`kern_slots`), so equal kernels are one column; one with
+    such items is made once per (column, terminal) (the caller's memo) without being hashed: no other (column,
+    terminal) gives it."""
     kernel = work[2]
     hi = cols[column, _SCAN_HI]
     a = _lower_bound(keys, cols[column, _SCAN_LO], hi, np.int64(terminal) << _KEY)
