@@ -9,8 +9,9 @@ import pytest
 
 from genlab import Grammar
 from genlab.automata import continuation
-from genlab.automata.boundaries import BoundaryTable, Configurations, lookup
+from genlab.automata.boundaries import BoundaryTable, Configurations
 from genlab.automata.earley import Chart
+from genlab.automata.intern import find_slot
 
 from conftest import tokenizer_and_vocab
 from test_grammar import JSON, SENTENCES, brute_force_mask
@@ -40,7 +41,8 @@ def test_compiled_resolution_matches_python(monkeypatch, tiny):
         keys = table.keys[table.keys != -1]
         assert len(keys) == table.sizes[0] > 20
         for key in keys.tolist():
-            off, n = lookup(table.keys, table.offs, table.counts, key)
+            i = find_slot(table.keys, key)
+            off, n = table.offs[i], table.counts[i]
             assert tuple(table.flat[off : off + n].tolist()) == parser.boundaries(key >> 32, key & 0xFFFFFFFF)
         # every configuration is where its (column, guard) says, in the arrays and the Python mirrors alike
         configs = parser.configs

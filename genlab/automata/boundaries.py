@@ -16,42 +16,10 @@ import numpy as np
 from numba import njit
 
 from genlab.automata.earley import EXPECTED, OK, scan_memo
+from genlab.automata.intern import find_slot, grown_pairs, put_pair
 
 NEED_START, GROW_CONFIGS, GROW_TABLE = 100, 101, 102  # `resolve_end` statuses beside the chart's (`earley`)
 GUARD_BITS = 16  # keys `column << 16 | guard` (configurations), `expected-set id << 16 | guard` (lexer starts)
-
-
-@njit(cache=True)
-def find_slot(keys, key):
-    """Where `key` is in the open-addressing table `keys` (-1 empty), or the empty slot where it would go."""
-    h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
-    h ^= h >> np.uint64(29)
-    mask = np.uint64(keys.shape[0] - 1)
-    i = h & mask
-    while keys[i] != -1 and keys[i] != key:
-        i = (i + np.uint64(1)) & mask
-    return i
-
-
-@njit(cache=True)
-def _put_pair(table, key, value):
-    """Enter `key -> value` in an open-addressing table of rows (keys, values), which has room."""
-    j = find_slot(table[0], key)
-    table[0, j], table[1, j] = key, value
-
-
-@njit(cache=True)
-def _rehash_pairs(table, grown):
-    """Move every entry of an open-addressing table of rows (keys, values) into the empty, larger `grown`."""
-    for j in range(table.shape[1]):
-        if table[0, j] != -1:
-            _put_pair(grown, table[0, j], table[1, j])
-
-
-def _grown_pairs(table: np.ndarray) -> np.ndarray:
-    grown = np.full((2, 2 * table.shape[1]), -1, np.int64)
-    _rehash_pairs(table, grown)
-    return grown
 
 
 class Configurations:
@@ -78,8 +46,8 @@ class Configurations:
     def add_start(self, expected_id: int, guard: int, start: int) -> None:
         """Record the lexer start of (expected-set id, guard)."""
         if 2 * (int(self.counts[1]) + 1) > self.starts.shape[1]:
-            self.starts = _grown_pairs(self.starts)
-        _put_pair(self.starts, expected_id << GUARD_BITS | guard, start)
+            self.starts = grown_pairs(self.starts)
+        put_pair(self.starts, expected_id << GUARD_BITS | guard, start)
         self.counts[1] += 1
 
     def make_room(self) -> None:
@@ -92,7 +60,7 @@ class Configurations:
                 grown[:n] = old
                 setattr(self, name, grown)
         if 2 * (c + 1) > self.keys.shape[1]:
-            self.keys = _grown_pairs(self.keys)
+            self.keys = grown_pairs(self.keys)
 
 
 @njit(cache=True)
@@ -162,15 +130,6 @@ def resolve_end(key, out, members, lo, hi, pair_accepting, pair_term, term_guard
     t_sizes[0] += 1
     t_sizes[1] += n
     return OK
-
-
-@njit(cache=True)
-def lookup(keys, offs, counts, key):
-    """(offset, count) of `key`'s configurations in a boundary table's `flat`, or (0, -1) if it lacks `key`."""
-    i = find_slot(keys, key)
-    if keys[i] == -1:
-        return 0, -1
-    return offs[i], counts[i]
 
 
 @njit(cache=True)

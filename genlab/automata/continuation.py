@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from genlab.automata.boundaries import find_slot, resolve_end
+from genlab.automata.boundaries import resolve_end
 from genlab.automata.earley import OK
+from genlab.automata.intern import find_slot
 from genlab.automata.lexer import walk_lexer
 
 STAMPS = np.ones(1, np.int64)  # the next unused walk stamp

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from genlab.automata.intern import find_list, list_hash
+from genlab.automata.intern import find_list, find_slot, grown_pairs, list_hash
 from genlab.errors import EmptyLanguageError, GrammarError, StateLimitError
 
 Item = int  # origin column << _SHIFT | position of (rule, dot)
@@ -349,24 +349,13 @@ def _scan(column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots, si
 
 
 @njit(cache=True)
-def _memo_slot(memo, key):
-    """Where `key` is in the open-addressing table `memo` (rows key, value; key -1 empty), or the empty slot where
-    it would go."""
-    mask = np.uint64(memo.shape[1] - 1)
-    j = ((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(29)) & mask
-    while memo[0, j] != -1 and memo[0, j] != key:
-        j = (j + np.uint64(1)) & mask
-    return j
-
-
-@njit(cache=True)
 def scan_memo(column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots, sizes, work, item_set, sym_stamps,
               memo):
     """`_scan`, memoised per (column, terminal) in `memo`: (status, the column scanning gives or -1, and for a
     column made by this call its expected-set id and whether it accepts, else -1 and False). The parser's compiled
     boundary resolution calls it too, so a column is made once whichever side asks first."""
     key = np.int64(column) * g[0] + terminal
-    j = _memo_slot(memo, key)
+    j = find_slot(memo[0], key)
     if memo[0, j] == key:
         return OK, memo[1, j], np.int64(-1), False
     if 2 * (sizes[_N_NEXT] + 1) > memo.shape[1]:
@@ -379,15 +368,6 @@ def scan_memo(column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots
     memo[0, j], memo[1, j] = key, nxt
     sizes[_N_NEXT] += 1
     return OK, nxt, expected, accepts
-
-
-@njit(cache=True)
-def _rehash_memo(memo, grown):
-    """Move every entry of `memo` into the empty, larger `grown`."""
-    for j in range(memo.shape[1]):
-        if memo[0, j] != -1:
-            k = _memo_slot(grown, memo[0, j])
-            grown[0, k], grown[1, k] = memo[0, j], memo[1, j]
 
 
 @njit(cache=True)
@@ -451,7 +431,6 @@ class Chart:
         self._next: dict[int, int] = {}  # a front cache of `_memo` (column * n_terminals + terminal -> column)
         self._column_expected: list[int] = []
         self._column_accepts: list[bool] = []
-        self._expected_sets: list[frozenset[int] | None] = []
         while True:
             self._work[2, 0] = first[0]  # S' -> . start, in column 0
             status = _build(1, 0, 0, self._g, self._cols, self._keys, self._exp_bounds, self._exp_slots, self._sizes,
@@ -477,8 +456,6 @@ class Chart:
             if nxt == have and expected >= 0:  # the one column made: mirrored without reading the stores
                 self._column_expected.append(expected)
                 self._column_accepts.append(accepts)
-                while expected >= len(self._expected_sets):
-                    self._expected_sets.append(None)
             elif nxt >= have:
                 self.sync()
             self._next[key] = nxt
@@ -503,17 +480,10 @@ class Chart:
             new = self._cols[len(self._column_expected) : n]
             self._column_expected.extend(new[:, EXPECTED].tolist())
             self._column_accepts.extend((new[:, _ACCEPTS] != 0).tolist())
-            while len(self._expected_sets) <= max(self._column_expected[-len(new):]):
-                self._expected_sets.append(None)
 
     def expected(self, column: int) -> frozenset[int]:
         """The terminals `column` can scan."""
-        e = self._column_expected[column]
-        out = self._expected_sets[e]
-        if out is None:
-            lo, hi = self._exp_bounds[e]
-            out = self._expected_sets[e] = frozenset(self._keys[lo:hi].tolist())
-        return out
+        return frozenset(self.expected_array(column).tolist())
 
     def expected_array(self, column: int) -> np.ndarray:
         """The terminals `column` can scan, sorted, as a view of the store (valid until the next `scan`)."""
@@ -560,9 +530,7 @@ class Chart:
             self._exp_slots = np.zeros(2 * len(self._exp_slots), np.int64)
             _rehash_lists(self._exp_slots, self._keys, self._exp_bounds[:, 0], self._exp_bounds[:, 1], n_exp)
         if 2 * (sizes[_N_NEXT] + 1) > self._memo.shape[1]:
-            grown = np.full((2, 2 * self._memo.shape[1]), -1, np.int64)
-            _rehash_memo(self._memo, grown)
-            self._memo = grown
+            self._memo = grown_pairs(self._memo)
         if 2 * (sizes[_N_INTERNED] + 1) > len(self._kern_slots):
             self._kern_slots = np.zeros(2 * len(self._kern_slots), np.int64)
             _rehash_lists(self._kern_slots, self._keys, self._cols[:, _KERN_LO], self._cols[:, _KERN_HI], n_cols)

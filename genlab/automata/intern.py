@@ -1,7 +1,9 @@
-"""Interning sorted int lists in numba: an open-addressing table of list ids over one array of members.
+"""Interning in numba: sorted int lists (an open-addressing table of list ids over one array of members), and
+int64 keys (open-addressing tables of rows keys, values).
 
-The lexer's product states (lists of terminal-state pairs) and the subset construction's DFA states (sets of NFA
-states) are both such lists, interned so that equal lists get one id.
+The lexer's product states (lists of terminal-state pairs), the subset construction's DFA states (sets of NFA
+states) and the chart's kernels are lists, interned so that equal lists get one id; the parser's configurations,
+lexer starts, boundary table and the chart's scan memo are keyed tables.
 """
 
 from __future__ import annotations
@@ -37,3 +39,37 @@ def find_list(slots, members, lo, hi, values, size):
                 return e, j
         j = (j + np.uint64(1)) & mask
     return -1, j
+
+
+@njit(cache=True)
+def find_slot(keys, key):
+    """Where `key` is in the open-addressing table `keys` (-1 empty), or the empty slot where it would go."""
+    h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
+    h ^= h >> np.uint64(29)
+    mask = np.uint64(keys.shape[0] - 1)
+    i = h & mask
+    while keys[i] != -1 and keys[i] != key:
+        i = (i + np.uint64(1)) & mask
+    return i
+
+
+@njit(cache=True)
+def put_pair(table, key, value):
+    """Enter `key -> value` in an open-addressing table of rows (keys, values), which has room."""
+    j = find_slot(table[0], key)
+    table[0, j], table[1, j] = key, value
+
+
+@njit(cache=True)
+def _rehash_pairs(table, grown):
+    """Move every entry of an open-addressing table of rows (keys, values) into the empty, larger `grown`."""
+    for j in range(table.shape[1]):
+        if table[0, j] != -1:
+            put_pair(grown, table[0, j], table[1, j])
+
+
+def grown_pairs(table: np.ndarray) -> np.ndarray:
+    """An open-addressing table of rows (keys, values) twice as large, its entries moved in."""
+    grown = np.full((2, 2 * table.shape[1]), -1, np.int64)
+    _rehash_pairs(table, grown)
+    return grown
