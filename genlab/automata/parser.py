@@ -86,7 +86,6 @@ class GrammarParser:
         self.lexer = Lexer(terminals, max_lexer_states, restart=frozenset(self._plus_ignored - in_rules))
         self._configs: dict[tuple[int, int], int] = {}  # (column, guard) -> id: a front cache of `configs.keys`
         self._starts: dict[tuple[int, int], int] = {}  # (expected-set id, guard) -> lexer start
-        self._guarded: dict[int, np.ndarray] = {}  # guard -> the lexer's byte classes it forbids
         self._ignore_array = np.array(sorted(self.ignore), np.int64)
         # the configurations and the boundary table, as arrays that compiled mask walks read and extend
         # (`automata/boundaries.py`); Python lists mirror the configurations' columns, guards and lexer starts
@@ -156,11 +155,8 @@ class GrammarParser:
         key = (self.chart.expected_id(column), guard)
         start = self._starts.get(key)
         if start is None:
-            guarded = self._guarded.get(guard)
-            if guarded is None:
-                guarded = self._guarded[guard] = self.lexer.guarded(self.guards[guard])
             start = self._starts[key] = self.lexer.new_start(self.chart.expected_array(column), self._ignore_array,
-                                                             guarded)
+                                                             self.lexer.guarded(self.guards[guard]))
             self.configs.add_start(key[0], guard, start)
         return start
 
