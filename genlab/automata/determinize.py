@@ -17,6 +17,7 @@ that can still read a byte or accept, so equal futures share a state before mini
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,12 +98,13 @@ def _plain_subsets(nfa: ByteNFA, max_states: int):
     (table, accepting), None past `max_states`, or `_GENERAL` for an NFA state with two targets on one byte or
     a table of targets per (state, class) over `_DENSE_LIMIT`."""
     n = nfa.n_states
+    chain = itertools.chain.from_iterable
     eps_ptr = np.zeros(n + 1, np.int64)
-    np.cumsum([len(e) for e in nfa.eps], out=eps_ptr[1:])
-    eps_to = np.array([t for e in nfa.eps for t in e], np.int32)
+    np.cumsum(np.fromiter(map(len, nfa.eps), np.int64, n), out=eps_ptr[1:])
+    eps_to = np.fromiter(chain(nfa.eps), np.int32, int(eps_ptr[-1]))
     edge_ptr = np.zeros(n + 1, np.int64)
-    np.cumsum([len(e) for e in nfa.edges], out=edge_ptr[1:])
-    flat = np.array([e for edges in nfa.edges for e in edges], np.int32).reshape(-1, 3)
+    np.cumsum(np.fromiter(map(len, nfa.edges), np.int64, n), out=edge_ptr[1:])
+    flat = np.fromiter(chain(chain(nfa.edges)), np.int32, 3 * int(edge_ptr[-1])).reshape(-1, 3)
     cuts = np.zeros(257, np.bool_)
     cuts[0] = True
     cuts[flat[:, 0]] = True

@@ -49,6 +49,12 @@ _ATOMIC = getattr(C, "ATOMIC_GROUP", None)
 NFA_STATES_PER_DFA_STATE = 10
 
 
+def _items(tree) -> list:
+    """The (op, argument) items of a parse tree: a `SubPattern`'s own list (its indexing is a Python method per
+    item, a cost a 10,000-character pattern feels), or a list of them."""
+    return tree.data if isinstance(tree, _parser.SubPattern) else list(tree)
+
+
 def compile_regex(pattern: str, *, max_states: int = 10_000) -> ByteDFA:
     """The minimal byte DFA of the UTF-8 encodings of the strings `s` with `re.fullmatch(pattern, s)`.
 
@@ -136,15 +142,18 @@ class _Thompson:
         return self.nfa
 
     def _new(self, count: int = 1) -> int:
-        if self.nfa.n_states + count > self.max_states:
+        nfa = self.nfa
+        first = len(nfa.eps)
+        if first + count > self.max_states:
             raise StateLimitError(
                 f"{self.source}: the NFA needs more than {self.max_states} states "
                 f"({NFA_STATES_PER_DFA_STATE} x max_states); "
                 "raise max_states or simplify the pattern (large counted repeats multiply states)"
             )
-        first = self.nfa.n_states
         for _ in range(count):
-            self.nfa.add_state()
+            nfa.eps.append([])
+            nfa.anchors.append([])
+            nfa.edges.append([])
         return first
 
     def _split(self, *targets: int) -> int:
@@ -153,7 +162,7 @@ class _Thompson:
         return s
 
     def _seq(self, items, flags: int, nxt: int) -> int:
-        for op, av in reversed(list(items)):
+        for op, av in reversed(_items(items)):
             nxt = self._item(op, av, flags, nxt)
         return nxt
 
@@ -181,8 +190,12 @@ class _Thompson:
         """A state reading one code point of `ranges` (a copy of its UTF-8 automaton), then going to `nxt`."""
         nodes = utf8_automaton(ranges)
         base = self._new(len(nodes))
+        edges = self.nfa.edges
+        if len(nodes) == 1:  # one byte per character (ASCII, or a class of single bytes): every edge accepts
+            edges[base] = [(lo, hi, nxt) for lo, hi, _ in nodes[0]]
+            return base
         for i, node in enumerate(nodes):
-            self.nfa.edges[base + i] = [(lo, hi, nxt if c == ACCEPT else base + c) for lo, hi, c in node]
+            edges[base + i] = [(lo, hi, nxt if c == ACCEPT else base + c) for lo, hi, c in node]
         return base
 
     def _repeat(self, lo: int, hi: int, body, flags: int, nxt: int) -> int:
@@ -245,7 +258,7 @@ def _refuse_unsupported(tree, pattern: str, verbose: bool) -> None:
 
 def _first_unsupported(items) -> tuple[str, str] | None:
     """(scan kind, display name) of the first refused node, in the order the scanner meets them (text order)."""
-    for op, av in items:
+    for op, av in _items(items):
         if op in _REPEATS or op is _POSSESSIVE:
             inner = _first_unsupported(av[2])  # the quantifier is written after its body
             if inner:
