@@ -23,7 +23,7 @@ with no mask computed (as rejection sampling uses it), then advances.
 
 Engines, each on its fastest documented single-thread CPU path:
 - genlab: `Grammar(text).compile(vocab)` timed together as "compile" (the Lark load and terminal DFAs, then
-  binding the vocabulary), `mask(state)` (a bool array over the vocabulary), `allows`, `advance`.
+  binding the vocabulary), `fill_bitmask(state, bitmask)` into a packed int32 bitmask, `allows`, `advance`.
 - llguidance: `LLMatcher(lltok, LLMatcher.grammar_from_lark(text))`, `unsafe_compute_mask_ptr` into a packed
   int32 bitmask (what `llguidance.numpy.fill_next_token_bitmask` calls), `consume_token`. Its Lark dialect has
   no lookaheads, so the trailing `(?![...])` guards of genlab's terminals (sqlite.lark's keywords, NAME, NUMBER,

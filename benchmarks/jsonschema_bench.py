@@ -56,10 +56,11 @@ stops after `--max-masks-per-schema` masks (default 200). If the engine rejects 
 valid instance is walked instead (at most 3 tries; the failed walk's masks are dropped). At the end of a full walk
 the last mask must allow EOS; a position whose mask leaves out the next token although advancing by it works is
 a "mask miss" (counted, not failed: llguidance allows only the canonical token where the next bytes are forced).
-genlab: `mask(state)` (a bool array over the vocabulary), `advance`; llguidance: `unsafe_compute_mask_ptr` into
-a packed int32 bitmask (what `llguidance.numpy.fill_next_token_bitmask` calls), `consume_token`; XGrammar:
-`fill_next_token_bitmask` into a packed int32 torch bitmask, `accept_token`. The EOS ids genlab uses are given to
-the peers as stop tokens. One warm-up schema per engine and vocabulary keeps one-time costs out of the figures.
+genlab: `fill_bitmask(state, bitmask)` into a packed int32 bitmask, `advance`; llguidance:
+`unsafe_compute_mask_ptr` into a packed int32 bitmask (what `llguidance.numpy.fill_next_token_bitmask` calls),
+`consume_token`; XGrammar: `fill_next_token_bitmask` into a packed int32 torch bitmask, `accept_token`. The EOS
+ids genlab uses are given to the peers as stop tokens. One warm-up schema per engine and vocabulary keeps one-time
+costs out of the figures.
 Mask p50/p99 are over all masks of all walked schemas of an engine; compile p50/p99 over the schemas it compiled
 (budget aside). Ratios genlab / peer are over the schemas both compiled (compile) or both walked on the same
 instance (masks): below 1, genlab is faster.
@@ -92,7 +93,6 @@ from genlab.errors import GenlabError  # noqa: E402
 from peer_walkers import (  # noqa: E402
     Engine,
     GenlabEngine,
-    GenlabWalker,
     LLGuidanceEngine,
     pct,
     versions,
@@ -238,8 +238,6 @@ ENGINES = {e.name: e for e in (Genlab, LLGuidance, XGrammar)}
 
 def allows_next(walker, t: int) -> bool:
     """Whether the walker's last mask allows token t (read from its bitmask, not unpacked)."""
-    if isinstance(walker, GenlabWalker):
-        return bool(walker.last[t])
     bm = walker.bitmask
     word = int(bm[0, t >> 5]) if bm.ndim == 2 else int(bm[t >> 5])
     return bool((word >> (t & 31)) & 1)

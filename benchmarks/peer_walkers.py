@@ -2,8 +2,9 @@
 
 A walker starts at the beginning of a constrained text: `fill()` computes the next mask (the timed call),
 `advance(token) -> bool` moves on, `allowed()` reads the last mask as a bool array over the vocabulary, and
-`note()` says something about the state for slow-position reports. The peers write packed int32 bitmasks, as
-they do for a sampler; reading them back (`unpack`) is outside the timing.
+`note()` says something about the state for slow-position reports. Every engine writes a packed int32 bitmask
+(genlab's `Matcher.fill_bitmask`, the peers' own calls), as it would for a sampler; reading it back (`unpack`) is
+outside the timing.
 """
 
 from __future__ import annotations
@@ -28,22 +29,23 @@ def pct(values, q) -> float:
 
 
 class GenlabWalker:
-    """genlab: `mask(state)` (a bool array), `advance`."""
+    """genlab: `fill_bitmask(state, bitmask)` into a packed int32 bitmask (the peers' layout), `advance`."""
 
     def __init__(self, matcher):
         self.m = matcher
         self.s = matcher.start()
-        self.last = None
+        self.bitmask = matcher.new_bitmask()
+        self.size = matcher.vocab.size
 
     def fill(self):
-        self.last = self.m.mask(self.s)
+        self.m.fill_bitmask(self.s, self.bitmask)
 
     def advance(self, tok):
         self.s = self.m.advance(self.s, tok)
         return self.s is not None
 
     def allowed(self):
-        return self.last
+        return unpack(self.bitmask, self.size)
 
     def note(self) -> str:
         return f"{len(self.s)} thread(s)" if isinstance(self.s, tuple) else f"state {self.s}"

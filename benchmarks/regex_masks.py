@@ -10,7 +10,7 @@ starts from a fresh compile, so masks built on first visit are included (genlab 
 "warm" columns repeat the walk on the same compiled object and show the cached cost).
 
 Engines, each on its fastest documented single-thread CPU path:
-- genlab: `Regex(p).compile(vocab)`, `mask(state)` (a bool array over the vocabulary), `advance`.
+- genlab: `Regex(p).compile(vocab)`, `fill_bitmask(state, bitmask)` into a packed int32 bitmask, `advance`.
 - llguidance: `LLMatcher(lltok, grammar_from_regex(p))`, `unsafe_compute_mask_ptr` into a packed int32 bitmask
   (what `llguidance.numpy.fill_next_token_bitmask` calls), `consume_token`.
 - XGrammar: `GrammarCompiler(max_threads=1).compile_regex`, `GrammarMatcher.fill_next_token_bitmask` into a

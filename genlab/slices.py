@@ -13,11 +13,12 @@ the slice tokens that short and skips the subtrees that hold only such tokens (`
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
 
+from genlab import bitset
 from genlab.trie import TokenTrie
 
 
@@ -35,12 +36,15 @@ class Slice:
     below: np.ndarray
     lengths: np.ndarray
     max_len: int
+    _bits: dict = field(default_factory=dict, repr=False)  # reach -> its tokens as a bitset
 
     def up_to(self, reach: int) -> np.ndarray:
-        """A fresh bool array of the slice's tokens of at most `reach` bytes."""
-        if reach >= self.max_len:
-            return self.tokens.copy()
-        return self.tokens & (self.lengths <= reach)
+        """A fresh bitset (`bitset.py`) of the slice's tokens of at most `reach` bytes."""
+        reach = min(reach, self.max_len)
+        bits = self._bits.get(reach)
+        if bits is None:
+            bits = self._bits[reach] = bitset.pack(self.tokens & (self.lengths <= reach))
+        return bits.copy()
 
 
 NOT_WHOLE = np.iinfo(np.int32).max  # `Slice.below` of a node with a token outside the slice below it

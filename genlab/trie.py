@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from genlab.bitset import mark
 from genlab.vocab import TokenVocabulary
 
 
@@ -177,9 +178,9 @@ MAX_CLASSES = 32  # byte partitions with more classes are walked on the byte tri
 
 @njit(inline="always")
 def write_run(order, out, run_start, run_end):
-    """Mark the tokens order[run_start:run_end] allowed."""
+    """Mark the tokens order[run_start:run_end] allowed in `out` (a bool mask or a bitset, `bitset.mark`)."""
     for k in range(run_start, run_end):
-        out[order[k]] = True
+        mark(out, order[k])
 
 
 @njit(inline="always")

@@ -12,6 +12,7 @@ import pytest
 from conftest import tokenizer_and_vocab
 
 from genlab import Grammar, TokenVocabulary
+from genlab.bitset import unpack
 from genlab.errors import (
     ConstraintError,
     EmptyLanguageError,
@@ -207,9 +208,13 @@ def test_mask_equals_brute_force_along_sentences(name, source):
         rng = np.random.default_rng(0)
         for state in states[:: max(1, len(states) // 5)] + [states[-1]]:
             want = brute_force_mask(matcher, state)
+            # the bitset first, on a fresh matcher (it builds the mask), into a buffer whose every bit is set
+            words = np.full(len(matcher.new_bitmask()), -1, np.int32)
+            grammar._compile(vocab).fill_bitmask(state, words)
+            assert np.array_equal(unpack(words, vocab.size), want), sentence
             assert np.array_equal(matcher.mask(state), want), sentence
             # `allows` (a fresh matcher: no step cached) on every allowed token and a sample of the others
-            fresh = grammar.compile(vocab)
+            fresh = grammar._compile(vocab)
             sample = np.concatenate([np.flatnonzero(want)[:3000], rng.choice(vocab.size, 2000, replace=False)])
             assert [fresh.allows(state, int(t)) for t in sample] == want[sample].tolist(), sentence
 

@@ -11,6 +11,7 @@ from conftest import tokenizer_and_vocab
 
 from genlab import Grammar, JsonSchema
 from genlab.automata.lexer import slice_reach, slice_representatives
+from genlab.bitset import unpack
 from genlab.slices import NOT_WHOLE, outside_trie, string_content_slice
 from genlab.trie import TokenTrie
 
@@ -39,8 +40,12 @@ def test_slice_tokens_and_subtrees(name):
         assert sl.whole[node] == bool(want[below].all())
         longest = max(len(vocab.token_bytes[t]) for t in below)
         assert sl.below[node] == (longest if sl.whole[node] else NOT_WHOLE)
-    for reach in (1, 3, sl.max_len):
-        assert np.array_equal(sl.up_to(reach), want & (np.array([len(b) for b in vocab.token_bytes]) <= reach))
+    for reach in (1, 3, sl.max_len, sl.max_len + 5, 3):  # a reach past the longest token is all; 3 again: memo
+        bits = sl.up_to(reach)
+        want_up_to = want & (np.array([len(b) for b in vocab.token_bytes]) <= reach)
+        assert np.array_equal(unpack(bits, vocab.size), want_up_to)
+        bits[:] = 0  # a fresh copy each time: writing it changes nothing the slice keeps
+        assert np.array_equal(unpack(sl.up_to(reach), vocab.size), want_up_to)
 
 
 @pytest.mark.parametrize("name", ["smollm2", "qwen2"])

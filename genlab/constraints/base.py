@@ -5,6 +5,8 @@
     s1 = matcher.advance(s0, token_id)     # None when the token leaves the language's prefixes
     matcher.allows(s0, token_id)           # one token: what AWRS calls
     matcher.mask(s0)                       # every token at once (bool array over the vocabulary)
+    matcher.fill_bitmask(s0, words)        # the same, packed 32 tokens to an int32 word (`bitset.py`), into a
+                                           # caller's buffer from `new_bitmask()`: llguidance's and XGrammar's form
     matcher.is_final(s0)                   # the text so far is in the language: EOS allowed
 
 `allows` and `mask` agree token by token; EOS ids are allowed exactly in final states; tokens that are not text
@@ -19,6 +21,7 @@ from typing import Any, Hashable
 
 import numpy as np
 
+from genlab import bitset
 from genlab.vocab import TokenVocabulary
 
 State = Hashable
@@ -48,6 +51,16 @@ class Matcher(abc.ABC):
     @abc.abstractmethod
     def mask(self, state: State) -> np.ndarray:
         """Read-only bool array over the vocabulary: `mask[t] == allows(state, t)` for every id t."""
+
+    def fill_bitmask(self, state: State, out: np.ndarray) -> None:
+        """Write `mask(state)` into `out` as a bitset: token t is bit t % 32 of word t // 32 (`bitset.py`; the layout
+        llguidance and XGrammar fill). `out` is int32 or uint32, one word per 32 tokens (`new_bitmask`). Matchers
+        that build masks as bitsets write them without a bool array in between."""
+        bitset.words_of(out, self.vocab.size)[:] = bitset.pack(self.mask(state))
+
+    def new_bitmask(self) -> np.ndarray:
+        """A zeroed int32 buffer for `fill_bitmask` on this matcher's vocabulary."""
+        return np.zeros(bitset.n_words(self.vocab.size), np.int32)
 
     @abc.abstractmethod
     def is_final(self, state: State) -> bool:

@@ -8,11 +8,11 @@ matching any of its strings (Lark's `lexer="dynamic_complete"`; a trailing `(?![
 keywords and identifiers apart as Lark's greedy `dynamic` lexer does). Priorities only choose between parse
 trees under Earley, so they do not change the language and are not used.
 
-Masks: a thread's mask is a trie walk in its lexer from its state (numba), cached per lexer state, since it
-does not depend on the parser; below the trie nodes where a lexeme can end, the walk goes on in the parser's
-next configurations, level after level, in one compiled loop (`automata/continuation.py`) that also does the
-parser work it meets (chart columns, configurations) and comes back to Python only to build a lexer start or to
-grow an array.
+Masks are bitsets (`bitset.py`): a thread's mask is a trie walk in its lexer from its state (numba), cached per
+lexer state, since it does not depend on the parser; below the trie nodes where a lexeme can end, the walk goes
+on in the parser's next configurations, level after level, in one compiled loop (`automata/continuation.py`)
+that also does the parser work it meets (chart columns, configurations) and comes back to Python only to build a
+lexer start or to grow an array.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from genlab import bitset
 from genlab.automata import continuation
 from genlab.automata.continuation import DONE, STAMPS, new_stamp, walk_continuations
 from genlab.automata.earley import CFG
@@ -196,14 +197,14 @@ class GrammarMatcher(Matcher):
         self.parser = parser
         self.vocab = vocab
         self.trie = TokenTrie.of(vocab)
-        self._eos_ids = np.array(sorted(vocab.eos_ids), np.int64)
+        self._eos_bits = bitset.TokenBits(vocab.eos_ids)
         # Python containers: `allows` reads one entry per call, where numpy scalar indexing costs more
         self._eos_set = frozenset(vocab.eos_ids)
         self._text = vocab.text_list
         self._offsets = vocab.offset_list
-        self._max_masks = max(16, self.MASK_CACHE_BYTES // max(vocab.size, 1))
+        self._max_masks = max(16, self.MASK_CACHE_BYTES // (4 * bitset.n_words(vocab.size)))
         self._walks: OrderedDict[int, tuple] = OrderedDict()  # lexer state -> walk from the root
-        self._masks: OrderedDict[Thread, np.ndarray] = OrderedDict()  # thread -> its mask
+        self._masks: OrderedDict[Thread, np.ndarray] = OrderedDict()  # thread -> its mask (a bitset)
         self._steps: dict[tuple, tuple] = {}  # (state, token) -> next state
         self._slice = string_content_slice(vocab)
         self._whole = _Space(self.trie, self._slice.below, _WalkScratch.of(self.trie))
@@ -237,14 +238,27 @@ class GrammarMatcher(Matcher):
         return self.parser.is_final(state)
 
     def mask(self, state: tuple[Thread, ...]) -> np.ndarray:
+        out = bitset.unpack(self._bits(state), self.vocab.size)
+        out.flags.writeable = False
+        return out
+
+    def fill_bitmask(self, state: tuple[Thread, ...], out: np.ndarray) -> None:
+        words = bitset.words_of(out, self.vocab.size)
+        if len(state) == 1:
+            words[:] = self._thread_mask(state[0])
+        elif not state:
+            words[:] = 0
+        else:
+            np.bitwise_or(self._thread_mask(state[0]), self._thread_mask(state[1]), out=words)
+            for thread in state[2:]:
+                words |= self._thread_mask(thread)
+
+    def _bits(self, state: tuple[Thread, ...]) -> np.ndarray:
+        """The state's mask as a bitset (the union of its threads'; a thread's own is cached, read-only)."""
         if len(state) == 1:
             return self._thread_mask(state[0])
-        if not state:  # a dead state (advance never returns one): nothing is allowed
-            return np.zeros(self.vocab.size, np.bool_)
-        out = self._thread_mask(state[0]).copy()
-        for thread in state[1:]:
-            out |= self._thread_mask(thread)
-        out.flags.writeable = False
+        out = bitset.empty(self.vocab.size)
+        self.fill_bitmask(state, out)
         return out
 
     # --- internals ----------------------------------------------------------------------------------------------
@@ -264,6 +278,7 @@ class GrammarMatcher(Matcher):
         return nxt
 
     def _thread_mask(self, thread: Thread) -> np.ndarray:
+        """A thread's mask, as a read-only bitset (cached)."""
         mask = self._masks.get(thread)
         if mask is not None:
             self._masks.move_to_end(thread)
@@ -276,7 +291,7 @@ class GrammarMatcher(Matcher):
         else:
             mask = base.copy()
             self._continue(config, nodes, states, mask, space)
-            mask[self._eos_ids] = final
+            self._eos_bits.write(mask, final)
             mask.flags.writeable = False
         self._masks[thread] = mask
         if len(self._masks) > self._max_masks:
@@ -287,13 +302,14 @@ class GrammarMatcher(Matcher):
         """The walk from the trie root from lexer state `q`: it depends on the lexer state only. Where `q` keeps
         every string-content token alive, the walk starts from them and visits the trie of the other tokens
         only; where it keeps those up to some length alive, from those, skipping the subtrees that hold only such
-        tokens. Returns (allowed tokens, lexeme-end nodes, their lexer states, the walk space they are in)."""
+        tokens. Returns (allowed tokens as a bitset, lexeme-end nodes, their lexer states, the walk space they are
+        in)."""
         hit = self._walks.get(q)
         if hit is not None:
             self._walks.move_to_end(q)
             return hit
         reach = self._reach(q)
-        out = self._slice.up_to(reach) if reach else np.zeros(self.vocab.size, np.bool_)
+        out = self._slice.up_to(reach) if reach else bitset.empty(self.vocab.size)
         space = self._outside() if 0 < reach == self._slice.max_len else self._whole
         nodes, states = self._root_walk(q, out, reach, space)
         out.flags.writeable = False  # masks share it (see `_thread_mask`)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from genlab import bitset
 from genlab.automata.dfa import ByteDFA, token_mask
 from genlab.automata.regex import compile_regex
 from genlab.constraints.base import Constraint, Matcher
@@ -65,6 +66,7 @@ class DFAMatcher(Matcher):
         self._eos[self._eos_ids] = True
         self._args = (dfa.transitions, dfa.accepting, vocab.offsets, vocab.data, vocab.is_text, self._eos)
         self._masks: dict[int, np.ndarray] = {}
+        self._bits: dict[int, np.ndarray] = {}  # state -> its mask as a bitset
         classes, representatives = byte_classes(dfa.transitions)
         self._class_trie = self.trie.class_trie(classes)  # None where the partition saves nothing
         if self._class_trie is not None:
@@ -97,6 +99,12 @@ class DFAMatcher(Matcher):
             mask.flags.writeable = False
             self._masks[state] = mask
         return mask
+
+    def fill_bitmask(self, state: int, out: np.ndarray) -> None:
+        bits = self._bits.get(state)
+        if bits is None:
+            bits = self._bits[state] = bitset.pack(self.mask(state))
+        bitset.words_of(out, self.vocab.size)[:] = bits
 
     @property
     def cached_masks(self) -> int:
