@@ -410,8 +410,8 @@ class ClassTrie:
         return self.edge.shape[0]
 
     def mask(self, class_table: np.ndarray, start: int, out: np.ndarray) -> np.ndarray:
-        """Set `out[t]` for every token the DFA reads from `start`; `class_table[state, class]` is the DFA table
-        with one column per class (`table[:, representatives]`)."""
+        """Mark in `out` (a bool array or bitset) every token the DFA reads from `start`; `class_table[state,
+        class]` is the DFA table with one column per class (`table[:, representatives]`)."""
         _mask_classes(self.edge, self.depth, self.subtree_end, self.token_start, self.token_end, self.tokens,
                       self.max_depth, class_table, start, out)
         return out
@@ -514,13 +514,15 @@ class TokenTrie:
         return out
 
     def mask_table(self, table: np.ndarray, start: int, loops: np.ndarray | None = None,
-                   loopy: np.ndarray | None = None) -> np.ndarray:
-        """`walk_table(table, start) >= 0`, written straight into a bool array (the fast path for masks).
+                   loopy: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """`walk_table(table, start) >= 0`, written straight into a bool array (the fast path for masks), or into
+        `out`, a zeroed bool array or bitset (`bitset.py`).
 
         `loops` is `self_loops(table)` and `loopy` is `loop_flags(loops)`; pass them when masking many states of one
         table, to compute them once.
         """
-        out = np.zeros(self.vocab_size, np.bool_)
+        if out is None:
+            out = np.zeros(self.vocab_size, np.bool_)
         if loops is None:
             loops = self_loops(table)
         if loopy is None:

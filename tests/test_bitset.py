@@ -78,12 +78,18 @@ def _dirty(matcher) -> np.ndarray:
     return np.full(len(matcher.new_bitmask()), -1, np.int32)
 
 
+LONG_LITERAL = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"  # 43 byte classes: walked on the byte trie
+
+
 @pytest.mark.parametrize("name", ["smollm2", "qwen2"])
-def test_regex_bitmasks_equal_masks(name):
+@pytest.mark.parametrize("pattern, text, goes_on", [(r"(19|20)\d\d-[01]\d-[0-3]\d( ok)?", "2024-05-17 ok", False),
+                                                    (f"({LONG_LITERAL}| ?[a-z]+)+", f" ab{LONG_LITERAL} cd", True)],
+                         ids=["class-trie", "byte-trie"])
+def test_regex_bitmasks_equal_masks(name, pattern, text, goes_on):
     tok, vocab = tokenizer_and_vocab(name)
-    matcher = Regex(r"(19|20)\d\d-[01]\d-[0-3]\d( ok)?").compile(vocab)
+    matcher = Regex(pattern).compile(vocab)
     state = matcher.start()
-    for t in tok.encode("2024-05-17 ok", add_special_tokens=False):
+    for t in tok.encode(text, add_special_tokens=False):
         for _ in range(2):  # built, then from the cache
             words = _dirty(matcher)
             matcher.fill_bitmask(state, words)
@@ -92,6 +98,7 @@ def test_regex_bitmasks_equal_masks(name):
     words = _dirty(matcher)
     matcher.fill_bitmask(state, words)
     assert bitset.unpack(words, vocab.size)[sorted(vocab.eos_ids)].all()  # final: EOS allowed
+    assert (bitset.unpack(words, vocab.size).sum() > len(vocab.eos_ids)) == goes_on  # and tokens that go on
 
 
 def test_grammar_bitmasks_of_many_thread_states_are_unions():

@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from genlab import bitset
-from genlab.automata.dfa import ByteDFA, token_mask
+from genlab.automata.dfa import ByteDFA
 from genlab.automata.regex import compile_regex
 from genlab.constraints.base import Constraint, Matcher
 from genlab.trie import TokenTrie, byte_classes, loop_flags, self_loops
@@ -66,7 +66,8 @@ class DFAMatcher(Matcher):
         self._eos[self._eos_ids] = True
         self._args = (dfa.transitions, dfa.accepting, vocab.offsets, vocab.data, vocab.is_text, self._eos)
         self._masks: dict[int, np.ndarray] = {}
-        self._bits: dict[int, np.ndarray] = {}  # state -> its mask as a bitset
+        self._bits: dict[int, np.ndarray] = {}  # state -> its mask as a bitset (built apart: `fill_bitmask`)
+        self._eos_bits = bitset.TokenBits(vocab.eos_ids)
         classes, representatives = byte_classes(dfa.transitions)
         self._class_trie = self.trie.class_trie(classes)  # None where the partition saves nothing
         if self._class_trie is not None:
@@ -91,10 +92,7 @@ class DFAMatcher(Matcher):
     def mask(self, state: int) -> np.ndarray:
         mask = self._masks.get(state)
         if mask is None:
-            if self._class_trie is not None:
-                mask = self._class_trie.mask(self._class_table, state, np.zeros(self.vocab.size, np.bool_))
-            else:
-                mask = token_mask(self.trie, self.dfa, state, self._loops, self._loopy)
+            mask = self._walk(state, np.zeros(self.vocab.size, np.bool_))
             mask[self._eos_ids] = self.dfa.accepting[state]
             mask.flags.writeable = False
             self._masks[state] = mask
@@ -103,8 +101,17 @@ class DFAMatcher(Matcher):
     def fill_bitmask(self, state: int, out: np.ndarray) -> None:
         bits = self._bits.get(state)
         if bits is None:
-            bits = self._bits[state] = bitset.pack(self.mask(state))
+            bits = self._walk(state, bitset.empty(self.vocab.size))
+            self._eos_bits.write(bits, bool(self.dfa.accepting[state]))
+            bits.flags.writeable = False
+            self._bits[state] = bits
         bitset.words_of(out, self.vocab.size)[:] = bits
+
+    def _walk(self, state: int, out: np.ndarray) -> np.ndarray:
+        """Mark the text tokens the DFA reads from `state` in `out` (a zeroed bool array or bitset)."""
+        if self._class_trie is not None:
+            return self._class_trie.mask(self._class_table, state, out)
+        return self.trie.mask_table(self.dfa.transitions, state, self._loops, self._loopy, out=out)
 
     @property
     def cached_masks(self) -> int:
