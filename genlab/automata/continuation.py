@@ -46,7 +46,7 @@ def _take_stamp(counter):
 
 @njit(cache=True)
 def walk_continuations(front_nodes, front_states, front_configs, n_front, keys, offs, counts, flat, t_sizes,
-                       config_start, config_reset, config_stamp, counter, byte, depth, subtree_end, token_start,
+                       config_start, config_reset, config_stamp, first, counter, byte, depth, subtree_end, token_start,
                        token_end, order, bytes_below, child_bytes, subtree_tokens_end, table, byte_class, accepting,
                        loops, follow, restart, slice_below, states, out, seen_stamp, seen_state, events, ends_out,
                        members, lo, hi, pair_accepting, pair_term, term_guard, ignored, c_column, c_guard, c_keys,
@@ -55,8 +55,9 @@ def walk_continuations(front_nodes, front_states, front_configs, n_front, keys, 
     """Walk below the frontier's nodes (lexeme ends: node, lexer state, configuration) in the configurations the
     boundary table (`keys`, `offs`, `counts`, `flat`, `t_sizes`) says they lead to, level by level, marking
     allowed tokens in `out`, until no lexeme end is left. `config_stamp[c]` is configuration c's walk stamp for
-    this mask (0: none yet); a configuration that leads back to its own start (`config_reset`) goes on from there
-    inside ignored whitespace (`walk_lexer`). Lexeme ends the table lacks are resolved into it (`resolve_end`,
+    this mask if it is at least `first` (the counter when the mask began; below: none yet, so the array serves
+    every mask without being cleared); a configuration that leads back to its own start (`config_reset`) goes on
+    from there inside ignored whitespace (`walk_lexer`). Lexeme ends the table lacks are resolved into it (`resolve_end`,
     with the lexer's pairs, the configurations `c_*` and the chart's arrays after `ends_out`).
 
     Returns (DONE, ...) or (status, n, nodes, states, configs): `resolve_end` needs Python (a lexer start, room);
@@ -116,7 +117,7 @@ def walk_continuations(front_nodes, front_states, front_configs, n_front, keys, 
             c = configs[g]
             starts[g] = config_start[c]
             resets[g] = config_reset[c]
-            if config_stamp[c] == 0:
+            if config_stamp[c] < first:
                 config_stamp[c] = _take_stamp(counter)
             stamps[g] = config_stamp[c]
         while True:

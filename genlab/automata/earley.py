@@ -487,12 +487,14 @@ class Chart:
 
     def expected_array(self, column: int) -> np.ndarray:
         """The terminals `column` can scan, sorted, as a view of the store (valid until the next `scan`)."""
-        lo, hi = self._exp_bounds[self._column_expected[column]].tolist()
+        lo, hi = self._exp_bounds[self.expected_id(column)].tolist()
         return self._keys[lo:hi]
 
     def expected_id(self, column: int) -> int:
-        """A small id shared by every column that expects the same terminals."""
-        return self._column_expected[column]
+        """A small id shared by every column that expects the same terminals (also for a column compiled code
+        made since the last `sync`)."""
+        mirror = self._column_expected
+        return mirror[column] if column < len(mirror) else int(self._cols[column, EXPECTED])
 
     def accepts(self, column: int) -> bool:
         return self._column_accepts[column]

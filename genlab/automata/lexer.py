@@ -379,6 +379,8 @@ class Lexer:
         self.dead_end = self._dead_end_buf[:n]
         self.loops = self._loops_buf[:n]
         self.restart = self._restart_buf[:n]
+        # `walk_lexer`'s lexer arguments, in its order
+        self.walk_arrays = (self.table, self.byte_class, self.accepting, self.loops, self.follow, self.restart)
 
 
 _PARTITIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -199,8 +199,8 @@ class GrammarParser:
         """After compiled resolution stopped with `status`: build the lexer start a configuration lacks, or make
         room (configurations, the boundary table, the chart)."""
         if status == NEED_START:
-            self.chart.sync()  # the column may have been made in compiled code: its expected set is read here
-            self._start_of(int(self.configs.counts[2]), int(self.configs.counts[3]))
+            column, guard = self.configs.counts[2:4].tolist()
+            self._start_of(column, guard)
         elif status == GROW_CONFIGS:
             self.configs.make_room()
         elif status == GROW_TABLE:

@@ -211,6 +211,7 @@ class GrammarMatcher(Matcher):
         self._outside_space: _Space | None = None
         self._slice_reps = slice_representatives(parser.lexer, self._slice.table)
         self._reached: dict[int, int] = {}  # lexer state -> its `slice_reach`
+        self._config_stamp = np.zeros(64, np.int64)  # per configuration, its walk stamp in `_continue`
 
     # --- the contract -----------------------------------------------------------------------------------------
 
@@ -339,12 +340,10 @@ class GrammarMatcher(Matcher):
         """`walk_lexer` from the root of `space`'s trie in lexer state `q`, skipping the subtrees of slice tokens
         of at most `reach` bytes (0: none): (nodes where a lexeme can end, their lexer states). The shared event
         buffers grow when a walk overflows them."""
-        t, lexer, work = space.trie, self.parser.lexer, space.work
+        work = space.work
         while True:
             ev_nodes, ev_states, ev_groups = work.events
-            n = walk_lexer(t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, t.bytes_below,
-                           t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.byte_class, lexer.accepting,
-                           lexer.loops, lexer.follow, lexer.restart, np.array([q], np.int32),
+            n = walk_lexer(*space.trie_arrays, *self.parser.lexer.walk_arrays, np.array([q], np.int32),
                            np.array([new_stamp()], np.int64), _NO, np.array([reach], np.int32), space.below,
                            _ROOT, _ONE_GROUP, work.states, out, ev_nodes, ev_states, ev_groups, work.seen_stamp,
                            work.seen_state)
@@ -360,25 +359,24 @@ class GrammarMatcher(Matcher):
         """Go on below each node where a lexeme of `config` can end, in the configurations it leads to, level after
         level, in one compiled loop (`walk_continuations`, which resolves lexeme ends it has not met yet); it comes
         back only when the parser must build a lexer start or make room, and resumes where it stopped."""
-        parser, t, work = self.parser, space.trie, space.work
+        parser, work = self.parser, space.work
         front = (nodes, states, np.full(len(nodes), config, np.int32))
         n = len(nodes)
-        config_stamp = np.zeros(len(parser.start_array), np.int64)  # per configuration, its stamp for this mask
+        first = new_stamp()  # configurations' stamps from earlier masks are below it: unset for this one
         while True:
-            lexer, table = parser.lexer, parser.table
+            if len(self._config_stamp) < len(parser.start_array):
+                grown = np.zeros(2 * len(parser.start_array), np.int64)
+                grown[: len(self._config_stamp)] = self._config_stamp
+                self._config_stamp = grown
+            table = parser.table
             status, n, *front = walk_continuations(
                 *front, n, table.keys, table.offs, table.counts, table.flat, table.sizes, parser.start_array,
-                parser.reset_array, config_stamp, STAMPS, t.byte, t.depth, t.subtree_end, t.token_start, t.token_end,
-                t.order, t.bytes_below, t.child_bytes, t.subtree_tokens_end, lexer.table, lexer.byte_class,
-                lexer.accepting, lexer.loops, lexer.follow, lexer.restart, space.below, work.states, out,
-                work.seen_stamp, work.seen_state, continuation.EVENTS, *parser.resolution_arrays())
+                parser.reset_array, self._config_stamp, first, STAMPS, *space.trie_arrays,
+                *parser.lexer.walk_arrays, space.below, work.states, out, work.seen_stamp, work.seen_state,
+                continuation.EVENTS, *parser.resolution_arrays())
             if status == DONE:
                 break
             parser.recover(status)
-            if len(config_stamp) < len(parser.start_array):
-                grown = np.zeros(len(parser.start_array), np.int64)
-                grown[: len(config_stamp)] = config_stamp
-                config_stamp = grown
         parser.sync()
 
 
@@ -398,6 +396,12 @@ class _Space:
     trie: TokenTrie
     below: np.ndarray
     work: "_WalkScratch"
+
+    def __post_init__(self) -> None:
+        t = self.trie
+        # `walk_lexer`'s trie arguments, in its order, unpacked into every walk call
+        self.trie_arrays = (t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, t.bytes_below,
+                            t.child_bytes, t.subtree_tokens_end)
 
 
 @dataclass(eq=False)
