@@ -345,3 +345,12 @@ def test_sampler_outputs_parse_with_lark(lm, source, prompt, method):
         else:  # cut short by max_tokens: still a live prefix
             assert alive(grammar, text), text
     assert any(s.complete for s in samples) or method == "mask"
+
+
+def test_a_guard_that_forbids_every_start_of_what_follows_is_refused():
+    # NAME may not be followed by a digit, and NUM, which must follow it, starts with one: no sentence could go on
+    src = 'start: NAME NUM | NAME "!"\nNAME: /[a-z]+(?![a-z0-9])/\nNUM: /[0-9]+/\n'
+    with pytest.raises(UnsupportedConstraintError, match="NAME's guard forbids every first character of.* NUM"):
+        Grammar(src)
+    assert Grammar(src + '%ignore " "\n').check("ab 12")  # an ignored space can go between
+    assert Grammar('start: NAME NUM?\nNAME: /[a-z]+(?![a-z0-9])/\nNUM: /-[0-9]+/\n').check("ab-1")

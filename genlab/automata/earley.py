@@ -64,28 +64,26 @@ class CFG:
 
     def follow_terminals(self) -> dict[int, set[int]]:
         """For each terminal, the terminals that can come right after it in some sentential form (-1: the end)."""
-        nullable = self.nullable
-        first: dict[int, set[int]] = {s: set() for s in range(self.n_terminals, len(self.names))}
-
-        def first_of(seq) -> tuple[set[int], bool]:
-            out: set[int] = set()
-            for s in seq:
-                if s < self.n_terminals:
-                    out.add(s)
-                    return out, False
-                out |= first.get(s, set())
+        nullable, n_terms = self.nullable, self.n_terminals
+        # first[X] holds the terminals each rule of X starts with directly and first[Y] for each Y in the rule's
+        # prefix up to its first non-nullable symbol: a worklist carries each growth to the rules that read it
+        first: dict[int, set[int]] = {s: set() for s in range(n_terms, len(self.names))}
+        readers: dict[int, list[int]] = {}  # nonterminal -> lhs of the rules whose prefix holds it
+        for lhs, rhs in self.rules[1:]:
+            for s in rhs:
+                if s < n_terms:
+                    first[lhs].add(s)
+                    break
+                readers.setdefault(s, []).append(lhs)
                 if s not in nullable:
-                    return out, False
-            return out, True
-
-        changed = True
-        while changed:
-            changed = False
-            for lhs, rhs in self.rules[1:]:
-                f, _ = first_of(rhs)
-                if not f <= first[lhs]:
-                    first[lhs] |= f
-                    changed = True
+                    break
+        work = [x for x in first if first[x]]
+        while work:
+            x = work.pop()
+            for lhs in readers.get(x, ()):
+                if not first[x] <= first[lhs]:
+                    first[lhs] |= first[x]
+                    work.append(lhs)
         # follow[s] takes what can start the rest of each rule after s, and, where that rest is nullable, all of
         # follow[lhs] (`inherits`): the first part in one pass right to left, the second to a fixpoint
         follow: dict[int, set[int]] = {s: set() for s in range(len(self.names))}
@@ -104,15 +102,15 @@ class CFG:
                     rest = first[s] | rest
                 else:
                     rest, rest_nullable = set(first[s]), False
-        changed = True
-        while changed:
-            changed = False
-            for lhs, heirs in inherits.items():
-                f = follow[lhs]
-                for s in heirs:
-                    if not f <= follow[s]:
-                        follow[s] |= f
-                        changed = True
+        work = list(inherits)
+        while work:
+            lhs = work.pop()
+            f = follow[lhs]
+            for s in inherits[lhs]:
+                if not f <= follow[s]:
+                    follow[s] |= f
+                    if s in inherits:
+                        work.append(s)
         return {t: follow[t] for t in range(self.n_terminals)}
 
 

@@ -325,10 +325,12 @@ def check_guards(cfg: CFG, terminals: list[Terminal], ignore: tuple[int, ...]) -
     if not guarded:
         return
     follow = cfg.follow_terminals()
-    for t in ignore:  # an ignored lexeme may sit between any two
-        for u in follow:
-            follow[u] = follow[u] | set(ignore)
-        follow[t] = set(range(cfg.n_terminals)) | {-1}
+    if ignore:  # an ignored lexeme may sit between any two
+        ignored = set(ignore)
+        for after in follow.values():
+            after |= ignored
+        for t in ignore:
+            follow[t] = set(range(cfg.n_terminals)) | {-1}
     # 256-bit byte sets as Python ints: each terminal's first bytes, and the bytes its guard forbids
     first = [_bits(term.first_bytes) for term in terminals]
     forbidden = [_bits(term.guard) for term in terminals]
