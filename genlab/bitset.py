@@ -35,16 +35,22 @@ def pack(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+_WORDS = (np.dtype(np.int32), np.dtype(np.uint32))
+
+
 def words_of(out: np.ndarray, size: int) -> np.ndarray:
     """A caller's bitset buffer over `size` tokens (int32 or uint32, one word per 32 tokens, contiguous) as uint32
     words to write; ValueError naming what is wrong otherwise."""
-    if not isinstance(out, np.ndarray) or out.dtype not in (np.int32, np.uint32) or out.ndim != 1:
+    flags = getattr(out, "flags", None)
+    if (flags is not None and flags.c_contiguous and flags.writeable and out.shape == ((size + 31) // 32,)
+            and out.dtype in _WORDS):
+        return out.view(np.uint32)
+    if not isinstance(out, np.ndarray) or out.dtype not in _WORDS or out.ndim != 1:
         raise ValueError(f"a token bitmask is a 1-D int32 or uint32 numpy array, not {getattr(out, 'dtype', type(out))}"
                          f" with shape {getattr(out, 'shape', '?')}")
-    if len(out) != n_words(size) or not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(f"a token bitmask over {size} tokens is a writeable contiguous array of {n_words(size)} "
-                         f"words; got {len(out)}")
-    return out.view(np.uint32)
+    raise ValueError(f"a token bitmask over {size} tokens is a writeable contiguous array of {n_words(size)} words; "
+                     f"got {len(out)}{'' if out.flags.c_contiguous else ', not contiguous'}"
+                     f"{'' if out.flags.writeable else ', not writeable'}")
 
 
 def unpack(words: np.ndarray, size: int) -> np.ndarray:

@@ -212,6 +212,9 @@ class GrammarMatcher(Matcher):
         self._slice_reps = slice_representatives(parser.lexer, self._slice.table)
         self._reached: dict[int, int] = {}  # lexer state -> its `slice_reach`
         self._config_stamp = np.zeros(64, np.int64)  # per configuration, its walk stamp in `_continue`
+        # the one group of a root walk: its start state, stamp and slice reach, rewritten per walk
+        self._one_start, self._one_stamp, self._one_reach = (np.zeros(1, np.int32), np.zeros(1, np.int64),
+                                                             np.zeros(1, np.int32))
 
     # --- the contract -----------------------------------------------------------------------------------------
 
@@ -340,11 +343,12 @@ class GrammarMatcher(Matcher):
         """`walk_lexer` from the root of `space`'s trie in lexer state `q`, skipping the subtrees of slice tokens
         of at most `reach` bytes (0: none): (nodes where a lexeme can end, their lexer states). The shared event
         buffers grow when a walk overflows them."""
-        work = space.work
+        work, start, stamp, skip = space.work, self._one_start, self._one_stamp, self._one_reach
+        start[0], skip[0] = q, reach
         while True:
             ev_nodes, ev_states, ev_groups = work.events
-            n = walk_lexer(*space.trie_arrays, *self.parser.lexer.walk_arrays, np.array([q], np.int32),
-                           np.array([new_stamp()], np.int64), _NO, np.array([reach], np.int32), space.below,
+            stamp[0] = new_stamp()
+            n = walk_lexer(*space.trie_arrays, *self.parser.lexer.walk_arrays, start, stamp, _NO, skip, space.below,
                            _ROOT, _ONE_GROUP, work.states, out, ev_nodes, ev_states, ev_groups, work.seen_stamp,
                            work.seen_state)
             if n == 0:
