@@ -192,6 +192,7 @@ class GrammarMatcher(Matcher):
     """A grammar on a vocabulary. States are tuples of parser threads (see `automata/parser.py`)."""
 
     MASK_CACHE_BYTES = 64 << 20
+    BOOL_MASKS = 32  # `mask` results kept unpacked, most recent first (samplers ask again for shared states)
 
     def __init__(self, parser: GrammarParser, vocab: TokenVocabulary) -> None:
         self.parser = parser
@@ -205,6 +206,7 @@ class GrammarMatcher(Matcher):
         self._max_masks = max(16, self.MASK_CACHE_BYTES // (4 * bitset.n_words(vocab.size)))
         self._walks: OrderedDict[int, tuple] = OrderedDict()  # lexer state -> walk from the root
         self._masks: OrderedDict[Thread, np.ndarray] = OrderedDict()  # thread -> its mask (a bitset)
+        self._bools: OrderedDict[tuple[Thread, ...], np.ndarray] = OrderedDict()  # state -> `mask(state)`
         self._steps: dict[tuple, tuple] = {}  # (state, token) -> next state
         self._slice = string_content_slice(vocab)
         self._whole = _Space(self.trie, self._slice.below, _WalkScratch.of(self.trie))
@@ -242,8 +244,14 @@ class GrammarMatcher(Matcher):
         return self.parser.is_final(state)
 
     def mask(self, state: tuple[Thread, ...]) -> np.ndarray:
-        out = bitset.unpack(self._bits(state), self.vocab.size)
+        out = self._bools.get(state)
+        if out is not None:
+            self._bools.move_to_end(state)
+            return out
+        out = self._bools[state] = bitset.unpack(self._bits(state), self.vocab.size)
         out.flags.writeable = False
+        if len(self._bools) > self.BOOL_MASKS:
+            self._bools.popitem(last=False)
         return out
 
     def fill_bitmask(self, state: tuple[Thread, ...], out: np.ndarray) -> None:
