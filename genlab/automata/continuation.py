@@ -57,8 +57,8 @@ def walk_continuations(front_nodes, front_states, front_configs, n_front, keys, 
     allowed tokens in `out`, until no lexeme end is left. `config_stamp[c]` is configuration c's walk stamp for
     this mask if it is at least `first` (the counter when the mask began; below: none yet, so the array serves
     every mask without being cleared); a configuration that leads back to its own start (`config_reset`) goes on
-    from there inside ignored whitespace (`walk_lexer`). Lexeme ends the table lacks are resolved into it (`resolve_end`,
-    with the lexer's pairs, the configurations `c_*` and the chart's arrays after `ends_out`).
+    from there inside ignored whitespace (`walk_lexer`). Lexeme ends the table lacks are resolved into it
+    (`resolve_end`, with the lexer's pairs, the configurations `c_*` and the chart's arrays after `ends_out`).
 
     Returns (DONE, ...) or (status, n, nodes, states, configs): `resolve_end` needs Python (a lexer start, room);
     call again with the frontier returned once that is done. `events` is the first size of the buffers for a
