@@ -139,7 +139,7 @@ def _content_caches() -> list:
     import importlib
 
     found = []
-    for module, names in (("genlab.automata.utf8", ("utf8_automaton",)),
+    for module, names in (("genlab.automata.utf8", ("utf8_automaton",)), ("genlab.automata.charclass", ("_char_set",)),
                           ("genlab.constraints.json_schema.compiler", ("_regex", "_quoted")),
                           ("genlab.constraints.json_schema.strings", ("decoded_dfa",))):
         try:

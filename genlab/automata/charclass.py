@@ -234,7 +234,13 @@ def _folding(flags: int) -> Folding | None:
 
 
 def char_set(op, av, flags: int) -> RangeSet:
-    """The code points (surrogates excluded) that one parsed `re` item matches under `flags`."""
+    """The code points (surrogates excluded) that one parsed `re` item matches under `flags` (memoised: a
+    grammar's terminals repeat their classes, e.g. `[Ee]` in dozens of case-insensitive keywords)."""
+    return _char_set(op, tuple(av) if op is C.IN else av, flags)
+
+
+@functools.lru_cache(maxsize=4096)
+def _char_set(op, av, flags: int) -> RangeSet:
     if op is C.ANY:
         s = EVERYTHING if flags & C.SRE_FLAG_DOTALL else complement(((0x0A, 0x0A),))
     elif op is C.LITERAL:

@@ -134,7 +134,6 @@ class _Thompson:
         self.nfa = ByteNFA()
         self.max_states = max_states
         self.source = source
-        self._sets: dict[tuple, tuple] = {}  # character item -> its code points (patterns repeat their classes)
 
     def build(self, tree, flags: int) -> ByteNFA:
         self.nfa.final = self._new()
@@ -168,11 +167,7 @@ class _Thompson:
 
     def _item(self, op, av, flags: int, nxt: int) -> int:
         if op in CHAR_ITEMS:
-            key = (op, tuple(av) if op is C.IN else av, flags)
-            ranges = self._sets.get(key)
-            if ranges is None:
-                ranges = self._sets[key] = char_set(op, av, flags)
-            return self._chars(ranges, nxt)
+            return self._chars(char_set(op, av, flags), nxt)
         if op is C.BRANCH:
             return self._split(*(self._seq(alt, flags, nxt) for alt in av[1]))
         if op is C.SUBPATTERN:
