@@ -7,8 +7,9 @@ import pytest
 from conftest import tokenizer_and_vocab
 from numba import njit
 
-from genlab import Grammar, Regex, bitset
+from genlab import Grammar, Pattern, Predicate, Regex, bitset
 from genlab.constraints.base import Matcher
+from genlab.errors import ConstraintError
 
 
 @pytest.mark.parametrize("size", [1, 31, 32, 33, 64, 1000, 49_153])
@@ -150,3 +151,11 @@ def test_the_default_fill_packs_the_bool_mask():
     words = _dirty(matcher)
     matcher.fill_bitmask(0, words)
     assert np.array_equal(bitset.unpack(words, vocab.size), allowed)
+
+
+def test_check_only_constraints_have_no_bitmasks_either():
+    _, vocab = tokenizer_and_vocab("smollm2")
+    for constraint in (Pattern(r"(\w)\w*\1"), Predicate(prefix=lambda text: True)):
+        matcher = constraint.compile(vocab)
+        with pytest.raises(ConstraintError, match="no token masks"):
+            matcher.fill_bitmask(matcher.start(), matcher.new_bitmask())
