@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from genlab.automata.dfa import ByteDFA
+from genlab.automata.intern import find_slot, put_pair
 from genlab.automata.minimize import minimal_dfa
 from genlab.errors import StateLimitError
 
@@ -82,17 +83,6 @@ def _product(a: ByteDFA, b: ByteDFA, op: str, max_states: int) -> ByteDFA | None
 
 
 @njit(cache=True)
-def _slot(slots, codes, code):
-    """Where pair `code` is in the open-addressing table `slots` (state ids, -1 empty, looked up through `codes`),
-    or the empty slot where it would go."""
-    mask = np.uint64(slots.shape[0] - 1)
-    j = ((np.uint64(code) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(29)) & mask
-    while slots[j] >= 0 and codes[slots[j]] != code:
-        j = (j + np.uint64(1)) & mask
-    return j
-
-
-@njit(cache=True)
 def _pairs(a_rows, b_rows, runs, start, nb, op, max_states):
     """The pair automaton from pair code `start`: (its table over the byte runs, each state's pair code), states
     numbered in discovery order; (None, None) past `max_states` states. `op` 0 keeps pairs where both sides live,
@@ -100,9 +90,9 @@ def _pairs(a_rows, b_rows, runs, start, nb, op, max_states):
     n_runs = runs.shape[0]
     table = np.full((64, n_runs), -1, np.int32)
     codes = np.empty(64, np.int64)
-    slots = np.full(256, -1, np.int64)
+    ids = np.full((2, 256), -1, np.int64)  # pair code -> state id, a keyed table (`intern`; codes are >= 0)
     codes[0] = start
-    slots[_slot(slots, codes, start)] = 0
+    put_pair(ids, start, 0)
     n = 1
     i = 0
     while i < n:
@@ -121,9 +111,9 @@ def _pairs(a_rows, b_rows, runs, start, nb, op, max_states):
             if not ok:
                 continue
             nxt = np.int64(x + 1) * nb + y + 1
-            j = _slot(slots, codes, nxt)
-            if slots[j] >= 0:
-                table[i, r] = slots[j]
+            j = find_slot(ids[0], nxt)
+            if ids[0, j] == nxt:
+                table[i, r] = ids[1, j]
                 continue
             if n >= max_states:
                 return None, None
@@ -135,12 +125,12 @@ def _pairs(a_rows, b_rows, runs, start, nb, op, max_states):
                 more[:n] = codes
                 codes = more
             codes[n] = nxt
-            slots[j] = n
+            ids[0, j], ids[1, j] = nxt, n
             table[i, r] = n
             n += 1
-            if 2 * n > slots.shape[0]:  # at most half full
-                slots = np.full(2 * slots.shape[0], -1, np.int64)
+            if 2 * n > ids.shape[1]:  # at most half full
+                ids = np.full((2, 2 * ids.shape[1]), -1, np.int64)
                 for e in range(n):
-                    slots[_slot(slots, codes, codes[e])] = e
+                    put_pair(ids, codes[e], e)
         i += 1
     return table[:n], codes[:n]

@@ -68,7 +68,9 @@ def walk_continuations(front_nodes, front_states, front_configs, n_front, keys, 
     ev_groups = np.empty(events, np.int32)
     while n_front > 0:
         # the configurations each lexeme end leads to, resolved where the table lacks them
+        # (entries stay in their slots while the table is filled: it only grows back in Python)
         n_pairs = 0
+        slots = np.empty(n_front, np.int64)
         for k in range(n_front):
             key = np.int64(front_configs[k]) << 32 | front_states[k]
             i = find_slot(keys, key)
@@ -80,12 +82,13 @@ def walk_continuations(front_nodes, front_states, front_configs, n_front, keys, 
                 if status != OK:
                     return status, n_front, front_nodes, front_states, front_configs
                 i = find_slot(keys, key)
+            slots[k] = i
             n_pairs += counts[i]
         pair_config = np.empty(n_pairs, np.int32)
         pair_node = np.empty(n_pairs, np.int32)
         n_pairs = 0
         for k in range(n_front):
-            i = find_slot(keys, np.int64(front_configs[k]) << 32 | front_states[k])
+            i = slots[k]
             for j in range(offs[i], offs[i] + counts[i]):
                 pair_config[n_pairs] = flat[j]
                 pair_node[n_pairs] = front_nodes[k]

@@ -192,17 +192,17 @@ class Lexer:
                                        bitorder="little").view(np.uint64)
         sizes = np.array([t.dfa.n_states for t in terminals], np.int64)
         self._offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
-        self._pair_term = np.repeat(np.arange(len(terminals), dtype=np.int32), sizes)
+        self.pair_term = np.repeat(np.arange(len(terminals), dtype=np.int32), sizes)  # per pair, its terminal
         if terminals:
             cols = np.concatenate([t.dfa.transitions for t in terminals])[:, self.class_rep]
-            self._flat = np.where(cols >= 0, cols + self._offset[self._pair_term][:, None], -1).astype(np.int32)
-            self._pair_accepting = np.concatenate([t.dfa.accepting for t in terminals])
+            self._flat = np.where(cols >= 0, cols + self._offset[self.pair_term][:, None], -1).astype(np.int32)
+            self.pair_accepting = np.concatenate([t.dfa.accepting for t in terminals])  # per pair: accepts?
             # bytes each terminal's guard lets through after it, as 256-bit sets
             self._term_follow = np.packbits(~np.stack([t.guard for t in terminals]), axis=1,
                                             bitorder="little").view(np.uint64)
         else:
             self._flat = np.full((0, len(self.class_rep)), -1, np.int32)
-            self._pair_accepting = np.zeros(0, np.bool_)
+            self.pair_accepting = np.zeros(0, np.bool_)
             self._term_follow = np.zeros((0, 4), np.uint64)
         self._term_restart = np.array([t in restart for t in range(len(terminals))], np.bool_)
         self._starts: dict[tuple, int] = {}
@@ -249,29 +249,19 @@ class Lexer:
     def hi(self) -> np.ndarray:
         return self._hi
 
-    @property
-    def pair_accepting(self) -> np.ndarray:
-        """Per pair, whether its terminal accepts in its state."""
-        return self._pair_accepting
-
-    @property
-    def pair_term(self) -> np.ndarray:
-        """Per pair, its terminal."""
-        return self._pair_term
-
     def key(self, state: int) -> tuple[tuple[int, int], ...]:
         """The live (terminal, terminal state) pairs of `state`; () for a start state."""
         if state in self._is_start:
             return ()
         pairs = self._members[self._lo[state] : self._hi[state]].tolist()
-        terms = self._pair_term
+        terms = self.pair_term
         return tuple((int(terms[g]), g - int(self._offset[terms[g]])) for g in pairs)
 
     def accepts(self, state: int) -> tuple[int, ...]:
         """The terminals that accept in `state` (a lexeme of each may end there)."""
         out = self._accepts.get(state)
         if out is None:  # a state holds a few pairs: scalar reads beat numpy's per-call cost on tiny arrays
-            term, acc = self._pair_term, self._pair_accepting
+            term, acc = self.pair_term, self.pair_accepting
             pairs = self._members[self._lo[state] : self._hi[state]].tolist()
             out = self._accepts[state] = tuple(int(term[g]) for g in pairs if acc[g])
         return out
@@ -307,7 +297,7 @@ class Lexer:
         resume, self._n, self._n_members, code = _add_start(
             terms, more, self._start_pair, guarded, s, self._flat, self.max_states, self._members, self._lo,
             self._hi, self._n_members, self._rows, self._slots, self._single, self._scratch, self._class_bits,
-            self._pair_accepting, self._pair_term, self._term_follow, self._term_restart, self._accepting_buf,
+            self.pair_accepting, self.pair_term, self._term_follow, self._term_restart, self._accepting_buf,
             self._follow_buf, self._dead_end_buf, self._loops_buf, self._restart_buf)
         if code == 0:
             self._views()
@@ -367,7 +357,7 @@ class Lexer:
         """Per-state tables for the states from `done` on (the start's row leaves out the `guarded` classes)."""
         self._rows[start, guarded] = -1
         _state_tables(self._rows, self._class_bits, done, self._n, self._members, self._lo, self._hi,
-                      self._pair_accepting, self._pair_term, self._term_follow, self._term_restart,
+                      self.pair_accepting, self.pair_term, self._term_follow, self._term_restart,
                       self._accepting_buf, self._follow_buf, self._dead_end_buf, self._loops_buf, self._restart_buf)
         self._views()
 

@@ -106,7 +106,7 @@ def _ascii_chain(tree, flags: int) -> ByteDFA | None:
 
     Such a language's minimal DFA is the chain itself: states differ by how many characters are left.
     """
-    items = list(tree)
+    items = _items(tree)
     if not items or len(items) > 256:
         return None
     sets = []

@@ -255,7 +255,16 @@ class GrammarMatcher(Matcher):
         return out
 
     def fill_bitmask(self, state: tuple[Thread, ...], out: np.ndarray) -> None:
-        words = bitset.words_of(out, self.vocab.size)
+        self._union(state, bitset.words_of(out, self.vocab.size))
+
+    def _bits(self, state: tuple[Thread, ...]) -> np.ndarray:
+        """The state's mask as a bitset (a thread's own is cached, read-only)."""
+        if len(state) == 1:
+            return self._thread_mask(state[0])
+        return self._union(state, bitset.empty(self.vocab.size))
+
+    def _union(self, state: tuple[Thread, ...], words: np.ndarray) -> np.ndarray:
+        """Write the union of the state's thread masks into `words` (nothing for a dead state) and return it."""
         if len(state) == 1:
             words[:] = self._thread_mask(state[0])
         elif not state:
@@ -264,14 +273,7 @@ class GrammarMatcher(Matcher):
             np.bitwise_or(self._thread_mask(state[0]), self._thread_mask(state[1]), out=words)
             for thread in state[2:]:
                 words |= self._thread_mask(thread)
-
-    def _bits(self, state: tuple[Thread, ...]) -> np.ndarray:
-        """The state's mask as a bitset (the union of its threads'; a thread's own is cached, read-only)."""
-        if len(state) == 1:
-            return self._thread_mask(state[0])
-        out = bitset.empty(self.vocab.size)
-        self.fill_bitmask(state, out)
-        return out
+        return words
 
     # --- internals ----------------------------------------------------------------------------------------------
 
