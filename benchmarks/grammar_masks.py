@@ -27,8 +27,10 @@ Engines, each on its fastest documented single-thread CPU path:
 - llguidance: `LLMatcher(lltok, LLMatcher.grammar_from_lark(text))`, `unsafe_compute_mask_ptr` into a packed
   int32 bitmask (what `llguidance.numpy.fill_next_token_bitmask` calls), `consume_token`. Its Lark dialect has
   no lookaheads, so the trailing `(?![...])` guards of genlab's terminals (sqlite.lark's keywords, NAME, NUMBER,
-  "-", "/", quoted strings) are deleted from the text it gets. Its lexer is greedy, but only among the terminals
-  the parser allows next, so the guard-free grammar is a larger language (see the differences below).
+  "-", "/", quoted strings) are deleted from the text it gets, and NAME, which leaves out SQLite's reserved words
+  with a leading lookahead, is given as the same language spelled as a trie over those words (a 10,000-character
+  regex, `tests/sql_names.py`). Its lexer is greedy, but only among the terminals the parser allows next, so the
+  guard-free grammar is a larger language (see the differences below).
 - XGrammar: `GrammarCompiler(max_threads=1, cache_enabled=False)`; json: `compile_builtin_json_grammar()` (its
   own JSON grammar, not json.lark); sqlite: `compile_lark(text)` on the same guard-free text llguidance gets.
   `GrammarMatcher.fill_next_token_bitmask` into a packed int32 torch bitmask, `accept_token`.
@@ -72,6 +74,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from sql_names import without_lookaheads  # noqa: E402
 from tokenizer_assets import load_tokenizer  # noqa: E402
 
 import genlab  # noqa: E402
@@ -191,8 +194,10 @@ _GUARD = re.compile(r"\(\?!(?:\[(?:\\.|[^\]\\])*\]|\\.|[^()\\])\)")
 
 
 def strip_guards(text: str) -> str:
-    """The grammar without its lookahead guards `(?![...])` / `(?!x)` (for engines without lookaheads)."""
-    return _GUARD.sub("", text)
+    """The grammar for engines without lookaheads: sqlite.lark's NAME, which leaves out the reserved words with a
+    leading lookahead, spelled as a trie over them instead (the same language, `tests/sql_names.py`), then every
+    lookahead guard `(?![...])` / `(?!x)` deleted."""
+    return _GUARD.sub("", without_lookaheads(text))
 
 
 # ---- engines: `prepare` per vocabulary (untimed), `compile` per grammar (timed), then a walker per walk ----

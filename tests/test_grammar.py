@@ -52,6 +52,13 @@ CASES = {
         NAME: /[a-z]+(?![a-z])/
         %ignore " "
     """, "if =", 7),
+    "names_exclude_words": (r"""
+        start: stmt+
+        stmt: IF NAME | NAME "=" NAME
+        IF: /if(?![a-z])/
+        NAME: /(?!(?:if|fi)(?![a-z]))(?!x)[a-z]+(?![a-z])/
+        %ignore " "
+    """, "ifx =", 6),
     "case_insensitive_inline": (r"""
         start: greet ","? name
         ?greet: "hi"i | "hey"i

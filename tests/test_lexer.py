@@ -3,6 +3,8 @@ regex pipeline and `re.fullmatch`."""
 
 from __future__ import annotations
 
+import itertools
+import random
 import re
 
 import numpy as np
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 from genlab.automata.combine import difference
 from genlab.automata.lexer import Lexer, compile_terminal
 from genlab.automata.regex import compile_regex
-from genlab.errors import StateLimitError, UnsupportedConstraintError
+from genlab.errors import EmptyLanguageError, StateLimitError, UnsupportedConstraintError
 
 # overlapping terminals: keywords that are prefixes of names, a DFA that re-enters its start state (`a(ba)*`
 # after "ab"), a quoted string, whitespace, a literal that is a prefix of another
@@ -147,6 +149,52 @@ def test_trailing_guards_split_off(pattern, flags, head, word, guard):
     # the DFA is the pattern without its guard: what the guard forbids after it is the lexer's business
     alone = compile_regex(f"(?{flags}:{head})" if flags else head)
     assert np.array_equal(term.dfa.transitions, alone.transitions)
+
+
+EXCLUDING = [
+    r"(?!(?ai:if|in|int)(?![A-Za-z0-9_]))[A-Za-z_][A-Za-z0-9_]*(?![A-Za-z0-9_])",  # keywords out, any ASCII case
+    r"(?!ab)[a-z]+(?![a-z])",  # no guard of its own: every word starting with "ab" is out
+    r"(?!x)(?!yy(?![a-z0-9]))[a-z]+(?![a-z0-9])",  # two of them
+    r"(?:(?!t[ao](?![a-z]))[a-z]+)(?![a-z])",  # inside the terminal's one group
+]
+
+
+@pytest.mark.parametrize("pattern", EXCLUDING)
+def test_leading_lookaheads_leave_strings_out(pattern):
+    """A lexeme s followed by c (a character or the end of the text) is a match of the terminal exactly where `re`
+    matches the pattern on s + c ending after s."""
+    term = compile_terminal("T", pattern)
+    rng = random.Random(3)
+    alphabet = "abtoxyifnIFN_0"
+    texts = {"".join(p) for n in range(1, 4) for p in itertools.product("abtoxyifF", repeat=n)}
+    texts |= {"".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 8))) for _ in range(3000)}
+    hits = 0
+    for s in sorted(texts):
+        for c in ("", " ", "a", "I", "0", "_", "-"):
+            want = re.match(f"(?:{pattern})(?={re.escape(c)}\\Z)", s + c) is not None
+            got = term.dfa.accepts(s.encode()) and not (c and term.guard[ord(c)])
+            assert got == want, (s, c)
+            hits += want
+    assert hits > 100
+
+
+@pytest.mark.parametrize("pattern, error", [
+    (r"(?!ab)[a-z]+", "trailing guard"),  # nothing keeps the lookahead inside the lexeme
+    (r"(?!a-)[a-z-]+(?![a-z])", "cannot look past"),  # "-" may follow the lexeme
+    (r"(?!a(?![a-z0-9]))[a-z]+(?![a-z])", "own guard"),  # "a" then "0" would be a lexeme
+    (r"(?!a(?![a-c]))[a-z]+(?![a-z])", "after its first"),  # "a" inside "ad..." is no match of A
+    (r"(?!a?)[a-z]+(?![a-z])", "empty string"),
+    (r"(?<!a)[a-z]+(?![a-z])", "look-behind|lookbehind|lookaround"),
+])
+def test_unsupported_leading_lookaheads_are_refused(pattern, error):
+    with pytest.raises(UnsupportedConstraintError, match=error) as info:
+        compile_terminal("T", pattern)
+    assert "terminal T" in str(info.value)
+
+
+def test_a_lookahead_that_leaves_nothing_is_an_empty_language():
+    with pytest.raises(EmptyLanguageError, match="terminal T"):
+        compile_terminal("T", r"(?!a)a+(?![a])")
 
 
 @pytest.mark.parametrize("pattern, error", [

@@ -2,7 +2,10 @@
 
 A terminal is a regex (or literal) compiled by `regex.py`, plus an optional *guard*: a trailing negative
 lookahead of one ASCII character class, `(?![A-Za-z0-9_])`, meaning "this lexeme may not be followed by such a
-character". Guards let keywords and identifiers keep apart where whitespace between lexemes is optional.
+character". Guards let keywords and identifiers keep apart where whitespace between lexemes is optional. A
+guarded terminal may also start with negative lookaheads, `(?!(?:select|from)(?![A-Za-z0-9_]))`, to leave words
+out (identifiers that are no keywords): where what a lookahead reads cannot reach past the lexeme, it is a set
+difference of DFAs (`_exclude`).
 
 The `Lexer` runs every allowed terminal at once: a state is the set of the live (terminal, terminal-state)
 pairs, built lazily in numba, and it records which terminals accept there. Each (allowed set, guard of the
@@ -26,9 +29,10 @@ from numba import njit
 
 from genlab.automata.charclass import char_set
 from genlab.automata.dfa import ByteDFA
+from genlab.automata.combine import difference
 from genlab.automata.intern import find_list, list_hash
-from genlab.automata.regex import CHAR_ITEMS, compile_parsed, parse_regex
-from genlab.errors import ConstraintError, StateLimitError, UnsupportedConstraintError
+from genlab.automata.regex import CHAR_ITEMS, compile_parsed, parse_regex, tree_items
+from genlab.errors import ConstraintError, EmptyLanguageError, StateLimitError, UnsupportedConstraintError
 from genlab.trie import BULK_DEPTH, byte_classes, extend_run, stays_below, write_run
 
 try:  # Python 3.11+
@@ -69,7 +73,10 @@ def compile_terminal(name: str, pattern: str, flags: str = "", *, literal: bool 
             if split is not None:
                 tree, guard_set = split
                 guard = _guard_bytes(guard_set, _guard_text(pattern))
+            tree, exclusions = (tree, []) if literal else _split_exclusions(tree)
             dfa = compile_parsed(tree, wrapped, max_states=max_states)
+            for excluded in exclusions:
+                dfa = _exclude(dfa, excluded, guard, wrapped, max_states)
         except ConstraintError as e:
             raise type(e)(f"{where}: {e}") from e
     if dfa.accepting[dfa.start]:
@@ -104,29 +111,100 @@ def _literal_dfa(text: str, ignore_case: bool) -> ByteDFA:
     return ByteDFA(np.stack(rows), accepting, 0)
 
 
-def _split_guard(tree):
-    """(the parse tree without its trailing `(?!X)`, X's code points) when the pattern ends with a negative
-    lookahead on one character item X after something else; None otherwise. A pattern that is one group (Lark's
-    flag wrapper `(?i:...)`) is looked into."""
+def _unwrap(tree) -> tuple[list, list, int]:
+    """(the single groups a pattern is wrapped in, as (group, add, drop) each; the items inside; the flags in
+    force there). Lark wraps a flagged terminal in one, `(?i:...)`."""
     flags = tree.state.flags
-    path = []  # the single groups passed through: (group, add, drop)
-    items = tree
+    path = []
+    items = tree_items(tree)
     while len(items) == 1 and items[0][0] is C.SUBPATTERN:
         group, add, drop, body = items[0][1]
         if add & _parser.TYPE_FLAGS:  # as `regex._Thompson._item` combines a group's flags
             flags &= ~_parser.TYPE_FLAGS
         flags = (flags | add) & ~drop
         path.append((group, add, drop))
-        items = body
+        items = tree_items(body)
+    return path, items, flags
+
+
+def _rewrap(tree, path: list, items: list):
+    """`items` as a parse tree, inside the groups of `path` (from `_unwrap(tree)`), so its flags stay as they were."""
+    head = _parser.SubPattern(tree.state, list(items))
+    for group, add, drop in reversed(path):
+        head = _parser.SubPattern(tree.state, [(C.SUBPATTERN, (group, add, drop, head))])
+    return head
+
+
+def _split_guard(tree):
+    """(the parse tree without its trailing `(?!X)`, X's code points) when the pattern ends with a negative
+    lookahead on one character item X after something else; None otherwise."""
+    path, items, flags = _unwrap(tree)
     if len(items) < 2 or items[-1][0] is not C.ASSERT_NOT:
         return None
     direction, inner = items[-1][1]
+    inner = tree_items(inner)
     if direction != 1 or len(inner) != 1 or inner[0][0] not in CHAR_ITEMS:
         return None
-    head = _parser.SubPattern(items.state, list(items[:-1]))
-    for group, add, drop in reversed(path):
-        head = _parser.SubPattern(tree.state, [(C.SUBPATTERN, (group, add, drop, head))])
-    return head, char_set(inner[0][0], inner[0][1], flags)
+    return _rewrap(tree, path, items[:-1]), char_set(inner[0][0], inner[0][1], flags)
+
+
+def _split_exclusions(tree) -> tuple:
+    """(the parse tree without its leading negative lookaheads `(?!A)`, the trees of their A's, under the flags
+    in force where they stand)."""
+    path, items, _ = _unwrap(tree)
+    k = 0
+    while k < len(items) - 1 and items[k][0] is C.ASSERT_NOT and items[k][1][0] == 1:
+        k += 1
+    if k == 0:
+        return tree, []
+    return _rewrap(tree, path, items[k:]), [_rewrap(tree, path, tree_items(av[1])) for _, av in items[:k]]
+
+
+def _exclude(dfa: ByteDFA, excluded, guard: np.ndarray, pattern: str, max_states: int) -> ByteDFA:
+    """The strings of `dfa` (a terminal's body, after its trailing `guard`) that a leading `(?!A)` lets through,
+    A's tree being `excluded`.
+
+    At a lexeme m followed by a byte c outside the guard (or by nothing), A reads m then c and on. If every
+    string of A (but its own trailing guard) is made of guarded bytes, A cannot read c, so it matches some prefix
+    k of m. Without a guard of its own, A then excludes every m with a prefix in L(A): L(body) minus L(A).Sigma*.
+    With one, `(?!Y)`, where Y is within the terminal's guard (so c is not in Y) and every byte the body reads
+    after its first is in Y (so a k shorter than m is followed by a byte of Y), A matches at k = m only: it
+    excludes L(A) itself. Lookaheads outside these cases are refused."""
+    own_guard = None
+    split = _split_guard(excluded)
+    if split is not None:
+        excluded, codes = split
+        own_guard = _guard_bytes(codes, "(?!...) inside the leading lookahead")
+    try:
+        words = compile_parsed(excluded, pattern, max_states=max_states)
+    except EmptyLanguageError:
+        return dfa  # a lookahead that matches nothing excludes nothing
+    if words.accepting[words.start]:
+        raise UnsupportedConstraintError("a leading negative lookahead that matches the empty string is not supported")
+    reads = (words.transitions >= 0).any(axis=0)
+    if not guard.any() or (reads & ~guard).any():
+        raise UnsupportedConstraintError(
+            "a leading negative lookahead (?!...) is supported only where its strings are made of characters the "
+            "terminal's trailing guard (?![...]) forbids after it, so that it cannot look past the lexeme")
+    if own_guard is not None:
+        if (own_guard & ~guard).any():  # a byte after m that A's guard forbids would let m through
+            raise UnsupportedConstraintError(
+                "a leading negative lookahead's own guard (?![...]) must forbid no character the terminal's "
+                "trailing guard allows after it")
+        table = dfa.transitions
+        after_first = np.unique(table[table >= 0])
+        if ((table[after_first] >= 0).any(axis=0) & ~own_guard).any():
+            raise UnsupportedConstraintError(
+                "a leading negative lookahead ending in a guard (?![...]) is supported only where every character "
+                "of the terminal after its first is one that guard forbids")
+    else:  # L(A).Sigma*: an accepting state reads anything and stays accepting
+        table = words.transitions.copy()
+        table[words.accepting] = np.flatnonzero(words.accepting)[:, None]
+        words = ByteDFA(table, words.accepting, words.start)
+    out = difference(dfa, words, max_states=max_states)
+    if out is None:
+        raise EmptyLanguageError("no string is left once the leading negative lookahead excludes its own")
+    return out
 
 
 def _guard_text(pattern: str) -> str:

@@ -49,7 +49,7 @@ _ATOMIC = getattr(C, "ATOMIC_GROUP", None)
 NFA_STATES_PER_DFA_STATE = 10
 
 
-def _items(tree) -> list:
+def tree_items(tree) -> list:
     """The (op, argument) items of a parse tree: a `SubPattern`'s own list (its indexing is a Python method per
     item, a cost a 10,000-character pattern feels), or a list of them."""
     return tree.data if isinstance(tree, _parser.SubPattern) else list(tree)
@@ -106,7 +106,7 @@ def _ascii_chain(tree, flags: int) -> ByteDFA | None:
 
     Such a language's minimal DFA is the chain itself: states differ by how many characters are left.
     """
-    items = _items(tree)
+    items = tree_items(tree)
     if not items or len(items) > 256:
         return None
     sets = []
@@ -161,7 +161,7 @@ class _Thompson:
         return s
 
     def _seq(self, items, flags: int, nxt: int) -> int:
-        for op, av in reversed(_items(items)):
+        for op, av in reversed(tree_items(items)):
             nxt = self._item(op, av, flags, nxt)
         return nxt
 
@@ -253,7 +253,7 @@ def _refuse_unsupported(tree, pattern: str, verbose: bool) -> None:
 
 def _first_unsupported(items) -> tuple[str, str] | None:
     """(scan kind, display name) of the first refused node, in the order the scanner meets them (text order)."""
-    for op, av in _items(items):
+    for op, av in tree_items(items):
         if op in _REPEATS or op is _POSSESSIVE:
             inner = _first_unsupported(av[2])  # the quantifier is written after its body
             if inner:
