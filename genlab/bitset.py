@@ -59,20 +59,25 @@ def unpack(words: np.ndarray, size: int) -> np.ndarray:
 
 
 class TokenBits:
-    """Where a few token ids sit in a bitset (EOS ids, set or cleared per mask): their words, once each, with the
-    bits of each word, so one vectorised `|=` or `&=` writes them all."""
+    """Where a few token ids sit in a uint32 bitset (EOS ids, set or cleared per mask): their words, once each,
+    with the bits of each word. A mask has one to a few of them: a scalar write per word costs less than numpy's
+    fancy indexing."""
 
     def __init__(self, ids) -> None:
         ids = np.asarray(sorted(ids), np.int64)
         self.words, at = np.unique(ids >> 5, return_inverse=True)
         self.bits = np.zeros(len(self.words), np.uint32)
         np.bitwise_or.at(self.bits, at, (np.uint32(1) << (ids & 31).astype(np.uint32)))
+        self._set = [(int(w), np.uint32(b)) for w, b in zip(self.words, self.bits)]
+        self._clear = [(w, ~b) for w, b in self._set]
 
     def write(self, words: np.ndarray, value: bool) -> None:
         if value:
-            words[self.words] |= self.bits
+            for w, b in self._set:
+                words[w] |= b
         else:
-            words[self.words] &= ~self.bits
+            for w, b in self._clear:
+                words[w] &= b
 
 
 def mark(out, token):
