@@ -65,10 +65,10 @@ class TokenBits:
 
     def __init__(self, ids) -> None:
         ids = np.asarray(sorted(ids), np.int64)
-        self.words, at = np.unique(ids >> 5, return_inverse=True)
-        self.bits = np.zeros(len(self.words), np.uint32)
-        np.bitwise_or.at(self.bits, at, (np.uint32(1) << (ids & 31).astype(np.uint32)))
-        self._set = [(int(w), np.uint32(b)) for w, b in zip(self.words, self.bits)]
+        words, at = np.unique(ids >> 5, return_inverse=True)
+        bits = np.zeros(len(words), np.uint32)
+        np.bitwise_or.at(bits, at, (np.uint32(1) << (ids & 31).astype(np.uint32)))
+        self._set = list(zip(words.tolist(), bits))  # (word, its bits as a np.uint32)
         self._clear = [(w, ~b) for w, b in self._set]
 
     def write(self, words: np.ndarray, value: bool) -> None:
