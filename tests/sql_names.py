@@ -9,7 +9,7 @@ import string
 
 WORD_GUARD = "(?![A-Za-z0-9_$])"
 
-# SQLite's keywords that are no identifier anywhere (SQLite 3.40; tests/test_sqlite_grammar.py checks them against SQLite).
+# SQLite's keywords that are no identifier anywhere (SQLite 3.40; checked against SQLite in test_sqlite_grammar.py).
 RESERVED = (
     "ADD ALL ALTER AND AS AUTOINCREMENT BETWEEN CASE CHECK COLLATE COMMIT CONSTRAINT CREATE DEFAULT DEFERRABLE "
     "DELETE DISTINCT DROP ELSE ESCAPE EXCEPT EXISTS FOREIGN FROM GROUP HAVING IN INDEX INSERT INTERSECT INTO IS "
