@@ -307,7 +307,11 @@ class Lexer:
         # intern tables, 0 for none, else state + 1: pair lists of two or more pairs by hash, single pairs by pair
         self._slots = np.zeros(1 << (2 * len(self._lo) - 1).bit_length(), np.int32)
         self._single = np.zeros(len(self._flat), np.int32)
-        self._scratch = np.empty(max(len(terminals), 1), np.int32)
+        self._max_pairs = max(len(terminals), 1)  # the most pairs a state holds (one per terminal)
+        # per pair, the classes it reads (`_expand_product`), as offsets into one list
+        live = self._flat >= 0
+        self._live_offs = np.concatenate([[0], np.cumsum(live.sum(axis=1))]).astype(np.int64)
+        self._live_classes = np.nonzero(live)[1].astype(np.int64)
         self._views()
 
     @property
@@ -373,8 +377,9 @@ class Lexer:
         s = self._n
         self._is_start.add(s)
         resume, self._n, self._n_members, code = _add_start(
-            terms, more, self._start_pair, guarded, s, self._flat, self.max_states, self._members, self._lo,
-            self._hi, self._n_members, self._rows, self._slots, self._single, self._scratch, self._class_bits,
+            terms, more, self._start_pair, guarded, s, self._flat, self._live_offs, self._live_classes,
+            self.max_states, self._members, self._lo, self._hi, self._n_members, self._rows, self._slots,
+            self._single, self._class_bits,
             self.pair_accepting, self.pair_term, self._term_follow, self._term_restart, self._accepting_buf,
             self._follow_buf, self._dead_end_buf, self._loops_buf, self._restart_buf)
         if code == 0:
@@ -382,7 +387,7 @@ class Lexer:
         else:  # a buffer filled up while expanding: grow, go on from where it stopped, then the tables
             if code == 2:
                 self._too_many()
-            self._reserve(max(1, self._n), len(self._scratch))
+            self._reserve(max(1, self._n), self._max_pairs)
             self._expand(resume)
             self._finish(s, s, guarded)
         return s
@@ -421,22 +426,23 @@ class Lexer:
         """Compute the rows of every state from `first` on, adding the states they reach."""
         s = first
         while True:
-            s, n, m, code = _expand_product(self._flat, s, self._n, self.max_states, self._members, self._lo,
-                                            self._hi, self._n_members, self._rows, self._slots, self._single,
-                                            self._scratch)
+            s, n, m, code = _expand_product(self._flat, self._live_offs, self._live_classes, s, self._n,
+                                            self.max_states, self._members, self._lo, self._hi, self._n_members,
+                                            self._rows, self._slots, self._single)
             self._n, self._n_members = n, m
             if code == 0:
                 return
             if code == 2:
                 self._too_many()
-            self._reserve(max(1, self._n), len(self._scratch))
+            self._reserve(max(1, self._n), self._max_pairs)
 
     def _finish(self, done: int, start: int, guarded: np.ndarray) -> None:
         """Per-state tables for the states from `done` on (the start's row leaves out the `guarded` classes)."""
         self._rows[start, guarded] = -1
-        _state_tables(self._rows, self._class_bits, done, self._n, self._members, self._lo, self._hi,
-                      self.pair_accepting, self.pair_term, self._term_follow, self._term_restart,
-                      self._accepting_buf, self._follow_buf, self._dead_end_buf, self._loops_buf, self._restart_buf)
+        _state_tables(self._rows, self._class_bits, self._live_offs, self._live_classes, done, self._n,
+                      self._members, self._lo, self._hi, self.pair_accepting, self.pair_term, self._term_follow,
+                      self._term_restart, self._accepting_buf, self._follow_buf, self._dead_end_buf, self._loops_buf,
+                      self._restart_buf)
         self._views()
 
     def _views(self) -> None:
@@ -478,56 +484,88 @@ def _rehash(members, lo, hi, n, is_start, slots):
 
 
 @njit(cache=True)
-def _expand_product(flat, s, n, max_states, members, lo, hi, n_members, rows, slots, single, scratch):
+def _expand_product(flat, live_offs, live_classes, s, n, max_states, members, lo, hi, n_members, rows, slots,
+                    single):
     """Fill `rows` (next state per byte class) for states `s`, `s`+1, ... until every state found is expanded,
     interning the pair lists reached: a single pair `g` through `single[g]` (a lexeme inside one terminal, the
     common case, costs an array lookup), longer lists through the hash table `slots` (both hold state + 1, 0 for
-    none). Returns (first state not
+    none). Each pair reads only its live classes (`live_classes[live_offs[g]:live_offs[g + 1]]`: a keyword's state
+    reads one or two of the grammar's classes), and the pairs each class leads to are gathered in member order,
+    so a state of many literal terminals costs its pairs' moves, not pairs x classes. Returns (first state not
     expanded, states, pairs stored, code): code 0 when done, 1 when a buffer is full (grow and call again from
     that state), 2 when `max_states` would be passed."""
     n_classes = flat.shape[1]
+    count = np.zeros(n_classes, np.int64)  # per class, the pairs it leads to from the state being expanded
+    at = np.zeros(n_classes, np.int64)  # where they start in `targets`
+    touched = np.empty(n_classes, np.int64)
+    targets = np.empty(64, np.int32)
     while s < n:
         a, b = lo[s], hi[s]
-        for c in range(n_classes):
-            k = 0
-            for i in range(a, b):
-                g = flat[members[i], c]
-                if g >= 0:
-                    scratch[k] = g
-                    k += 1
-            if k == 0:
-                rows[s, c] = -1
-                continue
+        n_touched = total = 0
+        for i in range(a, b):
+            g = members[i]
+            for j in range(live_offs[g], live_offs[g + 1]):
+                c = live_classes[j]
+                if count[c] == 0:
+                    touched[n_touched] = c
+                    n_touched += 1
+                count[c] += 1
+                total += 1
+        if targets.shape[0] < total:
+            targets = np.empty(2 * total, np.int32)
+        start = 0
+        for t in range(n_touched):
+            c = touched[t]
+            at[c] = start
+            start += count[c]
+            count[c] = 0  # counts again below, as the fill position
+        for i in range(a, b):
+            g = members[i]
+            for j in range(live_offs[g], live_offs[g + 1]):
+                c = live_classes[j]
+                targets[at[c] + count[c]] = flat[g, c]
+                count[c] += 1
+        rows[s, :] = -1
+        code = 0
+        for t in range(n_touched):
+            c = touched[t]
+            k = count[c]
+            found_in = targets[at[c]: at[c] + k]
             found = -1
             j = np.uint64(0)
             if k == 1:
-                found = single[scratch[0]] - 1
+                found = single[found_in[0]] - 1
             else:
-                found, j = find_list(slots, members, lo, hi, scratch, k)
+                found, j = find_list(slots, members, lo, hi, found_in, k)
             if found < 0:
                 if n >= max_states:
-                    return s, n, n_members, 2
+                    code = 2
+                    break
                 if n >= lo.shape[0] or n_members + k > members.shape[0] or 2 * (n + 1) > slots.shape[0]:
-                    return s, n, n_members, 1
-                for i in range(k):
-                    members[n_members + i] = scratch[i]
+                    code = 1
+                    break
+                members[n_members: n_members + k] = found_in
                 lo[n] = n_members
                 hi[n] = n_members + k
                 n_members += k
                 if k == 1:
-                    single[scratch[0]] = n + 1
+                    single[found_in[0]] = n + 1
                 else:
                     slots[j] = n + 1
                 found = n
                 n += 1
             rows[s, c] = found
+        for t in range(n_touched):
+            count[touched[t]] = 0
+        if code != 0:
+            return s, n, n_members, code
         s += 1
     return s, n, n_members, 0
 
 
 @njit(cache=True)
-def _add_start(terms, more, start_pair, guarded, s, flat, max_states, members, lo, hi, n_members, rows, slots,
-               single, scratch, class_bits, pair_accepting, pair_term, term_follow, term_restart, accepting, follow,
+def _add_start(terms, more, start_pair, guarded, s, flat, live_offs, live_classes, max_states, members, lo, hi,
+               n_members, rows, slots, single, class_bits, pair_accepting, pair_term, term_follow, term_restart, accepting, follow,
                dead_end, loops, restart):
     """Store start state `s` (the start pairs of the union of the sorted `terms` and `more`, in order, so the
     states it reaches are sorted pair lists), expand it and, if every buffer had room, fill the tables of the
@@ -549,44 +587,48 @@ def _add_start(terms, more, start_pair, guarded, s, flat, max_states, members, l
         members[m] = start_pair[t]
         m += 1
     lo[s], hi[s] = n_members, m
-    resume, n, m, code = _expand_product(flat, s, s + 1, max_states, members, lo, hi, m, rows, slots, single,
-                                         scratch)
+    resume, n, m, code = _expand_product(flat, live_offs, live_classes, s, s + 1, max_states, members, lo, hi, m,
+                                         rows, slots, single)
     if code != 0:
         return resume, n, m, code
     for c in guarded:
         rows[s, c] = -1
-    _state_tables(rows, class_bits, s, n, members, lo, hi, pair_accepting, pair_term, term_follow, term_restart,
-                  accepting, follow, dead_end, loops, restart)
+    _state_tables(rows, class_bits, live_offs, live_classes, s, n, members, lo, hi, pair_accepting, pair_term,
+                  term_follow, term_restart, accepting, follow, dead_end, loops, restart)
     return resume, n, m, code
 
 
 @njit(cache=True)
-def _state_tables(rows, class_bits, first, n, members, lo, hi, pair_accepting, pair_term, term_follow, term_restart,
-                  accepting, follow, dead_end, loops, restart):
+def _state_tables(rows, class_bits, live_offs, live_classes, first, n, members, lo, hi, pair_accepting, pair_term,
+                  term_follow, term_restart, accepting, follow, dead_end, loops, restart):
     """Per state from `first` to `n`, from its row and pairs: whether some terminal accepts, the bytes the
     accepting terminals' guards let through next, whether no byte is read, the bytes that stay in place and
-    cannot follow a lexeme ending there, and whether it is an accepting state of a `restart` terminal alone."""
+    cannot follow a lexeme ending there, and whether it is an accepting state of a `restart` terminal alone. A
+    state's row is read at its pairs' live classes only (the others are -1)."""
+    f = np.zeros(4, np.uint64)
+    stay = np.zeros(4, np.uint64)
     for s in range(first, n):
         acc = False
-        f = np.zeros(4, np.uint64)
+        any_move = False
+        f[:] = 0
+        stay[:] = 0
         for i in range(lo[s], hi[s]):
             g = members[i]
             if pair_accepting[g]:
                 acc = True
                 for w in range(4):
                     f[w] |= term_follow[pair_term[g], w]
+            for j in range(live_offs[g], live_offs[g + 1]):
+                c = live_classes[j]
+                nxt = rows[s, c]
+                if nxt >= 0:
+                    any_move = True
+                    if nxt == s:
+                        for w in range(4):
+                            stay[w] |= class_bits[c, w]
         accepting[s] = acc
         restart[s] = acc and hi[s] - lo[s] == 1 and term_restart[pair_term[members[lo[s]]]]
-        any_move = False
-        for c in range(rows.shape[1]):
-            if rows[s, c] >= 0:
-                any_move = True
         dead_end[s] = not any_move
-        stay = np.zeros(4, np.uint64)
-        for c in range(rows.shape[1]):
-            if rows[s, c] == s:
-                for w in range(4):
-                    stay[w] |= class_bits[c, w]
         for w in range(4):
             follow[s, w] = f[w]
             # where a lexeme may end, a byte that may follow it is not a loop: a lexeme may end before it
