@@ -379,9 +379,9 @@ class Lexer:
         resume, self._n, self._n_members, code = _add_start(
             terms, more, self._start_pair, guarded, s, self._flat, self._live_offs, self._live_classes,
             self.max_states, self._members, self._lo, self._hi, self._n_members, self._rows, self._slots,
-            self._single, self._class_bits,
-            self.pair_accepting, self.pair_term, self._term_follow, self._term_restart, self._accepting_buf,
-            self._follow_buf, self._dead_end_buf, self._loops_buf, self._restart_buf)
+            self._single, self._class_bits, self.pair_accepting, self.pair_term, self._term_follow,
+            self._term_restart, self._accepting_buf, self._follow_buf, self._dead_end_buf, self._loops_buf,
+            self._restart_buf)
         if code == 0:
             self._views()
         else:  # a buffer filled up while expanding: grow, go on from where it stopped, then the tables
@@ -530,13 +530,13 @@ def _expand_product(flat, live_offs, live_classes, s, n, max_states, members, lo
         for t in range(n_touched):
             c = touched[t]
             k = count[c]
-            found_in = targets[at[c]: at[c] + k]
+            moved = targets[at[c]: at[c] + k]
             found = -1
             j = np.uint64(0)
             if k == 1:
-                found = single[found_in[0]] - 1
+                found = single[moved[0]] - 1
             else:
-                found, j = find_list(slots, members, lo, hi, found_in, k)
+                found, j = find_list(slots, members, lo, hi, moved, k)
             if found < 0:
                 if n >= max_states:
                     code = 2
@@ -544,12 +544,12 @@ def _expand_product(flat, live_offs, live_classes, s, n, max_states, members, lo
                 if n >= lo.shape[0] or n_members + k > members.shape[0] or 2 * (n + 1) > slots.shape[0]:
                     code = 1
                     break
-                members[n_members: n_members + k] = found_in
+                members[n_members: n_members + k] = moved
                 lo[n] = n_members
                 hi[n] = n_members + k
                 n_members += k
                 if k == 1:
-                    single[found_in[0]] = n + 1
+                    single[moved[0]] = n + 1
                 else:
                     slots[j] = n + 1
                 found = n
@@ -565,8 +565,8 @@ def _expand_product(flat, live_offs, live_classes, s, n, max_states, members, lo
 
 @njit(cache=True)
 def _add_start(terms, more, start_pair, guarded, s, flat, live_offs, live_classes, max_states, members, lo, hi,
-               n_members, rows, slots, single, class_bits, pair_accepting, pair_term, term_follow, term_restart, accepting, follow,
-               dead_end, loops, restart):
+               n_members, rows, slots, single, class_bits, pair_accepting, pair_term, term_follow, term_restart,
+               accepting, follow, dead_end, loops, restart):
     """Store start state `s` (the start pairs of the union of the sorted `terms` and `more`, in order, so the
     states it reaches are sorted pair lists), expand it and, if every buffer had room, fill the tables of the
     states it added (its own row leaving out the `guarded` classes). Returns `_expand_product`'s (state to go on
