@@ -42,7 +42,7 @@ def words_of(out: np.ndarray, size: int) -> np.ndarray:
     """A caller's bitset buffer over `size` tokens (int32 or uint32, one word per 32 tokens, contiguous) as uint32
     words to write; ValueError naming what is wrong otherwise."""
     flags = getattr(out, "flags", None)
-    if (flags is not None and flags.c_contiguous and flags.writeable and out.shape == ((size + 31) // 32,)
+    if (flags is not None and flags.c_contiguous and flags.writeable and out.shape == (n_words(size),)
             and out.dtype in _WORDS):
         return out.view(np.uint32)
     if not isinstance(out, np.ndarray) or out.dtype not in _WORDS or out.ndim != 1:

@@ -450,8 +450,7 @@ def test_numba_subsets_limits_and_mixed_states():
     assert len(determinize_module._plain_subsets(nfa, 1000)[1]) > 100
     # a state with two targets on one byte (not what Thompson builds) goes to the Python construction
     mixed = determinize_module.ByteNFA()
-    for _ in range(3):
-        mixed.add_state()
+    mixed.add_states(3)
     mixed.start, mixed.final = 0, 2
     mixed.edges[0] = [(ord("a"), ord("a"), 1), (ord("a"), ord("b"), 2)]
     mixed.edges[1] = [(ord("b"), ord("b"), 2)]

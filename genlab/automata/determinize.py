@@ -59,11 +59,14 @@ class ByteNFA:
     start: int = 0
     final: int = 0
 
-    def add_state(self) -> int:
-        self.eps.append([])
-        self.anchors.append([])
-        self.edges.append([])
-        return len(self.eps) - 1
+    def add_states(self, count: int = 1) -> int:
+        """Add `count` states without moves; returns the first one's id."""
+        first = len(self.eps)
+        for _ in range(count):
+            self.eps.append([])
+            self.anchors.append([])
+            self.edges.append([])
+        return first
 
     @property
     def n_states(self) -> int:

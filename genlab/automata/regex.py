@@ -141,19 +141,13 @@ class _Thompson:
         return self.nfa
 
     def _new(self, count: int = 1) -> int:
-        nfa = self.nfa
-        first = len(nfa.eps)
-        if first + count > self.max_states:
+        if len(self.nfa.eps) + count > self.max_states:
             raise StateLimitError(
                 f"{self.source}: the NFA needs more than {self.max_states} states "
                 f"({NFA_STATES_PER_DFA_STATE} x max_states); "
                 "raise max_states or simplify the pattern (large counted repeats multiply states)"
             )
-        for _ in range(count):
-            nfa.eps.append([])
-            nfa.anchors.append([])
-            nfa.edges.append([])
-        return first
+        return self.nfa.add_states(count)
 
     def _split(self, *targets: int) -> int:
         s = self._new()
