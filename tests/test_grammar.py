@@ -13,6 +13,7 @@ from conftest import tokenizer_and_vocab
 
 from genlab import Grammar, TokenVocabulary
 from genlab.bitset import unpack
+from genlab.constraints import GrammarMatcher
 from genlab.errors import (
     ConstraintError,
     EmptyLanguageError,
@@ -224,6 +225,50 @@ def test_mask_equals_brute_force_along_sentences(name, source):
             fresh = grammar._compile(vocab)
             sample = np.concatenate([np.flatnonzero(want)[:3000], rng.choice(vocab.size, 2000, replace=False)])
             assert [fresh.allows(state, int(t)) for t in sample] == want[sample].tolist(), sentence
+
+
+@pytest.mark.parametrize("source", [JSON, Grammar.shipped("sqlite").source], ids=["json", "sqlite"])
+def test_compile_warm_up_changes_no_mask(monkeypatch, source):
+    """The compile-time warm-up (parser configurations, root walks of the lexer states they reach) only moves
+    work: a fully warmed matcher and one with no warm-up give the same masks, equal to brute force."""
+    tok, vocab = tokenizer_and_vocab("smollm2")
+    monkeypatch.setattr(GrammarMatcher, "WARM_SECONDS", 0.0)
+    cold = Grammar(source).compile(vocab)
+    assert cold.parser.configs.size == 1 and not cold._walks  # nothing done ahead
+    monkeypatch.setattr(GrammarMatcher, "WARM_SECONDS", 60.0)
+    monkeypatch.setattr(GrammarMatcher, "WARM_BATCH", 5)  # several kernel calls, a partial last one
+    warm = Grammar(source).compile(vocab)
+    parser = warm.parser
+    assert parser.configs.size == GrammarMatcher.WARM_CONFIGS  # both grammars have more to explore
+    assert sorted(warm._walks) == list(range(parser.lexer.n_states))
+    for sentence in SENTENCES[source]:
+        ids = tok.encode(sentence, add_special_tokens=False)
+        states = {"cold": cold.start(), "warm": warm.start()}
+        for i, t in enumerate(ids):
+            masks = {k: (cold if k == "cold" else warm).mask(s) for k, s in states.items()}
+            assert np.array_equal(masks["cold"], masks["warm"]), (sentence, i)
+            if i % 7 == 0:
+                assert np.array_equal(masks["warm"], brute_force_mask(warm, states["warm"])), (sentence, i)
+            states = {k: (cold if k == "cold" else warm).advance(s, t) for k, s in states.items()}
+
+
+def test_warm_up_stops_at_limits_without_an_error():
+    """Exploring ahead stops short of the limits; what a text needs still meets them with the usual error."""
+    _, vocab = tokenizer_and_vocab("smollm2")
+    grammar = Grammar('start: e\ne: e e | e e e | "a" |\n', max_items=300)
+    matcher = grammar.compile(vocab)  # exploring "a a a ..." grows the items until the limit stops it
+    assert matcher.mask(matcher.start()).any()
+    with pytest.raises(StateLimitError, match="Earley items"):
+        grammar.check("a" * 200)
+    keywords = "\n".join(f'K{i}: "k{i:03d}xyz"' for i in range(40))
+    grammar = Grammar(f"start: \"(\" k* \")\"\nk: {' | '.join(f'K{i}' for i in range(40))}\n{keywords}\n",
+                      max_lexer_states=100)
+    matcher = grammar.compile(vocab)  # the lexer after "(" needs over 160 states: past the limit, left alone
+    assert matcher.parser.lexer.n_states == 2  # the start's, as before exploring
+    assert matcher.allows(matcher.start(), vocab.token_bytes.index(b"("))
+    for _ in range(2):  # the failed start left nothing behind: the same error again
+        with pytest.raises(StateLimitError, match="more than 100 states"):
+            grammar.check("(k000xyz)")
 
 
 # Whitespace ignored between lexemes, after guarded names and keywords (mask walks restart inside it), and the

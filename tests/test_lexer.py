@@ -112,11 +112,24 @@ def test_growing_buffers_keep_every_table(monkeypatch):
         assert np.array_equal(a, b)
 
 
-def test_state_limit_raises_a_clear_error():
+def test_state_limit_raises_a_clear_error_and_leaves_the_lexer_as_it_was():
     terminals = [compile_terminal(f"K{i}", f"k{i:03d}x", literal=True) for i in range(40)]
+    no_guard = np.zeros(256, np.bool_)
     lexer = Lexer(terminals, max_states=50)
+    small = lexer.start(frozenset({0, 1}), no_guard)
+    n = lexer.n_states
     with pytest.raises(StateLimitError, match="lexer needs more than 50 states"):
-        lexer.start(frozenset(range(40)), np.zeros(256, np.bool_))
+        lexer.start(frozenset(range(40)), no_guard)
+    assert lexer.n_states == n
+    # states made after the failure are interned and filled as in a lexer that never failed
+    fresh = Lexer(terminals, max_states=50)
+    assert fresh.start(frozenset({0, 1}), no_guard) == small
+    for ids in ({2, 3, 4}, {0, 1, 5}, {1, 6}):
+        assert lexer.start(frozenset(ids), no_guard) == fresh.start(frozenset(ids), no_guard)
+    assert lexer.n_states == fresh.n_states
+    for a, b in zip((lexer.table, lexer.accepting, lexer.follow, lexer.dead_end, lexer.loops),
+                    (fresh.table, fresh.accepting, fresh.follow, fresh.dead_end, fresh.loops)):
+        assert np.array_equal(a, b)
 
 
 LITERALS = ["SELECT", "k", "Straße", "İstanbul", "ǅ", "µ", "ﬀ", "ΣΑΣ", "a-b", "→x", "ſ"]

@@ -133,6 +133,42 @@ def resolve_end(key, out, members, lo, hi, pair_accepting, pair_term, term_guard
 
 
 @njit(cache=True)
+def explore_configs(c, i, stop, ignored_terms, term_guard, c_column, c_guard, c_start, c_reset, c_keys, c_starts,
+                    c_counts, g, cols, keys, kern_slots, exp_bounds, exp_slots, sizes, work, item_set, sym_stamps,
+                    memo):
+    """Make the configurations that configurations c, c + 1, ... lead to by each terminal their column expects,
+    then by each ignored terminal (`ignored_terms`), from the i-th of c's on, until `stop` configurations exist or
+    none is left: breadth first, as a new configuration takes the next id. Returns (status, c, i), where to go on
+    from: `OK` when done or at `stop`, else a status to recover from first (as `resolve_end`'s)."""
+    expected_ids = cols[:, EXPECTED]
+    while c < c_counts[0]:
+        column = c_column[c]
+        e = expected_ids[column]
+        lo, n_expected = exp_bounds[e, 0], exp_bounds[e, 1] - exp_bounds[e, 0]
+        while i < n_expected + ignored_terms.shape[0]:
+            if c_counts[0] >= stop:
+                return OK, c, i
+            if i < n_expected:
+                t = keys[lo + i]
+                status, target, _, _ = scan_memo(column, t, g, cols, keys, kern_slots, exp_bounds, exp_slots, sizes,
+                                                 work, item_set, sym_stamps, memo)
+            else:
+                t = ignored_terms[i - n_expected]
+                status, target = OK, column
+            if status != OK:
+                return status, c, i
+            if target >= 0:
+                status, _, _ = config_of(target, term_guard[t], expected_ids, c_column, c_guard, c_start, c_reset,
+                                         c_keys, c_starts, c_counts)
+                if status != OK:
+                    return status, c, i
+            i += 1
+        c += 1
+        i = 0
+    return OK, c, i
+
+
+@njit(cache=True)
 def _rehash(keys, offs, counts, new_keys, new_offs, new_counts):
     """Move every entry of one boundary table into a larger, empty one."""
     for i in range(keys.shape[0]):

@@ -466,6 +466,10 @@ class Chart:
                 self._work, self._item_set, self._sym_stamps, self._memo)
 
     @property
+    def n_columns(self) -> int:
+        return int(self._sizes[_N_COLS])
+
+    @property
     def expected_ids(self) -> np.ndarray:
         """Per column, its expected-set id (a view of the store, valid for the columns made so far)."""
         return self._cols[:, EXPECTED]

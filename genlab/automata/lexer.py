@@ -374,7 +374,15 @@ class Lexer:
         if self._n >= self.max_states:
             self._too_many()
         self._reserve(1, len(terms) + len(more))
-        s = self._n
+        s, members = self._n, self._n_members
+        try:
+            return self._add(s, terms, more, guarded)
+        except StateLimitError:
+            self._roll_back(s, members)
+            raise
+
+    def _add(self, s: int, terms: np.ndarray, more: np.ndarray, guarded: np.ndarray) -> int:
+        """`new_start`'s work: start state `s` and every state it reaches, with their tables."""
         self._is_start.add(s)
         resume, self._n, self._n_members, code = _add_start(
             terms, more, self._start_pair, guarded, s, self._flat, self._live_offs, self._live_classes,
@@ -391,6 +399,18 @@ class Lexer:
             self._expand(resume)
             self._finish(s, s, guarded)
         return s
+
+    def _roll_back(self, n: int, members: int) -> None:
+        """Forget the states from `n` on (a start whose expansion passed `max_states`): a limit error leaves the
+        lexer as it was, so a caller that stops at the limit can go on using it."""
+        self._is_start.discard(n)
+        self._single[self._single > n] = 0
+        self._slots[:] = 0
+        starts = np.zeros(n, np.bool_)
+        starts[list(self._is_start)] = True
+        _rehash(self._members, self._lo, self._hi, n, starts, self._slots)
+        self._n, self._n_members = n, members
+        self._views()
 
     def _too_many(self) -> None:
         raise StateLimitError(
@@ -637,9 +657,15 @@ def _state_tables(rows, class_bits, live_offs, live_classes, first, n, members, 
 
 def slice_representatives(lexer: "Lexer", slice_table: np.ndarray) -> np.ndarray:
     """One byte per (lexer byte class, slice DFA column) pair: the bytes `slice_reach` must try."""
-    _, column = np.unique(slice_table.T, axis=0, return_inverse=True)
-    _, first = np.unique(lexer.byte_class.astype(np.int64) * 256 + column.ravel(), return_index=True)
+    key = slice_table.tobytes()
+    column = _SLICE_COLUMNS.get(key)
+    if column is None:  # the same few slice tables serve every grammar: their column classes are kept
+        column = _SLICE_COLUMNS[key] = np.unique(slice_table.T, axis=0, return_inverse=True)[1].ravel()
+    _, first = np.unique(lexer.byte_class.astype(np.int64) * 256 + column, return_index=True)
     return first.astype(np.int32)
+
+
+_SLICE_COLUMNS: dict[bytes, np.ndarray] = {}  # slice table -> per byte, its column class
 
 
 @njit(cache=True)
@@ -795,3 +821,42 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
                 i = subtree_end[i] if cut else i + 1
     write_run(order, out, run_start, run_end)
     return n_events
+
+
+@njit(cache=True)
+def slice_reaches(slice_table, max_len, reps, table, byte_class, qs):
+    """`slice_reach` from each lexer state in `qs`."""
+    out = np.empty(qs.shape[0], np.int32)
+    for k in range(qs.shape[0]):
+        out[k] = slice_reach(slice_table, max_len, reps, table, byte_class, qs[k])
+    return out
+
+
+@njit(cache=True)
+def walk_roots(byte, depth, subtree_end, token_start, token_end, order, bytes_below, child_bytes, subtree_tokens_end,
+               table, byte_class, accepting, loops, follow, restart, qs, reach, slice_below, counter, states, outs,
+               event_nodes, event_states, event_groups, ends, seen_stamp, seen_state):
+    """`walk_lexer` from the trie root for each lexer state `qs[k]` in turn, each under a fresh stamp drawn from
+    `counter`, into `outs[k]` (holding the slice tokens of at most `reach[k]` bytes) with its lexeme ends appended
+    to the event buffers up to `ends[k + 1]` (`ends[0]` is where the first starts). Returns how many states were
+    walked: fewer than all when the event buffers filled (the last one's `outs` row is then partly written)."""
+    start = np.empty(1, np.int32)
+    stamp = np.empty(1, np.int64)
+    skip = np.empty(1, np.int32)
+    no_reset = np.zeros(1, np.bool_)
+    root = np.zeros(1, np.int32)
+    bounds = np.array([0, 1], np.int64)
+    for k in range(qs.shape[0]):
+        start[0] = qs[k]
+        stamp[0] = counter[0]
+        counter[0] += 1
+        skip[0] = reach[k]
+        at = ends[k]
+        n = walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_below, child_bytes,
+                       subtree_tokens_end, table, byte_class, accepting, loops, follow, restart, start, stamp,
+                       no_reset, skip, slice_below, root, bounds, states, outs[k], event_nodes[at:],
+                       event_states[at:], event_groups[at:], seen_stamp, seen_state)
+        if n < 0:
+            return k
+        ends[k + 1] = at + n
+    return qs.shape[0]

@@ -20,13 +20,15 @@ way to go on; so a thread is dead exactly when its lexer is.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from genlab.automata.boundaries import (GROW_CONFIGS, GROW_TABLE, GUARD_BITS, NEED_START, BoundaryTable,
-                                       Configurations, config_of)
+                                       Configurations, config_of, explore_configs)
 from genlab.automata.earley import CFG, OK, Chart
 from genlab.automata.lexer import Lexer, Terminal, lexeme_ends, run_lexeme
-from genlab.errors import UnsupportedConstraintError
+from genlab.errors import StateLimitError, UnsupportedConstraintError
 
 Thread = tuple[int, int]  # (configuration, lexer state)
 
@@ -67,6 +69,8 @@ def _load_growth_kernels() -> None:
 class GrammarParser:
     """Configurations, lexers and chart of one compiled grammar; parser states are tuples of threads."""
 
+    EXPLORE_STEP = 16  # configurations `explore` makes per kernel call (it checks the time between calls)
+
     def __init__(self, terminals: list[Terminal], ignore: tuple[int, ...], cfg: CFG, *,
                  max_columns: int = 1_000_000, max_items: int = 100_000, max_lexer_states: int = 50_000) -> None:
         _load_growth_kernels()
@@ -101,6 +105,7 @@ class GrammarParser:
         self._ends_at: dict[tuple[int, int], tuple[int, ...]] = {}  # (configuration, lexer state) -> configurations
         self._ends = (np.empty(64, np.int64), np.empty(64, np.int32))  # `lexeme_ends` buffers for `_survivor`
         self._subsumed: dict[int, bool] = {}
+        self._explored = (0, 0)  # where `explore` goes on: configuration, index among its terminals
         self.start_config = self.config(0, 0)
 
     # --- configurations ---------------------------------------------------------------------------------------
@@ -194,6 +199,31 @@ class GrammarParser:
         return (self._ends_out, lexer.members, lexer.lo, lexer.hi, lexer.pair_accepting, lexer.pair_term,
                 self._term_guards, self._ignored, configs.column, configs.guard, configs.keys, configs.starts,
                 configs.counts, *self.chart.arrays)
+
+    def explore(self, max_configs: int, deadline: float) -> None:
+        """Make configurations breadth first from the start (by each expected, then each ignored terminal), with
+        their chart columns and lexer starts, until `max_configs` exist, `time.perf_counter()` passes `deadline`,
+        or the lexer or the chart comes near its limit: the parser work of a generation's first lexemes, done at
+        compile time rather than inside its first masks. Goes on where an earlier call stopped. A limit met on
+        the way stops it without an error (the chart and the lexer stay as they were before that step)."""
+        lexer, chart, configs = self.lexer, self.chart, self.configs
+        c, i = self._explored
+        while (time.perf_counter() < deadline and 2 * lexer.n_states <= lexer.max_states
+               and 2 * chart.n_columns <= chart.max_columns):
+            status, c, i = explore_configs(c, i, min(max_configs, configs.size + self.EXPLORE_STEP),
+                                           self._ignore_array, self._term_guards, configs.column, configs.guard,
+                                           configs.start, configs.reset, configs.keys, configs.starts, configs.counts,
+                                           *chart.arrays)
+            if status == OK:
+                if c >= configs.size or configs.size >= max_configs:
+                    break
+                continue
+            try:
+                self.recover(status)
+            except StateLimitError:
+                break
+        self._explored = (c, i)
+        self.sync()
 
     def recover(self, status: int) -> None:
         """After compiled resolution stopped with `status`: build the lexer start a configuration lacks, or make

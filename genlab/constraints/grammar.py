@@ -17,6 +17,7 @@ lexer start or to grow an array.
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ from genlab import bitset
 from genlab.automata import continuation
 from genlab.automata.continuation import DONE, STAMPS, new_stamp, walk_continuations
 from genlab.automata.earley import CFG
-from genlab.automata.lexer import Terminal, compile_terminal, slice_reach, slice_representatives, walk_lexer
+from genlab.automata.lexer import (Terminal, compile_terminal, slice_reach, slice_reaches, slice_representatives,
+                                   walk_lexer, walk_roots)
 from genlab.automata.parser import GrammarParser, Thread, check_guards
 from genlab.constraints.base import Constraint, Matcher
 from genlab.errors import GrammarError
@@ -193,6 +195,10 @@ class GrammarMatcher(Matcher):
 
     MASK_CACHE_BYTES = 64 << 20
     BOOL_MASKS = 32  # `mask` results kept unpacked, most recent first (samplers ask again for shared states)
+    # compile-time warm-up (`_warm`): at most this many seconds, and configurations explored
+    WARM_SECONDS = 0.002
+    WARM_CONFIGS = 128
+    WARM_BATCH = 32  # lexer states walked per kernel call
 
     def __init__(self, parser: GrammarParser, vocab: TokenVocabulary) -> None:
         self.parser = parser
@@ -217,6 +223,63 @@ class GrammarMatcher(Matcher):
         # the one group of a root walk: its start state, stamp and slice reach, rewritten per walk
         self._one_start, self._one_stamp, self._one_reach = (np.zeros(1, np.int32), np.zeros(1, np.int64),
                                                              np.zeros(1, np.int32))
+        self._warm()
+
+    def _warm(self) -> None:
+        """Do at compile time, within `WARM_SECONDS`, the lazy work the first masks of a generation would meet:
+        the parser's first configurations (`GrammarParser.explore`, shared by the grammar's matchers), then the
+        walks from the trie root of the lexer states they reach, in the order they were made, `WARM_BATCH` to a
+        kernel call. Only where the work happens changes, not any mask: a mask reads the same caches it would
+        have filled itself."""
+        deadline = time.perf_counter() + self.WARM_SECONDS
+        self.parser.explore(self.WARM_CONFIGS, deadline)
+        lexer = self.parser.lexer
+        q = 0
+        while q < lexer.n_states and time.perf_counter() < deadline:
+            qs = np.arange(q, min(q + self.WARM_BATCH, lexer.n_states, q + self._max_masks - len(self._walks)),
+                           dtype=np.int32)
+            if not len(qs):
+                break
+            self._root_walks(qs)
+            q += len(qs)
+
+    def _root_walks(self, qs: np.ndarray) -> None:
+        """`_lexer_walk` for each lexer state in `qs` (none cached yet), in two kernel calls per walk space."""
+        lexer, sl = self.parser.lexer, self._slice
+        if sl.max_len:
+            reach = slice_reaches(sl.table, sl.max_len, self._slice_reps, lexer.table, lexer.byte_class, qs)
+        else:
+            reach = np.zeros(len(qs), np.int32)
+        self._reached.update(zip(qs.tolist(), reach.tolist()))
+        outside = (reach > 0) & (reach == sl.max_len)
+        for space, pick in ((self._whole, ~outside), (self._outside() if outside.any() else None, outside)):
+            if space is None or not pick.any():
+                continue
+            sub, sub_reach = qs[pick], reach[pick]
+            levels, which = np.unique(sub_reach, return_inverse=True)
+            bits = np.stack([self._slice.up_to(int(r)) for r in levels])
+            outs = bits[which]
+            ends = np.zeros(len(sub) + 1, np.int64)
+            events = tuple(np.empty(4096, np.int32) for _ in range(3))
+            done = 0
+            while True:
+                done += walk_roots(*space.trie_arrays, *lexer.walk_arrays, sub[done:], sub_reach[done:], space.below,
+                                   STAMPS, space.work.states, outs[done:], *events, ends[done:],
+                                   space.work.seen_stamp, space.work.seen_state)
+                if done == len(sub):
+                    break
+                outs[done] = bits[which[done]]  # the state the buffers stopped: walked again, with room
+                used = int(ends[done])
+                grown = tuple(np.empty(2 * len(events[0]), np.int32) for _ in range(3))
+                for old, new in zip(events, grown):
+                    new[:used] = old[:used]
+                events = grown
+            nodes, states = events[0], events[1]
+            for k, q in enumerate(sub.tolist()):
+                out = outs[k]
+                out.flags.writeable = False
+                a, b = int(ends[k]), int(ends[k + 1])
+                self._walks[q] = (out, nodes[a:b], states[a:b], space)
 
     # --- the contract -----------------------------------------------------------------------------------------
 
