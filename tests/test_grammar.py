@@ -4,6 +4,7 @@ against per-token brute force on real vocabularies, bad input, and sampler outpu
 from __future__ import annotations
 
 import itertools
+import math
 import random
 
 import lark
@@ -239,8 +240,11 @@ def test_compile_warm_up_changes_no_mask(monkeypatch, source):
     monkeypatch.setattr(GrammarMatcher, "WARM_BATCH", 5)  # several kernel calls, a partial last one
     warm = Grammar(source).compile(vocab)
     parser = warm.parser
-    assert parser.configs.size == GrammarMatcher.WARM_CONFIGS  # both grammars have more to explore
-    assert sorted(warm._walks) == list(range(parser.lexer.n_states))
+    probe = Grammar(source)._parser  # exploring alone: the configurations and lexer states the warm-up meets
+    probe.explore(GrammarMatcher.WARM_CONFIGS, math.inf)
+    assert probe.configs.size == GrammarMatcher.WARM_CONFIGS  # both grammars have more to explore
+    assert set(range(probe.lexer.n_states)) <= set(warm._walks)
+    assert all((c, parser.config_start[c]) in warm._masks for c in range(probe.configs.size))
     for sentence in SENTENCES[source]:
         ids = tok.encode(sentence, add_special_tokens=False)
         states = {"cold": cold.start(), "warm": warm.start()}
@@ -252,9 +256,10 @@ def test_compile_warm_up_changes_no_mask(monkeypatch, source):
             states = {k: (cold if k == "cold" else warm).advance(s, t) for k, s in states.items()}
 
 
-def test_warm_up_stops_at_limits_without_an_error():
-    """Exploring ahead stops short of the limits; what a text needs still meets them with the usual error."""
+def test_warm_up_stops_at_limits_without_an_error(monkeypatch):
+    """Warming up stops at the limits without an error; what a text needs still meets them with the usual one."""
     _, vocab = tokenizer_and_vocab("smollm2")
+    monkeypatch.setattr(GrammarMatcher, "WARM_SECONDS", 60.0)  # every phase runs until it meets a limit
     grammar = Grammar('start: e\ne: e e | e e e | "a" |\n', max_items=300)
     matcher = grammar.compile(vocab)  # exploring "a a a ..." grows the items until the limit stops it
     assert matcher.mask(matcher.start()).any()

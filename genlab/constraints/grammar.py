@@ -34,7 +34,7 @@ from genlab.automata.lexer import (Terminal, compile_terminal, slice_reach, slic
                                    walk_lexer, walk_roots)
 from genlab.automata.parser import GrammarParser, Thread, check_guards
 from genlab.constraints.base import Constraint, Matcher
-from genlab.errors import GrammarError
+from genlab.errors import GrammarError, StateLimitError
 from genlab.slices import outside_trie, string_content_slice
 from genlab.trie import TokenTrie
 from genlab.vocab import TokenVocabulary
@@ -229,8 +229,9 @@ class GrammarMatcher(Matcher):
         """Do at compile time, within `WARM_SECONDS`, the lazy work the first masks of a generation would meet:
         the parser's first configurations (`GrammarParser.explore`, shared by the grammar's matchers), then the
         walks from the trie root of the lexer states they reach, in the order they were made, `WARM_BATCH` to a
-        kernel call, then the masks of those configurations at a lexeme's start, the start's first. Only where
-        the work happens changes, not any mask: a mask reads the same caches it would have filled itself."""
+        kernel call, then the masks of those configurations at a lexeme's start, the start's first; a grammar limit
+        met on the way ends it without an error. Only where the work happens changes, not any mask: a mask reads
+        the same caches it would have filled itself."""
         deadline = time.perf_counter() + self.WARM_SECONDS
         self.parser.explore(self.WARM_CONFIGS, deadline)
         lexer = self.parser.lexer
@@ -243,10 +244,13 @@ class GrammarMatcher(Matcher):
             self._root_walks(qs)
             q += len(qs)
         parser = self.parser
-        for c in range(parser.configs.size):
-            if time.perf_counter() > deadline or len(self._masks) >= self._max_masks:
-                break
-            self._thread_mask((c, parser.config_start[c]))
+        try:
+            for c in range(parser.configs.size):
+                if time.perf_counter() > deadline or len(self._masks) >= self._max_masks:
+                    break
+                self._thread_mask((c, parser.config_start[c]))
+        except StateLimitError:  # left for a generation that goes there to meet (the parser keeps whole steps)
+            parser.sync()
 
     def _root_walks(self, qs: np.ndarray) -> None:
         """`_lexer_walk` for each lexer state in `qs` (none cached yet), in two kernel calls per walk space."""
