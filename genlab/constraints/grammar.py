@@ -12,7 +12,8 @@ Masks are bitsets (`bitset.py`): a thread's mask is a trie walk in its lexer fro
 lexer state, since it does not depend on the parser; below the trie nodes where a lexeme can end, the walk goes
 on in the parser's next configurations, level after level, in one compiled loop (`automata/continuation.py`)
 that also does the parser work it meets (chart columns, configurations) and comes back to Python only to build a
-lexer start or to grow an array.
+lexer start or to grow an array. Compiling against a vocabulary does the first of that work ahead, within a small
+time budget (`GrammarMatcher._warm`), so a generation's first masks find it done.
 """
 
 from __future__ import annotations
