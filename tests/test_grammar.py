@@ -230,8 +230,9 @@ def test_mask_equals_brute_force_along_sentences(name, source):
 
 @pytest.mark.parametrize("source", [JSON, Grammar.shipped("sqlite").source], ids=["json", "sqlite"])
 def test_compile_warm_up_changes_no_mask(monkeypatch, source):
-    """The compile-time warm-up (parser configurations, root walks of the lexer states they reach) only moves
-    work: a fully warmed matcher and one with no warm-up give the same masks, equal to brute force."""
+    """The compile-time warm-up (parser configurations, root walks of the lexer states they reach, masks at a
+    lexeme's start) only moves work: a fully warmed matcher and one with no warm-up give the same masks, equal to
+    brute force."""
     tok, vocab = tokenizer_and_vocab("smollm2")
     monkeypatch.setattr(GrammarMatcher, "WARM_SECONDS", 0.0)
     cold = Grammar(source).compile(vocab)
