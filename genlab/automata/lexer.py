@@ -406,11 +406,15 @@ class Lexer:
         self._is_start.discard(n)
         self._single[self._single > n] = 0
         self._slots[:] = 0
-        starts = np.zeros(n, np.bool_)
-        starts[list(self._is_start)] = True
-        _rehash(self._members, self._lo, self._hi, n, starts, self._slots)
+        self._rehash_slots(n)
         self._n, self._n_members = n, members
         self._views()
+
+    def _rehash_slots(self, n: int) -> None:
+        """Enter states 0 to `n` - 1 into the empty intern table `_slots` (starts are never looked up there)."""
+        starts = np.zeros(n, np.bool_)
+        starts[[s for s in self._is_start if s < n]] = True
+        _rehash(self._members, self._lo, self._hi, n, starts, self._slots)
 
     def _too_many(self) -> None:
         raise StateLimitError(
@@ -430,9 +434,7 @@ class Lexer:
             self._members = grown
         if 2 * n > len(self._slots):
             self._slots = np.zeros(1 << (4 * n - 1).bit_length(), np.int32)
-            starts = np.zeros(self._n, np.bool_)
-            starts[list(self._is_start)] = True
-            _rehash(self._members, self._lo, self._hi, self._n, starts, self._slots)
+            self._rehash_slots(self._n)
 
     def _grow_states(self, cap: int) -> None:
         """Room for `cap` states in every per-state buffer (the new part untouched)."""

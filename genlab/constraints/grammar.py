@@ -261,7 +261,7 @@ class GrammarMatcher(Matcher):
         else:
             reach = np.zeros(len(qs), np.int32)
         self._reached.update(zip(qs.tolist(), reach.tolist()))
-        outside = (reach > 0) & (reach == sl.max_len)
+        outside = self._outside_only(reach)
         for space, pick in ((self._whole, ~outside), (self._outside() if outside.any() else None, outside)):
             if space is None or not pick.any():
                 continue
@@ -397,7 +397,7 @@ class GrammarMatcher(Matcher):
             return hit
         reach = self._reach(q)
         out = self._slice.up_to(reach) if reach else bitset.empty(self.vocab.size)
-        space = self._outside() if 0 < reach == self._slice.max_len else self._whole
+        space = self._outside() if self._outside_only(reach) else self._whole
         nodes, states = self._root_walk(q, out, reach, space)
         out.flags.writeable = False  # masks share it (see `_thread_mask`)
         hit = self._walks[q] = (out, nodes, states, space)
@@ -414,6 +414,11 @@ class GrammarMatcher(Matcher):
             hit = self._reached[q] = int(slice_reach(sl.table, sl.max_len, self._slice_reps, lexer.table,
                                                      lexer.byte_class, q)) if sl.max_len else 0
         return hit
+
+    def _outside_only(self, reach):
+        """Whether a walk with slice reach `reach` (an int, or an array of them) takes every slice token whole
+        and walks the trie of the others only."""
+        return (reach > 0) & (reach == self._slice.max_len)
 
     def _outside(self) -> "_Space":
         """The walk space of the tokens outside the string-content slice (built on first use)."""
