@@ -13,6 +13,10 @@ import pytest
 from conftest import tokenizer_and_vocab
 
 from genlab import Grammar, TokenVocabulary
+from genlab.automata import parser as parser_module
+from genlab.automata.boundaries import GROW_CONFIGS, GROW_TABLE, NEED_START, BoundaryTable, Configurations
+from genlab.automata.earley import OK, Chart
+from genlab.automata.lexer import Lexer
 from genlab.bitset import unpack
 from genlab.constraints import GrammarMatcher
 from genlab.errors import (
@@ -275,6 +279,45 @@ def test_warm_up_stops_at_limits_without_an_error(monkeypatch):
     for _ in range(2):  # the failed start left nothing behind: the same error again
         with pytest.raises(StateLimitError, match="more than 100 states"):
             grammar.check("(k000xyz)")
+
+
+@pytest.mark.parametrize("source", [JSON, Grammar.shipped("sqlite").source], ids=["json", "sqlite"])
+def test_allows_sees_every_array_as_it_grows(monkeypatch, source):
+    """`allows` is one compiled call reading the parser's arrays through an address table
+    (`survivor.survives`); with every array made tiny and no warm-up, they grow inside `allows` calls (the
+    kernel stops, Python grows, the kernel runs again): each call must get a table of the current arrays, and
+    every answer must be the Python byte parser's (`feed`, which reads none of the kernel's tables)."""
+    tiny = {Chart: {"INITIAL_COLUMNS": 1, "INITIAL_KEYS": 1, "INITIAL_SLOTS": 2, "INITIAL_ITEMS": 1},
+            Configurations: {"INITIAL": 1}, BoundaryTable: {"INITIAL": 2},
+            Lexer: {"INITIAL_STATES": 2, "INITIAL_MEMBERS": 4}, GrammarMatcher: {"WARM_SECONDS": 0.0}}
+    for cls, values in tiny.items():
+        for name, value in values.items():
+            monkeypatch.setattr(cls, name, value)
+    tok, vocab = tokenizer_and_vocab("qwen2")
+    matcher = Grammar(source).compile(vocab)
+    parser, real, statuses = matcher.parser, parser_module.survives, []
+
+    def checked(table, *args):
+        assert table is parser._bundle.table() and parser._bundle.current()
+        out = real(table, *args)
+        statuses.append(out[0])
+        return out
+
+    monkeypatch.setattr(parser_module, "survives", checked)
+    text = np.flatnonzero(vocab.is_text)
+    rng = np.random.default_rng(3)
+    for sentence in SENTENCES[source]:
+        state = matcher.start()
+        for t in tok.encode(sentence, add_special_tokens=False):
+            for u in [t, *rng.choice(text, 30, replace=False).tolist()]:
+                got = matcher.allows(state, u)  # first: the kernel does the parser work and the growing
+                a, b = int(vocab.offsets[u]), int(vocab.offsets[u + 1])
+                assert got == bool(parser.feed(state, vocab.data, a, b)), (sentence, vocab.token_bytes[u])
+            state = matcher.advance(state, t)
+        assert matcher.is_final(state)
+    grew = set(statuses) - {OK}
+    assert {NEED_START, GROW_CONFIGS, GROW_TABLE} < grew  # and at least one of the chart's
+    assert len(parser.lexer.lo) > 2 and len(parser.lexer.members) > 4  # the lexer grew too (in a lexer start)
 
 
 # Whitespace ignored between lexemes, after guarded names and keywords (mask walks restart inside it), and the

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from genlab.automata.bundle import replaced
 from genlab.automata.earley import EXPECTED, OK, scan_memo
 from genlab.automata.intern import find_slot, grown_pairs, put_pair
 
@@ -47,6 +48,7 @@ class Configurations:
         """Record the lexer start of (expected-set id, guard)."""
         if 2 * (int(self.counts[1]) + 1) > self.starts.shape[1]:
             self.starts = grown_pairs(self.starts)
+            replaced()
         put_pair(self.starts, expected_id << GUARD_BITS | guard, start)
         self.counts[1] += 1
 
@@ -59,8 +61,10 @@ class Configurations:
                 grown = np.zeros(2 * n, old.dtype)
                 grown[:n] = old
                 setattr(self, name, grown)
+            replaced()
         if 2 * (c + 1) > self.keys.shape[1]:
             self.keys = grown_pairs(self.keys)
+            replaced()
 
 
 @njit(cache=True)
@@ -201,7 +205,9 @@ class BoundaryTable:
             grown = (np.full(cap, -1, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int32))
             _rehash(self.keys, self.offs, self.counts, *grown)
             self.keys, self.offs, self.counts = grown
+            replaced()
         if n_flat + values > len(self.flat):
             flat = np.empty(max(2 * len(self.flat), n_flat + values), np.int32)
             flat[:n_flat] = self.flat[:n_flat]
             self.flat = flat
+            replaced()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from genlab.automata.bundle import replaced
 from genlab.automata.intern import find_list, find_slot, grown_pairs, list_hash
 from genlab.errors import EmptyLanguageError, GrammarError, StateLimitError
 
@@ -505,6 +506,7 @@ class Chart:
         """Build scratch for `size` items: their list, the scan and wait keys, a kernel; the item set twice that."""
         self._work = np.empty((3, size), np.int64)
         self._item_set = np.zeros((2, 2 * size), np.int64)
+        replaced()
 
     def recover(self, status: int) -> None:
         """Make room after a build that did not fit (it is then run again), or raise at a limit."""
@@ -538,6 +540,7 @@ class Chart:
         if 2 * (sizes[_N_INTERNED] + 1) > len(self._kern_slots):
             self._kern_slots = np.zeros(2 * len(self._kern_slots), np.int64)
             _rehash_lists(self._kern_slots, self._keys, self._cols[:, _KERN_LO], self._cols[:, _KERN_HI], n_cols)
+        replaced()
 
 
 def _grown(store: np.ndarray, size: int) -> np.ndarray:

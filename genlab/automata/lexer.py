@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from genlab.automata.bundle import replaced
 from genlab.automata.charclass import char_set
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.combine import difference
@@ -257,6 +258,7 @@ class Lexer:
     """
 
     INITIAL_STATES = 1 << 14  # state capacity before the first growth
+    INITIAL_MEMBERS = 1 << 20  # pair capacity (states' member lists) before the first growth
 
     def __init__(self, terminals: list[Terminal], max_states: int, restart: frozenset[int] = frozenset()) -> None:
         self.terminals = terminals
@@ -292,7 +294,7 @@ class Lexer:
         # untouched (np.empty, np.zeros): the OS backs a page only when a state first writes it, where growing by
         # copies would fault in every page again (costly in sandboxes, and on the first mask of a grammar).
         self._n = self._n_members = 0
-        self._members = np.empty(1 << 20, np.int32)
+        self._members = np.empty(self.INITIAL_MEMBERS, np.int32)
         self._buffers = ("_lo", "_hi", "_rows", "_accepting_buf", "_follow_buf", "_loops_buf", "_dead_end_buf",
                          "_restart_buf")
         self._lo = np.empty(0, np.int64)
@@ -326,6 +328,13 @@ class Lexer:
     @property
     def lo(self) -> np.ndarray:
         return self._lo
+
+    @property
+    def buffers(self) -> tuple[np.ndarray, ...]:
+        """The tables compiled readers take, as growing buffers (rows past `n_states` unused): transitions,
+        byte classes, accepting, members, lo, hi, and per pair whether it accepts and its terminal."""
+        return (self._rows, self.byte_class, self._accepting_buf, self._members, self._lo, self._hi,
+                self.pair_accepting, self.pair_term)
 
     @property
     def hi(self) -> np.ndarray:
@@ -432,6 +441,7 @@ class Lexer:
             grown = np.empty(max(2 * len(self._members), m), np.int32)
             grown[: self._n_members] = self._members[: self._n_members]
             self._members = grown
+            replaced()
         if 2 * n > len(self._slots):
             self._slots = np.zeros(1 << (4 * n - 1).bit_length(), np.int32)
             self._rehash_slots(self._n)
@@ -443,6 +453,7 @@ class Lexer:
             grown = np.zeros((cap,) + old.shape[1:], old.dtype)
             grown[: self._n] = old[: self._n]
             setattr(self, name, grown)
+        replaced()
 
     def _expand(self, first: int) -> None:
         """Compute the rows of every state from `first` on, adding the states they reach."""

@@ -26,8 +26,10 @@ import numpy as np
 
 from genlab.automata.boundaries import (GROW_CONFIGS, GROW_TABLE, GUARD_BITS, NEED_START, BoundaryTable,
                                        Configurations, config_of, explore_configs)
+from genlab.automata.bundle import ArrayBundle
 from genlab.automata.earley import CFG, OK, Chart
-from genlab.automata.lexer import Lexer, Terminal, lexeme_ends, run_lexeme
+from genlab.automata.lexer import Lexer, Terminal, run_lexeme
+from genlab.automata.survivor import KINDS, survives
 from genlab.errors import StateLimitError, UnsupportedConstraintError
 
 Thread = tuple[int, int]  # (configuration, lexer state)
@@ -103,10 +105,13 @@ class GrammarParser:
         self._ends_out = np.empty(2 * max(len(terminals), 1), np.int32)  # one lexeme end's configurations
         self._boundary: dict[tuple[int, int], tuple[int, ...]] = {}  # (configuration, terminal) -> configurations
         self._ends_at: dict[tuple[int, int], tuple[int, ...]] = {}  # (configuration, lexer state) -> configurations
-        self._ends = (np.empty(64, np.int64), np.empty(64, np.int32))  # `lexeme_ends` buffers for `_survivor`
+        self._bundle = ArrayBundle(KINDS, self._survivor_arrays)  # what `survives` reads
         self._subsumed: dict[int, bool] = {}
         self._explored = (0, 0)  # where `explore` goes on: configuration, index among its terminals
         self.start_config = self.config(0, 0)
+        # the table built and the kernel loaded now rather than in the first `allows` (no bytes: alive)
+        survives(self._bundle.table(), np.zeros(0, np.uint8), 0, 0, self.start_config,
+                 self.config_start[self.start_config])
 
     # --- configurations ---------------------------------------------------------------------------------------
 
@@ -306,28 +311,25 @@ class GrammarParser:
         return tuple(sorted(out))
 
     def _survivor(self, threads: tuple[Thread, ...], data: np.ndarray, pos: int, end: int) -> tuple[Thread, ...]:
-        """`feed(..., first_only=True)`: each thread first reads on in its lexeme as far as it can (one kernel call;
-        alive at the end means the text goes on), and only where that lexeme dies do the places it could have
-        ended spawn threads, latest first. A thread alive at the end is mid-lexeme in a live state, or at the end
-        of an expected terminal (whose end spawns at least one thread): either way the text has a completion."""
-        lexer = self.lexer
-        if len(self._ends[0]) < end - pos:
-            self._ends = (np.empty(end - pos, np.int64), np.empty(end - pos, np.int32))
-        at, states = self._ends
-        seen: set[tuple[int, int]] = set()
-        work = [(c, q, pos) for c, q in threads]
-        while work:
-            c, q, p = work.pop()
-            final, n = lexeme_ends(lexer.table, lexer.byte_class, lexer.accepting, data, p, end, q, at, states)
-            if final >= 0:
-                return ((c, final),)  # only a truth value, not a parser state
-            for k in range(n):  # pushed earliest first: the latest end is tried first
-                p2 = int(at[k])
-                for c2 in self.boundaries(c, int(states[k])):
-                    if (c2, p2) not in seen:
-                        seen.add((c2, p2))
-                        work.append((c2, self.config_start[c2], p2))
+        """`feed(..., first_only=True)`: whether some thread lives through the bytes, one compiled call per thread
+        (`survivor.survives`), which comes back here only to build a lexer start or make room."""
+        bundle = self._bundle
+        for c, q in threads:
+            while True:
+                status, alive = survives(bundle.table(), data, pos, end, c, q)
+                if status == OK:
+                    break
+                self.recover(status)
+            if alive:
+                return ((c, q),)  # only a truth value, not a parser state
         return ()
+
+    def _survivor_arrays(self) -> tuple[np.ndarray, ...]:
+        """`survives`' arrays, in `survivor.SLOTS` order."""
+        configs, table = self.configs, self.table
+        return (*self.lexer.buffers, self._term_guards, self._ignored, self._ends_out, configs.column, configs.guard,
+                configs.start, configs.reset, configs.keys, configs.starts, configs.counts, table.keys, table.offs,
+                table.counts, table.flat, table.sizes, *self.chart.arrays)
 
     def accepts(self, data: bytes) -> bool:
         """Whether the whole of `data` is a sentence."""
