@@ -48,7 +48,7 @@ class ArrayBundle:
         return self._table
 
     def current(self) -> bool:
-        """Whether the table is in use as built, for exactly the arrays `sources()` returns now (for tests)."""
+        """Whether the table needs no rebuild and points at exactly the arrays `sources()` returns now (tests)."""
         return self._generation == _GENERATION[0] and all(a is b for a, b in zip(self._arrays, self._sources(),
                                                                                   strict=True))
 

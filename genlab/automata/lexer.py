@@ -330,15 +330,15 @@ class Lexer:
         return self._lo
 
     @property
+    def hi(self) -> np.ndarray:
+        return self._hi
+
+    @property
     def buffers(self) -> tuple[np.ndarray, ...]:
         """The tables compiled readers take, as growing buffers (rows past `n_states` unused): transitions,
         byte classes, accepting, members, lo, hi, and per pair whether it accepts and its terminal."""
         return (self._rows, self.byte_class, self._accepting_buf, self._members, self._lo, self._hi,
                 self.pair_accepting, self.pair_term)
-
-    @property
-    def hi(self) -> np.ndarray:
-        return self._hi
 
     def key(self, state: int) -> tuple[tuple[int, int], ...]:
         """The live (terminal, terminal state) pairs of `state`; () for a start state."""
