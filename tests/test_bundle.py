@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 from numba import njit
@@ -44,6 +47,17 @@ class Owner:
 
     def total(self) -> int:
         return sum(int(a.sum()) for a in self.arrays)
+
+    def sources(self) -> list[np.ndarray]:
+        return self.arrays
+
+
+class Holder:
+    """An owner and its bundle, copied together as a parser and its bundle are."""
+
+    def __init__(self) -> None:
+        self.owner = Owner()
+        self.bundle = ArrayBundle(KINDS, self.owner.sources)
 
 
 def test_kernels_read_and_write_the_bundled_arrays():
@@ -89,3 +103,15 @@ def test_an_array_of_the_wrong_kind_is_refused(slot, bad, what):
         ArrayBundle(KINDS, lambda: owner.arrays).table()
     with pytest.raises(ValueError, match="5 slots was given 4 arrays"):
         ArrayBundle(KINDS, lambda: owner.arrays[:4]).table()
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copy_reads_its_own_arrays(how):
+    """A copied parser must not write into the arrays of the one it was copied from (nor read them once freed)."""
+    holder = Holder()
+    holder.bundle.table()
+    twin = copy.deepcopy(holder) if how == "deepcopy" else pickle.loads(pickle.dumps(holder))
+    before, total = [a.copy() for a in holder.owner.arrays], twin.owner.total()
+    assert _touch(twin.bundle.table()) == total and twin.bundle.current()
+    assert all(np.array_equal(a, b) for a, b in zip(before, holder.owner.arrays))  # the original is untouched
+    assert not np.array_equal(twin.owner.arrays[0], before[0])  # the copy was written

@@ -8,7 +8,8 @@ take views of it by slot (`i32`, `i64_2d`, ...), with no copy and no reference c
 The arrays grow by replacement, so a stale table would point at freed memory. Every owner of a bundled array
 calls `replaced()` when it swaps one for another (the lexer, the chart, the configurations, the boundary
 table), and `ArrayBundle.table()` rebuilds the table after any replacement anywhere in the process (growth is
-rare: doubling), checking each array's dtype, rank and layout against the slot's kind.
+rare: doubling), checking each array's dtype, rank and layout against the slot's kind. Addresses never travel:
+a copied bundle (deepcopy, pickle) builds its table anew from its own arrays.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ class ArrayBundle:
         self._arrays: tuple[np.ndarray, ...] = ()  # what the table points at, kept alive
         self._table = np.zeros(_SLOT * len(kinds), np.int64)
         self._generation = -1
+
+    def __getstate__(self) -> dict:
+        """Copies (deepcopy, pickle) leave the addresses behind: a copy builds its table from its own arrays."""
+        return {"kinds": self._kinds, "sources": self._sources}
+
+    def __setstate__(self, state: dict) -> None:
+        self._kinds, self._sources = state["kinds"], state["sources"]
+        self._arrays, self._table, self._generation = (), np.zeros(_SLOT * len(self._kinds), np.int64), -1
 
     def table(self) -> np.ndarray:
         """The address table, rebuilt if any bundled array anywhere was replaced since it was built."""
