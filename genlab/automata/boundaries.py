@@ -29,7 +29,7 @@ class Configurations:
     -> lexer start) are tables of rows (keys, values); `counts` holds the number of configurations and of lexer
     starts, and the (column, guard) whose start `resolve_end` found missing."""
 
-    INITIAL = 64  # configurations before the arrays first grow
+    INITIAL = 512  # configurations before the arrays first grow (as many as `Chart.INITIAL_COLUMNS`)
 
     def __init__(self) -> None:
         self.column = np.zeros(self.INITIAL, np.int32)
@@ -186,7 +186,7 @@ class BoundaryTable:
     `config << 32 | state` in an open-addressing table at most half full, values slices of `flat`; `sizes` holds
     the number of keys and of values. Filled by `resolve_end`."""
 
-    INITIAL = 1024  # slots (a power of two) and values before the first growth
+    INITIAL = 4096  # slots (a power of two) and values before the first growth
 
     def __init__(self) -> None:
         self.keys = np.full(self.INITIAL, -1, np.int64)
