@@ -23,8 +23,8 @@ from numba.extending import intrinsic
 
 _GENERATION = [0]  # replacements so far, process-wide
 _SLOT = 3  # int64s per slot: address, rows, columns (1 for a 1-d array)
-KINDS = {"i32": (np.dtype(np.int32), 1), "i64": (np.dtype(np.int64), 1), "b1": (np.dtype(np.bool_), 1),
-         "i32_2d": (np.dtype(np.int32), 2), "i64_2d": (np.dtype(np.int64), 2)}
+_KINDS = {"i32": (np.dtype(np.int32), 1), "i64": (np.dtype(np.int64), 1), "b1": (np.dtype(np.bool_), 1),
+          "i32_2d": (np.dtype(np.int32), 2), "i64_2d": (np.dtype(np.int64), 2)}  # kind -> dtype, rank
 
 
 def replaced() -> None:
@@ -33,10 +33,11 @@ def replaced() -> None:
 
 
 class ArrayBundle:
-    """The arrays `sources()` returns, in slot order, whose kinds (`KINDS` keys) are `kinds`."""
+    """The arrays `sources()` returns, in slot order, of the kinds `kinds` ("i32", "i64", "b1", "i32_2d",
+    "i64_2d", read in kernels with the function of that name)."""
 
     def __init__(self, kinds: Sequence[str], sources: Callable[[], Sequence[np.ndarray]]) -> None:
-        self._kinds = [KINDS[k] for k in kinds]
+        self._kinds = [_KINDS[k] for k in kinds]
         self._sources = sources
         self._arrays: tuple[np.ndarray, ...] = ()  # what the table points at, kept alive
         self._table = np.zeros(_SLOT * len(kinds), np.int64)
