@@ -335,10 +335,9 @@ class Lexer:
 
     @property
     def buffers(self) -> tuple[np.ndarray, ...]:
-        """The tables compiled readers take, as growing buffers (rows past `n_states` unused): transitions,
-        byte classes, accepting, members, lo, hi, and per pair whether it accepts and its terminal."""
-        return (self._rows, self.byte_class, self._accepting_buf, self._members, self._lo, self._hi,
-                self.pair_accepting, self.pair_term)
+        """`run_lexeme`'s tables with the transitions and acceptance as their growing buffers (rows past
+        `n_states` unused): for readers that keep them across lexer starts (`survivor`)."""
+        return self._rows, self.byte_class, self._accepting_buf
 
     def key(self, state: int) -> tuple[tuple[int, int], ...]:
         """The live (terminal, terminal state) pairs of `state`; () for a start state."""

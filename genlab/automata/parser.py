@@ -326,10 +326,9 @@ class GrammarParser:
 
     def _survivor_arrays(self) -> tuple[np.ndarray, ...]:
         """`survives`' arrays, in `survivor.SLOTS` order."""
-        configs, table = self.configs, self.table
-        return (*self.lexer.buffers, self._term_guards, self._ignored, self._ends_out, configs.column, configs.guard,
-                configs.start, configs.reset, configs.keys, configs.starts, configs.counts, table.keys, table.offs,
-                table.counts, table.flat, table.sizes, *self.chart.arrays)
+        table = self.table
+        return (*self.lexer.buffers, self.configs.start, self.configs.reset, table.keys, table.offs, table.counts,
+                table.flat, table.sizes, *self.resolution_arrays())
 
     def accepts(self, data: bytes) -> bool:
         """Whether the whole of `data` is a sentence."""

@@ -20,19 +20,19 @@ from genlab.automata.earley import OK
 from genlab.automata.intern import find_slot
 from genlab.automata.lexer import lexeme_ends
 
-# the bundle's slots: the lexer's tables and pairs, the terminals' guards and ignored flags, `resolve_end`'s
-# buffer, the configurations, the boundary table, then the chart's arrays (`Chart.arrays`)
-SLOTS = (("lexer table", "i32_2d"), ("byte class", "i32"), ("accepting", "b1"), ("members", "i32"), ("lo", "i64"),
+# the bundle's slots: the lexer's transitions and acceptance, the configurations' lexer starts and resets, the
+# boundary table, then what `resolve_end` takes (`GrammarParser.resolution_arrays`, the chart's arrays last)
+SLOTS = (("lexer table", "i32_2d"), ("byte class", "i32"), ("accepting", "b1"), ("config start", "i32"),
+         ("config reset", "b1"), ("table keys", "i64"), ("table offs", "i64"), ("table counts", "i32"),
+         ("table flat", "i32"), ("table sizes", "i64"), ("ends out", "i32"), ("members", "i32"), ("lo", "i64"),
          ("hi", "i64"), ("pair accepting", "b1"), ("pair term", "i32"), ("term guard", "i32"), ("ignored", "b1"),
-         ("ends out", "i32"), ("config column", "i32"), ("config guard", "i32"), ("config start", "i32"),
-         ("config reset", "b1"), ("config keys", "i64_2d"), ("config starts", "i64_2d"), ("config counts", "i64"),
-         ("table keys", "i64"), ("table offs", "i64"), ("table counts", "i32"), ("table flat", "i32"),
-         ("table sizes", "i64"), ("grammar", "i64"), ("columns", "i64_2d"), ("chart keys", "i64"),
+         ("config column", "i32"), ("config guard", "i32"), ("config keys", "i64_2d"), ("config starts", "i64_2d"),
+         ("config counts", "i64"), ("grammar", "i64"), ("columns", "i64_2d"), ("chart keys", "i64"),
          ("kernel slots", "i64"), ("expected bounds", "i64_2d"), ("expected slots", "i64"), ("chart sizes", "i64"),
          ("work", "i64_2d"), ("item set", "i64_2d"), ("symbol stamps", "i64"), ("scan memo", "i64_2d"))
 KINDS = tuple(kind for _, kind in SLOTS)
-(TABLE, BYTE_CLASS, ACCEPTING, MEMBERS, LO, HI, PAIR_ACCEPTING, PAIR_TERM, TERM_GUARD, IGNORED, ENDS_OUT, C_COLUMN,
- C_GUARD, C_START, C_RESET, C_KEYS, C_STARTS, C_COUNTS, T_KEYS, T_OFFS, T_COUNTS, T_FLAT, T_SIZES, G, COLS, KEYS,
+(TABLE, BYTE_CLASS, ACCEPTING, C_START, C_RESET, T_KEYS, T_OFFS, T_COUNTS, T_FLAT, T_SIZES, ENDS_OUT, MEMBERS, LO,
+ HI, PAIR_ACCEPTING, PAIR_TERM, TERM_GUARD, IGNORED, C_COLUMN, C_GUARD, C_KEYS, C_STARTS, C_COUNTS, G, COLS, KEYS,
  KERN_SLOTS, EXP_BOUNDS, EXP_SLOTS, SIZES, WORK, ITEM_SET, SYM_STAMPS, MEMO) = range(len(SLOTS))
 
 
