@@ -2,7 +2,8 @@
 
 The grammar is `grammars/sqlite.lark` with the database's own table and column names (`grammar.py`), so a
 sampled query can only name what exists; what no grammar can see (an alias used out of scope, a column of a
-table not in `FROM`, a function's arity) is decided by SQLite itself: `EXPLAIN` on a read-only connection
+table not in `FROM`, a function's arity, the columns a derived table names: `FROM (SELECT count(*) AS n ...) AS
+t`) is decided by SQLite itself: `EXPLAIN` on a read-only connection
 (`database.py`) as the end-of-output check, and, for SMC, an execution critic that runs the query under row and
 time budgets and can score empty results.
 """
