@@ -59,6 +59,18 @@ run fetched is used, not masks the matcher cached for earlier runs, so a seeded 
 what ran before it.
 If no allowed token has positive mass (Z = 0) the step returns token -1 and log_weight -inf: the caller kills
 the particle.
+
+Several children at once (`AWRS.children`, for SMC's optimal resampling): the same without-replacement walk goes on
+past the first accept until k + 1 tokens have passed. The first k accepted tokens are the k allowed tokens of
+largest key, i.e. a sample of size k from A without replacement with probabilities proportional to p (PPSWOR,
+Rosen 1997), and the (k + 1)-th accepted key is the threshold tau. Given every other token's key, an allowed token
+t is in the sample iff its own key exceeds tau, so its inclusion probability is pi_t = 1 - exp(-p(t) e^-tau)
+(rank conditioning, Cohen and Kaplan 2007) and the weights p(t) / pi_t are unbiased: E[sum_children w f(t)] =
+sum_{t in A} p(t) f(t). Where A has at most k tokens of positive mass the walk exhausts them and every one is a
+child with its exact weight p(t): small languages are expanded exactly. The rejection cap and the memo's masks work
+as for one token: with the mask at hand the same top k + 1 allowed keys are read from it, vectorised, so the law is
+the uncapped walk's. Matchers without masks cannot afford the walk (exhausting a small A means checking the whole
+vocabulary): for them the children are k independent one-token steps, merged by token with weight Z_hat / k each.
 """
 
 from __future__ import annotations
@@ -67,7 +79,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AWRS", "AWRSStep", "Memo", "log1mexp"]
+__all__ = ["AWRS", "AWRSChildren", "AWRSStep", "Memo", "log1mexp"]
 
 _LOG_HALF = -np.log(2.0)
 _LOG_NEAR_ONE = float(np.log1p(-1e-6))  # log(1 - 1e-6): above it, 1 - mass is summed, not subtracted
@@ -106,6 +118,19 @@ class AWRSStep:
     checks: int  # matcher.allows calls made
     fell_back: bool  # True when the rejection cap was hit and the exact mask was used
     cached: bool = False  # True when this run had fetched the state's mask before: exact draw and Z, no checks
+
+
+@dataclass(frozen=True)
+class AWRSChildren:
+    """Distinct allowed tokens of one state with unbiased weights: E[sum_j exp(log_weights[j]) f(tokens[j])] =
+    sum_{t in A} p(t) f(t). Empty when no allowed token has positive mass."""
+
+    tokens: np.ndarray  # int64, distinct
+    log_weights: np.ndarray  # float64, log of each child's weight (p(t) where exact, p(t) / pi_t in a sample)
+    checks: int  # matcher.allows calls made
+    fell_back: bool  # the rejection cap was hit and the state's mask fetched
+    cached: bool = False  # the state's mask was in the memo: vectorised, no checks
+    exact: bool = False  # every allowed token of positive mass is a child, with weight p(t)
 
 
 class Memo:
@@ -330,6 +355,58 @@ class AWRS:
 
         return AWRSStep(x, self._recursive_weight(pos, order, allows, logp_of, log_rest, rng), allows.calls, False)
 
+    def children(self, logp: np.ndarray, matcher, state, rng: np.random.Generator, memo: Memo | None = None,
+                 k: int = 1) -> AWRSChildren:
+        """Up to k distinct allowed tokens with unbiased weights (see the module docstring): all of them, exactly,
+        where at most k have positive mass. Matchers without masks get k merged one-token steps instead."""
+        logp = np.asarray(logp, dtype=np.float64)
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        positive = logp > -np.inf
+        if memo is not None and state in memo.masks:
+            ok = np.asarray(memo.masks[state], dtype=bool) & positive
+            return _top_allowed(logp, np.flatnonzero(ok), None, k, rng, 0, fell_back=False, cached=True)
+        if not getattr(matcher, "has_masks", True):
+            return self._children_by_draws(logp, matcher, state, rng, memo, k)
+        allows = _Checks(matcher, state, memo)
+        keys = logp + _gumbel(rng, logp.size)
+        order = _LazyOrder(keys, int(np.count_nonzero(positive)))
+        accepted: list[int] = []
+        rejections = 0
+        pos = 0
+        while len(accepted) <= k:
+            t = order[pos]
+            if t < 0:  # every token of positive mass visited: the accepted ones are all of A
+                break
+            if rejections >= self.max_rejections:  # the cap: the same top keys, read from the mask
+                ok = np.asarray(_fetch_mask(matcher, state, memo), dtype=bool) & positive
+                return _top_allowed(logp, np.flatnonzero(ok), keys, k, rng, allows.calls, fell_back=True)
+            if allows(t):
+                accepted.append(t)
+            else:
+                rejections += 1
+            pos += 1
+        ids = np.asarray(accepted[:k], dtype=np.int64)
+        if len(accepted) <= k:
+            return AWRSChildren(ids, logp[ids], allows.calls, False, exact=True)
+        return AWRSChildren(ids, _ppswor_weights(logp[ids], float(keys[accepted[k]])), allows.calls, False)
+
+    def _children_by_draws(self, logp: np.ndarray, matcher, state, rng, memo, k: int) -> AWRSChildren:
+        """k independent one-token steps, merged by token: each (x, Z_hat) is properly weighted, so their
+        average is too, and a token drawn twice carries the sum of its shares."""
+        weights: dict[int, float] = {}
+        checks = 0
+        share = float(np.log(k))
+        for _ in range(k):
+            step = self.step(logp, matcher, state, rng, memo)
+            checks += step.checks
+            if step.token < 0:
+                continue
+            w = step.log_weight - share
+            weights[step.token] = float(np.logaddexp(weights[step.token], w)) if step.token in weights else w
+        ids = np.fromiter(weights.keys(), np.int64, len(weights))
+        return AWRSChildren(ids, np.fromiter(weights.values(), np.float64, len(weights)), checks, False)
+
     def _recursive_weight(self, pos: int, order, allows: "_Checks", logp_of, log_rest, rng) -> float:
         """log Z_hat of the recursive estimators once x, at position `pos` of `order`, is accepted.
 
@@ -417,6 +494,26 @@ class AWRS:
         sub = logp[idx]
         x = int(idx[np.argmax(sub + _gumbel(rng, idx.size))])
         return AWRSStep(x, _logsumexp(sub), calls, not cached, cached)
+
+
+def _ppswor_weights(logp: np.ndarray, tau: float) -> np.ndarray:
+    """log(p(t) / pi_t), pi_t = 1 - exp(-p(t) e^-tau): the rank-conditioned inclusion probability of a token whose
+    Gumbel key logp + G beat the threshold tau (P(G > tau - logp) for standard Gumbel G)."""
+    return logp - log1mexp(-np.exp(logp - tau))
+
+
+def _top_allowed(logp: np.ndarray, allowed: np.ndarray, keys: np.ndarray | None, k: int, rng, calls: int, *,
+                 fell_back: bool, cached: bool = False) -> AWRSChildren:
+    """`AWRS.children` with the allowed set known: every allowed token exactly if there are at most k, else the k of
+    largest Gumbel key (the walk's own `keys` where it began, fresh noise over the allowed ones otherwise)."""
+    allowed = np.asarray(allowed, dtype=np.int64)
+    if allowed.size <= k:
+        return AWRSChildren(allowed, logp[allowed], calls, fell_back, cached, exact=True)
+    key = keys[allowed] if keys is not None else logp[allowed] + _gumbel(rng, allowed.size)
+    top = np.argpartition(-key, k)[: k + 1]
+    top = top[np.argsort(-key[top], kind="stable")]
+    ids = allowed[top[:k]]
+    return AWRSChildren(ids, _ppswor_weights(logp[ids], float(key[top[k]])), calls, fell_back, cached)
 
 
 class _Checks:

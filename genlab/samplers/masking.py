@@ -86,6 +86,7 @@ def masked_sampling(
         if any(m is not None for m in moves):
             batch.extend(moves)
             counts.model_calls += 1
+            counts.rows += batch.size
         if progress is not None:
             progress(step + 1, n - sum(done))
     samples = []

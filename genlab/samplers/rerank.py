@@ -63,6 +63,7 @@ def sample_rerank(
         if any(m is not None for m in moves):
             batch.extend(moves)
             counts.model_calls += 1
+            counts.rows += batch.size
         if progress is not None:
             progress(step + 1, n - sum(ended))
     samples = []

@@ -37,7 +37,9 @@ class Sample:
 @dataclass
 class Counts:
     """What a run cost: model forward passes, constraint checks (`allows` calls that reached the matcher), masks
-    fetched, AWRS steps exact on a mask the run fetched before (`mask_hits`: no checks), tokens, wall time."""
+    fetched, AWRS steps exact on a mask the run fetched before (`mask_hits`: no checks), tokens, wall time, and
+    `rows`: model rows forwarded, summed over the forward passes after the prompt's (SMC runs one row per distinct
+    prefix, so rows / (model_calls - 1) is the mean batch size of a step)."""
 
     model_calls: int = 0
     checks: int = 0
@@ -45,6 +47,7 @@ class Counts:
     tokens: int = 0
     wall_time: float = 0.0
     mask_hits: int = 0
+    rows: int = 0
 
 
 class DistinctOutput(NamedTuple):
@@ -180,7 +183,7 @@ class GenerationResult:
         else:
             estimate = f"{self.log_marginal:.3f}"
         return (f"log P(constraint) estimate {estimate}; ESS {self.ess:.1f} of {len(self.samples)}; "
-                f"{c.model_calls} model calls, {c.checks} checks, {c.masks} masks, "
+                f"{c.model_calls} model calls ({c.rows} rows), {c.checks} checks, {c.masks} masks, "
                 f"{f'{c.mask_hits} steps on fetched masks, ' if c.mask_hits else ''}{c.tokens} tokens, "
                 f"{c.wall_time:.2f} s")
 

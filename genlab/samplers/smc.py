@@ -1,16 +1,34 @@
 """Sequential Monte Carlo over token sequences, with AWRS (or exact masking) proposals and optional critics.
 
-N particles share one batched KV cache. Each step makes one model call for every live particle; each particle
-draws its next token from p restricted to the constraint (AWRS: by rejection, with an unbiased estimate of the
-allowed mass Z; "mask": exactly, with the exact Z) and multiplies its weight by that estimate. When the
-effective sample size falls below `ess_threshold * N` the particles are resampled; the KV cache rows are forked
-and dropped with them, so no prefix is ever recomputed. After resampling every particle carries the mean
-weight, so the mean of the final weights is the SMC estimate of P(x in L) (Del Moral 2004; Naesseth et al. 2019).
+Particles are not model rows. Each particle refers to a row of one `BatchState`; a row is one distinct token
+history, so particles with the same prefix (copies after resampling) share it and the model runs it once. A step
+forwards every row that a live particle refers to, each particle draws its next token from p restricted to the
+constraint, and the rows fork only where particles sharing one drew different tokens (copy on diverge); a row no
+particle refers to any more is dropped. Resampling copies references, never KV. `share_rows=False` gives every
+particle its own row (the law is the same; only the cost differs).
+
+Two kinds of resampling:
+
+- "optimal" (default): Fearnhead and Clifford (2003), for discrete states. Every step each live particle of weight
+  W proposes up to k distinct allowed next tokens with unbiased weights (`AWRS.children`: the AWRS walk continued
+  past its first accept; every allowed token, exactly, where few are allowed), a child t weighing W w(t). If there
+  are at most N children and finished particles, all are kept. Otherwise the threshold c solving
+  sum_j min(1, w_j / c) = N is found; every child with w_j >= c is kept with its own weight, and N - (their number)
+  of the rest are chosen by stratified sampling with probabilities w_j / c, each carrying weight c. Each w_j is
+  kept in expectation (unbiased), and no particle is ever a copy of another: N particles hold N distinct prefixes.
+  The weights are not equalised, so the estimate of P(x in L) is the SUM of the final weights (reported as the
+  mean over samples of the weights times their number). `ess_threshold` only switches resampling on (> 0).
+- "stratified", "systematic", "multinomial", "residual": one AWRS token per particle, and N ancestors drawn in
+  proportion to the weights when the effective sample size falls below `ess_threshold * N`; every particle then
+  carries the mean weight, so the mean of the final weights is the estimate of P(x in L) (Del Moral 2004;
+  Naesseth et al. 2019).
 
 A critic is an expensive check `critic(text, complete) -> log-weight` (-inf kills): on prefixes it acts as a
 twist (the weight takes the ratio of successive critic values), on complete texts as the final score. The
 constraint's own checks beyond its matcher apply too: a particle whose finished parts fail `check_prefix` is
-dropped at once, and one that ends failing `validate` gets weight 0 (e.g. JSON Schema's uniqueItems).
+dropped at once, and one that ends failing `validate` gets weight 0 (e.g. JSON Schema's uniqueItems). Under
+optimal resampling these apply to the chosen children only (a weight factor applied after a resampling that is
+unbiased per child keeps the weights proper), so a step calls the critic at most N times.
 """
 
 from __future__ import annotations
@@ -24,17 +42,21 @@ import torch
 
 from genlab.constraints.base import Constraint
 from genlab.models.base import LanguageModel
-from genlab.samplers.awrs import AWRS, Memo
+from genlab.samplers.awrs import AWRS, Memo, _logsumexp
 from genlab.samplers.prompt import Prompt, prompt_ids
 from genlab.samplers.result import Counts, GenerationResult, Progress, Sample
 
 Critic = Callable[[str, bool], float]
-RESAMPLING = ("stratified", "systematic", "multinomial", "residual")
+CLASSIC_RESAMPLING = ("stratified", "systematic", "multinomial", "residual")
+RESAMPLING = ("optimal", *CLASSIC_RESAMPLING)
 _MEMO_LIMIT = 1_000_000  # verdicts kept per run before the memo starts afresh
+_MIN_CHILDREN = 4  # a live particle proposes at least this many children under optimal resampling
 
 
 def ess(log_weights: np.ndarray) -> float:
     """Effective sample size (sum w)^2 / sum w^2 of unnormalised log weights; 0 when every weight is 0."""
+    if len(log_weights) == 0:
+        return 0.0
     top = np.max(log_weights)
     if top == -np.inf:
         return 0.0
@@ -43,7 +65,7 @@ def ess(log_weights: np.ndarray) -> float:
 
 
 def resample(log_weights: np.ndarray, scheme: str, rng: np.random.Generator) -> np.ndarray:
-    """N ancestor indices drawn in proportion to the weights (`scheme` is one of RESAMPLING)."""
+    """N ancestor indices drawn in proportion to the weights (`scheme` is one of CLASSIC_RESAMPLING)."""
     n = len(log_weights)
     w = np.exp(log_weights - np.max(log_weights))
     w /= w.sum()
@@ -65,13 +87,117 @@ def resample(log_weights: np.ndarray, scheme: str, rng: np.random.Generator) -> 
         extra = rng.choice(n, size=rest, p=residual / residual.sum())
         return np.sort(np.concatenate([fixed, extra]))
     else:
-        raise ValueError(f"unknown resampling scheme {scheme!r}; choose one of {RESAMPLING}")
+        raise ValueError(f"unknown resampling scheme {scheme!r}; choose one of {CLASSIC_RESAMPLING}")
     return np.searchsorted(cdf, u, side="left").clip(0, n - 1)
+
+
+def optimal_resample(log_weights: np.ndarray, n: int, rng: np.random.Generator,
+                     floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Fearnhead and Clifford's resampling of m items to at most n distinct ones: (kept indices in increasing order,
+    their new log weights). Every item of weight w_j >= c is kept as it is; the others are chosen by stratified
+    sampling with probability w_j / c and then weigh c, where c solves sum_j min(1, w_j / c) = n. E[new weight of
+    j] = w_j for every j; items of weight 0 are dropped. `floor` raises c to at least that share of the total weight,
+    so that light items are thinned out (kept with probability w_j / c) even when no more than n are left."""
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    alive = np.flatnonzero(log_weights > -np.inf)
+    if len(alive) == 0:
+        return alive, log_weights[alive]
+    top = float(np.max(log_weights[alive]))
+    w = np.exp(log_weights[alive] - top)
+    c = floor * float(w.sum())
+    if len(alive) > n:
+        order = np.argsort(-w, kind="stable")
+        ws = w[order]
+        tail = np.cumsum(ws[::-1])[::-1]  # tail[k] = sum of ws[k:]
+        c_k = tail[:n] / (n - np.arange(n))
+        k = int(np.argmax(ws[:n] < c_k))  # the first k with ws[k] < c_k exists: more than n weights are positive
+        c = max(c, float(c_k[k]))
+    big = w >= c
+    if big.all():
+        return alive, log_weights[alive]
+    small = np.flatnonzero(~big)  # in the items' own order: stratification runs along it
+    cum = np.cumsum(w[small])
+    points = rng.random() * c + c * np.arange(int(math.ceil(cum[-1] / c)))
+    points = points[points < cum[-1]]
+    picked = np.unique(np.searchsorted(cum, points, side="right").clip(0, len(small) - 1))
+    chosen = np.concatenate([np.flatnonzero(big), small[picked]])
+    new = np.concatenate([np.log(w[big]) + top, np.full(len(picked), math.log(c) + top)])
+    by_index = np.argsort(chosen, kind="stable")
+    return alive[chosen[by_index]], new[by_index]
 
 
 def _text(data: bytes) -> str:
     """Decoded text of a prefix; an unfinished UTF-8 character at the end is left out."""
     return data.decode("utf-8", errors="ignore")
+
+
+class _Particles:
+    """The population: per particle its row (-1 once finished), constraint state, tokens, bytes, log weight, critic
+    twist and flags. Lists and arrays are replaced whole by `take`, never aliased between particles."""
+
+    def __init__(self, state, n: int):
+        self.row = np.zeros(n, np.int64)
+        self.states = [state] * n
+        self.tokens: list[tuple[int, ...]] = [()] * n
+        self.data = [b""] * n
+        self.logw = np.zeros(n)
+        self.twist = np.zeros(n)
+        self.done = np.zeros(n, np.bool_)
+        self.complete = np.zeros(n, np.bool_)
+        self.valid = np.ones(n, np.bool_)
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def take(self, index) -> None:
+        """Keep particles `index` in that order (repeats are copies sharing a row)."""
+        index = np.asarray(index, dtype=np.int64)
+        self.row, self.logw, self.twist = self.row[index], self.logw[index], self.twist[index]
+        self.done, self.complete, self.valid = self.done[index], self.complete[index], self.valid[index]
+        self.states = [self.states[i] for i in index]
+        self.tokens = [self.tokens[i] for i in index]
+        self.data = [self.data[i] for i in index]
+
+
+class _Step:
+    """One SMC step's shared context: the matcher, the constraint's extra checks, the critic and the counts."""
+
+    def __init__(self, constraint: Constraint, matcher, vocab, critic: Critic | None, counts: Counts):
+        self.constraint, self.matcher, self.vocab, self.critic, self.counts = constraint, matcher, vocab, critic, counts
+
+    def finish(self, p: _Particles, i: int) -> None:
+        """Particle i drew EOS: it is complete; `validate` and the critic's final score apply."""
+        p.done[i] = p.complete[i] = True
+        p.row[i] = -1
+        text = _text(p.data[i])
+        if not self.constraint.validate(text):
+            p.logw[i] = -np.inf
+            p.valid[i] = False
+        if self.critic is not None:
+            p.logw[i] += self.critic(text, True) - p.twist[i]
+
+    def move(self, p: _Particles, i: int, token: int) -> bool:
+        """Particle i appends `token`; False when it dies (a finished part fails, or the critic kills it)."""
+        p.states[i] = self.matcher.advance(p.states[i], token)
+        p.tokens[i] = p.tokens[i] + (token,)
+        p.data[i] = p.data[i] + self.vocab.token_bytes[token]
+        if not self.constraint.check_prefix(_text(p.data[i])):  # no completion of a failed part passes
+            self.kill(p, i)
+            return False
+        if self.critic is not None:
+            phi = self.critic(_text(p.data[i]), False)
+            p.logw[i] += phi - p.twist[i]
+            p.twist[i] = phi
+            if phi == -np.inf:
+                self.kill(p, i)
+                return False
+        return True
+
+    @staticmethod
+    def kill(p: _Particles, i: int) -> None:
+        p.done[i] = True
+        p.row[i] = -1
+        p.logw[i] = -np.inf
 
 
 def smc(
@@ -88,7 +214,9 @@ def smc(
     estimator: str = "recursive",
     max_rejections: int = 64,
     skip_tolerance: float = 0.1,
-    resampling: str = "stratified",
+    resampling: str = "optimal",
+    prune: float = 1e-4,
+    share_rows: bool = True,
     critic: Critic | None = None,
     keep_weights: bool = True,
     progress: Progress | None = None,
@@ -99,9 +227,10 @@ def smc(
     `keep_weights=False` drops the weights (every complete sample weighs the same): with AWRS proposals and no
     resampling that is locally constrained decoding by rejection, the unweighted baseline. `progress(step, running)`
     is called after each step, if given (progress bars). `estimator`, `max_rejections` and `skip_tolerance` are
-    AWRS's (see `genlab.samplers.awrs`). `device_candidates` (default: when the model is not on
-    the CPU, with a recursive estimator) keeps each step's log-probs on the model's device and brings to the host
-    only the candidates AWRS checks (`AWRS.step_on_device`).
+    AWRS's (see `genlab.samplers.awrs`). `device_candidates` (default: when the model is not on the CPU, with a
+    recursive estimator) keeps each step's log-probs on the model's device and brings to the host only the
+    candidates AWRS checks (`AWRS.step_on_device`); optimal resampling reads whole rows on the host.
+    `share_rows=False` runs one model row per particle instead of one per distinct prefix (same law, more rows).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -109,6 +238,8 @@ def smc(
         raise ValueError(f"proposal must be 'awrs' or 'mask', got {proposal!r}")
     if resampling not in RESAMPLING:
         raise ValueError(f"unknown resampling scheme {resampling!r}; choose one of {RESAMPLING}")
+    if n_particles < 1:
+        raise ValueError(f"n_particles must be >= 1, got {n_particles}")
     if not keep_weights and ess_threshold > 0:
         raise ValueError("keep_weights=False is the unweighted baseline: it cannot resample (ess_threshold=0)")
     t0 = time.perf_counter()
@@ -117,96 +248,144 @@ def smc(
     matcher = constraint.compile(vocab)
     rng = np.random.default_rng(seed)
     sampler = AWRS(estimator=estimator, max_rejections=max_rejections, skip_tolerance=skip_tolerance)
-    batch = lm.prefill(prompt_ids(lm, prompt), n)
+    batch = lm.prefill(prompt_ids(lm, prompt), 1)
     counts = Counts(model_calls=1)
-    states = [matcher.start()] * n
+    optimal = resampling == "optimal" and ess_threshold > 0
+    p = _Particles(matcher.start(), 1 if optimal else n)
+    stepper = _Step(constraint, matcher, vocab, critic, counts)
     memo = Memo()  # verdicts and fetched masks by state, shared by the particles (see awrs.py)
-    tokens: list[list[int]] = [[] for _ in range(n)]
-    data = [b""] * n
-    logw = np.zeros(n)
-    twist = np.zeros(n)
-    done = np.zeros(n, np.bool_)
-    complete = np.zeros(n, np.bool_)
-    valid = np.ones(n, np.bool_)
     history = [float(n)]
     for t in range(max_tokens):
-        active = np.flatnonzero(~done)
-        if len(active) == 0:
+        live = np.flatnonzero(~p.done)
+        if len(live) == 0:
             break
-        logp = batch.logprobs()[torch.from_numpy(active)].double()
+        if memo.size > _MEMO_LIMIT:  # bound the memo's memory: start it afresh
+            memo = Memo()
+        logp = batch.logprobs().double()
         if temperature != 1.0:
             logp = torch.log_softmax(logp / temperature, dim=-1)
-        on_device = proposal == "awrs" and estimator != "two-pass" and (
-            device_candidates if device_candidates is not None else logp.device.type != "cpu")
-        if not on_device:
-            logp = logp.cpu().numpy()
-        moves: list[int | None] = [None] * n
-        for row, i in enumerate(active):
-            if proposal == "awrs":
-                if memo.size > _MEMO_LIMIT:  # bound the memo's memory: start it afresh
-                    memo = Memo()
-                take = sampler.step_on_device if on_device else sampler.step
-                step = take(logp[row], matcher, states[i], rng, memo)
-                token, log_z = step.token, step.log_weight
-                counts.checks += step.checks
-                counts.mask_hits += step.cached
-            else:
-                token, log_z = _masked_step(logp[row], matcher.mask(states[i]), rng)
-                counts.masks += 1
-            counts.tokens += 1
-            logw[i] += log_z
-            if token < 0:  # nothing allowed here: the particle dies
-                done[i] = True
-                logw[i] = -np.inf
-                continue
-            if token in vocab.eos_ids:
-                done[i] = complete[i] = True
-                if not constraint.validate(_text(data[i])):
-                    logw[i] = -np.inf
-                    valid[i] = False
-                if critic is not None:
-                    logw[i] += critic(_text(data[i]), True) - twist[i]
-                continue
-            states[i] = matcher.advance(states[i], token)
-            tokens[i].append(token)
-            data[i] += vocab.token_bytes[token]
-            moves[i] = token
-            if not constraint.check_prefix(_text(data[i])):  # a finished part already fails: no completion passes
-                logw[i] = -np.inf
-                done[i] = True
-                moves[i] = None
-                continue
-            if critic is not None:
-                phi = critic(_text(data[i]), False)
-                logw[i] += phi - twist[i]
-                twist[i] = phi
-                if phi == -np.inf:
-                    done[i] = True
-                    moves[i] = None
-        if any(m is not None for m in moves):
-            batch.extend(moves)
-            counts.model_calls += 1
-        current = ess(logw)
+        if optimal:
+            _optimal_step(p, live, logp.cpu().numpy(), sampler, proposal, n, prune, rng, memo, stepper)
+        else:
+            on_device = proposal == "awrs" and estimator != "two-pass" and (
+                device_candidates if device_candidates is not None else logp.device.type != "cpu")
+            _one_token_step(p, live, logp if on_device else logp.cpu().numpy(), sampler, proposal, on_device, rng,
+                            memo, stepper)
+        _advance_rows(batch, p, share_rows, counts)
+        current = ess(p.logw)
         history.append(current)
-        if ess_threshold > 0 and current < ess_threshold * n and current > 0 and not done.all():
-            ancestors = resample(logw, resampling, rng)
-            top = np.max(logw)
-            mean = top + math.log(np.mean(np.exp(logw - top)))
-            batch.select(ancestors.tolist())
-            states = [states[a] for a in ancestors]
-            tokens = [list(tokens[a]) for a in ancestors]
-            data = [data[a] for a in ancestors]
-            twist, done, complete, valid = twist[ancestors], done[ancestors], complete[ancestors], valid[ancestors]
-            logw = np.full(n, mean)
+        if not optimal and ess_threshold > 0 and 0 < current < ess_threshold * n and not p.done.all():
+            ancestors = resample(p.logw, resampling, rng)
+            top = np.max(p.logw)
+            mean = top + math.log(np.mean(np.exp(p.logw - top)))
+            p.take(ancestors)
+            p.logw = np.full(n, mean)
         if progress is not None:
-            progress(t + 1, int((~done).sum()))
+            progress(t + 1, int((~p.done).sum()))
+    logw = p.logw
+    if optimal and len(p):  # the estimate is the sum of the weights: report it as the mean of m weights
+        logw = logw + math.log(len(p))
     if not keep_weights:
-        logw = np.where(complete & valid, 0.0, -np.inf)
-    samples = [Sample(tuple(tokens[i]), data[i], float(logw[i]), bool(complete[i]), bool(valid[i])) for i in range(n)]
+        logw = np.where(p.complete & p.valid, 0.0, -np.inf)
+    samples = [Sample(p.tokens[i], p.data[i], float(logw[i]), bool(p.complete[i]), bool(p.valid[i]))
+               for i in range(len(p))]
     counts.wall_time = time.perf_counter() - t0
     name = f"{'smc' if ess_threshold > 0 else 'is'}-{proposal}" if keep_weights else f"unweighted-{proposal}"
     return GenerationResult(name, samples, counts, ess_history=history, end_checks=constraint.end_checks,
                             parser=constraint.parse)
+
+
+def _one_token_step(p: _Particles, live: np.ndarray, logp, sampler: AWRS, proposal: str, on_device: bool,
+                    rng: np.random.Generator, memo: Memo, stepper: _Step) -> None:
+    """Each live particle draws one token from its row's distribution (AWRS or the exact mask) and takes its weight."""
+    counts, matcher, eos = stepper.counts, stepper.matcher, stepper.vocab.eos_ids
+    for i in live:
+        row = logp[p.row[i]]
+        if proposal == "awrs":
+            take = sampler.step_on_device if on_device else sampler.step
+            step = take(row, matcher, p.states[i], rng, memo)
+            token, log_z = step.token, step.log_weight
+            counts.checks += step.checks
+            counts.mask_hits += step.cached
+        else:
+            token, log_z = _masked_step(row, matcher.mask(p.states[i]), rng)
+            counts.masks += 1
+        counts.tokens += 1
+        p.logw[i] += log_z
+        if token < 0:  # nothing allowed here: the particle dies
+            stepper.kill(p, i)
+        elif token in eos:
+            stepper.finish(p, i)
+        else:
+            stepper.move(p, i, token)
+
+
+def _optimal_step(p: _Particles, live: np.ndarray, logp: np.ndarray, sampler: AWRS, proposal: str, n: int,
+                  prune: float, rng: np.random.Generator, memo: Memo, stepper: _Step) -> None:
+    """Every live particle proposes distinct children (`AWRS.children`); the children and the finished particles are
+    brought down to at most n by `optimal_resample`; the chosen children move (or finish on EOS)."""
+    counts, matcher, eos = stepper.counts, stepper.matcher, stepper.vocab.eos_ids
+    finished = np.flatnonzero(p.done & (p.logw > -np.inf))
+    log_total = _logsumexp(p.logw[np.concatenate([live, finished])])
+    parents, tokens, weights = [finished], [np.full(len(finished), -1, np.int64)], [p.logw[finished]]
+    for i in live:
+        state = p.states[i]
+        if proposal == "mask" and state not in memo.masks:
+            memo.masks[state] = matcher.mask(state)
+            counts.masks += 1
+        if state in memo.masks:  # vectorised: every allowed token costs nothing more
+            k = n
+        else:  # the walk costs checks: as many children as the particle's share of n, and a few more
+            k = min(n, max(_MIN_CHILDREN, math.ceil(2 * n * math.exp(p.logw[i] - log_total))))
+        kids = sampler.children(logp[p.row[i]], matcher, state, rng, memo, k)
+        counts.checks += kids.checks
+        counts.mask_hits += kids.cached
+        counts.tokens += 1
+        ids, log_w = kids.tokens, kids.log_weights + p.logw[i]
+        is_eos = np.isin(ids, list(eos)) if eos else np.zeros(len(ids), np.bool_)
+        if is_eos.sum() > 1:  # every EOS id ends the same text: one child with their summed weight
+            first = int(ids[is_eos][0])
+            end_w = _logsumexp(log_w[is_eos])
+            ids, log_w = np.append(ids[~is_eos], first), np.append(log_w[~is_eos], end_w)
+        parents.append(np.full(len(ids), i, np.int64))
+        tokens.append(ids)
+        weights.append(log_w)
+    parent, token = np.concatenate(parents), np.concatenate(tokens)
+    chosen, new_logw = optimal_resample(np.concatenate(weights), n, rng, prune)
+    p.take(parent[chosen])
+    p.logw = new_logw
+    for j, tok in enumerate(token[chosen].tolist()):
+        if tok < 0:  # a finished particle kept
+            continue
+        if tok in eos:
+            stepper.finish(p, j)
+        else:
+            stepper.move(p, j, tok)
+
+
+def _advance_rows(batch, p: _Particles, share_rows: bool, counts: Counts) -> None:
+    """Give every particle that moved its new row: one per distinct (old row, token), or one per particle without
+    `share_rows`; select the parents (forking rows whose particles diverged, dropping unused ones) and extend by
+    one forward over the new rows."""
+    moving = np.flatnonzero(~p.done)
+    if len(moving) == 0:
+        return
+    new_rows: dict = {}
+    parents: list[int] = []
+    last: list[int] = []
+    for i in moving:
+        token = p.tokens[i][-1]
+        key = (int(p.row[i]), token) if share_rows else int(i)
+        r = new_rows.get(key)
+        if r is None:
+            r = new_rows[key] = len(parents)
+            parents.append(int(p.row[i]))
+            last.append(token)
+        p.row[i] = r
+    batch.select(parents)
+    batch.extend(last)
+    counts.model_calls += 1
+    counts.rows += len(parents)
 
 
 def _masked_step(logp: np.ndarray, allowed: np.ndarray, rng: np.random.Generator) -> tuple[int, float]:
