@@ -48,10 +48,21 @@ class DatabaseError(ConstraintError):
 
 
 class SchemaError(ConstraintError):
-    """A JSON Schema genlab cannot compile: invalid, unsatisfiable, or using an unknown keyword or format. The
-    message starts with the JSON pointer of the fault (`pointer`; "" is the root)."""
+    """A JSON Schema genlab cannot compile: invalid, unsatisfiable, using a keyword genlab knows but cannot enforce,
+    or (with `strict=True`) an unknown keyword or format. The message starts with the JSON pointer of the fault
+    (`pointer`; "" is the root)."""
 
     def __init__(self, message: str, pointer: str) -> None:
         super().__init__(f"at {pointer or '/'} (JSON pointer): {message}")
         self.pointer = pointer
         self.reason = message
+
+
+class SchemaAnnotationWarning(UserWarning):
+    """A JSON Schema used keywords or formats genlab does not know; as the specification says, they were treated
+    as annotations (ignored). One warning per schema lists each with its JSON pointer (`annotations`: the lines);
+    `JsonSchema(..., strict=True)` refuses them instead."""
+
+    def __init__(self, message: str, annotations: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.annotations = annotations

@@ -9,8 +9,10 @@ unpacks whole folders itself, with `pip download` and the same cache layout.) Wi
 `suite_root` raises `SuiteUnavailable` and the tests skip.
 
 Each suite file is a list of groups `{"description", "schema", "tests": [{"description", "data", "valid"}]}`.
-`run_file` compiles every group's schema with `JsonSchema(schema, draft=...)` and checks every test's data as
-genlab writes it (`serialize`); `judge` turns one group's run into mismatch lines, given what the caller expects.
+`run_file` compiles every group's schema with `JsonSchema(schema, draft=..., strict=True)` (a schema refused there
+for an unknown keyword or format is compiled again with the default, strict=False, which ignores it as an
+annotation) and checks every test's data as genlab writes it (`serialize`); `judge` turns one group's run into
+mismatch lines, given what the caller expects.
 Runs are cached per process, so the per-file tests, the known-bug tests and the coverage test share one run.
 """
 
@@ -26,12 +28,13 @@ import sys
 import tarfile
 import tempfile
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from genlab.constraints.json_schema import JsonSchema
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, SchemaAnnotationWarning
 from genlab.models.pypi import cache_dir
 
 REQUIREMENT = "jsonschema==4.26.0"
@@ -176,7 +179,7 @@ def _crash(err: BaseException) -> str:
 
 def _compile(schema: Any, draft: int, run: GroupRun) -> JsonSchema | None:
     try:
-        return JsonSchema(schema, draft=draft)
+        return JsonSchema(schema, draft=draft, strict=True)
     except GenlabError as err:
         unknown = _UNKNOWN.search(str(err))
         if unknown is None or (unknown.group(1) == "format" and unknown.group(2) in BASELINE_FORMATS):
@@ -186,8 +189,11 @@ def _compile(schema: Any, draft: int, run: GroupRun) -> JsonSchema | None:
     except Exception as err:  # noqa: BLE001 - a crash is a finding, reported by judge
         run.crash = _crash(err)
         return None
-    try:  # an unknown format or keyword: strict=False ignores it, so the grammar must still admit the valid
-        return JsonSchema(schema, draft=draft, strict=False)
+    try:  # an unknown format or keyword: the default (strict=False) ignores it as an annotation, so the grammar
+        # must still admit the valid instances
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SchemaAnnotationWarning)
+            return JsonSchema(schema, draft=draft)
     except GenlabError as err:
         run.refused = f"{type(err).__name__} (strict=False): {err}"
     except Exception as err:  # noqa: BLE001

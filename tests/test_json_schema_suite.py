@@ -9,8 +9,9 @@ rest of `optional/` is left out, see `json_suite.OPTIONAL_FOLDERS`), every group
 * an invalid instance must fail `c.check` (grammar and jsonschema together);
 * the constructor may raise only GenlabErrors (anything else is a crash), and only for a schema no test of which
   is valid (genlab must refuse an unsatisfiable schema), or one listed in EXPECTED_REFUSALS;
-* an unknown format or keyword makes strict mode refuse; such a schema is compiled again with strict=False, and
-  then only the valid instances are judged (ignoring a keyword can only widen the language).
+* an unknown format or keyword makes strict=True refuse; such a schema is compiled again with the default
+  (strict=False: unknown keywords and formats are annotations), and then only the valid instances are judged
+  (ignoring a keyword can only widen the language).
 
 The suite's labels are jsonschema's own verdicts (checked by `test_skip_list_is_exactly_the_remote_cases`), and
 genlab's final check is jsonschema, so a disagreement comes from the grammar, the serialisation, the compiler,

@@ -8,6 +8,7 @@ which SMC applies to every particle and masking reports per sample. `end_checks`
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from genlab.constraints.base import Constraint, Matcher
@@ -16,7 +17,7 @@ from genlab.constraints.json_schema.compiler import Policy, SchemaCompiler
 from genlab.constraints.json_schema.document import Document, load
 from genlab.constraints.json_schema.prefix import PrefixChecker
 from genlab.constraints.json_schema.validator import is_valid, make_validator, parse_json
-from genlab.errors import EmptyLanguageError, SchemaError
+from genlab.errors import EmptyLanguageError, SchemaAnnotationWarning, SchemaError
 from genlab.vocab import TokenVocabulary
 
 WHITESPACE = ("compact", "flexible")
@@ -29,15 +30,22 @@ class JsonSchema(Constraint):
     `whitespace`: "compact" (none, the default) or "flexible" (up to `max_whitespace` whitespace characters
     around each `{ } [ ] , :`, so a model can lay out its JSON but never loop on spaces). `property_order`:
     "schema" (declared properties in the schema's order, required ones present, undeclared ones after them) or
-    "any".
-    `strict=False` ignores unknown keywords and formats instead of raising. `draft` overrides the draft read
-    from `$schema` (4, 6, 7, 2019, 2020). Limits: `max_states` automaton states over all terminals (about 1 KiB
-    each; huge schemas raise `SchemaError` instead of exhausting memory), and the grammar engine's own
-    (`max_columns`, `max_items`, `max_lexer_states`: see `Grammar`).
+    "any". Integers are written as integers: where the type is "integer", the grammar admits `28`, never `28.0`
+    or `2.8e1`, though `validate` accepts `28.0` (JSON Schema counts it as an integer from draft 6 on).
+
+    `strict`: keywords and `format` values genlab does not know are annotations, as the JSON Schema
+    specification has them. By default (`strict=False`) they are ignored (they constrain nothing), listed in
+    `annotations` and `describe()`, and reported in one `SchemaAnnotationWarning` per schema; `strict=True`
+    refuses the first one met with a `SchemaError` naming it and its JSON pointer (so a typo such as `maxItem`
+    fails loudly). Keywords genlab knows but cannot enforce raise either way.
+
+    `draft` overrides the draft read from `$schema` (4, 6, 7, 2019, 2020). Limits: `max_states` automaton states
+    over all terminals (about 1 KiB each; huge schemas raise `SchemaError` instead of exhausting memory), and the
+    grammar engine's own (`max_columns`, `max_items`, `max_lexer_states`: see `Grammar`).
     """
 
     def __init__(self, schema: Any, *, whitespace: str = "compact", property_order: str = "schema",
-                 strict: bool = True, max_whitespace: int = 8, draft: int | None = None, max_states: int = 250_000,
+                 strict: bool = False, max_whitespace: int = 8, draft: int | None = None, max_states: int = 250_000,
                  max_columns: int = 1_000_000, max_items: int = 100_000, max_lexer_states: int = 50_000) -> None:
         super().__init__()
         if whitespace not in WHITESPACE:
@@ -63,6 +71,13 @@ class JsonSchema(Constraint):
             raise SchemaError("the schema accepts no finite value", "") from e
         self.end_checks: tuple[str, ...] = tuple(keyword if ptr is None else f"{keyword} at {ptr or '/'}"
                                                  for ptr, keyword in compiler.end_checks)
+        self.annotations: tuple[str, ...] = tuple(f"unknown {kind} {name!r} at {ptr or '/'}"
+                                                  for kind, name, ptr in compiler.annotations)
+        if self.annotations:
+            warnings.warn(SchemaAnnotationWarning(
+                f"JsonSchema ignored {len(self.annotations)} unknown keyword(s)/format(s) as annotations (they "
+                "constrain nothing; strict=True refuses them): " + "; ".join(self.annotations), self.annotations),
+                stacklevel=2)
         self._writer = compiler.writer
         self._prefix = PrefixChecker(self.document, self._validator) if self.end_checks else None
 
@@ -111,7 +126,8 @@ class JsonSchema(Constraint):
     def describe(self) -> dict[str, Any]:
         return {"type": "json_schema", "draft": self.document.draft, "whitespace": self.policy.whitespace,
                 "property_order": self.policy.property_order, "terminals": len(self.grammar.terminals),
-                "rules": len(self.grammar.cfg.rules) - 1, "end_checks": list(self.end_checks)}
+                "rules": len(self.grammar.cfg.rules) - 1, "end_checks": list(self.end_checks),
+                "annotations": list(self.annotations)}
 
 
 __all__ = ["JsonSchema"]

@@ -96,7 +96,7 @@ class _Place:
 class SchemaCompiler:
     """Builds the terminals and rules of one schema; `compile()` returns them with the start symbol."""
 
-    def __init__(self, doc: Document, policy: Policy, validator, *, strict: bool = True,
+    def __init__(self, doc: Document, policy: Policy, validator, *, strict: bool = False,
                  max_states: int = 250_000) -> None:
         self.doc = doc
         self.max_states = max_states
@@ -106,6 +106,9 @@ class SchemaCompiler:
         self.terminals: list[Terminal] = []
         self.rules: list[tuple[str, list[str]]] = []
         self.end_checks: dict[tuple[str | None, str], None] = {}  # (pointer, keyword), in order found
+        # unknown keywords and formats, ignored as annotations (strict=False): ("keyword" | "format", name,
+        # pointer), in order found
+        self.annotations: dict[tuple[str, str, str], None] = {}
         self._terminal_names: dict[Any, str] = {}
         self._alive: list[ByteDFA] = []  # DFAs whose id keys a terminal: kept so no other DFA takes their id
         self._memo: dict[tuple, str | None] = {}
@@ -231,8 +234,9 @@ class SchemaCompiler:
             if key in VALIDATION or key in ANNOTATIONS:
                 continue
             if self.strict:
-                raise SchemaError(f"unknown keyword {key!r} (pass strict=False to ignore unknown keywords)",
-                                  pointer(path + (key,)))
+                raise SchemaError(f"unknown keyword {key!r} (strict=True refuses unknown keywords; by default "
+                                  "they are ignored as annotations)", pointer(path + (key,)))
+            self.annotations.setdefault(("keyword", key, pointer(path + (key,))), None)
 
     def _alternatives(self, schemas, choices: frozenset) -> list[list[str]]:
         place = self._place(schemas, choices)
@@ -245,7 +249,8 @@ class SchemaCompiler:
         if enum is not None:  # one terminal for all the values: a trie of their texts
             if not enum:
                 return []
-            texts = sorted({text.encode("utf-8") for v in enum for text in self._spellings(v)})
+            integer = "number" not in types
+            texts = sorted({text.encode("utf-8") for v in enum for text in self._spellings(v, integer)})
             key = ("lits", tuple(texts))
             if key not in self._terminal_names:
                 self._terminal_names[key] = self._add_terminal(literals(texts))
@@ -375,12 +380,13 @@ class SchemaCompiler:
             self._empty("no enum/const value satisfies the other keywords here", place.path)
         return kept
 
-    def _spellings(self, value: Any) -> list[str]:
-        """The texts of an enum value: a whole number also as `2.0` and `2` (JSON does not tell them apart)."""
+    def _spellings(self, value: Any, integer: bool) -> list[str]:
+        """The texts of an enum value. Integers are written as integers: an int as `2` only; a whole float as
+        `2.0` and `2` (JSON does not tell them apart), or as `2` only at a place whose type is integer."""
         text = self.writer.literal(value)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
             whole = text.split(".")[0]
-            return [whole, whole + ".0"]
+            return [whole] if integer or isinstance(value, int) else [whole, whole + ".0"]
         return [text]
 
     # --- numbers ---------------------------------------------------------------------------------------------
@@ -420,7 +426,7 @@ class SchemaCompiler:
             if not float(v).is_integer():
                 self._end_check(path[:-1], "multipleOf")
         if integer_only:
-            return self._integers(place, lo, lo_x, hi, hi_x, whole, self.doc.draft >= 6 or "number" in types)
+            return self._integers(place, lo, lo_x, hi, hi_x, whole, "number" in types)
         if lo is None and hi is None:
             return [self._regex_terminal(NUMBER)]
         try:
@@ -436,8 +442,11 @@ class SchemaCompiler:
         return [self._regex_terminal(plain), self._regex_terminal(exponent_numbers(sign))]
 
     def _integers(self, place: _Place, lo, lo_x, hi, hi_x, multiples: list[int], fraction: bool) -> list[str]:
-        """Whole numbers in range (and multiples of `multiples`), written as integers, or with a `.0...` fraction
-        where that spelling is valid too (`fraction`: draft 6 on, or where the type is number)."""
+        """Whole numbers in range (and multiples of `multiples`), written as integers; with an optional `.0...`
+        fraction only where the type is number (`fraction`: a number that must be a multiple of an integer). Where
+        the type is integer, the language is integer texts only, though from draft 6 on `28.0` is a valid
+        instance too (the validator accepts it; the writer writes such a float as `28`): generated integers
+        parse as integers."""
         lo_i = None if lo is None else (math.floor(lo) + 1 if lo_x and lo == math.floor(lo) else math.ceil(lo))
         hi_i = None if hi is None else (math.ceil(hi) - 1 if hi_x and hi == math.ceil(hi) else math.floor(hi))
         if lo_i is not None and hi_i is not None and lo_i > hi_i:
@@ -504,8 +513,10 @@ class SchemaCompiler:
             elif v in FORMATS:
                 patterns.append((r"\A(?:" + FORMATS[v] + r")\Z", path))
             elif self.strict:
-                raise SchemaError(f"unknown format {v!r} (known: {', '.join(FORMATS)}; pass strict=False to "
-                                  "ignore unknown formats)", pointer(path))
+                raise SchemaError(f"unknown format {v!r} (known: {', '.join(FORMATS)}; strict=True refuses "
+                                  "unknown formats; by default they are ignored as annotations)", pointer(path))
+            else:
+                self.annotations.setdefault(("format", v, pointer(path)), None)
         usable = []
         for p, path in patterns:
             try:

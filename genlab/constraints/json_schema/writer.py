@@ -2,9 +2,11 @@
 
 Objects list the properties the schema declares for them first, in schema order (each name's rank is where the
 schema first names it), then the undeclared ones in the value's own order; separators are compact, non-ASCII
-characters are written as themselves, and numbers have no exponent. Which properties an object declares is read
-from the schema objects that apply to it, as the compiler reads them: references, `allOf`, and of each
-disjunction the branch the value satisfies.
+characters are written as themselves, and numbers have no exponent. Integers are written as integers: a whole
+float is written `28`, not `28.0`, where the schema's type there is integer (draft 6 on, where 28.0 is a valid
+integer) or where it equals an integer enum/const value, as the grammar spells those. Which properties an object
+declares is read from the schema objects that apply to it, as the compiler reads them: references, `allOf`, and
+of each disjunction the branch the value satisfies.
 """
 
 from __future__ import annotations
@@ -86,7 +88,10 @@ class Writer:
         return dumps(self.order(value, []))
 
     def order(self, value: Any, schemas: list[tuple[Any, tuple]]) -> Any:
-        """`value` with every object's keys in the order the grammar writes them."""
+        """`value` with every object's keys in the order the grammar writes them, and whole floats that the grammar
+        spells as integers made ints."""
+        if isinstance(value, float) and value.is_integer() and self._integral(schemas, value):
+            return int(value)
         if isinstance(value, (dict, list)):
             parts = self._applicable(schemas, value)
             for d, _ in parts:  # an enum or const value is written as the schema spells it
@@ -108,6 +113,19 @@ class Writer:
         if isinstance(value, list):
             return [self.order(v, [m for d, p in parts for m in item_schemas(d, p, i)]) for i, v in enumerate(value)]
         return value
+
+    def _integral(self, schemas: list[tuple[Any, tuple]], value: float) -> bool:
+        """Whether the grammar writes the whole number `value` here as an integer: a type here excludes "number"
+        (from draft 6 on, where a whole float is an integer), or an enum/const value here is the int equal to it."""
+        for d, _ in self._applicable(schemas, value):
+            for candidate in ([d["const"]] if "const" in d else d.get("enum") or []):
+                if isinstance(candidate, int) and not isinstance(candidate, bool) and candidate == value:
+                    return True
+            types = d.get("type")
+            names = types if isinstance(types, list) else [types] if types is not None else None
+            if self.doc.draft >= 6 and names is not None and "number" not in names:
+                return True
+        return False
 
     def _applicable(self, schemas: list[tuple[Any, tuple]], value: Any) -> list[tuple[dict, tuple]]:
         """The schema objects that shape `value` here: references and `allOf` parts, and of each `anyOf`/`oneOf`
