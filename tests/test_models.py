@@ -335,3 +335,34 @@ def test_load_refuses_broken_folder(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["Nothing"]}))
     with pytest.raises(ModelLoadError, match="could not load"):
         load(tmp_path)
+
+
+def test_drafts_keep_every_distribution_and_truncate_to_any(tiny):
+    """`extend(..., keep_all=True)` gives the log-probs after each given token (a draft verified in one forward);
+    `truncate` cuts a row back to any of them; later extends and selects still match the oracle."""
+    batch = tiny.prefill(PROMPT, 3)
+    batch.extend([[11, 12, 13], [21, 22], None], keep_all=True)
+    recent = batch.recent
+    assert [len(r) for r in recent] == [3, 2, 0]
+    for i, row in enumerate(batch.token_ids):
+        for j in range(len(row)):
+            diff = (recent[i][j] - fresh_logprobs(tiny, PROMPT + row[: j + 1])).abs().max().item()
+            assert diff < TOL, (i, j, diff)
+    batch.truncate([1, 2, 0])  # row 0 keeps its first draft token, row 1 all of it
+    assert batch.token_ids == [(11,), (21, 22), ()]
+    assert_matches_oracle(tiny, batch)
+    batch.extend([[14, 15], 23, [31]], keep_all=True)
+    assert_matches_oracle(tiny, batch)
+    batch.truncate([2, 3, 1])
+    assert batch.token_ids == [(11, 14), (21, 22, 23), (31,)]
+    assert_matches_oracle(tiny, batch)
+    batch.select([1, 0, 0])
+    batch.extend([41, 42, [43, 44]])
+    assert_matches_oracle(tiny, batch)
+    with pytest.raises(ValueError):  # the last extend did not keep its distributions
+        batch.truncate([3, 2, 2])
+    batch.extend([[51, 52], None, None], keep_all=True)
+    with pytest.raises(ValueError):  # a row cannot lose every token of the draft
+        batch.truncate([batch.lengths[0] - 2, batch.lengths[1], batch.lengths[2]])
+    with pytest.raises(ValueError):  # nor tokens older than the last extend
+        batch.truncate([batch.lengths[0], batch.lengths[1] - 1, batch.lengths[2]])

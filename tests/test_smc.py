@@ -17,7 +17,7 @@ from genlab.models.loading import resolve
 from genlab.samplers.exact import exact_posterior
 from genlab.samplers.masking import masked_sampling
 from genlab.samplers.rerank import sample_rerank
-from genlab.samplers.smc import RESAMPLING, ess, resample, smc
+from genlab.samplers.smc import CLASSIC_RESAMPLING, RESAMPLING, ess, resample, smc
 
 SKY = r" (red|grey|blue-green|bluish)\."
 SKY_PROMPT = "The color of the sky is"
@@ -77,13 +77,15 @@ def test_sky_posterior_matches_the_true_conditional(lm):
     assert masked.texts.count(" red.") / 64 < 0.5
 
 
-@pytest.mark.parametrize("proposal", ["awrs", "mask"])
-def test_evidence_estimate_is_unbiased(tiny, proposal):
-    """The mean over runs of exp(log_marginal) is the exact P(x in L) (SMC's evidence estimate is unbiased)."""
+@pytest.mark.parametrize("proposal,resampling", [("awrs", r) for r in RESAMPLING] + [("mask", "optimal"),
+                                                                                     ("mask", "stratified")])
+def test_evidence_estimate_is_unbiased(tiny, proposal, resampling):
+    """The mean over runs of exp(log_marginal) is the exact P(x in L) (SMC's evidence estimate is unbiased), for
+    every resampling scheme. N = 3 with a language of 12 token sequences: optimal resampling has to choose."""
     regex = Regex(r"(ab|ba|b){1,2}")
     exact = exact_posterior(tiny, "x", regex, max_tokens=5).log_marginal
-    runs = np.array([smc(tiny, regex, "x", n_particles=8, seed=s, max_tokens=5, proposal=proposal).log_marginal
-                     for s in range(40)])
+    runs = np.array([smc(tiny, regex, "x", n_particles=3, seed=s, max_tokens=5, proposal=proposal,
+                         resampling=resampling).log_marginal for s in range(40)])
     ratio = np.exp(runs - exact)
     assert abs(ratio.mean() - 1) < max(4 * ratio.std() / math.sqrt(len(ratio)), 0.05), (ratio.mean(), ratio.std())
 
@@ -160,7 +162,11 @@ def test_every_method_gives_valid_outputs(lm, method):
     pattern = r" (yes|no)\."
     result = genlab.generate(lm, "Is the sky blue? Answer:", Regex(pattern), method=method, n_particles=6,
                              max_tokens=12, seed=1)
-    assert len(result.samples) == 6
+    if method in ("smc", "smc-mask"):  # optimal resampling: at most N particles, no two alike
+        assert 1 <= len(result.samples) <= 6
+        assert len(set(result.token_ids)) == len(result.samples)
+    else:
+        assert len(result.samples) == 6
     for sample in result.samples:
         if sample.complete:
             assert re.fullmatch(pattern, sample.text), (method, sample.text)
@@ -177,7 +183,7 @@ def test_rerank_estimates_the_marginal(lm):
 def test_resampling_schemes():
     rng = np.random.default_rng(0)
     logw = np.log(np.array([0.5, 0.25, 0.125, 0.125]))
-    for scheme in RESAMPLING:
+    for scheme in CLASSIC_RESAMPLING:
         counts = np.zeros(4)
         for _ in range(2000):
             counts += np.bincount(resample(logw, scheme, rng), minlength=4)
@@ -218,3 +224,47 @@ def test_device_candidates_path_converges(tiny):
     again = smc(tiny, regex, "x", n_particles=8, max_tokens=12, seed=3, device_candidates=True)
     assert result.texts == again.texts and result.counts.checks > 0
     assert all(regex.check(s.text) for s in result.samples if s.complete)
+
+
+def test_rows_are_shared_by_particles_with_one_prefix(tiny):
+    """share_rows changes the cost, not the draws: a seeded run with stratified resampling gives the same outputs
+    and weights with one row per distinct prefix as with one row per particle, in fewer rows."""
+    regex = Regex(r"(ab|ba|b){1,3}")
+    for seed in range(4):
+        shared = smc(tiny, regex, "x", n_particles=16, seed=seed, max_tokens=8, resampling="stratified")
+        own = smc(tiny, regex, "x", n_particles=16, seed=seed, max_tokens=8, resampling="stratified",
+                  share_rows=False)
+        assert shared.token_ids == own.token_ids
+        np.testing.assert_allclose(shared.log_weights, own.log_weights, rtol=1e-5)
+        assert shared.counts.model_calls == own.counts.model_calls
+        assert shared.counts.rows < own.counts.rows
+
+
+def test_optimal_resampling_keeps_particles_distinct_and_converges(tiny):
+    """Optimal resampling: every particle a distinct token sequence, every output in the language, no more rows
+    than particles, seeded runs reproducible, and KL to the exact posterior falling with N on every seed."""
+    regex = Regex(r"(ab|ba|b|a){1,4}")
+    exact = exact_posterior(tiny, "x", regex, max_tokens=8).text_posterior(tiny.vocab)
+    for seed in range(3):
+        small = smc(tiny, regex, "x", n_particles=2, seed=seed, max_tokens=9)
+        large = smc(tiny, regex, "x", n_particles=64, seed=seed, max_tokens=9)
+        again = smc(tiny, regex, "x", n_particles=64, seed=seed, max_tokens=9)
+        assert large.token_ids == again.token_ids and large.log_weights == again.log_weights
+        for result, n in ((small, 2), (large, 64)):
+            assert len(set(result.token_ids)) == len(result.samples) <= n
+            assert result.counts.rows <= n * (result.counts.model_calls - 1)
+            assert all(re.fullmatch(r"(ab|ba|b|a){1,4}", s.text) for s in result.samples if s.complete)
+        assert kl(large.text_posterior(), exact) < min(0.05, kl(small.text_posterior(), exact)), seed
+
+
+def test_optimal_resampling_with_a_maskless_constraint(lm):
+    """Pattern has no masks: its children are independent AWRS draws, merged; outputs stay in the language."""
+    import regex
+
+    pattern = r" ([a-z])[a-z]{1,6}\1\."
+    result = smc(lm, genlab.Pattern(pattern), "A word that starts and ends with the same letter:", n_particles=4,
+                 max_tokens=12, seed=0)
+    assert any(result.complete) and len(set(result.token_ids)) == len(result.samples)
+    for sample in result.samples:
+        if sample.complete:
+            assert regex.fullmatch(pattern, sample.text), sample.text

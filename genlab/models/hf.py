@@ -103,14 +103,17 @@ class HFModel:
         """An empty cache; sliding-window layers get full ones, since holes stretch a window over more slots."""
         return DynamicCache() if self.sliding_window else DynamicCache(config=self.model.config)
 
-    def forward(self, input_ids, attention_mask, position_ids, cache) -> torch.Tensor:
-        """Float32 log-probs [batch, vocab_size] after each row's last slot; the cache grows by the input's width."""
+    def forward(self, input_ids, attention_mask, position_ids, cache, keep: int = 1) -> torch.Tensor:
+        """Float32 log-probs [batch, vocab_size] after each row's last slot ([batch, keep, vocab_size] after each of
+        the last `keep` slots when keep > 1); the cache grows by the input's width."""
         kwargs = {self._cache_arg: cache}
         if self._keep_arg is not None:
-            kwargs[self._keep_arg] = 1
+            kwargs[self._keep_arg] = keep
         out = self.model(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True, **kwargs
         )
+        if keep > 1:
+            return torch.log_softmax(out.logits[:, -keep:, :].float(), dim=-1)
         return torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
 
     def attention_mask(self, real: torch.Tensor, positions: torch.Tensor, m: int):
@@ -156,6 +159,7 @@ class KVBatch:
         self._mask = torch.ones((n, capacity), dtype=torch.bool, device=device)
         self._pos = torch.arange(capacity, device=device).expand(n, -1).clone()
         self._holes = False  # invariant: True whenever some slot in _mask[:, :_width] is False
+        self._recent: list[torch.Tensor] | None = None  # see `recent`
 
     @property
     def size(self) -> int:
@@ -189,8 +193,12 @@ class KVBatch:
         """Next-token log-probabilities, float32 [size, vocab_size]; later steps replace it rather than modify it."""
         return self._logprobs
 
-    def extend(self, tokens: Sequence[RowTokens]) -> None:
-        """Append to each row an int, a sequence of ints, or nothing (None or empty): one forward pass for all rows."""
+    def extend(self, tokens: Sequence[RowTokens], *, keep_all: bool = False) -> None:
+        """Append to each row an int, a sequence of ints, or nothing (None or empty): one forward pass for all rows.
+
+        `keep_all` (drafts) keeps, for each row, the next-token log-probs after each token it was given
+        (`recent`), so that `truncate` can cut the row back to any of those points."""
+        self._recent = None
         n = len(self._rows)
         if len(tokens) != n:
             raise ValueError(f"extend needs one entry per row ({n}), got {len(tokens)}")
@@ -220,7 +228,11 @@ class KVBatch:
                 positions = self._next_pos[:, None] + offset.clamp(min=0)
                 block = offset >= 0
             mask = self._append_slots(block, positions)
-            fresh = self.lm.forward(ids, mask, positions, self._cache)
+            fresh = self.lm.forward(ids, mask, positions, self._cache, keep=m if keep_all and m > 1 else 1)
+            if keep_all:
+                every = fresh if fresh.dim() == 3 else fresh[:, None, :]
+                self._recent = [every[i, m - c :] for i, c in enumerate(counts)]
+                fresh = every[:, -1, :]
             if uniform:
                 self._next_pos = self._next_pos + m
                 self._logprobs = fresh
@@ -229,6 +241,42 @@ class KVBatch:
                 self._logprobs = torch.where((k > 0)[:, None], fresh, self._logprobs)
         for row, new in zip(self._rows, rows):
             row.extend(new)
+
+    @property
+    def recent(self) -> list[torch.Tensor] | None:
+        """After `extend(..., keep_all=True)`: per row, float32 [k, vocab_size], the next-token log-probs after
+        each of the k tokens that extend gave it (row k-1 is `logprobs()`'s); None otherwise."""
+        return self._recent
+
+    def truncate(self, lengths: Sequence[int]) -> None:
+        """Cut each row back to `lengths[i]` tokens after the prompt (the rejected tail of a draft). A row may lose
+        only tokens given by the last `extend(..., keep_all=True)`: its log-probs become those after its new last
+        token. The cut slots become holes, hidden from every later query; no forward pass runs."""
+        n = len(self._rows)
+        if len(lengths) != n:
+            raise ValueError(f"truncate needs one length per row ({n}), got {len(lengths)}")
+        cuts = [len(row) - int(k) for row, k in zip(self._rows, lengths)]
+        if not any(cuts):
+            return
+        if min(cuts) < 0:
+            raise ValueError("truncate cannot lengthen a row")
+        recent = self._recent
+        if recent is None or any(c >= len(r) for c, r in zip(cuts, recent) if c):
+            raise ValueError("truncate may cut only tokens of the last extend(..., keep_all=True), keeping >= 1")
+        with torch.inference_mode():
+            device = self.lm.device
+            cut = torch.tensor(cuts, dtype=torch.long, device=device)
+            slots = torch.arange(self._width, device=device)
+            self._mask[:, : self._width] &= slots[None, :] < (self._width - cut)[:, None]
+            self._next_pos = self._next_pos - cut
+            rows = [i for i, c in enumerate(cuts) if c]
+            fresh = torch.stack([recent[i][len(recent[i]) - 1 - cuts[i]] for i in rows])
+            self._logprobs = self._logprobs.clone()
+            self._logprobs[torch.tensor(rows, device=device)] = fresh
+            self._holes = True
+        for i in rows:
+            del self._rows[i][len(self._rows[i]) - cuts[i]:]
+            self._recent[i] = recent[i][: len(recent[i]) - cuts[i]]
 
     def select(self, indices: Sequence[int]) -> None:
         """Keep rows `indices` in that order: [0, 0, 2] forks row 0 twice and drops row 1, as SMC resampling does."""
@@ -250,6 +298,7 @@ class KVBatch:
             if self._holes:
                 self._drop_dead_slots()
         self._rows = [list(self._rows[i]) for i in order]
+        self._recent = None if self._recent is None else [self._recent[i] for i in order]
 
     def _append_slots(self, block: torch.Tensor | None, positions: torch.Tensor):
         """Record m new slots (all real when `block` is None) and their positions; return the model's attention mask."""
