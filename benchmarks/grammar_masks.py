@@ -74,19 +74,19 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from peer_walkers import (  # noqa: E402
+    Engine,
+    GenlabEngine,
+    LLGuidanceEngine,
+    XGrammarEngine,
+    pct,
+    versions,
+)
 from sql_names import without_lookaheads  # noqa: E402
 from tokenizer_assets import load_tokenizer  # noqa: E402
 
 import genlab  # noqa: E402
 from genlab import TokenVocabulary  # noqa: E402
-from peer_walkers import (  # noqa: E402
-    Engine,
-    GenlabEngine,
-    LLGuidanceEngine,
-    pct,
-    versions,
-    XGrammarEngine,
-)
 
 try:  # where genlab keeps its shipped grammars (the package, or the repository's grammars/)
     from genlab.constraints.grammar import GRAMMARS_DIR as GRAMMARS

@@ -87,19 +87,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "maskbench-dev.jsonl.gz"
 sys.path.insert(0, str(ROOT / "tests"))
+from peer_walkers import (  # noqa: E402
+    Engine,
+    GenlabEngine,
+    LLGuidanceEngine,
+    XGrammarEngine,
+    pct,
+    versions,
+)
 from tokenizer_assets import load_tokenizer  # noqa: E402
 
 from genlab import TokenVocabulary  # noqa: E402
 from genlab.constraints.json_schema import JsonSchema  # noqa: E402
 from genlab.errors import GenlabError, SchemaAnnotationWarning  # noqa: E402
-from peer_walkers import (  # noqa: E402
-    Engine,
-    GenlabEngine,
-    LLGuidanceEngine,
-    pct,
-    versions,
-    XGrammarEngine,
-)
 
 SEED = 20250110
 MAX_WALK_TRIES = 3
@@ -330,6 +330,13 @@ class GenlabExtra:
     annotations: Counter = field(default_factory=Counter)  # "keyword 'x'" / "format 'y'" -> schemas
 
 
+def tokens_of(tok, texts: list[str | None], cache: dict[int, list[int]], i: int) -> list[int]:
+    """The token ids of test instance `i`'s text, encoded once per schema (`cache`)."""
+    if i not in cache:
+        cache[i] = tok.encode(texts[i], add_special_tokens=False)
+    return cache[i]
+
+
 def reason_kind(reason: str) -> str:
     """A failure message with its specifics blanked (but an unknown keyword's or format's name), to group alike
     failures."""
@@ -380,12 +387,6 @@ def run_vocab(vname: str, engines: list[Engine], rows: list[dict], args, strict_
                 strict_cov[sid] = f"crash: {short(exc)}"
         texts: list[str | None] | None = None
         token_cache: dict[int, list[int]] = {}
-
-        def tokens_of(i: int) -> list[int]:
-            if i not in token_cache:
-                token_cache[i] = tok.encode(texts[i], add_special_tokens=False)
-            return token_cache[i]
-
         for e in engines:
             st = stats[e.name]
             t_engine = time.perf_counter()
@@ -448,7 +449,7 @@ def run_vocab(vname: str, engines: list[Engine], rows: list[dict], args, strict_
                             continue
                         tries += 1
                         try:
-                            w = walk(e.walker(compiled), tokens_of(i), e.eos, args.max_masks_per_schema)
+                            w = walk(e.walker(compiled), tokens_of(tok, texts, token_cache, i), e.eos, args.max_masks_per_schema)
                         except (HardTimeout, KeyboardInterrupt):
                             raise
                         except Exception as exc:  # noqa: BLE001
@@ -466,7 +467,7 @@ def run_vocab(vname: str, engines: list[Engine], rows: list[dict], args, strict_
                         if texts[i] is None:
                             continue
                         try:
-                            ok = e.accepts(compiled, texts[i], tokens_of(i) if e.name != "genlab" else [])
+                            ok = e.accepts(compiled, texts[i], tokens_of(tok, texts, token_cache, i) if e.name != "genlab" else [])
                             if e.name == "genlab" and extra is not None:
                                 in_grammar = compiled[0].grammar.check(texts[i])
                                 if t["valid"] and not ok:
@@ -653,7 +654,7 @@ def report(rows: list[dict], runs: dict[str, dict[str, Stats]], strict_cov: dict
 
     print("\n### genlab crashes (exceptions other than GenlabError: bugs)\n")
     crashes = {}
-    for v, stats in runs.items():
+    for stats in runs.values():
         for sid, msg in stats["genlab"].crashes.items():
             crashes.setdefault(sid, msg)
     for sid, msg in strict_cov.items():

@@ -47,18 +47,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from tokenizer_assets import load_tokenizer  # noqa: E402
-
-import genlab  # noqa: E402
-from genlab import TokenVocabulary  # noqa: E402
 from peer_walkers import (  # noqa: E402
     BitmaskWalker,
     Engine,
     GenlabEngine,
     LLGuidanceEngine,
-    pct,
     XGrammarEngine,
+    pct,
 )
+from tokenizer_assets import load_tokenizer  # noqa: E402
+
+import genlab  # noqa: E402
+from genlab import TokenVocabulary  # noqa: E402
 
 _WORDS = "red|green|blue|yellow|purple|orange|black|white|crimson|turquoise"
 

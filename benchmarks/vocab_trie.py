@@ -13,6 +13,7 @@ import argparse
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -58,14 +59,14 @@ def main() -> None:
     print("| --- | --: | --: | --: | --: | --: | --: | --: | --: |")
     for name in names:
         tok = load_tokenizer(name)
-        t_vocab = best_of(lambda: TokenVocabulary.from_tokenizer(tok), args.repeats)
+        t_vocab = best_of(partial(TokenVocabulary.from_tokenizer, tok), args.repeats)
         vocab = TokenVocabulary.from_tokenizer(tok)
-        t_trie = best_of(lambda: TokenTrie.from_vocab(vocab), args.repeats)
+        t_trie = best_of(partial(TokenTrie.from_vocab, vocab), args.repeats)
         trie = TokenTrie.from_vocab(vocab)
         llg = llguidance_build(tok)
         t_llg = best_of(llg, args.repeats) if llg else float("nan")
-        full = statistics.median(best_of(lambda: trie.walk_table(every_byte, 0), 1) for _ in range(20))
-        sparse = statistics.median(best_of(lambda: trie.walk_table(digits, 0), 1) for _ in range(20))
+        full = statistics.median(best_of(partial(trie.walk_table, every_byte, 0), 1) for _ in range(20))
+        sparse = statistics.median(best_of(partial(trie.walk_table, digits, 0), 1) for _ in range(20))
         ours = t_vocab + t_trie
         print(f"| {name} | {vocab.size:,} | {trie.n_nodes:,} | {t_vocab * 1e3:.0f} | {t_trie * 1e3:.0f} | "
               f"{t_llg * 1e3:.0f} | {ours / t_llg:.2f} | {full * 1e6:.0f} | {sparse * 1e6:.0f} |")

@@ -3,6 +3,7 @@
 import sys
 import types
 
+from genlab.constraints import SQL, Constraint, Grammar, JsonSchema, Matcher, Pattern, Predicate, Regex
 from genlab.errors import (
     AssetError,
     ConstraintError,
@@ -18,7 +19,6 @@ from genlab.errors import (
     UnsupportedConstraintError,
     VocabularyError,
 )
-from genlab.constraints import SQL, Constraint, Grammar, JsonSchema, Matcher, Pattern, Predicate, Regex
 from genlab.trie import TokenTrie
 from genlab.vocab import TokenVocabulary
 

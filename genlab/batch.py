@@ -18,9 +18,10 @@ import os
 import time
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from genlab.constraints.base import Constraint
 from genlab.constraints.json_schema import JsonSchema

@@ -145,5 +145,5 @@ def outside_trie(vocab) -> tuple[TokenTrie, np.ndarray]:
     return found
 
 
-_SLICES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_OUTSIDE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_SLICES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_OUTSIDE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -22,9 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -65,7 +65,7 @@ class _Decoder:
     replacements: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def from_config(cls, config: dict | None) -> "_Decoder":
+    def from_config(cls, config: dict | None) -> _Decoder:
         if config is None:
             raise VocabularyError("the tokenizer has no decoder, so its tokens have no defined bytes")
         steps = config["decoders"] if config.get("type") == "Sequence" else [config]
@@ -168,7 +168,7 @@ class TokenVocabulary:
         eos_ids: Iterable[int],
         special_ids: Iterable[int] = (),
         prefix_space: bytes = b"",
-    ) -> "TokenVocabulary":
+    ) -> TokenVocabulary:
         """A vocabulary from explicit token bytes; None marks an id with no text (padding, special)."""
         size = len(token_bytes)
         eos = frozenset(int(i) for i in eos_ids)
@@ -195,7 +195,7 @@ class TokenVocabulary:
         tokenizer,
         model_vocab_size: int | None = None,
         eos_token_ids: Iterable[int] | None = None,
-    ) -> "TokenVocabulary":
+    ) -> TokenVocabulary:
         """The vocabulary of a `transformers` fast tokenizer (or a `tokenizers.Tokenizer`).
 
         `model_vocab_size`: the model's logits width; ids past the tokenizer's are never allowed.

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import tokenizer_and_vocab
+from test_grammar import JSON, SENTENCES, brute_force_mask
 
 from genlab import Grammar
 from genlab.automata import continuation
 from genlab.automata.boundaries import BoundaryTable, Configurations
 from genlab.automata.earley import Chart
 from genlab.automata.intern import find_slot
-
-from conftest import tokenizer_and_vocab
-from test_grammar import JSON, SENTENCES, brute_force_mask
 
 
 @pytest.mark.parametrize("tiny", [False, True])

@@ -30,8 +30,7 @@ import json
 from dataclasses import dataclass
 
 import pytest
-from json_suite import (DRAFTS, REMOTE_BASE, SuiteUnavailable, judge, load_groups, run_file, suite_files,
-                        suite_root)
+from json_suite import DRAFTS, REMOTE_BASE, SuiteUnavailable, judge, load_groups, run_file, suite_files, suite_root
 
 from genlab.constraints.json_schema.formats import FORMATS
 

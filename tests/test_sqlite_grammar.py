@@ -31,9 +31,9 @@ import lark
 import numpy as np
 import pytest
 from grammar_sentences import mutations
-from sql_names import RESERVED, WORD_GUARD, name_exclusion, name_pattern, name_regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sql_names import RESERVED, WORD_GUARD, name_exclusion, name_pattern, name_regex
 
 try:  # Python 3.11+
     from re import _constants as _sre

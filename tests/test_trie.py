@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-from numba import njit
 from conftest import tokenizer_and_vocab
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numba import njit
 
 from genlab.trie import TokenTrie, byte_classes
 from genlab.vocab import TokenVocabulary

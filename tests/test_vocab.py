@@ -7,10 +7,11 @@ import unicodedata
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-from tokenizers import Tokenizer, decoders, models
 from conftest import tokenizer_and_vocab
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tokenizer_assets import FAST, SLOW
+from tokenizers import Tokenizer, decoders, models
 
 from genlab.errors import VocabularyError
 from genlab.vocab import TokenVocabulary

@@ -17,10 +17,10 @@ Surrogates (U+D800..U+DFFF) have no UTF-8 encoding and are removed from every se
 
 from __future__ import annotations
 
+import _sre
 import functools
 from dataclasses import dataclass
 
-import _sre
 import numpy as np
 
 try:  # Python 3.11+

@@ -42,7 +42,7 @@ class CFG:
     rules: tuple[tuple[int, tuple[int, ...]], ...]
 
     @classmethod
-    def build(cls, terminals: list[str], rules: list[tuple[str, list[str]]], start: str) -> "CFG":
+    def build(cls, terminals: list[str], rules: list[tuple[str, list[str]]], start: str) -> CFG:
         """From named rules (`lhs`, [symbol names]) with `terminals` the terminal names; unproductive rules are
         dropped, and a start symbol that derives no string raises `EmptyLanguageError`."""
         nonterminals = sorted({lhs for lhs, _ in rules} | {start})

@@ -29,8 +29,8 @@ from numba import njit
 
 from genlab.automata.bundle import replaced
 from genlab.automata.charclass import char_set
-from genlab.automata.dfa import ByteDFA
 from genlab.automata.combine import difference
+from genlab.automata.dfa import ByteDFA
 from genlab.automata.intern import find_list, list_hash
 from genlab.automata.regex import CHAR_ITEMS, compile_parsed, parse_regex, tree_items
 from genlab.errors import ConstraintError, EmptyLanguageError, StateLimitError, UnsupportedConstraintError
@@ -667,7 +667,7 @@ def _state_tables(rows, class_bits, live_offs, live_classes, first, n, members, 
             loops[s, w] = stay[w] & ~f[w]
 
 
-def slice_representatives(lexer: "Lexer", slice_table: np.ndarray) -> np.ndarray:
+def slice_representatives(lexer: Lexer, slice_table: np.ndarray) -> np.ndarray:
     """One byte per (lexer byte class, slice DFA column) pair: the bytes `slice_reach` must try."""
     key = slice_table.tobytes()
     column = _SLICE_COLUMNS.get(key)

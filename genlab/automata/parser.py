@@ -24,8 +24,16 @@ import time
 
 import numpy as np
 
-from genlab.automata.boundaries import (GROW_CONFIGS, GROW_TABLE, GUARD_BITS, NEED_START, BoundaryTable,
-                                       Configurations, config_of, explore_configs)
+from genlab.automata.boundaries import (
+    GROW_CONFIGS,
+    GROW_TABLE,
+    GUARD_BITS,
+    NEED_START,
+    BoundaryTable,
+    Configurations,
+    config_of,
+    explore_configs,
+)
 from genlab.automata.bundle import ArrayBundle
 from genlab.automata.earley import CFG, OK, Chart
 from genlab.automata.lexer import Lexer, Terminal, run_lexeme

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import abc
 import weakref
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 import numpy as np
 

@@ -31,8 +31,15 @@ from genlab import bitset
 from genlab.automata import continuation
 from genlab.automata.continuation import DONE, STAMPS, new_stamp, walk_continuations
 from genlab.automata.earley import CFG
-from genlab.automata.lexer import (Terminal, compile_terminal, slice_reach, slice_reaches, slice_representatives,
-                                   walk_lexer, walk_roots)
+from genlab.automata.lexer import (
+    Terminal,
+    compile_terminal,
+    slice_reach,
+    slice_reaches,
+    slice_representatives,
+    walk_lexer,
+    walk_roots,
+)
 from genlab.automata.parser import GrammarParser, Thread, check_guards
 from genlab.constraints.base import Constraint, Matcher
 from genlab.errors import GrammarError, StateLimitError
@@ -67,7 +74,7 @@ class Grammar(Constraint):
     @classmethod
     def from_parts(cls, terminals: list[Terminal], rules: list[tuple[str, list[str]]], start: str, *,
                    ignore: tuple[int, ...] = (), source: str = "", max_columns: int = 1_000_000,
-                   max_items: int = 100_000, max_lexer_states: int = 50_000) -> "Grammar":
+                   max_items: int = 100_000, max_lexer_states: int = 50_000) -> Grammar:
         """A grammar built in code rather than written in Lark: compiled terminals, BNF rules `(lhs, [symbol
         names])` over the terminals' names and nonterminals, and the indices of ignored terminals. Constraints
         that compile to grammars (JSON Schema) come this way, skipping Lark's loader."""
@@ -90,7 +97,7 @@ class Grammar(Constraint):
         self._parser = GrammarParser(terminals, ignore, cfg, **limits)
 
     @classmethod
-    def from_file(cls, path: str | Path, start: str = "start", **limits) -> "Grammar":
+    def from_file(cls, path: str | Path, start: str = "start", **limits) -> Grammar:
         """A grammar read from a `.lark` file."""
         path = Path(path)
         if not path.exists():
@@ -98,7 +105,7 @@ class Grammar(Constraint):
         return cls(path.read_text(encoding="utf-8"), start, **limits)
 
     @classmethod
-    def shipped(cls, name: str, start: str = "start", **limits) -> "Grammar":
+    def shipped(cls, name: str, start: str = "start", **limits) -> Grammar:
         """One of the grammars shipped in `grammars/` by name (`json`, `sqlite`, `arithmetic`, ...)."""
         path = GRAMMARS_DIR / f"{name}.lark"
         if not path.exists():
@@ -110,7 +117,7 @@ class Grammar(Constraint):
         first = self.source.strip().splitlines()[0] if self.source.strip() else ""
         return f"Grammar({first[:40]!r}..., start={self.start_rule!r})"
 
-    def _compile(self, vocab: TokenVocabulary) -> "GrammarMatcher":
+    def _compile(self, vocab: TokenVocabulary) -> GrammarMatcher:
         # the parser knows no vocabulary: every matcher (and `check`) shares its chart and lexer tables
         return GrammarMatcher(self._parser, vocab)
 
@@ -420,14 +427,14 @@ class GrammarMatcher(Matcher):
         and walks the trie of the others only."""
         return (reach > 0) & (reach == self._slice.max_len)
 
-    def _outside(self) -> "_Space":
+    def _outside(self) -> _Space:
         """The walk space of the tokens outside the string-content slice (built on first use)."""
         if self._outside_space is None:
             trie, below = outside_trie(self.vocab)
             self._outside_space = _Space(trie, below, _WalkScratch.of(trie))
         return self._outside_space
 
-    def _root_walk(self, q: int, out: np.ndarray, reach: int, space: "_Space") -> tuple[np.ndarray, np.ndarray]:
+    def _root_walk(self, q: int, out: np.ndarray, reach: int, space: _Space) -> tuple[np.ndarray, np.ndarray]:
         """`walk_lexer` from the root of `space`'s trie in lexer state `q`, skipping the subtrees of slice tokens
         of at most `reach` bytes (0: none): (nodes where a lexeme can end, their lexer states). The shared event
         buffers grow when a walk overflows them."""
@@ -447,7 +454,7 @@ class GrammarMatcher(Matcher):
             size = 2 * len(ev_nodes)
             work.events = (np.empty(size, np.int32), np.empty(size, np.int32), np.empty(size, np.int32))
 
-    def _continue(self, config: int, nodes: np.ndarray, states: np.ndarray, out: np.ndarray, space: "_Space") -> None:
+    def _continue(self, config: int, nodes: np.ndarray, states: np.ndarray, out: np.ndarray, space: _Space) -> None:
         """Go on below each node where a lexeme of `config` can end, in the configurations it leads to, level after
         level, in one compiled loop (`walk_continuations`, which resolves lexeme ends it has not met yet); it comes
         back only when the parser must build a lexer start or make room, and resumes where it stopped."""
@@ -487,7 +494,7 @@ class _Space:
 
     trie: TokenTrie
     below: np.ndarray
-    work: "_WalkScratch"
+    work: _WalkScratch
 
     def __post_init__(self) -> None:
         t = self.trie
@@ -508,7 +515,7 @@ class _WalkScratch:
     seen_state: np.ndarray
 
     @classmethod
-    def of(cls, trie: TokenTrie) -> "_WalkScratch":
+    def of(cls, trie: TokenTrie) -> _WalkScratch:
         work = _SCRATCH.get(trie)
         if work is None:
             n = max(trie.n_nodes, 1)
@@ -518,4 +525,4 @@ class _WalkScratch:
         return work
 
 
-_SCRATCH: "weakref.WeakKeyDictionary[TokenTrie, _WalkScratch]" = weakref.WeakKeyDictionary()
+_SCRATCH: weakref.WeakKeyDictionary[TokenTrie, _WalkScratch] = weakref.WeakKeyDictionary()

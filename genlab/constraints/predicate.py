@@ -16,7 +16,8 @@ continuation. Shorter pending characters are tried in full (memoised).
 from __future__ import annotations
 
 import codecs
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

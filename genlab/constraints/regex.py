@@ -28,7 +28,7 @@ class Regex(Constraint):
     def __repr__(self) -> str:
         return f"Regex({self.pattern!r})"
 
-    def _compile(self, vocab: TokenVocabulary) -> "DFAMatcher":
+    def _compile(self, vocab: TokenVocabulary) -> DFAMatcher:
         return DFAMatcher(self.dfa, vocab)
 
     def check(self, text: str | bytes) -> bool:

@@ -10,6 +10,7 @@ towards) the target.
 from __future__ import annotations
 
 import time
+
 import numpy as np
 import torch
 

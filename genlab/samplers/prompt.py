@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 from genlab.models.base import LanguageModel
 
-Prompt = Union[str, Sequence[int], Sequence[dict]]
+Prompt = str | Sequence[int] | Sequence[dict]
 
 
 def prompt_ids(lm: LanguageModel, prompt: Prompt) -> list[int]:

@@ -32,12 +32,10 @@ from genlab.automata.dfa import ByteDFA
 from genlab.automata.lexer import Terminal
 from genlab.automata.minimize import minimal_dfa
 from genlab.automata.regex import compile_regex
-from genlab.constraints.json_schema.document import (Document, item_schemas, pointer, prefix_length,
-                                                     property_schemas)
+from genlab.constraints.json_schema.document import Document, item_schemas, pointer, prefix_length, property_schemas
 from genlab.constraints.json_schema.formats import CHECK_ONLY, FORMATS
 from genlab.constraints.json_schema.keywords import ANNOTATIONS, TYPES, VALIDATION
-from genlab.constraints.json_schema.numbers import (decimal_range, exponent_numbers, integer_range,
-                                                    multiple_of_dfa)
+from genlab.constraints.json_schema.numbers import decimal_range, exponent_numbers, integer_range, multiple_of_dfa
 from genlab.constraints.json_schema.strings import decoded_dfa, quoted
 from genlab.constraints.json_schema.writer import Writer, property_rank
 from genlab.errors import ConstraintError, InvalidPatternError, SchemaError
@@ -753,7 +751,7 @@ class SchemaCompiler:
             try:
                 matching, _ = decoded_dfa((pattern,), 0, None)
             except InvalidPatternError as e:
-                raise SchemaError(f"invalid pattern {pattern!r}: {e}", pointer(path + ("patternProperties",)))
+                raise SchemaError(f"invalid pattern {pattern!r}: {e}", pointer(path + ("patternProperties",))) from e
             except ConstraintError:
                 self._end_check(path, "patternProperties")
                 return self._region(base, self.symbol(((True, path),)))

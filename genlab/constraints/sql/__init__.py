@@ -73,7 +73,7 @@ class SQL(Grammar):
         return self.database.execute(text, max_rows=max_rows, timeout=timeout)
 
     def critic(self, *, execute: bool = True, max_rows: int = 100, timeout: float = 1.0,
-               empty_log_weight: float = math.log(0.1)) -> "ExecutionCritic":
+               empty_log_weight: float = math.log(0.1)) -> ExecutionCritic:
         """An SMC critic (`smc(..., critic=...)`, `generate(..., critic=...)`) that scores finished queries on the
         database: -inf when `EXPLAIN` fails, when execution fails or runs past `timeout`; `empty_log_weight` when
         it returns no rows; 0 otherwise. Unfinished queries score 0, so the critic costs nothing per token."""

@@ -86,7 +86,7 @@ def _name_dfa() -> ByteDFA:
 
 
 @functools.lru_cache(maxsize=1024)  # databases share the function list, and often tables and columns
-def _names(rule: str, names: tuple[str, ...]) -> "_Names":
+def _names(rule: str, names: tuple[str, ...]) -> _Names:
     return _Names(rule, names)
 
 
