@@ -202,8 +202,11 @@ def compare(vocab: TokenVocabulary, ours: list[np.ndarray], theirs: list[np.ndar
             text_bad += 1
             if not example:
                 only_a, only_b = np.flatnonzero(diff & a), np.flatnonzero(diff & b)
-                show = lambda ids: ",".join(  # noqa: E731
-                    repr(vocab.token_bytes[i])[1:] if vocab.is_text[i] else f"#{i} (special)" for i in ids[:3])
+
+                def show(ids) -> str:
+                    return ",".join(repr(vocab.token_bytes[i])[1:] if vocab.is_text[i] else f"#{i} (special)"
+                                    for i in ids[:3])
+
                 example = f"genlab-only {len(only_a)} [{show(only_a)}], peer-only {len(only_b)} [{show(only_b)}]"
         if a[eos].any() != b[eos].any():
             eos_bad += 1
