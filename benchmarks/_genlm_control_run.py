@@ -70,22 +70,27 @@ def main() -> None:
         sampler = AWRS(llm, condition, seed=seed)
         tally.update(checks=0, draws=0)
         t = time.perf_counter()
-        seqs = asyncio.run(sampler.smc(n_particles=task["n_particles"], ess_threshold=task["ess_threshold"],
-                                       max_tokens=task["max_tokens"]))
+        seqs = asyncio.run(
+            sampler.smc(
+                n_particles=task["n_particles"], ess_threshold=task["ess_threshold"], max_tokens=task["max_tokens"]
+            )
+        )
         wall = time.perf_counter() - t
         texts = []
         for ctx in seqs.contexts:
             parts = [x for x in ctx if isinstance(x, bytes)]
             texts.append(b"".join(parts).decode("utf-8", errors="replace"))
-        runs.append({
-            "wall_s": wall,
-            "texts": texts,
-            "log_weights": [float(w) for w in seqs.log_weights],
-            "posterior": {k: float(v) for k, v in dict(seqs.decoded_posterior).items()},
-            "tokens": sum(len(ctx) for ctx in seqs.contexts),
-            "checks": tally["checks"],
-            "draws": tally["draws"],
-        })
+        runs.append(
+            {
+                "wall_s": wall,
+                "texts": texts,
+                "log_weights": [float(w) for w in seqs.log_weights],
+                "posterior": {k: float(v) for k, v in dict(seqs.decoded_posterior).items()},
+                "tokens": sum(len(ctx) for ctx in seqs.contexts),
+                "checks": tally["checks"],
+                "draws": tally["draws"],
+            }
+        )
         print(f"genlm-control run {r}: {wall:.1f} s {texts}", file=sys.stderr, flush=True)
     print(json.dumps({"setup_s": setup_s, "runs": runs}))
 

@@ -71,8 +71,12 @@ CHECK_TASKS = [
     ("sky", "The color of the sky is", r" (red|grey|blue-green|bluish)\.", 12),
     ("iso-date", chat("What is the date of the Moon landing? Answer in ISO format."), r"\d{4}-\d{2}-\d{2}", 16),
     ("email", chat("Give me an example email address."), r"[a-z]{3,12}@[a-z]{3,10}\.(com|org)", 32),
-    ("json", chat("Describe a person as JSON with a name and an age."),
-     r'\{"name": "[A-Z][a-z]{1,10}", "age": [1-9][0-9]?\}', 32),
+    (
+        "json",
+        chat("Describe a person as JSON with a name and an age."),
+        r'\{"name": "[A-Z][a-z]{1,10}", "age": [1-9][0-9]?\}',
+        32,
+    ),
     ("yes-no", chat("Is water wet? Answer yes or no."), r"(Yes|No)\.", 6),
 ]
 
@@ -127,32 +131,65 @@ def part_a(lm, seeds: int, tasks, estimator: str) -> None:
         per_run, texts, walls = [], [], []
         with StepRecorder() as rec:
             for s in range(seeds):
-                res = generate(lm, prompt, Regex(pattern), method="smc", n_particles=4, ess_threshold=0.5,
-                               max_tokens=max_tokens, seed=s, estimator=estimator)
+                res = generate(
+                    lm,
+                    prompt,
+                    Regex(pattern),
+                    method="smc",
+                    n_particles=4,
+                    ess_threshold=0.5,
+                    max_tokens=max_tokens,
+                    seed=s,
+                    estimator=estimator,
+                )
                 per_run.append(res.counts.checks / max(res.counts.tokens, 1))
                 walls.append(res.counts.wall_time / max(res.counts.tokens, 1))
-                texts.append(max(res.text_posterior().items(), key=lambda kv: kv[1])[0] if any(res.complete)
-                             else "(none complete)")
+                texts.append(
+                    max(res.text_posterior().items(), key=lambda kv: kv[1])[0]
+                    if any(res.complete)
+                    else "(none complete)"
+                )
         checks = [c for c, _, _ in rec.steps]
         all_checks += checks
         fallbacks = sum(f for _, f, _ in rec.steps)
         fetched = sum(b for _, _, b in rec.steps)
-        rows.append((name, pattern, len(checks), sum(checks) / len(checks), statistics.median(checks),
-                     pct(checks, 90), max(checks), 100.0 * fallbacks / len(checks), 100.0 * fetched / len(checks),
-                     statistics.median(per_run), 1000 * statistics.median(walls), texts[0]))
+        rows.append(
+            (
+                name,
+                pattern,
+                len(checks),
+                sum(checks) / len(checks),
+                statistics.median(checks),
+                pct(checks, 90),
+                max(checks),
+                100.0 * fallbacks / len(checks),
+                100.0 * fetched / len(checks),
+                statistics.median(per_run),
+                1000 * statistics.median(walls),
+                texts[0],
+            )
+        )
     print("## (a) Constraint checks per generated token: SMC-AWRS (4 particles, ESS 0.5) vs masking\n")
-    print(f"SmolLM2-135M-Instruct, |V| = {v}; estimator {estimator!r}; {seeds} seeds per task; a step is one "
-          "particle's token (EOS included); a check is an `allows` call that reached the matcher (verdicts are "
-          "memoised per run across particles in the same state). Masking evaluates all |V| tokens per step.\n")
-    print("| task | regex | steps | checks/token (mean) | median over steps | p90 | max | steps hitting the cap "
-          "(mask fetched) | steps on a mask fetched earlier in the run (exact, 0 checks) | median over runs of "
-          "per-run mean | masking / AWRS (mean) | wall ms/token (SMC, median run) | top text, seed 0 |")
+    print(
+        f"SmolLM2-135M-Instruct, |V| = {v}; estimator {estimator!r}; {seeds} seeds per task; a step is one "
+        "particle's token (EOS included); a check is an `allows` call that reached the matcher (verdicts are "
+        "memoised per run across particles in the same state). Masking evaluates all |V| tokens per step.\n"
+    )
+    print(
+        "| task | regex | steps | checks/token (mean) | median over steps | p90 | max | steps hitting the cap "
+        "(mask fetched) | steps on a mask fetched earlier in the run (exact, 0 checks) | median over runs of "
+        "per-run mean | masking / AWRS (mean) | wall ms/token (SMC, median run) | top text, seed 0 |"
+    )
     print("| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |")
-    for (name, pattern, n, mean, med, p90, mx, fb, fetched, run_med, ms, text) in rows:
-        print(f"| {name} | `{pattern.replace('|', chr(92) + '|')}` | {n} | {mean:.2f} | {med:g} | {p90:g} | {mx} | "
-              f"{fb:.1f}% | {fetched:.1f}% | {run_med:.2f} | {v / max(mean, 1e-9):,.0f}x | {ms:.1f} | `{text!r}` |")
-    print(f"\nAll tasks together: median checks per step {statistics.median(all_checks):g}, mean "
-          f"{statistics.fmean(all_checks):.2f} (goal: median <= 1.5).\n")
+    for name, pattern, n, mean, med, p90, mx, fb, fetched, run_med, ms, text in rows:
+        print(
+            f"| {name} | `{pattern.replace('|', chr(92) + '|')}` | {n} | {mean:.2f} | {med:g} | {p90:g} | {mx} | "
+            f"{fb:.1f}% | {fetched:.1f}% | {run_med:.2f} | {v / max(mean, 1e-9):,.0f}x | {ms:.1f} | `{text!r}` |"
+        )
+    print(
+        f"\nAll tasks together: median checks per step {statistics.median(all_checks):g}, mean "
+        f"{statistics.fmean(all_checks):.2f} (goal: median <= 1.5).\n"
+    )
 
 
 def part_b(lm, args) -> None:
@@ -187,14 +224,28 @@ def part_b(lm, args) -> None:
     elif not Path(args.genlm_python).exists():
         print(f"genlm-control: skipped ({args.genlm_python} does not exist)", file=sys.stderr)
     else:
-        task = {"model": str(resolve(None)), "prompt_ids": ids, "eos_ids": sorted(lm.vocab.eos_ids),
-                "regex": PHONE, "n_particles": 4, "ess_threshold": 0.5, "max_tokens": 20,
-                "repeats": args.genlm_repeats, "seed": 0, "threads": torch.get_num_threads()}
+        task = {
+            "model": str(resolve(None)),
+            "prompt_ids": ids,
+            "eos_ids": sorted(lm.vocab.eos_ids),
+            "regex": PHONE,
+            "n_particles": 4,
+            "ess_threshold": 0.5,
+            "max_tokens": 20,
+            "repeats": args.genlm_repeats,
+            "seed": 0,
+            "threads": torch.get_num_threads(),
+        }
         helper = Path(__file__).with_name("_genlm_control_run.py")
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         t0 = time.perf_counter()
-        proc = subprocess.run([args.genlm_python, str(helper), json.dumps(task)], capture_output=True, text=True,
-                              env=env, timeout=args.genlm_timeout)
+        proc = subprocess.run(
+            [args.genlm_python, str(helper), json.dumps(task)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=args.genlm_timeout,
+        )
         if proc.returncode != 0:
             print(f"genlm-control: failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}", file=sys.stderr)
         else:
@@ -204,9 +255,11 @@ def part_b(lm, args) -> None:
 
     med = statistics.median
     print("## (b) End-to-end wall time: phone number, 4 particles, ESS 0.5, max 20 tokens, SmolLM2 on CPU\n")
-    print(f"torch threads {torch.get_num_threads()}; {args.repeats} repeats, interleaved; 1-min load average "
-          f"{load_before:.2f} before, {load_mid:.2f} after the genlab runs, {load_after:.2f} after genlm-control. "
-          f"SMC runs took {min(steps_used)}-{max(steps_used)} steps; free sampling draws that many tokens.\n")
+    print(
+        f"torch threads {torch.get_num_threads()}; {args.repeats} repeats, interleaved; 1-min load average "
+        f"{load_before:.2f} before, {load_mid:.2f} after the genlab runs, {load_after:.2f} after genlm-control. "
+        f"SMC runs took {min(steps_used)}-{max(steps_used)} steps; free sampling draws that many tokens.\n"
+    )
     print("| method | median s | min s | max s | per run |")
     print("| --- | --: | --: | --: | --- |")
 
@@ -230,10 +283,14 @@ def part_b(lm, args) -> None:
     step_checks = [c for c, _, _ in recorder.steps]
     print(f"| checks per token, median over steps ({len(step_checks)} steps) | {med(step_checks):g} | <= 1.5 |")
     print(f"| checks per token, mean (counts.checks / counts.tokens; median over runs) | {med(checks):.2f} | |")
-    print(f"| steps that hit the rejection cap (one mask each) | "
-          f"{100 * sum(f for _, f, _ in recorder.steps) / len(step_checks):.1f}% | |")
-    print(f"| steps on a mask fetched earlier in the run (exact, no checks) | "
-          f"{100 * sum(b for _, _, b in recorder.steps) / len(step_checks):.1f}% | |")
+    print(
+        f"| steps that hit the rejection cap (one mask each) | "
+        f"{100 * sum(f for _, f, _ in recorder.steps) / len(step_checks):.1f}% | |"
+    )
+    print(
+        f"| steps on a mask fetched earlier in the run (exact, no checks) | "
+        f"{100 * sum(b for _, _, b in recorder.steps) / len(step_checks):.1f}% | |"
+    )
     print(f"| SMC-AWRS / free sampling (medians) | {ratio_free:.2f} | <= 1.5 |")
     if genlm is not None:
         gl = [r["wall_s"] for r in genlm["runs"]]
@@ -242,8 +299,10 @@ def part_b(lm, args) -> None:
         print(f"| genlm-control (warm median) / genlab SMC-AWRS (median) | {ratio:.1f}x | >= 50x |")
         print(f"| genlm-control (cold) / genlab SMC-AWRS (median) | {gl[0] / med(t_smc):.1f}x | |")
         gc = [r["checks"] / max(r["draws"], 1) for r in genlm["runs"]]
-        print(f"| genlm-control checks per token (mean per run, median over runs; its vocabulary pruned to the "
-              f"regex's bytes) | {med(gc):.2f} | |")
+        print(
+            f"| genlm-control checks per token (mean per run, median over runs; its vocabulary pruned to the "
+            f"regex's bytes) | {med(gc):.2f} | |"
+        )
     else:
         print("| genlm-control / genlab | skipped | >= 50x |")
     print("\ngenlab samples (repeat 0):", outs[0])
@@ -264,8 +323,12 @@ def main() -> None:
     parser.add_argument("--genlm-timeout", type=float, default=1800.0)
     parser.add_argument("--only", choices=["a", "b"], default=None)
     parser.add_argument("--estimator", default="recursive", help="AWRS estimator for part (a)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads here and in the genlm-control process (default: torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads here and in the genlm-control process (default: torch's default)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -19,9 +19,14 @@ from pathlib import Path
 
 from genlab.batch import BatchConfig, batch
 
-PERSON = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
-                                           "age": {"type": "integer", "minimum": 0, "maximum": 120}},
-          "required": ["name", "age"]}
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 12},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+    },
+    "required": ["name", "age"],
+}
 
 
 def records(n: int) -> list[dict]:
@@ -46,8 +51,9 @@ def run(mode: str, source: Path, out: Path, config: BatchConfig) -> tuple[float,
     if mode == "plain":
         summary = batch(source, out, config, progress=progress)
     else:
-        summary = batch(source, out, config, use_ray=True, workers=int(mode.split("-")[1]), cpus_per_worker=1,
-                        progress=progress)
+        summary = batch(
+            source, out, config, use_ray=True, workers=int(mode.split("-")[1]), cpus_per_worker=1, progress=progress
+        )
     return time.perf_counter() - t0, first[0] if first else float("nan"), summary.written
 
 
@@ -64,8 +70,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="genlab-batch-bench-"))
     source = work / "in.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in records(args.records)), encoding="utf-8")
-    print(f"{args.records} records (regex and JSON Schema), SmolLM2, SMC N={args.particles}, "
-          f"max_tokens={args.max_tokens}, {os.cpu_count()} CPU cores")
+    print(
+        f"{args.records} records (regex and JSON Schema), SmolLM2, SMC N={args.particles}, "
+        f"max_tokens={args.max_tokens}, {os.cpu_count()} CPU cores"
+    )
     times: dict[str, float] = {}
     print("\n| mode | wall s | to first row s | records/s | rows |")
     print("|---|--:|--:|--:|--:|")
@@ -79,8 +87,10 @@ def main() -> None:
                 ray.shutdown()
         times[mode] = seconds
         print(f"| {mode} | {seconds:.1f} | {first:.1f} | {rows / seconds:.2f} | {rows} |", flush=True)
-    print(f"\nRay overhead (ray-1 / plain wall time): {times['ray-1'] / times['plain']:.2f}x; "
-          f"scaling (ray-1 / ray-2 wall time): {times['ray-1'] / times['ray-2']:.2f}x")
+    print(
+        f"\nRay overhead (ray-1 / plain wall time): {times['ray-1'] / times['plain']:.2f}x; "
+        f"scaling (ray-1 / ray-2 wall time): {times['ray-1'] / times['ray-2']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -96,32 +96,72 @@ except ImportError:
 # ---- sentences ----
 
 JSON_DOCS = [
-    {"id": 48213, "name": "Zoë Martín-Šimůnek", "email": "zoe.martin@example.org", "active": True,
-     "roles": ["admin", "editor"], "score": 9.75e-1, "balance": -1234.5,
-     "address": {"street": "12 Rue de l'Église", "city": "Zürich", "zip": "8001", "geo": [47.3769, 8.5417]},
-     "last_login": None},
-    {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"name": "Lake \"Blue\" Trail", "elevation_m": 1.2345e3},
-         "geometry": {"type": "LineString", "coordinates": [[-122.4194, 37.7749], [-122.4313, 37.7793],
-                                                            [-122.4402, 37.7801]]}}]},
-    {"model": "gpt-x", "messages": [
-        {"role": "system", "content": "You are a helpful assistant.\nAnswer briefly."},
-        {"role": "user", "content": "Translate \"good morning\" to Japanese: おはよう?"},
-        {"role": "assistant", "content": "おはようございます — \"ohayō gozaimasu\"."}],
-     "temperature": 0.7, "max_tokens": 256, "stop": ["\n\n", "</s>"]},
-    {"order_id": "A-2024-000917", "items": [
-        {"sku": "KB-87", "qty": 2, "price": 49.99, "tags": []},
-        {"sku": "MS-03", "qty": 1, "price": 1.999e1, "tags": ["wireless", "refurb"]}],
-     "discount": 0, "currency": "EUR", "paid": False, "notes": "Leave at door \\ ring twice\t(tab)"},
-    {"sensor": "thermo-7", "unit": "°C", "readings": [21.5, 21.75, -3.0e-2, 1e10, 0, -0.001],
-     "calibration": {"offset": -0.25, "gain": 1.0002, "checked": "2024-03-15T13:45:30Z"},
-     "alerts": [{"level": "warn", "msg": "drift > 0.5°C"}, {"level": "info", "msg": "ok"}]},
-    {"title": "Crème brûlée", "servings": 6, "time": {"prep_min": 20, "cook_min": 45},
-     "ingredients": [{"item": "cream", "amount": 500, "unit": "ml"}, {"item": "sugar", "amount": 1.0e2,
-                                                                     "unit": "g"},
-                     {"item": "vanilla pod", "amount": 1, "unit": None}],
-     "steps": ["Heat the cream.", "Whisk yolks & sugar; pour in \"slowly\".", "Bake at 150 °C."],
-     "rating": [4.8, 1.2e2], "vegetarian": True},
+    {
+        "id": 48213,
+        "name": "Zoë Martín-Šimůnek",
+        "email": "zoe.martin@example.org",
+        "active": True,
+        "roles": ["admin", "editor"],
+        "score": 9.75e-1,
+        "balance": -1234.5,
+        "address": {"street": "12 Rue de l'Église", "city": "Zürich", "zip": "8001", "geo": [47.3769, 8.5417]},
+        "last_login": None,
+    },
+    {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": 'Lake "Blue" Trail', "elevation_m": 1.2345e3},
+                "geometry": {
+                    "type": "LineString",
+                    "coordinates": [[-122.4194, 37.7749], [-122.4313, 37.7793], [-122.4402, 37.7801]],
+                },
+            }
+        ],
+    },
+    {
+        "model": "gpt-x",
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant.\nAnswer briefly."},
+            {"role": "user", "content": 'Translate "good morning" to Japanese: おはよう?'},
+            {"role": "assistant", "content": 'おはようございます — "ohayō gozaimasu".'},
+        ],
+        "temperature": 0.7,
+        "max_tokens": 256,
+        "stop": ["\n\n", "</s>"],
+    },
+    {
+        "order_id": "A-2024-000917",
+        "items": [
+            {"sku": "KB-87", "qty": 2, "price": 49.99, "tags": []},
+            {"sku": "MS-03", "qty": 1, "price": 1.999e1, "tags": ["wireless", "refurb"]},
+        ],
+        "discount": 0,
+        "currency": "EUR",
+        "paid": False,
+        "notes": "Leave at door \\ ring twice\t(tab)",
+    },
+    {
+        "sensor": "thermo-7",
+        "unit": "°C",
+        "readings": [21.5, 21.75, -3.0e-2, 1e10, 0, -0.001],
+        "calibration": {"offset": -0.25, "gain": 1.0002, "checked": "2024-03-15T13:45:30Z"},
+        "alerts": [{"level": "warn", "msg": "drift > 0.5°C"}, {"level": "info", "msg": "ok"}],
+    },
+    {
+        "title": "Crème brûlée",
+        "servings": 6,
+        "time": {"prep_min": 20, "cook_min": 45},
+        "ingredients": [
+            {"item": "cream", "amount": 500, "unit": "ml"},
+            {"item": "sugar", "amount": 1.0e2, "unit": "g"},
+            {"item": "vanilla pod", "amount": 1, "unit": None},
+        ],
+        "steps": ["Heat the cream.", 'Whisk yolks & sugar; pour in "slowly".', "Bake at 150 °C."],
+        "rating": [4.8, 1.2e2],
+        "vegetarian": True,
+    },
 ]
 
 SQL_FALLBACK = [
@@ -136,13 +176,13 @@ SQL_FALLBACK = [
     "ON T3.petid  =  T2.petid WHERE T3.pettype  =  'dog' AND T1.stuid NOT IN (SELECT T1.stuid FROM student AS T1 "
     "JOIN has_pet AS T2 ON T1.stuid  =  T2.stuid JOIN pets AS T3 ON T3.petid  =  T2.petid WHERE T3.pettype  =  'cat')",
     "SELECT count(DISTINCT LANGUAGE) FROM countrylanguage",
-    "SELECT Name FROM country WHERE Continent  =  \"Europe\" AND Population  =  \"80000\"",
-    "SELECT sum(SurfaceArea) FROM country WHERE Region  =  \"Caribbean\"",
+    'SELECT Name FROM country WHERE Continent  =  "Europe" AND Population  =  "80000"',
+    'SELECT sum(SurfaceArea) FROM country WHERE Region  =  "Caribbean"',
     "SELECT T1.Name FROM country AS T1 JOIN countrylanguage AS T2 ON T1.Code  =  T2.CountryCode WHERE "
-    "T2.Language  =  \"English\" AND T2.IsOfficial  =  \"T\" UNION SELECT T1.Name FROM country AS T1 JOIN "
-    "countrylanguage AS T2 ON T1.Code  =  T2.CountryCode WHERE T2.Language  =  \"Dutch\" AND T2.IsOfficial  =  \"T\"",
+    'T2.Language  =  "English" AND T2.IsOfficial  =  "T" UNION SELECT T1.Name FROM country AS T1 JOIN '
+    'countrylanguage AS T2 ON T1.Code  =  T2.CountryCode WHERE T2.Language  =  "Dutch" AND T2.IsOfficial  =  "T"',
     "SELECT template_type_code ,  count(*) FROM Templates GROUP BY template_type_code HAVING count(*)  >=  3",
-    "SELECT document_name FROM Documents WHERE document_name LIKE \"%CV%\"",
+    'SELECT document_name FROM Documents WHERE document_name LIKE "%CV%"',
     "SELECT T1.first_name ,  T1.last_name FROM Owners AS T1 JOIN Dogs AS T2 ON T1.owner_id  =  T2.owner_id "
     "WHERE T2.age  =  (SELECT max(age) FROM Dogs)",
     "SELECT avg(age) FROM Dogs WHERE dog_id IN ( SELECT dog_id FROM Treatments )",
@@ -173,8 +213,10 @@ def sql_sentences(n: int) -> tuple[list[tuple[str, str]], str]:
         picked = random.Random(20240315).sample(range(len(dev)), 20)[:n]
         return [(f"spider#{i}", dev[i].query) for i in picked], "Spider dev gold, seeded sample"
     except Exception as exc:  # noqa: BLE001
-        print(f"warning: Spider dev set unavailable ({type(exc).__name__}: {exc}); using hard-coded queries",
-              file=sys.stderr)
+        print(
+            f"warning: Spider dev set unavailable ({type(exc).__name__}: {exc}); using hard-coded queries",
+            file=sys.stderr,
+        )
         return [(f"sql#{i}", q) for i, q in enumerate(SQL_FALLBACK[:n])], "hard-coded Spider-style"
 
 
@@ -336,8 +378,15 @@ def show_tokens(vocab: TokenVocabulary, ids: np.ndarray, k: int = 4) -> str:
     return ",".join(repr(vocab.token_bytes[i])[1:] if vocab.is_text[i] else f"#{i}" for i in ids[:k])
 
 
-def compare(vocab: TokenVocabulary, tok, tokens: list[int], sname: str, ours: list[np.ndarray],
-            theirs: list[np.ndarray], diff: Diff) -> None:
+def compare(
+    vocab: TokenVocabulary,
+    tok,
+    tokens: list[int],
+    sname: str,
+    ours: list[np.ndarray],
+    theirs: list[np.ndarray],
+    diff: Diff,
+) -> None:
     eos = np.zeros(vocab.size, bool)
     eos[list(vocab.eos_ids)] = True
     n = min(len(ours), len(theirs))
@@ -355,23 +404,33 @@ def compare(vocab: TokenVocabulary, tok, tokens: list[int], sname: str, ours: li
             else:
                 before = tok.decode(tokens[:pos])[-24:]
                 nxt = repr(vocab.token_bytes[tokens[pos]])[1:] if pos < len(tokens) else "EOS"
-                diff.kinds[kind] = [1, f"{sname} pos {pos} after {before!r} (next {nxt}): genlab-only {len(only_a)} "
-                                       f"[{show_tokens(vocab, only_a)}], peer-only {len(only_b)} "
-                                       f"[{show_tokens(vocab, only_b)}]"]
+                diff.kinds[kind] = [
+                    1,
+                    f"{sname} pos {pos} after {before!r} (next {nxt}): genlab-only {len(only_a)} "
+                    f"[{show_tokens(vocab, only_a)}], peer-only {len(only_b)} "
+                    f"[{show_tokens(vocab, only_b)}]",
+                ]
         if a[eos].any() != b[eos].any():
             diff.eos_bad += 1
 
 
-def run_vocab(vname: str, engines: list[Engine], grammars: dict[str, tuple[str, list[tuple[str, str]]]],
-              repeats: int, max_walk_s: float, max_timeouts: int = 2) -> tuple[dict, dict, tuple]:
+def run_vocab(
+    vname: str,
+    engines: list[Engine],
+    grammars: dict[str, tuple[str, list[tuple[str, str]]]],
+    repeats: int,
+    max_walk_s: float,
+    max_timeouts: int = 2,
+) -> tuple[dict, dict, tuple]:
     """(results[grammar][engine], token ids[grammar][sentence], (tokenizer, vocabulary))."""
     tok = load_tokenizer(vname)
     vocab = TokenVocabulary.from_tokenizer(tok)
     eos = np.zeros(vocab.size, bool)
     eos[list(vocab.eos_ids)] = True
     results = {g: {e.name: Result() for e in engines} for g in grammars}
-    tokenized = {g: {s: tok.encode(text, add_special_tokens=False) for s, text in sents}
-                 for g, (_, sents) in grammars.items()}
+    tokenized = {
+        g: {s: tok.encode(text, add_special_tokens=False) for s, text in sents} for g, (_, sents) in grammars.items()
+    }
     warm_tokens = tok.encode(WARMUP_TEXT, add_special_tokens=False)
     for e in engines:
         e.prepare(tok, vocab)
@@ -419,9 +478,11 @@ def run_vocab(vname: str, engines: list[Engine], grammars: dict[str, tuple[str, 
                     colds.setdefault(sname, []).append(cold)
                     if cold.timed_out is not None:
                         timeouts += 1
-                        res.errors[sname] = (f"timed out: walk stopped after {max_walk_s:g} s at position "
-                                             f"{cold.timed_out}/{len(tokens)} (its masks so far are in the engine's "
-                                             "own figures, not in ratios)")
+                        res.errors[sname] = (
+                            f"timed out: walk stopped after {max_walk_s:g} s at position "
+                            f"{cold.timed_out}/{len(tokens)} (its masks so far are in the engine's "
+                            "own figures, not in ratios)"
+                        )
                         res.partial.add(sname)
                         continue
                     warms.setdefault(sname, []).append(walk(e.walker(compiled), tokens, eos, collect=False))
@@ -449,14 +510,18 @@ def run_vocab(vname: str, engines: list[Engine], grammars: dict[str, tuple[str, 
                     pass
                 elif cold.failed_at is not None:
                     t = tokens[cold.failed_at]
-                    before = tok.decode(tokens[:cold.failed_at])[-30:]
-                    res.errors[sname] = (f"rejected token {cold.failed_at}/{len(tokens)} (id {t}, "
-                                         f"{vocab.token_bytes[t]!r}) after {before!r}")
+                    before = tok.decode(tokens[: cold.failed_at])[-30:]
+                    res.errors[sname] = (
+                        f"rejected token {cold.failed_at}/{len(tokens)} (id {t}, "
+                        f"{vocab.token_bytes[t]!r}) after {before!r}"
+                    )
                 elif cold.mask_misses:
                     i = cold.first_miss
-                    res.errors[sname] = (f"mask left out the next token at {cold.mask_misses} position(s), first "
-                                         f"{i}/{len(tokens)}: {vocab.token_bytes[tokens[i]]!r} after "
-                                         f"{tok.decode(tokens[:i])[-30:]!r} (advancing by it worked)")
+                    res.errors[sname] = (
+                        f"mask left out the next token at {cold.mask_misses} position(s), first "
+                        f"{i}/{len(tokens)}: {vocab.token_bytes[tokens[i]]!r} after "
+                        f"{tok.decode(tokens[:i])[-30:]!r} (advancing by it worked)"
+                    )
                 elif not cold.eos_at_end:
                     res.errors[sname] = "EOS not allowed at the end"
         # position-by-position agreement with genlab, then drop the collected masks
@@ -467,8 +532,15 @@ def run_vocab(vname: str, engines: list[Engine], grammars: dict[str, tuple[str, 
             res = results[gname][e.name]
             for sname, _ in sents:
                 if sname in ref.cold and sname in res.cold:
-                    compare(vocab, tok, tokenized[gname][sname], sname, ref.cold[sname].masks,
-                            res.cold[sname].masks, res.agreement)
+                    compare(
+                        vocab,
+                        tok,
+                        tokenized[gname][sname],
+                        sname,
+                        ref.cold[sname].masks,
+                        res.cold[sname].masks,
+                        res.agreement,
+                    )
         for e in engines:
             for w in results[gname][e.name].cold.values():
                 w.masks = []
@@ -489,9 +561,14 @@ def summarize(res: Result, ok: list[str]) -> dict[str, float]:
     allows = [t for s in ok if s in res.allows_us for t in res.allows_us[s]]
     comp = [res.compile_us[s] / 1e3 for s in ok]
     return {
-        "compile ms": pct(comp, 50), "mask p50": pct(cold, 50), "mask p99": pct(cold, 99),
-        "warm p50": pct(warm, 50), "warm p99": pct(warm, 99),
-        "allows p50": pct(allows, 50), "allows p99": pct(allows, 99), "masks": len(cold),
+        "compile ms": pct(comp, 50),
+        "mask p50": pct(cold, 50),
+        "mask p99": pct(cold, 99),
+        "warm p50": pct(warm, 50),
+        "warm p99": pct(warm, 99),
+        "allows p50": pct(allows, 50),
+        "allows p99": pct(allows, 99),
+        "masks": len(cold),
     }
 
 
@@ -502,8 +579,7 @@ def fmt(x: float) -> str:
 
 
 RATIO_KEYS = ["mask p50", "mask p99", "compile ms"]
-TARGETS = [("mask p50 / llguidance", 1.5), ("mask p99 / llguidance", 1.0), ("allows p50 µs", 5.0),
-           ("compile ms", 50.0)]
+TARGETS = [("mask p50 / llguidance", 1.5), ("mask p99 / llguidance", 1.0), ("allows p50 µs", 5.0), ("compile ms", 50.0)]
 
 
 def ratios(results: dict[str, Result], peer: str, sents) -> dict[str, float]:
@@ -519,15 +595,23 @@ def ratios(results: dict[str, Result], peer: str, sents) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 repeat, fewer sentences")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="compile and walk each sentence this many times, keep the fastest (default 3; 1 quick)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="compile and walk each sentence this many times, keep the fastest (default 3; 1 quick)",
+    )
     parser.add_argument("--vocabs", default="smollm2,qwen2")
     parser.add_argument("--grammars", default="json,sqlite")
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--detail", action="store_true", help="per-sentence compile and mask times")
-    parser.add_argument("--max-walk-s", type=float, default=8.0,
-                        help="stop a first walk that runs longer than this (s); after 2 such walks an engine "
-                             "skips the grammar's other sentences (on that vocabulary)")
+    parser.add_argument(
+        "--max-walk-s",
+        type=float,
+        default=8.0,
+        help="stop a first walk that runs longer than this (s); after 2 such walks an engine "
+        "skips the grammar's other sentences (on that vocabulary)",
+    )
     args = parser.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
 
@@ -562,13 +646,14 @@ def main() -> None:
     print(f"Versions: {versions(ROOT, ('llguidance', 'xgrammar', 'lark'))}\n")
     for g, src in sources.items():
         print(f"- {g}: {src}")
-    print("\nFigures are over the sentences the engine walked without a failure; ratio = genlab / peer over the "
-          "sentences both completed (< 1: genlab faster). mask = cold walk from a fresh compile; warm = the same "
-          "walk again on the compiled object; allows = genlab `allows(state, next token)`.\n")
+    print(
+        "\nFigures are over the sentences the engine walked without a failure; ratio = genlab / peer over the "
+        "sentences both completed (< 1: genlab faster). mask = cold walk from a fresh compile; warm = the same "
+        "walk again on the compiled object; allows = genlab `allows(state, next token)`.\n"
+    )
     cols = ["compile ms", "mask p50", "mask p99", "warm p50", "warm p99", "allows p50", "allows p99"]
     rcols = [f"{k} vs {p}" for p in peers for k in RATIO_KEYS]
-    print("| grammar | vocab | engine | " + " | ".join(cols) + " | masks | sentences ok | "
-          + " | ".join(rcols) + " |")
+    print("| grammar | vocab | engine | " + " | ".join(cols) + " | masks | sentences ok | " + " | ".join(rcols) + " |")
     print("| --- | --- | --- |" + " --: |" * (len(cols) + 2 + len(rcols)))
     for g, (_, sents) in grammars.items():
         for v, (results, _, _) in runs.items():
@@ -578,14 +663,23 @@ def main() -> None:
                 partial = [x for x, _ in sents if x in rs[e.name].partial]
                 s = summarize(rs[e.name], ok + partial)
                 cells = [fmt(s[c]) for c in cols]
-                extra = (f" (+{len(partial)} timed out" + (f", {len(rs[e.name].skipped)} skipped" if
-                         rs[e.name].skipped else "") + ")") if partial else ""
+                extra = (
+                    (
+                        f" (+{len(partial)} timed out"
+                        + (f", {len(rs[e.name].skipped)} skipped" if rs[e.name].skipped else "")
+                        + ")"
+                    )
+                    if partial
+                    else ""
+                )
                 rcells = []
                 for p in peers:
                     r = ratios(rs, p, sents) if e.name == "genlab" else {}
                     rcells += [f"{r[k]:.2f}" if k in r else "—" for k in RATIO_KEYS]
-                print(f"| {g} | {v} | {e.name} | " + " | ".join(cells) + f" | {s['masks']} | "
-                      f"{len(ok)}/{len(sents)}{extra} | " + " | ".join(rcells) + " |")
+                print(
+                    f"| {g} | {v} | {e.name} | " + " | ".join(cells) + f" | {s['masks']} | "
+                    f"{len(ok)}/{len(sents)}{extra} | " + " | ".join(rcells) + " |"
+                )
 
     print("\n### genlab against the targets\n")
     print("| grammar | vocab | " + " | ".join(f"{n} (target <= {t:g})" for n, t in TARGETS) + " |")
@@ -597,8 +691,12 @@ def main() -> None:
                 continue
             mine = summarize(rs["genlab"], ok_sentences(rs["genlab"], sents))
             r = ratios(rs, "llguidance", sents)
-            values = [r.get("mask p50", float("nan")), r.get("mask p99", float("nan")), mine["allows p50"],
-                      mine["compile ms"]]
+            values = [
+                r.get("mask p50", float("nan")),
+                r.get("mask p99", float("nan")),
+                mine["allows p50"],
+                mine["compile ms"],
+            ]
             cells = []
             for val, (_, t) in zip(values, TARGETS):
                 cells.append("—" if val != val else f"{val:.2f} {'ok' if val <= t else 'MISSED'}")
@@ -620,8 +718,10 @@ def main() -> None:
     if not failures:
         print("none")
 
-    print("\n### Agreement with genlab: positions whose text-token sets differ / positions compared "
-          "(positions where 'some EOS allowed' differs)\n")
+    print(
+        "\n### Agreement with genlab: positions whose text-token sets differ / positions compared "
+        "(positions where 'some EOS allowed' differs)\n"
+    )
     print("| grammar | " + " | ".join(f"{v} {p}" for v in runs for p in peers) + " |")
     print("| --- |" + " --: |" * (len(runs) * len(peers)))
     examples = []
@@ -635,8 +735,10 @@ def main() -> None:
                 examples += [f"- {g} / {v} / {p}: {n} position(s) like {x}" for n, x in top]
         print(f"| {g} | " + " | ".join(cells) + " |")
     if examples:
-        print("\nCommonest kinds of difference, grouped by (first genlab-only token, first peer-only token), "
-              "with the first position of each (tokens shown as bytes, #id = special token):\n")
+        print(
+            "\nCommonest kinds of difference, grouped by (first genlab-only token, first peer-only token), "
+            "with the first position of each (tokens shown as bytes, #id = special token):\n"
+        )
         print("\n".join(examples))
 
     print("\n### genlab's slowest positions (cold mask; the p99 is among these)\n")
@@ -651,19 +753,25 @@ def main() -> None:
                 continue
             p99 = pct([t for t, _, _ in flat], 99)
             flat.sort(reverse=True)
-            print(f"- {g} / {v}: p99 {fmt(p99)} µs; {sum(t >= p99 for t, _, _ in flat)} of {len(flat)} positions "
-                  f"at or above it; slowest:")
+            print(
+                f"- {g} / {v}: p99 {fmt(p99)} µs; {sum(t >= p99 for t, _, _ in flat)} of {len(flat)} positions "
+                f"at or above it; slowest:"
+            )
             for t, s, i in flat[:4]:
                 toks = tokenized[g][s]
                 nxt = repr(vocab.token_bytes[toks[i]])[1:] if i < len(toks) else "end"
-                print(f"  - {fmt(t)} µs (warm {fmt(r.warm[s].mask_us[i])}): {s} position {i}/{len(toks)}, after "
-                      f"{tok.decode(toks[:i])[-30:]!r}, next {nxt}, state {r.cold[s].notes[i]}")
+                print(
+                    f"  - {fmt(t)} µs (warm {fmt(r.warm[s].mask_us[i])}): {s} position {i}/{len(toks)}, after "
+                    f"{tok.decode(toks[:i])[-30:]!r}, next {nxt}, state {r.cold[s].notes[i]}"
+                )
             al = [(t, s, i) for s in ok if s in r.allows_us for i, t in enumerate(r.allows_us[s])]
             al.sort(reverse=True)
             for t, s, i in al[:2]:
                 toks = tokenized[g][s]
-                print(f"  - allows {fmt(t)} µs: {s} position {i}, after {tok.decode(toks[:i])[-30:]!r}, "
-                      f"token {vocab.token_bytes[toks[i]]!r}")
+                print(
+                    f"  - allows {fmt(t)} µs: {s} position {i}, after {tok.decode(toks[:i])[-30:]!r}, "
+                    f"token {vocab.token_bytes[toks[i]]!r}"
+                )
 
     if args.detail:
         print("\n### Per sentence: compile ms / cold mask p50 µs / cold mask max µs\n")
@@ -677,13 +785,19 @@ def main() -> None:
                         r = results[g][e.name]
                         if s in r.cold:
                             w = r.cold[s].mask_us
-                            cells.append(f"{fmt(r.compile_us[s] / 1e3)} / {fmt(pct(w, 50))} / {fmt(max(w))}"
-                                         + (" (failed)" if s in r.errors else ""))
+                            cells.append(
+                                f"{fmt(r.compile_us[s] / 1e3)} / {fmt(pct(w, 50))} / {fmt(max(w))}"
+                                + (" (failed)" if s in r.errors else "")
+                            )
                         else:
                             cells.append("failed")
                     print(f"| {g} | {v} | {s} | {len(tokenized[g][s])} | " + " | ".join(cells) + " |")
-    spent = ", ".join(f"{g}/{v}/{e} {r.wall_s:.0f}" for v, (results, _, _) in runs.items()
-                      for g, rs in results.items() for e, r in rs.items())
+    spent = ", ".join(
+        f"{g}/{v}/{e} {r.wall_s:.0f}"
+        for v, (results, _, _) in runs.items()
+        for g, rs in results.items()
+        for e, r in rs.items()
+    )
     print(f"\n(total run {time.perf_counter() - started:.0f} s; seconds per grammar/vocab/engine: {spent})")
 
 

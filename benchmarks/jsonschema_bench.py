@@ -118,8 +118,15 @@ WARMUP_SCHEMA = {
     },
     "required": ["name", "id"],
 }
-WARMUP_VALUE = {"name": "Zoë", "id": 12, "score": -1.5e3, "tags": ["a", "ccc"], "when": "2024-03-15",
-                "child": {"ok": True, "x": None}, "code": "AB-17"}
+WARMUP_VALUE = {
+    "name": "Zoë",
+    "id": 12,
+    "score": -1.5e3,
+    "tags": ["a", "ccc"],
+    "when": "2024-03-15",
+    "child": {"ok": True, "x": None},
+    "code": "AB-17",
+}
 
 
 def collection(sid: str) -> str:
@@ -222,8 +229,9 @@ class LLGuidance(LLGuidanceEngine):
 class XGrammar(XGrammarEngine):
     def compile(self, schema):
         try:
-            return self.compiler.compile_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"),
-                                                     strict_mode=False)
+            return self.compiler.compile_json_schema(
+                json.dumps(schema), any_whitespace=False, separators=(",", ":"), strict_mode=False
+            )
         except Exception as e:  # noqa: BLE001
             raise CompileFailure(short(e)) from e
 
@@ -348,8 +356,9 @@ def reason_kind(reason: str) -> str:
     return r[:100]
 
 
-def run_vocab(vname: str, engines: list[Engine], rows: list[dict], args, strict_cov: dict | None,
-              extra: GenlabExtra | None) -> dict[str, Stats]:
+def run_vocab(
+    vname: str, engines: list[Engine], rows: list[dict], args, strict_cov: dict | None, extra: GenlabExtra | None
+) -> dict[str, Stats]:
     tok = load_tokenizer(vname)
     vocab = TokenVocabulary.from_tokenizer(tok)
     stats = {e.name: Stats() for e in engines}
@@ -370,8 +379,12 @@ def run_vocab(vname: str, engines: list[Engine], rows: list[dict], args, strict_
     for n, row in enumerate(rows):
         if n and n % PROGRESS_EVERY == 0:
             spent = time.perf_counter() - began
-            print(f"[{vname}] {n}/{len(rows)} schemas, {spent:.0f} s "
-                  f"({', '.join(f'{k} {s.seconds:.0f} s' for k, s in stats.items())})", file=sys.stderr, flush=True)
+            print(
+                f"[{vname}] {n}/{len(rows)} schemas, {spent:.0f} s "
+                f"({', '.join(f'{k} {s.seconds:.0f} s' for k, s in stats.items())})",
+                file=sys.stderr,
+                flush=True,
+            )
         sid, schema, tests = row["id"], row["schema"], row["tests"]
         coll = collection(sid)
         if strict_cov is not None:
@@ -405,8 +418,7 @@ def run_vocab(vname: str, engines: list[Engine], rows: list[dict], args, strict_
                         extra.keywords.update({k.split(" at ")[0] for k in c.end_checks})
                     if extra is not None and c.annotations:
                         extra.with_annotations += 1
-                        extra.annotations.update({a.split(" at ")[0].removeprefix("unknown ")
-                                                  for a in c.annotations})
+                        extra.annotations.update({a.split(" at ")[0].removeprefix("unknown ") for a in c.annotations})
                     out = []
                     for t in tests:
                         try:
@@ -449,7 +461,12 @@ def run_vocab(vname: str, engines: list[Engine], rows: list[dict], args, strict_
                             continue
                         tries += 1
                         try:
-                            w = walk(e.walker(compiled), tokens_of(tok, texts, token_cache, i), e.eos, args.max_masks_per_schema)
+                            w = walk(
+                                e.walker(compiled),
+                                tokens_of(tok, texts, token_cache, i),
+                                e.eos,
+                                args.max_masks_per_schema,
+                            )
                         except (HardTimeout, KeyboardInterrupt):
                             raise
                         except Exception as exc:  # noqa: BLE001
@@ -467,7 +484,9 @@ def run_vocab(vname: str, engines: list[Engine], rows: list[dict], args, strict_
                         if texts[i] is None:
                             continue
                         try:
-                            ok = e.accepts(compiled, texts[i], tokens_of(tok, texts, token_cache, i) if e.name != "genlab" else [])
+                            ok = e.accepts(
+                                compiled, texts[i], tokens_of(tok, texts, token_cache, i) if e.name != "genlab" else []
+                            )
                             if e.name == "genlab" and extra is not None:
                                 in_grammar = compiled[0].grammar.check(texts[i])
                                 if t["valid"] and not ok:
@@ -533,15 +552,19 @@ def ratios(mine: Stats, theirs: Stats) -> dict[str, float | int]:
     b = [theirs.compile_ms[s] for s in both_c]
     ma = [t for s in both_w for t in mine.masks[s]]
     mb = [t for s in both_w for t in theirs.masks[s]]
-    return {"compiled": len(both_c), "walked": len(both_w),
-            "compile p50": pct(a, 50) / pct(b, 50) if a else float("nan"),
-            "compile p99": pct(a, 99) / pct(b, 99) if a else float("nan"),
-            "mask p50": pct(ma, 50) / pct(mb, 50) if ma else float("nan"),
-            "mask p99": pct(ma, 99) / pct(mb, 99) if ma else float("nan")}
+    return {
+        "compiled": len(both_c),
+        "walked": len(both_w),
+        "compile p50": pct(a, 50) / pct(b, 50) if a else float("nan"),
+        "compile p99": pct(a, 99) / pct(b, 99) if a else float("nan"),
+        "mask p50": pct(ma, 50) / pct(mb, 50) if ma else float("nan"),
+        "mask p99": pct(ma, 99) / pct(mb, 99) if ma else float("nan"),
+    }
 
 
-def report(rows: list[dict], runs: dict[str, dict[str, Stats]], strict_cov: dict, extra: GenlabExtra,
-           args, wall: float) -> None:
+def report(
+    rows: list[dict], runs: dict[str, dict[str, Stats]], strict_cov: dict, extra: GenlabExtra, args, wall: float
+) -> None:
     names = list(next(iter(runs.values())))
     peers = [n for n in names if n != "genlab"]
     colls = Counter(collection(r["id"]) for r in rows)
@@ -554,18 +577,24 @@ def report(rows: list[dict], runs: dict[str, dict[str, Stats]], strict_cov: dict
 
     print(f"\n### JSON Schema on MaskBench dev: {len(rows)} schemas, {n_tests} instances ({n_valid} valid)\n")
     print(f"Versions: {versions(ROOT, ('llguidance', 'xgrammar', 'jsonschema'))}\n")
-    print(f"Compile budget {args.compile_budget_s:g} s (slower compiles count as not covered), walks capped at "
-          f"{args.max_masks_per_schema} masks per schema, llguidance lenient: {args.llg_lenient}. "
-          "Coverage = compiled within budget, and (genlab) no crash. VR = valid instances rejected, "
-          "IA = invalid instances accepted, counted over the schemas the engine covers, all on genlab's "
-          "serialisation (compact, keys in schema order). genlab = `JsonSchema(schema)` with the defaults "
-          "(unknown keywords and formats ignored as annotations); genlab strict = `JsonSchema(schema, "
-          "strict=True)` constructs.\n")
+    print(
+        f"Compile budget {args.compile_budget_s:g} s (slower compiles count as not covered), walks capped at "
+        f"{args.max_masks_per_schema} masks per schema, llguidance lenient: {args.llg_lenient}. "
+        "Coverage = compiled within budget, and (genlab) no crash. VR = valid instances rejected, "
+        "IA = invalid instances accepted, counted over the schemas the engine covers, all on genlab's "
+        "serialisation (compact, keys in schema order). genlab = `JsonSchema(schema)` with the defaults "
+        "(unknown keywords and formats ignored as annotations); genlab strict = `JsonSchema(schema, "
+        "strict=True)` constructs.\n"
+    )
 
     for v, stats in runs.items():
         print(f"#### (a) Per collection ({v})\n")
-        head = (["collection", "schemas", "genlab", "genlab strict"] + peers
-                + [f"VR {n}" for n in names] + [f"IA {n}" for n in names])
+        head = (
+            ["collection", "schemas", "genlab", "genlab strict"]
+            + peers
+            + [f"VR {n}" for n in names]
+            + [f"IA {n}" for n in names]
+        )
         print("| " + " | ".join(head) + " |")
         print("| --- |" + " --: |" * (len(head) - 1))
         for c in order + ["all"]:
@@ -584,9 +613,25 @@ def report(rows: list[dict], runs: dict[str, dict[str, Stats]], strict_cov: dict
         print()
 
     print("#### (b) Overall\n")
-    head = ["vocab", "engine", "covered", "errors", "over budget", "crashes", "VR", "VR order", "IA",
-            "compile p50 ms",
-            "compile p99 ms", "mask p50 µs", "mask p99 µs", "masks", "walked", "mask misses", "run s"]
+    head = [
+        "vocab",
+        "engine",
+        "covered",
+        "errors",
+        "over budget",
+        "crashes",
+        "VR",
+        "VR order",
+        "IA",
+        "compile p50 ms",
+        "compile p99 ms",
+        "mask p50 µs",
+        "mask p99 µs",
+        "masks",
+        "walked",
+        "mask misses",
+        "run s",
+    ]
     print("| " + " | ".join(head) + " |")
     print("| --- | --- |" + " --: |" * (len(head) - 2))
     total = len(rows)
@@ -596,25 +641,44 @@ def report(rows: list[dict], runs: dict[str, dict[str, Stats]], strict_cov: dict
             errors = len(st.failures) - len(st.over_budget) - len(st.crashes)
             comp = list(st.compile_ms.values())
             masks = [t for ts in st.masks.values() for t in ts]
-            cells = [v, n, cov(len(st.covered), total), str(errors), str(len(st.over_budget)),
-                     str(len(st.crashes)), str(sum(st.vr.values())), str(st.vr_order) if n != "genlab" else "—",
-                     str(sum(st.ia.values())),
-                     fmt(pct(comp, 50)), fmt(pct(comp, 99)), fmt(pct(masks, 50)), fmt(pct(masks, 99)),
-                     str(len(masks)), str(len(st.masks)), str(st.misses), f"{st.seconds:.0f}"]
+            cells = [
+                v,
+                n,
+                cov(len(st.covered), total),
+                str(errors),
+                str(len(st.over_budget)),
+                str(len(st.crashes)),
+                str(sum(st.vr.values())),
+                str(st.vr_order) if n != "genlab" else "—",
+                str(sum(st.ia.values())),
+                fmt(pct(comp, 50)),
+                fmt(pct(comp, 99)),
+                fmt(pct(masks, 50)),
+                fmt(pct(masks, 99)),
+                str(len(masks)),
+                str(len(st.masks)),
+                str(st.misses),
+                f"{st.seconds:.0f}",
+            ]
             print("| " + " | ".join(cells) + " |")
-    print("\nVR order: of the valid instances rejected, those the peer accepts written in their own key order "
-          "(compact): a property-order difference with genlab's writer, not a coverage fault.")
-    print("\nRatios genlab / peer (< 1: genlab faster); compile over the schemas both compiled, masks over the "
-          "schemas both walked on the same instance:\n")
-    head = ["vocab", "peer", "schemas compiled", "compile p50", "compile p99", "schemas walked", "mask p50",
-            "mask p99"]
+    print(
+        "\nVR order: of the valid instances rejected, those the peer accepts written in their own key order "
+        "(compact): a property-order difference with genlab's writer, not a coverage fault."
+    )
+    print(
+        "\nRatios genlab / peer (< 1: genlab faster); compile over the schemas both compiled, masks over the "
+        "schemas both walked on the same instance:\n"
+    )
+    head = ["vocab", "peer", "schemas compiled", "compile p50", "compile p99", "schemas walked", "mask p50", "mask p99"]
     print("| " + " | ".join(head) + " |")
     print("| --- | --- |" + " --: |" * (len(head) - 2))
     for v, stats in runs.items():
         for p in peers:
             r = ratios(stats["genlab"], stats[p])
-            print(f"| {v} | {p} | {r['compiled']} | {r['compile p50']:.2f} | {r['compile p99']:.2f} | "
-                  f"{r['walked']} | {r['mask p50']:.2f} | {r['mask p99']:.2f} |")
+            print(
+                f"| {v} | {p} | {r['compiled']} | {r['compile p50']:.2f} | {r['compile p99']:.2f} | "
+                f"{r['walked']} | {r['mask p50']:.2f} | {r['mask p99']:.2f} |"
+            )
 
     g0 = next(iter(runs.values()))["genlab"]
     print(f"\n#### (c) genlab only ({next(iter(runs))} run)\n")
@@ -622,19 +686,27 @@ def report(rows: list[dict], runs: dict[str, dict[str, Stats]], strict_cov: dict
     top = ", ".join(f"{k} {n}" for k, n in extra.keywords.most_common(12))
     print(f"- end-check keywords (schemas): {top or 'none'}")
     print(f"- valid rejected: {extra.vr_grammar} by the grammar, {extra.vr_validator} by the validator only")
-    print(f"- invalid instances accepted by the grammar and rejected by the end validation: {extra.ia_caught} of "
-          f"{extra.invalid_total} checked")
+    print(
+        f"- invalid instances accepted by the grammar and rejected by the end validation: {extra.ia_caught} of "
+        f"{extra.invalid_total} checked"
+    )
     if extra.unserialisable:
         print(f"- instances genlab's serialize refused: {extra.unserialisable}")
     walks = g0.walk_failures
-    print(f"- mask walks: {len(g0.masks)} schemas walked, {walks} walks rejected (another instance tried), "
-          f"{g0.unwalked} covered schemas with valid instances but no walk, {g0.misses} mask misses")
+    print(
+        f"- mask walks: {len(g0.masks)} schemas walked, {walks} walks rejected (another instance tried), "
+        f"{g0.unwalked} covered schemas with valid instances but no walk, {g0.misses} mask misses"
+    )
     strict_fail = Counter(reason_kind(r) for s, r in strict_cov.items() if r != "ok")
-    print(f"- strict=True failures: {sum(strict_fail.values())}; default (strict=False) failures: "
-          f"{sum(extra.reasons.values())}")
+    print(
+        f"- strict=True failures: {sum(strict_fail.values())}; default (strict=False) failures: "
+        f"{sum(extra.reasons.values())}"
+    )
     top = ", ".join(f"{k} {n}" for k, n in extra.annotations.most_common(12))
-    print(f"- schemas compiled with unknown keywords/formats ignored as annotations: {extra.with_annotations}; "
-          f"commonest (schemas): {top or 'none'}")
+    print(
+        f"- schemas compiled with unknown keywords/formats ignored as annotations: {extra.with_annotations}; "
+        f"commonest (schemas): {top or 'none'}"
+    )
     print("\nCommonest default (strict=False) failure kinds (specifics blanked):\n")
     for k, n in extra.reasons.most_common(15):
         print(f"- {n}: {k}")
@@ -683,10 +755,18 @@ def main() -> None:
     parser.add_argument("--vocabs", default="smollm2,qwen2")
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--max-masks-per-schema", type=int, default=200)
-    parser.add_argument("--compile-budget-s", type=float, default=2.0,
-                        help="a compile slower than this counts as not covered (any engine)")
-    parser.add_argument("--hard-limit-s", type=float, default=60.0,
-                        help="stop genlab's Python-level compile, walk or checks after this many seconds")
+    parser.add_argument(
+        "--compile-budget-s",
+        type=float,
+        default=2.0,
+        help="a compile slower than this counts as not covered (any engine)",
+    )
+    parser.add_argument(
+        "--hard-limit-s",
+        type=float,
+        default=60.0,
+        help="stop genlab's Python-level compile, walk or checks after this many seconds",
+    )
     parser.add_argument("--llg-lenient", action="store_true", help="llguidance ignores unimplemented keywords")
     args = parser.parse_args()
     if args.quick:
@@ -700,7 +780,7 @@ def main() -> None:
         rows = [json.loads(line) for line in f if line.strip()]
     random.Random(SEED).shuffle(rows)
     if args.limit is not None:
-        rows = rows[:args.limit]
+        rows = rows[: args.limit]
 
     names = ["genlab"] + [n for n in args.engines.split(",") if n and n != "genlab"]
     engines = []

@@ -39,10 +39,14 @@ def hf_greedy(lm, prompt: list[int], n: int, k: int) -> list[tuple[int, ...]]:
     """K greedy tokens for n copies of the prompt through transformers' generate."""
     ids = torch.tensor([prompt] * n, device=lm.device)
     out = lm.model.generate(
-        ids, attention_mask=torch.ones_like(ids), max_new_tokens=k, min_new_tokens=k, do_sample=False,
+        ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=k,
+        min_new_tokens=k,
+        do_sample=False,
         pad_token_id=lm.eos_token_ids[0],
     )
-    return [tuple(row) for row in out[:, len(prompt):].tolist()]
+    return [tuple(row) for row in out[:, len(prompt) :].tolist()]
 
 
 def timed(fn) -> tuple[float, object]:

@@ -118,8 +118,12 @@ def versions(root, packages: tuple[str, ...]) -> str:
     import genlab
 
     try:
-        head = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
-                              text=True, timeout=10).stdout.strip() or "?"
+        head = (
+            subprocess.run(
+                ["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or "?"
+        )
     except (OSError, subprocess.SubprocessError):
         head = "?"
     out = [f"genlab {genlab.__version__} (git {head})"]
@@ -133,15 +137,19 @@ def versions(root, packages: tuple[str, ...]) -> str:
 
 # ---- engines: `prepare` per vocabulary (untimed), `compile` per spec (timed, each benchmark its own), `walker`
 
+
 def _content_caches() -> list:
     """genlab's process-level caches keyed by pattern or schema content (per-process Unicode tables are warmed
     instead): cleared before each timed compile, so a repeat or a schema with a shape seen before starts cold."""
     import importlib
 
     found = []
-    for module, names in (("genlab.automata.utf8", ("utf8_automaton",)), ("genlab.automata.charclass", ("_char_set",)),
-                          ("genlab.constraints.json_schema.compiler", ("_regex", "_quoted")),
-                          ("genlab.constraints.json_schema.strings", ("decoded_dfa",))):
+    for module, names in (
+        ("genlab.automata.utf8", ("utf8_automaton",)),
+        ("genlab.automata.charclass", ("_char_set",)),
+        ("genlab.constraints.json_schema.compiler", ("_regex", "_quoted")),
+        ("genlab.constraints.json_schema.strings", ("decoded_dfa",)),
+    ):
         try:
             mod = importlib.import_module(module)
         except ImportError:

@@ -67,19 +67,29 @@ _WORDS = "red|green|blue|yellow|purple|orange|black|white|crimson|turquoise"
 PATTERNS: list[tuple[str, str, str]] = [
     ("email", r"[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}", "jane.doe+news@mail.example.co.uk"),
     ("iso date", r"\d{4}-\d{2}-\d{2}", "2024-03-15"),
-    ("iso datetime", r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
-     "2024-03-15T13:45:30.123+02:00"),
+    (
+        "iso datetime",
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
+        "2024-03-15T13:45:30.123+02:00",
+    ),
     ("uuid", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "123e4567-e89b-12d3-a456-426614174000"),
     ("us phone", r"\(\d{3}\) \d{3}-\d{4}", "(555) 867-5309"),
     ("ipv4", r"((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)", "192.168.10.254"),
     ("ipv6", r"([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}", "2001:0db8:85a3:0000:0000:8a2e:0370:7334"),
-    ("semver", r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
-               r"(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?", "1.12.0-rc.1+build.5"),
+    (
+        "semver",
+        r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
+        r"(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?",
+        "1.12.0-rc.1+build.5",
+    ),
     ("json string", r'"(?:[^"\\\x00-\x1f]|\\.)*"', r'"She said \"hi\" and left.\nBye — ok"'),
     ("json number", r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?", "-1234.5678e+30"),
     ("hex color", r"#[0-9a-fA-F]{6}", "#1a2B3c"),
-    ("url", r"https?://[a-zA-Z0-9.-]+(:\d+)?(/[a-zA-Z0-9._~%-]*)*(\?[a-zA-Z0-9=&._-]*)?",
-     "https://docs.example.com:8080/guide/regex_intro.html?q=regex&page=2"),
+    (
+        "url",
+        r"https?://[a-zA-Z0-9.-]+(:\d+)?(/[a-zA-Z0-9._~%-]*)*(\?[a-zA-Z0-9=&._-]*)?",
+        "https://docs.example.com:8080/guide/regex_intro.html?q=regex&page=2",
+    ),
     ("time", r"\d{2}:\d{2}(:\d{2})?", "09:30:15"),
     ("uk postcode", r"[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}", "SW1A 1AA"),
     ("card", r"(\d{4}-){3}\d{4}", "4111-1111-1111-1111"),
@@ -204,8 +214,9 @@ def compare(vocab: TokenVocabulary, ours: list[np.ndarray], theirs: list[np.ndar
                 only_a, only_b = np.flatnonzero(diff & a), np.flatnonzero(diff & b)
 
                 def show(ids) -> str:
-                    return ",".join(repr(vocab.token_bytes[i])[1:] if vocab.is_text[i] else f"#{i} (special)"
-                                    for i in ids[:3])
+                    return ",".join(
+                        repr(vocab.token_bytes[i])[1:] if vocab.is_text[i] else f"#{i} (special)" for i in ids[:3]
+                    )
 
                 example = f"genlab-only {len(only_a)} [{show(only_a)}], peer-only {len(only_b)} [{show(only_b)}]"
         if a[eos].any() != b[eos].any():
@@ -216,12 +227,17 @@ def compare(vocab: TokenVocabulary, ours: list[np.ndarray], theirs: list[np.ndar
 def best(walks: list[Walk]) -> Walk:
     """Position by position, the fastest of repeated identical walks (scheduling noise only adds time)."""
     first = walks[0]
-    return Walk([min(ts) for ts in zip(*(w.mask_us for w in walks))],
-                [min(ts) for ts in zip(*(w.advance_us for w in walks))], first.masks, first.failed_at)
+    return Walk(
+        [min(ts) for ts in zip(*(w.mask_us for w in walks))],
+        [min(ts) for ts in zip(*(w.advance_us for w in walks))],
+        first.masks,
+        first.failed_at,
+    )
 
 
-def run_vocab(name: str, engines: list[Engine], patterns, warmup: str,
-              repeats: int) -> tuple[dict[str, Result], dict[str, int]]:
+def run_vocab(
+    name: str, engines: list[Engine], patterns, warmup: str, repeats: int
+) -> tuple[dict[str, Result], dict[str, int]]:
     tok = load_tokenizer(name)
     vocab = TokenVocabulary.from_tokenizer(tok)
     results = {e.name: Result() for e in engines}
@@ -276,10 +292,16 @@ def summarize(res: Result, ok: list[str]) -> dict[str, float]:
     comp = [res.compile_us[p] for p in ok]
     first = [res.compile_us[p] + res.cold[p].mask_us[0] for p in ok]
     return {
-        "compile p50": pct(comp, 50), "compile p90": pct(comp, 90), "compile+1st mask p50": pct(first, 50),
-        "mask p50": pct(cold, 50), "mask p99": pct(cold, 99),
-        "warm mask p50": pct(warm, 50), "warm mask p99": pct(warm, 99),
-        "advance p50": pct(adv, 50), "ok": len(ok), "masks": len(cold),
+        "compile p50": pct(comp, 50),
+        "compile p90": pct(comp, 90),
+        "compile+1st mask p50": pct(first, 50),
+        "mask p50": pct(cold, 50),
+        "mask p99": pct(cold, 99),
+        "warm mask p50": pct(warm, 50),
+        "warm mask p99": pct(warm, 99),
+        "advance p50": pct(adv, 50),
+        "ok": len(ok),
+        "masks": len(cold),
     }
 
 
@@ -295,8 +317,12 @@ def main() -> None:
     parser.add_argument("--vocabs", default="smollm2,qwen2")
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--detail", action="store_true", help="per-pattern compile and mask times")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="compile and walk each pattern this many times; keep the fastest of each measurement")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="compile and walk each pattern this many times; keep the fastest of each measurement",
+    )
     args = parser.parse_args()
 
     patterns = [p for p in PATTERNS if not args.quick or p[0] in QUICK]
@@ -306,8 +332,14 @@ def main() -> None:
     engines = []
     for n in names:
         try:
-            __import__({"genlab": "genlab", "llguidance": "llguidance", "xgrammar": "xgrammar",
-                        "outlines-core": "outlines_core"}[n])
+            __import__(
+                {
+                    "genlab": "genlab",
+                    "llguidance": "llguidance",
+                    "xgrammar": "xgrammar",
+                    "outlines-core": "outlines_core",
+                }[n]
+            )
             engines.append(ENGINES[n]())
         except ImportError:
             print(f"warning: {n} is not installed; skipped", file=sys.stderr)
@@ -316,14 +348,29 @@ def main() -> None:
     runs = {v: run_vocab(v, engines, patterns, r"\d+\w\s.", args.repeats) for v in args.vocabs.split(",")}
     all_results = {v: r for v, (r, _) in runs.items()}
 
-    cols = ["compile p50", "compile p90", "compile+1st mask p50", "mask p50", "mask p99", "warm mask p50",
-            "warm mask p99", "advance p50"]
+    cols = [
+        "compile p50",
+        "compile p90",
+        "compile+1st mask p50",
+        "mask p50",
+        "mask p99",
+        "warm mask p50",
+        "warm mask p99",
+        "advance p50",
+    ]
     ratio_cols = ["compile p50", "compile+1st mask p50", "mask p50", "mask p99"]
     print(f"\n### Regex masks: {len(patterns)} patterns, times in µs (lower is better)\n")
-    print("Each engine's figures are over the patterns it compiled and walked; ratio = genlab / peer over the "
-          "patterns both completed (< 1: genlab faster).\n")
-    print("| vocab | engine | " + " | ".join(cols) + " | masks | patterns ok | "
-          + " | ".join(f"ratio {c}" for c in ratio_cols) + " |")
+    print(
+        "Each engine's figures are over the patterns it compiled and walked; ratio = genlab / peer over the "
+        "patterns both completed (< 1: genlab faster).\n"
+    )
+    print(
+        "| vocab | engine | "
+        + " | ".join(cols)
+        + " | masks | patterns ok | "
+        + " | ".join(f"ratio {c}" for c in ratio_cols)
+        + " |"
+    )
     print("| --- | --- |" + " --: |" * (len(cols) + 2 + len(ratio_cols)))
     for vname, results in all_results.items():
         ours_ok = ok_patterns(results["genlab"], patterns) if "genlab" in results else []
@@ -336,8 +383,13 @@ def main() -> None:
             else:
                 mine, theirs = summarize(results["genlab"], both), summarize(results[e.name], both)
                 ratios = [f"{mine[c] / theirs[c]:.2f}" for c in ratio_cols]
-            print(f"| {vname} | {e.name} | " + " | ".join(fmt(s[c]) for c in cols)
-                  + f" | {s['masks']} | {s['ok']}/{len(patterns)} | " + " | ".join(ratios) + " |")
+            print(
+                f"| {vname} | {e.name} | "
+                + " | ".join(fmt(s[c]) for c in cols)
+                + f" | {s['masks']} | {s['ok']}/{len(patterns)} | "
+                + " | ".join(ratios)
+                + " |"
+            )
 
     print("\n### Failures\n")
     failures = [(v, e, p, msg) for v, rs in all_results.items() for e, r in rs.items() for p, msg in r.errors.items()]

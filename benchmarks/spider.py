@@ -51,8 +51,9 @@ from genlab.datasets.sql_match import exact_set_match
 from genlab.models.loading import DEFAULT_MODEL
 
 METHODS = ("free", "mask", "smc", "smc+critic")
-SYSTEM = ("You are a SQLite expert. Given the database schema, answer the question with one SQLite query and "
-          "nothing else.")
+SYSTEM = (
+    "You are a SQLite expert. Given the database schema, answer the question with one SQLite query and nothing else."
+)
 
 
 # ---------------------------------------------------------------- prompts and constraints
@@ -120,10 +121,10 @@ class RecordingCritic:
         return score
 
 
-def run_method(method: str, lm, prompt: list[dict], db: dict, args: argparse.Namespace,
-               critic: RecordingCritic | None = None) -> genlab.GenerationResult:
-    common = dict(n_particles=args.particles, max_tokens=args.max_tokens, temperature=args.temperature,
-                  seed=args.seed)
+def run_method(
+    method: str, lm, prompt: list[dict], db: dict, args: argparse.Namespace, critic: RecordingCritic | None = None
+) -> genlab.GenerationResult:
+    common = dict(n_particles=args.particles, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
     if method == "free":
         return genlab.generate(lm, prompt, any_text(), method="mask", **common)
     if method == "mask":
@@ -139,8 +140,9 @@ def run_method(method: str, lm, prompt: list[dict], db: dict, args: argparse.Nam
 
 
 def lark_parser() -> lark.Lark:
-    return lark.Lark((GRAMMARS_DIR / "sqlite.lark").read_text(encoding="utf-8"), start="start", parser="earley",
-                     lexer="dynamic")
+    return lark.Lark(
+        (GRAMMARS_DIR / "sqlite.lark").read_text(encoding="utf-8"), start="start", parser="earley", lexer="dynamic"
+    )
 
 
 def parses(parser: lark.Lark, text: str) -> bool:
@@ -195,9 +197,16 @@ def evaluate(row: Row, result: genlab.GenerationResult, db: dict, parser: lark.L
     con = db["connection"]
     for sample in result.samples:
         text = sample.text
-        row.samples.append({"text": text, "complete": sample.complete, "valid": sample.valid,
-                            "log_weight": None if math.isinf(sample.log_weight) else sample.log_weight,
-                            "parses": parses(parser, text), "explains": explains(con, text)})
+        row.samples.append(
+            {
+                "text": text,
+                "complete": sample.complete,
+                "valid": sample.valid,
+                "log_weight": None if math.isinf(sample.log_weight) else sample.log_weight,
+                "parses": parses(parser, text),
+                "explains": explains(con, text),
+            }
+        )
     row.counts = asdict(result.counts)
     row.top = top_prediction(row.method, result)
     if row.top is not None:
@@ -206,8 +215,16 @@ def evaluate(row: Row, result: genlab.GenerationResult, db: dict, parser: lark.L
         row.top_match = exact_set_match(row.top, row.gold, db["columns"])
 
 
-def run_one(index: int, example: spider.SpiderExample, method: str, lm, dev, databases: Databases,
-            parser: lark.Lark, args: argparse.Namespace) -> Row:
+def run_one(
+    index: int,
+    example: spider.SpiderExample,
+    method: str,
+    lm,
+    dev,
+    databases: Databases,
+    parser: lark.Lark,
+    args: argparse.Namespace,
+) -> Row:
     row = Row(index, example.db_id, example.question, example.query, method)
     t0 = time.perf_counter()
     try:
@@ -252,7 +269,9 @@ def summary(rows: list[Row]) -> dict[str, str]:
         "checks / token": f"{sum(r.counts['checks'] for r in ok) / tokens:.2f}" if tokens else "-",
         "masks / token": f"{sum(r.counts['masks'] for r in ok) / tokens:.2f}" if tokens else "-",
         "critic: rejected / scored texts": f"{sum(len(r.critic_rejected) for r in ok)} / "
-        f"{sum(r.critic_scored for r in ok)}" if any(r.critic_scored for r in ok) else "-",
+        f"{sum(r.critic_scored for r in ok)}"
+        if any(r.critic_scored for r in ok)
+        else "-",
         "failed questions": str(len(rows) - len(ok)),
     }
 
@@ -265,8 +284,9 @@ def table(rows: list[Row], methods: list[str]) -> str:
     return "\n".join(lines)
 
 
-def warm_up(lm, example: spider.SpiderExample, dev, databases: Databases, methods: list[str],
-            args: argparse.Namespace) -> None:
+def warm_up(
+    lm, example: spider.SpiderExample, dev, databases: Databases, methods: list[str], args: argparse.Namespace
+) -> None:
     """Two tokens of every method, untimed: one-time costs (compiled kernels, first masks) stay out of the table."""
     print("warming up", file=sys.stderr, flush=True)
     db = databases.get(example.db_id)
@@ -291,8 +311,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     ap.add_argument("--json", type=Path, help="write the per-question rows here (rewritten after each row)")
-    ap.add_argument("--resume", action="store_true",
-                    help="keep the rows already in --json and run only the (question, method) pairs they lack")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows already in --json and run only the (question, method) pairs they lack",
+    )
     args = ap.parse_args(argv)
     methods = args.methods.split(",")
     if unknown := set(methods) - set(METHODS):
@@ -319,15 +342,20 @@ def main(argv: list[str] | None = None) -> None:
                 if args.json:  # after every row, so a run that is stopped keeps what it did
                     args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1), encoding="utf-8")
                 outcome = row.error or f"top={row.top!r} match={row.top_match}"
-                print(f"[{k}/{len(examples)}] dev#{index} {example.db_id} {method}: {row.seconds:.1f}s {outcome}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"[{k}/{len(examples)}] dev#{index} {example.db_id} {method}: {row.seconds:.1f}s {outcome}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         databases.close()
     rows = [r for r in rows if r.index in examples and r.method in methods]
     total = sum(r.seconds for r in rows)
 
-    print(f"model {DEFAULT_MODEL}, n={args.particles}, {len(examples)} Spider dev questions (seed {args.seed}), "
-          f"max_tokens {args.max_tokens}, temperature {args.temperature}; generation {total:.0f} s in all\n")
+    print(
+        f"model {DEFAULT_MODEL}, n={args.particles}, {len(examples)} Spider dev questions (seed {args.seed}), "
+        f"max_tokens {args.max_tokens}, temperature {args.temperature}; generation {total:.0f} s in all\n"
+    )
     print(table(rows, methods))
 
 

@@ -50,12 +50,14 @@ def main() -> None:
     names = FAST + (SLOW if args.slow else [])
     every_byte = np.zeros((1, 256), np.int32)
     digits = np.full((1, 256), -1, np.int32)
-    digits[0, ord("0"):ord("9") + 1] = 0
+    digits[0, ord("0") : ord("9") + 1] = 0
     # warm the numba kernels once
     warm = TokenTrie.from_vocab(TokenVocabulary.from_tokenizer(load_tokenizer("smollm2")))
     warm.walk_table(every_byte, 0)
-    print("| tokenizer | ids | trie nodes | vocab build ms | trie build ms | llguidance build ms | ratio (genlab/llg) "
-          "| full walk µs | digits walk µs |")
+    print(
+        "| tokenizer | ids | trie nodes | vocab build ms | trie build ms | llguidance build ms | ratio (genlab/llg) "
+        "| full walk µs | digits walk µs |"
+    )
     print("| --- | --: | --: | --: | --: | --: | --: | --: | --: |")
     for name in names:
         tok = load_tokenizer(name)
@@ -68,8 +70,10 @@ def main() -> None:
         full = statistics.median(best_of(partial(trie.walk_table, every_byte, 0), 1) for _ in range(20))
         sparse = statistics.median(best_of(partial(trie.walk_table, digits, 0), 1) for _ in range(20))
         ours = t_vocab + t_trie
-        print(f"| {name} | {vocab.size:,} | {trie.n_nodes:,} | {t_vocab * 1e3:.0f} | {t_trie * 1e3:.0f} | "
-              f"{t_llg * 1e3:.0f} | {ours / t_llg:.2f} | {full * 1e6:.0f} | {sparse * 1e6:.0f} |")
+        print(
+            f"| {name} | {vocab.size:,} | {trie.n_nodes:,} | {t_vocab * 1e3:.0f} | {t_trie * 1e3:.0f} | "
+            f"{t_llg * 1e3:.0f} | {ours / t_llg:.2f} | {full * 1e6:.0f} | {sparse * 1e6:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ def main(prompt: str) -> None:
     lm = load()
     trie = TokenTrie.from_vocab(lm.vocab)
     digits = np.full((1, 256), -1, np.int32)
-    digits[0, ord("0"):ord("9") + 1] = 0
+    digits[0, ord("0") : ord("9") + 1] = 0
     allowed = torch.from_numpy(trie.walk_table(digits, 0) >= 0)
     logp = lm.prefill(lm.encode(prompt)).logprobs()[0]
     mass = torch.logsumexp(logp[allowed], 0).exp().item()

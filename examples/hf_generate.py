@@ -37,10 +37,15 @@ def main() -> None:
     for mode, options in [("greedy", {"do_sample": False}), ("sampling", {"do_sample": True, "temperature": 1.0})]:
         torch.manual_seed(args.seed)
         processor = ConstraintLogitsProcessor(regex, tokenizer)  # one processor per generate call
-        out = model.generate(**inputs, logits_processor=[processor], max_new_tokens=args.max_new_tokens,
-                             pad_token_id=tokenizer.eos_token_id, **options)
+        out = model.generate(
+            **inputs,
+            logits_processor=[processor],
+            max_new_tokens=args.max_new_tokens,
+            pad_token_id=tokenizer.eos_token_id,
+            **options,
+        )
         for prompt, row in zip(PROMPTS, out):
-            text = tokenizer.decode(row[inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+            text = tokenizer.decode(row[inputs["input_ids"].shape[1] :], skip_special_tokens=True)
             print(f"{mode:<8}  {prompt!r} -> {text!r}")
 
 

@@ -36,8 +36,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--particles", type=int, default=4, help="SMC particles per text")
     parser.add_argument("--max-tokens", type=int, default=40, help="most tokens per output")
-    parser.add_argument("--temperature", type=float, default=0.3,
-                        help="sampling temperature: SMC then targets the tempered model's conditional")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=0.3,
+        help="sampling temperature: SMC then targets the tempered model's conditional",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     args = parser.parse_args()
 
@@ -45,8 +49,16 @@ def main() -> None:
     constraint = genlab.JsonSchema(Person)
     for text in TEXTS:
         prompt = [{"role": "user", "content": f"Extract the person as JSON with name, age and city: {text}"}]
-        result = genlab.generate(lm, prompt, constraint, method="smc", n_particles=args.particles,
-                                 max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
+        result = genlab.generate(
+            lm,
+            prompt,
+            constraint,
+            method="smc",
+            n_particles=args.particles,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            seed=args.seed,
+        )
         print(f"text: {text}")
         weights: dict[str, float] = {}
         for person, weight in zip(result.parsed, result.posterior):

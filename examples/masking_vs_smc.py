@@ -39,18 +39,22 @@ def main() -> None:
     regex = genlab.Regex(PATTERN)
     exact = exact_posterior(lm, PROMPT, regex, max_tokens=MAX_TOKENS).text_posterior(lm)
     # samplers count the EOS step too: one more than the enumeration's limit
-    masked = genlab.generate(lm, PROMPT, regex, method="mask", n_particles=args.samples, max_tokens=MAX_TOKENS + 1,
-                             seed=args.seed)
+    masked = genlab.generate(
+        lm, PROMPT, regex, method="mask", n_particles=args.samples, max_tokens=MAX_TOKENS + 1, seed=args.seed
+    )
     masking = {text: masked.texts.count(text) / len(masked.texts) for text in set(masked.texts)}
-    smc = genlab.generate(lm, PROMPT, regex, method="smc", n_particles=args.particles, max_tokens=MAX_TOKENS + 1,
-                          seed=args.seed).text_posterior()
+    smc = genlab.generate(
+        lm, PROMPT, regex, method="smc", n_particles=args.particles, max_tokens=MAX_TOKENS + 1, seed=args.seed
+    ).text_posterior()
 
     print(f"prompt {PROMPT!r}, regex {PATTERN!r}")
     print(f"{'text':<16}{'exact':>10}{'masking':>10}{'SMC':>10}")
     for text in sorted(exact, key=lambda t: -exact[t]):
         print(f"{text!r:<16}{exact[text]:>10.4f}{masking.get(text, 0.0):>10.4f}{smc.get(text, 0.0):>10.4f}")
-    print(f"KL to exact (nats): masking ({args.samples} samples) {kl(masking, exact):.3f}, "
-          f"SMC-AWRS ({args.particles} particles) {kl(smc, exact):.3f}")
+    print(
+        f"KL to exact (nats): masking ({args.samples} samples) {kl(masking, exact):.3f}, "
+        f"SMC-AWRS ({args.particles} particles) {kl(smc, exact):.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,11 @@ import argparse
 import genlab
 
 FORMATS = [
-    ("date", "When did the first person walk on the Moon? Answer with the date.",
-     r"(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"),
+    (
+        "date",
+        "When did the first person walk on the Moon? Answer with the date.",
+        r"(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])",
+    ),
     ("phone", "Make up a US phone number for a pizza shop.", r"\([0-9]{3}\) [0-9]{3}-[0-9]{4}"),
     ("email", "Make up an email address for Jane Doe at example.com.", r"[a-z][a-z0-9._]{1,15}@example\.com"),
 ]
@@ -30,8 +33,15 @@ def main() -> None:
 
     lm = genlab.load()
     for name, question, pattern in FORMATS:
-        result = genlab.generate(lm, [{"role": "user", "content": question}], pattern, method="smc",
-                                 n_particles=args.particles, max_tokens=args.max_tokens, seed=args.seed)
+        result = genlab.generate(
+            lm,
+            [{"role": "user", "content": question}],
+            pattern,
+            method="smc",
+            n_particles=args.particles,
+            max_tokens=args.max_tokens,
+            seed=args.seed,
+        )
         print(f"{name}: {pattern}")
         for row in result.distinct():
             print(f"  {row.weight:.3f}  x{row.count}  {row.status:<10}  {row.text!r}")

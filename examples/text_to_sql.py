@@ -33,12 +33,23 @@ TEMPERATURE = 0.5
 def answer(lm, sql: genlab.SQL, question: str) -> str | None:
     """Prints the weighted queries SMC found for `question` and returns the heaviest (None if none finished)."""
     critic = sql.critic(execute=True)
-    result = genlab.generate(lm, messages(sql.schema.ddl(), question), sql, method="smc", n_particles=4,
-                             max_tokens=48, temperature=TEMPERATURE, seed=0, critic=critic)
+    result = genlab.generate(
+        lm,
+        messages(sql.schema.ddl(), question),
+        sql,
+        method="smc",
+        n_particles=4,
+        max_tokens=48,
+        temperature=TEMPERATURE,
+        seed=0,
+        critic=critic,
+    )
     posterior = result.text_posterior()
     print(f"\nQ: {question}")
-    print(f"   {len(result.samples)} particles, {result.counts.wall_time:.1f} s, "
-          f"critic ran {critic.runs} distinct queries")
+    print(
+        f"   {len(result.samples)} particles, {result.counts.wall_time:.1f} s, "
+        f"critic ran {critic.runs} distinct queries"
+    )
     for text, weight in posterior.items():
         print(f"   {weight:.2f}  {text!r}")
     if not posterior:
@@ -59,8 +70,11 @@ def main() -> int:
             top = answer(lm, sql, question)
             if top is not None:
                 run = sql.execute(top, max_rows=10)
-                print(f"   rows: {list(run.rows)}{' ...' if run.truncated else ''}" if run.ok
-                      else f"   failed: {run.error or 'timed out'}")
+                print(
+                    f"   rows: {list(run.rows)}{' ...' if run.truncated else ''}"
+                    if run.ok
+                    else f"   failed: {run.error or 'timed out'}"
+                )
         sql.database.close()
     return 0
 

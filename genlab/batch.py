@@ -68,8 +68,10 @@ def constraint_from_spec(spec: dict) -> Constraint:
 
     keys = [k for k in CONSTRAINT_KEYS if k in spec]
     if len(keys) != 1:
-        raise BatchError(f"a record names {len(keys)} constraints ({', '.join(keys) or 'none'}); give exactly one "
-                         f"of {', '.join(CONSTRAINT_KEYS)}")
+        raise BatchError(
+            f"a record names {len(keys)} constraints ({', '.join(keys) or 'none'}); give exactly one "
+            f"of {', '.join(CONSTRAINT_KEYS)}"
+        )
     (key,) = keys
     value = spec[key]
     if key == "regex":
@@ -187,19 +189,33 @@ class Runner:
                 raise BatchError("the record names no constraint and the batch has no default one")
             constraint = self.constraint(spec)
             prompt = _prompt(record, self.config.chat and bool(getattr(self.lm.tokenizer, "chat_template", None)))
-            result = generate(self.lm, prompt, constraint, method=self.config.method,
-                              n_particles=self.config.n_particles, max_tokens=self.config.max_tokens,
-                              temperature=self.config.temperature, seed=_seed(self.config.seed, record["id"]))
+            result = generate(
+                self.lm,
+                prompt,
+                constraint,
+                method=self.config.method,
+                n_particles=self.config.n_particles,
+                max_tokens=self.config.max_tokens,
+                temperature=self.config.temperature,
+                seed=_seed(self.config.seed, record["id"]),
+            )
         except Exception as e:  # noqa: BLE001 - one bad record must not stop the batch; its row says why
             row.update(status="error", error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0)
             return row
         out = result.to_dict()
         posterior = out["posterior"]
         best = max(range(len(posterior)), key=posterior.__getitem__) if any(posterior) else None
-        row.update({key: out[key] for key in ("texts", "log_weights", "posterior", "complete", "valid",
-                                               "log_marginal", "counts")})
-        row.update(status="complete" if best is not None else "incomplete",
-                   text=out["texts"][best] if best is not None else None, seconds=time.perf_counter() - t0)
+        row.update(
+            {
+                key: out[key]
+                for key in ("texts", "log_weights", "posterior", "complete", "valid", "log_marginal", "counts")
+            }
+        )
+        row.update(
+            status="complete" if best is not None else "incomplete",
+            text=out["texts"][best] if best is not None else None,
+            seconds=time.perf_counter() - t0,
+        )
         if best is not None and isinstance(constraint, JsonSchema):
             row["parsed"] = out["parsed"][best]  # the JSON value (Pydantic instances come dumped)
         return row
@@ -219,10 +235,19 @@ def _seed(seed: int, record_id: Any) -> int:
     return zlib.crc32(f"{seed}:{_key(record_id)}".encode())
 
 
-def batch(input_path: str | os.PathLike, output_path: str | os.PathLike, config: BatchConfig = BatchConfig(), *,
-          model=None, use_ray: bool = False, address: str | None = None, workers: int = 2,
-          cpus_per_worker: float = 1, gpus_per_worker: float = 0,
-          progress: Callable[[int, int], None] | None = None) -> BatchSummary:
+def batch(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    config: BatchConfig = BatchConfig(),
+    *,
+    model=None,
+    use_ray: bool = False,
+    address: str | None = None,
+    workers: int = 2,
+    cpus_per_worker: float = 1,
+    gpus_per_worker: float = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> BatchSummary:
     """Generate for every record of `input_path` not yet in `output_path`, appending one row per record.
 
     In-process by default (`model` may be an `HFModel` already loaded). `use_ray=True` runs `workers` Ray workers
@@ -236,8 +261,11 @@ def batch(input_path: str | os.PathLike, output_path: str | os.PathLike, config:
     pending = [r for r in records if _key(r["id"]) not in writer.done]
     summary.skipped = len(records) - len(pending)
     try:
-        rows = _ray_rows(pending, config, address, workers, cpus_per_worker, gpus_per_worker) if use_ray \
+        rows = (
+            _ray_rows(pending, config, address, workers, cpus_per_worker, gpus_per_worker)
+            if use_ray
             else _local_rows(pending, config, model)
+        )
         for row in rows:
             if writer.write(row):
                 summary.written += 1
@@ -270,8 +298,9 @@ class RayWorker:
         return {"row": [json.dumps(row, ensure_ascii=False) for row in rows]}
 
 
-def _ray_rows(records: list[dict], config: BatchConfig, address: str | None, workers: int, cpus: float,
-              gpus: float) -> Iterable[dict]:
+def _ray_rows(
+    records: list[dict], config: BatchConfig, address: str | None, workers: int, cpus: float, gpus: float
+) -> Iterable[dict]:
     try:
         import ray
     except ImportError as e:
@@ -279,15 +308,25 @@ def _ray_rows(records: list[dict], config: BatchConfig, address: str | None, wor
     if not records:
         return
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-                 **({} if address else {"num_cpus": max(os.cpu_count() or 1, int(workers * cpus))}))
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            ignore_reinit_error=True,
+            **({} if address else {"num_cpus": max(os.cpu_count() or 1, int(workers * cpus))}),
+        )
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     # records travel as JSON text: their fields differ from record to record, which Arrow tables don't like
     items = ray.data.from_items([{"record": json.dumps(r)} for r in records], override_num_blocks=len(records))
     results = items.map_batches(
-        RayWorker, fn_constructor_kwargs={"config": asdict(config)}, batch_size=1, batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus, num_gpus=gpus,
+        RayWorker,
+        fn_constructor_kwargs={"config": asdict(config)},
+        batch_size=1,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=cpus,
+        num_gpus=gpus,
     )  # Ray Data restarts a dead worker and retries its records (max_restarts=-1 is its default for actors)
     for item in results.iter_rows():
         yield json.loads(item["row"])

@@ -42,15 +42,24 @@ def words_of(out: np.ndarray, size: int) -> np.ndarray:
     """A caller's bitset buffer over `size` tokens (int32 or uint32, one word per 32 tokens, contiguous) as uint32
     words to write; ValueError naming what is wrong otherwise."""
     flags = getattr(out, "flags", None)
-    if (flags is not None and flags.c_contiguous and flags.writeable and out.shape == (n_words(size),)
-            and out.dtype in _WORDS):
+    if (
+        flags is not None
+        and flags.c_contiguous
+        and flags.writeable
+        and out.shape == (n_words(size),)
+        and out.dtype in _WORDS
+    ):
         return out.view(np.uint32)
     if not isinstance(out, np.ndarray) or out.dtype not in _WORDS or out.ndim != 1:
-        raise ValueError(f"a token bitmask is a 1-D int32 or uint32 numpy array, not {getattr(out, 'dtype', type(out))}"
-                         f" with shape {getattr(out, 'shape', '?')}")
-    raise ValueError(f"a token bitmask over {size} tokens is a writeable contiguous array of {n_words(size)} words; "
-                     f"got {len(out)}{'' if out.flags.c_contiguous else ', not contiguous'}"
-                     f"{'' if out.flags.writeable else ', not writeable'}")
+        raise ValueError(
+            f"a token bitmask is a 1-D int32 or uint32 numpy array, not {getattr(out, 'dtype', type(out))}"
+            f" with shape {getattr(out, 'shape', '?')}"
+        )
+    raise ValueError(
+        f"a token bitmask over {size} tokens is a writeable contiguous array of {n_words(size)} words; "
+        f"got {len(out)}{'' if out.flags.c_contiguous else ', not contiguous'}"
+        f"{'' if out.flags.writeable else ', not writeable'}"
+    )
 
 
 def unpack(words: np.ndarray, size: int) -> np.ndarray:
@@ -92,10 +101,12 @@ def mark(out, token):
 @overload(mark, inline="always")
 def _mark(out, token):
     if out.dtype == types.boolean:
+
         def impl(out, token):
             out[token] = True
     else:
+
         def impl(out, token):
             out[token >> 5] |= np.uint32(1) << np.uint32(token & 31)
-    return impl
 
+    return impl

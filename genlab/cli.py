@@ -89,8 +89,9 @@ def _read_json(name: str, what: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise UsageError(f"{what} file {name!r} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") \
-            from None
+        raise UsageError(
+            f"{what} file {name!r} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
+        ) from None
 
 
 def _import_model(spec: str):
@@ -143,24 +144,41 @@ def _run(lm, prompt, constraint, method: str, args: argparse.Namespace, label: s
 
     from genlab.generate import generate
 
-    bar = tqdm(total=args.max_tokens, desc=label or method, unit="step", leave=False,
-               disable=True if args.quiet else None)
+    bar = tqdm(
+        total=args.max_tokens, desc=label or method, unit="step", leave=False, disable=True if args.quiet else None
+    )
 
     def progress(step: int, running: int) -> None:
         bar.update(step - bar.n)
         bar.set_postfix(running=running, refresh=False)
 
     try:
-        return generate(lm, prompt, constraint, method=method, n_particles=args.particles, max_tokens=args.max_tokens,
-                        temperature=args.temperature, seed=args.seed, progress=progress)
+        return generate(
+            lm,
+            prompt,
+            constraint,
+            method=method,
+            n_particles=args.particles,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            seed=args.seed,
+            progress=progress,
+        )
     finally:
         bar.close()
 
 
 def _run_json(args: argparse.Namespace, prompt_kind: str) -> dict:
-    return {"prompt": args.prompt, "chat": prompt_kind == "chat template", "model": args.model,
-            "constraint": describe_constraint(args), "particles": args.particles, "max_tokens": args.max_tokens,
-            "temperature": args.temperature, "seed": args.seed}
+    return {
+        "prompt": args.prompt,
+        "chat": prompt_kind == "chat template",
+        "model": args.model,
+        "constraint": describe_constraint(args),
+        "particles": args.particles,
+        "max_tokens": args.max_tokens,
+        "temperature": args.temperature,
+        "seed": args.seed,
+    }
 
 
 def _result_json(result, constraint) -> dict:
@@ -189,9 +207,11 @@ def describe_constraint(args: argparse.Namespace) -> str:
 def _header(lm, args: argparse.Namespace, constraint, prompt_kind: str) -> list[str]:
     model = args.model or "SmolLM2-135M-Instruct (default)"
     checks = f"; checked on the finished output: {', '.join(constraint.end_checks)}" if constraint.end_checks else ""
-    return [f"model       {model} on {lm.device}",
-            f"prompt      {args.prompt!r} ({prompt_kind})",
-            f"constraint  {describe_constraint(args)}{checks}"]
+    return [
+        f"model       {model} on {lm.device}",
+        f"prompt      {args.prompt!r} ({prompt_kind})",
+        f"constraint  {describe_constraint(args)}{checks}",
+    ]
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -222,8 +242,9 @@ def _compare(args: argparse.Namespace) -> int:
     lm = _load_model(args)
     prompt, kind = _prompt(lm, args)
     results = {}
-    for method, label in tqdm(COMPARED, desc="methods", unit="method", leave=False,
-                              disable=True if args.quiet else None):
+    for method, label in tqdm(
+        COMPARED, desc="methods", unit="method", leave=False, disable=True if args.quiet else None
+    ):
         results[method] = _run(lm, prompt, constraint, method, args, label=label)
     if args.json:
         out = {**_run_json(args, kind), "methods": {m: _result_json(r, constraint) for m, r in results.items()}}
@@ -239,6 +260,7 @@ def _compare(args: argparse.Namespace) -> int:
 def compare_table(runs: list[tuple[str, object]], top: int = 5, width: int = 34) -> str:
     """Results side by side: validity, distinct outputs, log P(constraint), constraint work per token, time, and
     each method's top outputs with their posterior weights and sample counts."""
+
     def cell_rows(result) -> dict[str, str]:
         n = len(result.samples)
         good = sum(s.status == "complete" for s in result.samples)
@@ -250,8 +272,11 @@ def compare_table(runs: list[tuple[str, object]], top: int = 5, width: int = 34)
             "distinct outputs": str(len({s.text for s in result.samples if s.status == "complete"})),
             "log P(constraint) est.": estimate,
             "ESS (final)": f"{result.ess:.1f}",
-            "checks per token": (f"{c.masks / tokens:.2f} masks (whole vocab)"
-                                 if c.masks and not c.checks else f"{c.checks / tokens:.1f}"),
+            "checks per token": (
+                f"{c.masks / tokens:.2f} masks (whole vocab)"
+                if c.masks and not c.checks
+                else f"{c.checks / tokens:.1f}"
+            ),
             "model calls": str(c.model_calls),
             "time": f"{c.wall_time:.2f} s",
         }
@@ -303,9 +328,17 @@ def _batch(args: argparse.Namespace) -> int:
         spec = {"sql": str(Path(args.sql).expanduser().resolve())}
     if not Path(args.input).is_file():
         raise UsageError(f"input file {args.input!r} does not exist")
-    config = BatchConfig(model=args.model, method=args.method, n_particles=args.particles, max_tokens=args.max_tokens,
-                         temperature=args.temperature, seed=args.seed, chat=not args.raw, constraint=spec,
-                         device=args.device)
+    config = BatchConfig(
+        model=args.model,
+        method=args.method,
+        n_particles=args.particles,
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        seed=args.seed,
+        chat=not args.raw,
+        constraint=spec,
+        device=args.device,
+    )
     bar = tqdm(desc="records", unit="record", disable=True if args.quiet else None)
 
     def progress(done: int, total: int) -> None:
@@ -313,14 +346,24 @@ def _batch(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        summary = batch(args.input, args.output, config, use_ray=args.ray, address=args.address,
-                        workers=args.workers, cpus_per_worker=args.cpus_per_worker,
-                        gpus_per_worker=args.gpus_per_worker, progress=progress)
+        summary = batch(
+            args.input,
+            args.output,
+            config,
+            use_ray=args.ray,
+            address=args.address,
+            workers=args.workers,
+            cpus_per_worker=args.cpus_per_worker,
+            gpus_per_worker=args.gpus_per_worker,
+            progress=progress,
+        )
     finally:
         bar.close()
     statuses = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items())) or "nothing new"
-    print(f"{summary.written} records written to {args.output} ({statuses}); {summary.skipped} already there; "
-          f"{summary.seconds:.1f} s")
+    print(
+        f"{summary.written} records written to {args.output} ({statuses}); {summary.skipped} already there; "
+        f"{summary.seconds:.1f} s"
+    )
     return 0
 
 
@@ -355,8 +398,10 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"output    {text}")
     print(f"status    {'complete (EOS)' if complete else f'incomplete: stopped at max_tokens={args.max_tokens}'}")
     rate = len(out) / t_gen if t_gen > 0 else float("nan")
-    print(f"timings   load {t_load:.1f} s, prefill {t_prefill * 1000:.0f} ms, "
-          f"{len(out)} tokens in {t_gen:.2f} s ({rate:.1f} tok/s)")
+    print(
+        f"timings   load {t_load:.1f} s, prefill {t_prefill * 1000:.0f} ms, "
+        f"{len(out)} tokens in {t_gen:.2f} s ({rate:.1f} tok/s)"
+    )
     _demo_regex(lm, args)
     _demo_json(lm, args)
     _demo_sql(lm, args)
@@ -381,14 +426,22 @@ def _demo_regex(lm, args: argparse.Namespace) -> None:
         status = "complete" if sample.complete else "incomplete"
         print(f"output    {sample.text!r:40} log w = {sample.log_weight:8.3f}  {status}")
     c = result.counts
-    print(f"timings   compile {t_compile * 1000:.1f} ms, {c.tokens} tokens in {c.wall_time:.2f} s "
-          f"({c.model_calls} batched model calls, {c.masks} masks)")
+    print(
+        f"timings   compile {t_compile * 1000:.1f} ms, {c.tokens} tokens in {c.wall_time:.2f} s "
+        f"({c.model_calls} batched model calls, {c.masks} masks)"
+    )
 
 
-DEMO_PERSON = {"type": "object", "additionalProperties": False, "required": ["name", "age", "city"],
-               "properties": {"name": {"type": "string", "maxLength": 40},
-                              "age": {"type": "integer", "minimum": 0, "maximum": 130},
-                              "city": {"type": "string", "maxLength": 40}}}
+DEMO_PERSON = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "age", "city"],
+    "properties": {
+        "name": {"type": "string", "maxLength": 40},
+        "age": {"type": "integer", "minimum": 0, "maximum": 130},
+        "city": {"type": "string", "maxLength": 40},
+    },
+}
 
 
 def _demo_json(lm, args: argparse.Namespace) -> None:
@@ -401,16 +454,17 @@ def _demo_json(lm, args: argparse.Namespace) -> None:
     t_compile = time.perf_counter() - t0
     text = "Maria Lopez is 34 and lives in Madrid."
     prompt = [{"role": "user", "content": f"Extract the person as JSON with name, age and city: {text}"}]
-    result = generate(lm, prompt, schema, method="smc", n_particles=4, max_tokens=40, temperature=0.3,
-                      seed=args.seed)
+    result = generate(lm, prompt, schema, method="smc", n_particles=4, max_tokens=40, temperature=0.3, seed=args.seed)
     print()
     print(f"JSON      {json.dumps(DEMO_PERSON['properties'])[:70]}...   (SMC-AWRS, 4 particles, temperature 0.3)")
     print(f"prompt    {prompt[0]['content']}")
     for text_out, weight in list(result.text_posterior().items())[:3]:
         print(f"output    {weight:5.3f}  {text_out}")
     c = result.counts
-    print(f"timings   compile {t_compile * 1000:.1f} ms, {c.tokens} tokens in {c.wall_time:.2f} s "
-          f"({c.checks} constraint checks, {c.model_calls} batched model calls)")
+    print(
+        f"timings   compile {t_compile * 1000:.1f} ms, {c.tokens} tokens in {c.wall_time:.2f} s "
+        f"({c.checks} constraint checks, {c.model_calls} batched model calls)"
+    )
 
 
 def _demo_sql(lm, args: argparse.Namespace) -> None:
@@ -428,11 +482,21 @@ def _demo_sql(lm, args: argparse.Namespace) -> None:
         t_compile = time.perf_counter() - t0
         question = "What are the names of the singers from France?"
         critic = sql.critic(execute=True)
-        result = generate(lm, concerts.messages(sql.schema.ddl(), question), sql, method="smc", n_particles=4,
-                          max_tokens=40, temperature=0.5, seed=args.seed, critic=critic)
+        result = generate(
+            lm,
+            concerts.messages(sql.schema.ddl(), question),
+            sql,
+            method="smc",
+            n_particles=4,
+            max_tokens=40,
+            temperature=0.5,
+            seed=args.seed,
+            critic=critic,
+        )
         print()
-        print(f"SQL       {len(sql.schema.tables)} tables of a SQLite file   "
-              "(SMC-AWRS + execution critic, 4 particles)")
+        print(
+            f"SQL       {len(sql.schema.tables)} tables of a SQLite file   (SMC-AWRS + execution critic, 4 particles)"
+        )
         print(f"question  {question}")
         posterior = result.text_posterior()
         for query, weight in list(posterior.items())[:3]:
@@ -442,8 +506,10 @@ def _demo_sql(lm, args: argparse.Namespace) -> None:
             print(f"rows      {list(sql.execute(top, max_rows=5).rows)}")
         sql.database.close()
     c = result.counts
-    print(f"timings   compile {t_compile * 1000:.0f} ms, {c.tokens} tokens in {c.wall_time:.2f} s "
-          f"({c.checks} constraint checks, {critic.runs} queries run on the database)")
+    print(
+        f"timings   compile {t_compile * 1000:.0f} ms, {c.tokens} tokens in {c.wall_time:.2f} s "
+        f"({c.checks} constraint checks, {critic.runs} queries run on the database)"
+    )
 
 
 def _demo_compare(lm, args: argparse.Namespace) -> None:
@@ -454,8 +520,10 @@ def _demo_compare(lm, args: argparse.Namespace) -> None:
     pattern, prompt = r" (red|grey|blue-green|bluish)\.", "The color of the sky is"
     regex = Regex(pattern)
     n = args.compare_particles
-    runs = [(label, generate(lm, prompt, regex, method=method, n_particles=n, max_tokens=13, seed=args.seed))
-            for method, label in COMPARED]
+    runs = [
+        (label, generate(lm, prompt, regex, method=method, n_particles=n, max_tokens=13, seed=args.seed))
+        for method, label in COMPARED
+    ]
     print()
     print(f"compare   {prompt!r} + regex {pattern!r}, {n} samples/particles each (exact posterior: ' red.' 0.94)")
     print(compare_table(runs, top=3))
@@ -480,44 +548,74 @@ def _positive_float(text: str) -> float:
 
 def _add_generation(group, *, particles: int, seed_help: str = "random seed (default: 0)") -> None:
     """The model and sampler options every generating command has."""
-    group.add_argument("--model", metavar="PATH",
-                       help="a local Hugging Face model folder or a known model name (default: SmolLM2-135M-Instruct)")
+    group.add_argument(
+        "--model",
+        metavar="PATH",
+        help="a local Hugging Face model folder or a known model name (default: SmolLM2-135M-Instruct)",
+    )
     group.add_argument("--device", metavar="DEV", help="torch device, e.g. cpu or cuda (default: cuda if present)")
-    group.add_argument("--particles", "-n", type=_positive_int, default=particles, metavar="N",
-                       help=f"particles (SMC) or samples (other methods) (default: {particles})")
-    group.add_argument("--max-tokens", type=_positive_int, default=64, metavar="N",
-                       help="most tokens per output, the end-of-sequence token included (default: 64)")
-    group.add_argument("--temperature", type=_positive_float, default=1.0, metavar="T",
-                       help="sampling temperature, > 0 (default: 1.0)")
+    group.add_argument(
+        "--particles",
+        "-n",
+        type=_positive_int,
+        default=particles,
+        metavar="N",
+        help=f"particles (SMC) or samples (other methods) (default: {particles})",
+    )
+    group.add_argument(
+        "--max-tokens",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="most tokens per output, the end-of-sequence token included (default: 64)",
+    )
+    group.add_argument(
+        "--temperature", type=_positive_float, default=1.0, metavar="T", help="sampling temperature, > 0 (default: 1.0)"
+    )
     group.add_argument("--seed", type=int, default=0, metavar="S", help=seed_help)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     """The prompt, one constraint, and the options `generate` and `compare` share."""
-    p.add_argument("prompt", metavar="PROMPT",
-                   help="the prompt (put through the model's chat template as a user message unless --raw)")
+    p.add_argument(
+        "prompt",
+        metavar="PROMPT",
+        help="the prompt (put through the model's chat template as a user message unless --raw)",
+    )
     group = p.add_argument_group("constraint (exactly one)").add_mutually_exclusive_group(required=True)
-    group.add_argument("--regex", metavar="PATTERN",
-                       help="outputs fullmatch PATTERN (Python re semantics; write (?a) for ASCII \\d \\w \\s)")
-    group.add_argument("--json-schema", metavar="FILE",
-                       help="outputs are JSON valid against the JSON Schema in FILE ('-' reads stdin)")
-    group.add_argument("--pydantic", metavar="MODULE:CLASS",
-                       help="outputs are JSON valid for a Pydantic model, e.g. models:Person (importable from the "
-                            "current directory)")
-    group.add_argument("--grammar", metavar="FILE|NAME",
-                       help="outputs are sentences of a Lark grammar: a .lark file, or a shipped grammar name "
-                            "(json, json_compact, arithmetic, csv, toolcall, sqlite)")
-    group.add_argument("--sql", metavar="DB",
-                       help="outputs are SQL queries valid on the SQLite database file DB")
+    group.add_argument(
+        "--regex",
+        metavar="PATTERN",
+        help="outputs fullmatch PATTERN (Python re semantics; write (?a) for ASCII \\d \\w \\s)",
+    )
+    group.add_argument(
+        "--json-schema", metavar="FILE", help="outputs are JSON valid against the JSON Schema in FILE ('-' reads stdin)"
+    )
+    group.add_argument(
+        "--pydantic",
+        metavar="MODULE:CLASS",
+        help="outputs are JSON valid for a Pydantic model, e.g. models:Person (importable from the current directory)",
+    )
+    group.add_argument(
+        "--grammar",
+        metavar="FILE|NAME",
+        help="outputs are sentences of a Lark grammar: a .lark file, or a shipped grammar name "
+        "(json, json_compact, arithmetic, csv, toolcall, sqlite)",
+    )
+    group.add_argument("--sql", metavar="DB", help="outputs are SQL queries valid on the SQLite database file DB")
     opts = p.add_argument_group("generation")
     _add_generation(opts, particles=8)
     opts.add_argument("--raw", action="store_true", help="send the prompt as plain text, without the chat template")
     opts.add_argument("--system", metavar="TEXT", help="a system message before the prompt (chat template only)")
     out = p.add_argument_group("output")
-    out.add_argument("--json", action="store_true",
-                     help="print one JSON object (texts, log weights, posterior, statuses, parsed values, counts)")
-    out.add_argument("--show", type=_positive_int, default=10, metavar="K",
-                     help="distinct outputs to list (default: 10)")
+    out.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (texts, log weights, posterior, statuses, parsed values, counts)",
+    )
+    out.add_argument(
+        "--show", type=_positive_int, default=10, metavar="K", help="distinct outputs to list (default: 10)"
+    )
     out.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     out.add_argument("--debug", action="store_true", help="show the full traceback on errors")
 
@@ -525,44 +623,65 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The `genlab` argument parser with its three subcommands."""
     parser = _Parser(prog="genlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"genlab {_version()}",
-                        help="print genlab's version and exit")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser,
-                                title="commands", help="run `genlab COMMAND --help` for its options")
+    parser.add_argument(
+        "--version", action="version", version=f"genlab {_version()}", help="print genlab's version and exit"
+    )
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        parser_class=_Parser,
+        title="commands",
+        help="run `genlab COMMAND --help` for its options",
+    )
 
     methods = "\n".join(f"  {name:<10} {text}" for name, text in METHOD_HELP.items())
     gen = sub.add_parser(
-        "generate", help="sample outputs that satisfy a constraint, with posterior weights",
-        description=_wrap("Sample outputs of the model after PROMPT that satisfy one constraint, and print each "
-                          "distinct output with its posterior weight and status, then the log P(constraint) estimate "
-                          "and what the run cost.") + f"\n\nmethods:\n{methods}",
+        "generate",
+        help="sample outputs that satisfy a constraint, with posterior weights",
+        description=_wrap(
+            "Sample outputs of the model after PROMPT that satisfy one constraint, and print each "
+            "distinct output with its posterior weight and status, then the log P(constraint) estimate "
+            "and what the run cost."
+        )
+        + f"\n\nmethods:\n{methods}",
         epilog='example: genlab generate "A date in 2024?" --regex "2024-[0-9]{2}-[0-9]{2}" --particles 8',
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_common(gen)
-    gen.add_argument("--method", "-m", choices=list(METHOD_HELP), default="smc",
-                     help="sampling method (default: smc; see above)")
+    gen.add_argument(
+        "--method", "-m", choices=list(METHOD_HELP), default="smc", help="sampling method (default: smc; see above)"
+    )
     gen.set_defaults(run=_generate)
 
     cmp = sub.add_parser(
-        "compare", help="token masking beside SMC-AWRS on the same prompt and constraint",
-        description=_wrap("Run token masking and SMC with AWRS proposals on the same prompt, constraint, particle "
-                          "count and seed, and print them side by side: validity, distinct outputs, top outputs with "
-                          "posterior weights, the log P(constraint) estimate, constraint checks per token and time."),
+        "compare",
+        help="token masking beside SMC-AWRS on the same prompt and constraint",
+        description=_wrap(
+            "Run token masking and SMC with AWRS proposals on the same prompt, constraint, particle "
+            "count and seed, and print them side by side: validity, distinct outputs, top outputs with "
+            "posterior weights, the log P(constraint) estimate, constraint checks per token and time."
+        ),
         epilog='example: genlab compare "The color of the sky is" --raw --regex " (red|grey|blue-green)\\."',
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_common(cmp)
     cmp.set_defaults(run=_compare)
 
     bat = sub.add_parser(
-        "batch", help="generate for every record of a JSONL file, resumable, in one process or on Ray",
-        description=_wrap("Read records from INPUT (JSONL: one object a line with \"prompt\" or \"messages\", an "
-                          "optional \"id\", and optionally its own constraint: \"regex\", \"json_schema\" (a "
-                          "schema or a .json path), \"grammar\" (Lark text, a .lark path or a shipped name) or "
-                          "\"sql\" (a database path)), generate for each, and append one result row per record to "
-                          "OUTPUT as soon as it is done. A rerun skips the records already in OUTPUT. A record that "
-                          "fails gets a row with status \"error\" and its message; the others go on."),
+        "batch",
+        help="generate for every record of a JSONL file, resumable, in one process or on Ray",
+        description=_wrap(
+            'Read records from INPUT (JSONL: one object a line with "prompt" or "messages", an '
+            'optional "id", and optionally its own constraint: "regex", "json_schema" (a '
+            'schema or a .json path), "grammar" (Lark text, a .lark path or a shipped name) or '
+            '"sql" (a database path)), generate for each, and append one result row per record to '
+            "OUTPUT as soon as it is done. A rerun skips the records already in OUTPUT. A record that "
+            'fails gets a row with status "error" and its message; the others go on.'
+        ),
         epilog="example: genlab batch prompts.jsonl results.jsonl --regex '[0-9]{3}-[0-9]{4}' --ray --workers 2",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     bat.add_argument("input", metavar="INPUT", help="JSONL file of records")
     bat.add_argument("output", metavar="OUTPUT", help="JSONL file of results (appended to; created if missing)")
     default = bat.add_argument_group("default constraint, for records that name none (at most one)")
@@ -572,40 +691,69 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--grammar", metavar="FILE|NAME", help="outputs are sentences of a Lark grammar")
     one.add_argument("--sql", metavar="DB", help="outputs are SQL queries valid on the SQLite database DB")
     run = bat.add_argument_group("generation")
-    _add_generation(run, particles=4, seed_help="random seed; each record's seed is derived from it and the "
-                                                 "record's id (default: 0)")
+    _add_generation(
+        run,
+        particles=4,
+        seed_help="random seed; each record's seed is derived from it and the record's id (default: 0)",
+    )
     run.add_argument("--method", "-m", choices=list(METHOD_HELP), default="smc", help="sampling method (default: smc)")
-    run.add_argument("--raw", action="store_true", help="send \"prompt\" texts as plain text, not as chat messages")
+    run.add_argument("--raw", action="store_true", help='send "prompt" texts as plain text, not as chat messages')
     scale = bat.add_argument_group("Ray")
     scale.add_argument("--ray", action="store_true", help="run on Ray Data workers (pip install 'genlab[ray]')")
-    scale.add_argument("--address", metavar="ADDR",
-                       help="an existing Ray cluster to join, e.g. ray://head:10001 (default: start a local one)")
+    scale.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="an existing Ray cluster to join, e.g. ray://head:10001 (default: start a local one)",
+    )
     scale.add_argument("--workers", type=_positive_int, default=2, metavar="N", help="Ray workers (default: 2)")
-    scale.add_argument("--cpus-per-worker", type=_positive_float, default=1.0, metavar="C",
-                       help="CPUs each Ray worker reserves (default: 1)")
-    scale.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
-                       help="GPUs each Ray worker reserves (default: 0)")
+    scale.add_argument(
+        "--cpus-per-worker",
+        type=_positive_float,
+        default=1.0,
+        metavar="C",
+        help="CPUs each Ray worker reserves (default: 1)",
+    )
+    scale.add_argument(
+        "--gpus-per-worker", type=float, default=0.0, metavar="G", help="GPUs each Ray worker reserves (default: 0)"
+    )
     bat.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     bat.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     bat.set_defaults(run=_batch)
 
-    demo = sub.add_parser("demo", help="JSON Schema, regex and text-to-SQL runs on the default model, timed",
-                          description=_wrap("On the default model, timed: a greedy completion, token-masked samples "
-                                            "under a regex, a JSON Schema extraction (SMC-AWRS), a text-to-SQL "
-                                            "question on a small SQLite database (SMC-AWRS with the execution "
-                                            "critic), and masking beside SMC-AWRS on a problem where masking's "
-                                            "bias shows."))
-    demo.add_argument("--prompt", default="Name three primary colours in one short sentence.",
-                      help="prompt of the greedy completion")
+    demo = sub.add_parser(
+        "demo",
+        help="JSON Schema, regex and text-to-SQL runs on the default model, timed",
+        description=_wrap(
+            "On the default model, timed: a greedy completion, token-masked samples "
+            "under a regex, a JSON Schema extraction (SMC-AWRS), a text-to-SQL "
+            "question on a small SQLite database (SMC-AWRS with the execution "
+            "critic), and masking beside SMC-AWRS on a problem where masking's "
+            "bias shows."
+        ),
+    )
+    demo.add_argument(
+        "--prompt", default="Name three primary colours in one short sentence.", help="prompt of the greedy completion"
+    )
     demo.add_argument("--model", default=None, help="a local Hugging Face model folder (default: SmolLM2)")
     demo.add_argument("--max-tokens", type=_positive_int, default=40, help="most tokens per output (default: 40)")
-    demo.add_argument("--regex", default=r"\([0-9]{3}\) [0-9]{3}-[0-9]{4}",
-                      help="pattern for the constrained part (re semantics: \\d also admits non-ASCII digits)")
-    demo.add_argument("--regex-prompt", default="Make up a US phone number for a fictional pizza shop.",
-                      help="prompt of the regex-constrained samples")
+    demo.add_argument(
+        "--regex",
+        default=r"\([0-9]{3}\) [0-9]{3}-[0-9]{4}",
+        help="pattern for the constrained part (re semantics: \\d also admits non-ASCII digits)",
+    )
+    demo.add_argument(
+        "--regex-prompt",
+        default="Make up a US phone number for a fictional pizza shop.",
+        help="prompt of the regex-constrained samples",
+    )
     demo.add_argument("--samples", type=_positive_int, default=3, help="regex-constrained samples (default: 3)")
-    demo.add_argument("--compare-particles", type=_positive_int, default=256, metavar="N",
-                      help="samples/particles of each method in the masking-vs-SMC table (default: 256)")
+    demo.add_argument(
+        "--compare-particles",
+        type=_positive_int,
+        default=256,
+        metavar="N",
+        help="samples/particles of each method in the masking-vs-SMC table (default: 256)",
+    )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     demo.set_defaults(run=_demo)

@@ -58,12 +58,14 @@ def generate(
     if method == "rerank":
         return sample_rerank(lm, constraint, prompt, n=n_particles, **common, **options)
     if method == "rejection":
-        return smc(lm, constraint, prompt, n_particles=n_particles, ess_threshold=0.0, keep_weights=False,
-                   **common, **options)
+        return smc(
+            lm, constraint, prompt, n_particles=n_particles, ess_threshold=0.0, keep_weights=False, **common, **options
+        )
     threshold = 0.0 if method == "awrs" else ess_threshold
     proposal = "mask" if method == "smc-mask" else "awrs"
-    return smc(lm, constraint, prompt, n_particles=n_particles, ess_threshold=threshold, proposal=proposal,
-               **common, **options)
+    return smc(
+        lm, constraint, prompt, n_particles=n_particles, ess_threshold=threshold, proposal=proposal, **common, **options
+    )
 
 
 def as_constraint(constraint: Constraint | str | type) -> Constraint:
@@ -74,8 +76,10 @@ def as_constraint(constraint: Constraint | str | type) -> Constraint:
         return Regex(constraint)
     if isinstance(constraint, type) and callable(getattr(constraint, "model_json_schema", None)):
         return JsonSchema(constraint)
-    raise TypeError(f"constraint must be a genlab Constraint, a regex string or a Pydantic model class, "
-                    f"not {type(constraint).__name__}")
+    raise TypeError(
+        f"constraint must be a genlab Constraint, a regex string or a Pydantic model class, "
+        f"not {type(constraint).__name__}"
+    )
 
 
 def as_model(model):

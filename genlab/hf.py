@@ -51,7 +51,7 @@ class ConstraintLogitsProcessor(LogitsProcessor):
                 f"ConstraintLogitsProcessor tracks {len(self._states)} rows but got {input_ids.shape[0]}: beam "
                 "search reorders rows, which this processor does not follow; use greedy decoding or sampling"
             )
-        new = input_ids[:, self._seen:].tolist()
+        new = input_ids[:, self._seen :].tolist()
         self._seen = input_ids.shape[1]
         eos = self.vocab.eos_ids
         masks = []
@@ -64,9 +64,11 @@ class ConstraintLogitsProcessor(LogitsProcessor):
                     break
                 state = self.matcher.advance(self._states[row], token)
                 if state is None:
-                    text = self.vocab.decode(input_ids[row, self._prompt_length:].tolist())
-                    raise GenlabError(f"row {row} left the constraint after {text!r}: another processor or a "
-                                      "forced token chose a token the constraint does not allow")
+                    text = self.vocab.decode(input_ids[row, self._prompt_length :].tolist())
+                    raise GenlabError(
+                        f"row {row} left the constraint after {text!r}: another processor or a "
+                        "forced token chose a token the constraint does not allow"
+                    )
                 self._states[row] = state
             if self._finished[row] is not None:
                 only = np.zeros(self.vocab.size, np.bool_)
@@ -75,8 +77,10 @@ class ConstraintLogitsProcessor(LogitsProcessor):
             else:
                 mask = self.matcher.mask(self._states[row])
                 if not mask.any():
-                    raise GenlabError(f"row {row}: no token of this vocabulary continues the constraint here "
-                                      "(it needs a byte sequence no token spells)")
+                    raise GenlabError(
+                        f"row {row}: no token of this vocabulary continues the constraint here "
+                        "(it needs a byte sequence no token spells)"
+                    )
                 masks.append(mask)
         allowed = torch.from_numpy(np.stack(masks)).to(scores.device)
         return scores.masked_fill(~allowed, -torch.inf)

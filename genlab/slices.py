@@ -128,8 +128,9 @@ def string_content_slice(vocab) -> Slice:
         whole = _whole_subtrees(tokens[trie.order], trie.token_start, trie.subtree_tokens_end)
         lengths = np.diff(vocab.offsets).astype(np.int32)
         below = _longest_below(whole, lengths[trie.order], trie.token_start, trie.subtree_tokens_end, NOT_WHOLE)
-        found = _SLICES[vocab] = Slice(STRING_CONTENT, tokens, whole, below, lengths,
-                                       int(lengths[tokens].max(initial=0)))
+        found = _SLICES[vocab] = Slice(
+            STRING_CONTENT, tokens, whole, below, lengths, int(lengths[tokens].max(initial=0))
+        )
     return found
 
 

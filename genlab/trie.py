@@ -97,8 +97,18 @@ def _build(order, offsets, data):
         j = subtree_end[i]
         if i > 0 and j < n and parent[j] == parent[i]:
             next_sibling[i] = j
-    return (byte[:n].copy(), depth[:n].copy(), parent[:n].copy(), subtree_end, first_child, next_sibling,
-            token_start[:n].copy(), token_end[:n].copy(), token_node, max_len)
+    return (
+        byte[:n].copy(),
+        depth[:n].copy(),
+        parent[:n].copy(),
+        subtree_end,
+        first_child,
+        next_sibling,
+        token_start[:n].copy(),
+        token_end[:n].copy(),
+        token_node,
+        max_len,
+    )
 
 
 @njit(cache=True)
@@ -168,8 +178,9 @@ def table_step(table, state, byte):
 @njit(cache=True)
 def _walk_table(byte, depth, subtree_end, token_start, token_end, order, max_depth, table, start, out):
     states = np.empty(max_depth + 1, np.int64)
-    walk_nodes(byte, depth, subtree_end, token_start, token_end, order, table_step, table, start, states,
-               emit_state, out)
+    walk_nodes(
+        byte, depth, subtree_end, token_start, token_end, order, table_step, table, start, states, emit_state, out
+    )
 
 
 BULK_DEPTH = 4  # mask walks try taking subtrees whole at this depth and above
@@ -208,8 +219,22 @@ def extend_run(order, out, run_start, run_end, a, b):
 
 
 @njit(cache=True)
-def _mask_table(byte, depth, subtree_end, token_start, token_end, order, bytes_below, subtree_tokens_end, max_depth,
-                table, loops, loopy, start, out):
+def _mask_table(
+    byte,
+    depth,
+    subtree_end,
+    token_start,
+    token_end,
+    order,
+    bytes_below,
+    subtree_tokens_end,
+    max_depth,
+    table,
+    loops,
+    loopy,
+    start,
+    out,
+):
     """The mask walk for a DFA table, taking a subtree whole where every byte below keeps the state in place;
     allowed tokens are written as runs (`extend_run`)."""
     states = np.empty(max_depth + 1, np.int64)
@@ -226,8 +251,9 @@ def _mask_table(byte, depth, subtree_end, token_start, token_end, order, bytes_b
             continue
         # only near the root, where subtrees are big: deeper down, visiting is about as cheap as the test.
         whole = d <= BULK_DEPTH and loopy[s] and stays_below(bytes_below, loops, i, s)
-        run_start, run_end = extend_run(order, out, run_start, run_end, token_start[i],
-                                        subtree_tokens_end[i] if whole else token_end[i])
+        run_start, run_end = extend_run(
+            order, out, run_start, run_end, token_start[i], subtree_tokens_end[i] if whole else token_end[i]
+        )
         if whole:
             i = subtree_end[i]
             continue
@@ -412,8 +438,18 @@ class ClassTrie:
     def mask(self, class_table: np.ndarray, start: int, out: np.ndarray) -> np.ndarray:
         """Mark in `out` (a bool array or bitset) every token the DFA reads from `start`; `class_table[state,
         class]` is the DFA table with one column per class (`table[:, representatives]`)."""
-        _mask_classes(self.edge, self.depth, self.subtree_end, self.token_start, self.token_end, self.tokens,
-                      self.max_depth, class_table, start, out)
+        _mask_classes(
+            self.edge,
+            self.depth,
+            self.subtree_end,
+            self.token_start,
+            self.token_end,
+            self.tokens,
+            self.max_depth,
+            class_table,
+            start,
+            out,
+        )
         return out
 
 
@@ -482,8 +518,9 @@ class TokenTrie:
         # Otherwise a first try with room for 2,048 nodes, a second for 16,384 (CJK-rich vocabularies under `.`).
         if n_classes <= MAX_CLASSES:
             for bits in (12, 15):
-                built = _quotient(self.byte, self.parent, self.token_start, self.token_end, self.order, classes,
-                                  n_classes, bits)
+                built = _quotient(
+                    self.byte, self.parent, self.token_start, self.token_end, self.order, classes, n_classes, bits
+                )
                 if built is not None:
                     if len(built[0]) <= self.n_nodes // 4:
                         trie = ClassTrie(*built[:6], int(built[6]))
@@ -513,8 +550,14 @@ class TokenTrie:
         _walk_table(*self.nodes, self.max_depth, table, start, out)
         return out
 
-    def mask_table(self, table: np.ndarray, start: int, loops: np.ndarray | None = None,
-                   loopy: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    def mask_table(
+        self,
+        table: np.ndarray,
+        start: int,
+        loops: np.ndarray | None = None,
+        loopy: np.ndarray | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
         """`walk_table(table, start) >= 0`, written straight into a bool array (the fast path for masks), or into
         `out`, a zeroed bool array or bitset (`bitset.py`).
 
@@ -527,8 +570,22 @@ class TokenTrie:
             loops = self_loops(table)
         if loopy is None:
             loopy = loop_flags(loops)
-        _mask_table(self.byte, self.depth, self.subtree_end, self.token_start, self.token_end, self.order,
-                    self.bytes_below, self.subtree_tokens_end, self.max_depth, table, loops, loopy, start, out)
+        _mask_table(
+            self.byte,
+            self.depth,
+            self.subtree_end,
+            self.token_start,
+            self.token_end,
+            self.order,
+            self.bytes_below,
+            self.subtree_tokens_end,
+            self.max_depth,
+            table,
+            loops,
+            loopy,
+            start,
+            out,
+        )
         return out
 
 

@@ -47,8 +47,19 @@ DRAFTS = {"draft2020-12": 2020, "draft2019-09": 2019, "draft7": 7, "draft6": 6, 
 OPTIONAL_FOLDERS = ("optional/format",)
 # formats genlab has always known: a schema using one is never compiled with strict=False instead (an "unknown
 # format" error for one of these is a regression); the formats genlab knows now are in its FORMATS
-BASELINE_FORMATS = ("date-time", "date", "time", "duration", "email", "hostname", "ipv4", "ipv6", "uuid", "uri",
-                  "uri-reference")
+BASELINE_FORMATS = (
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "uuid",
+    "uri",
+    "uri-reference",
+)
 REMOTE_BASE = "http://localhost:1234/"  # where the suite's remote documents (json/remotes/) live
 _MARKER = ".json-test-suite-complete"
 _UNKNOWN = re.compile(r"unknown (format|keyword) '([^']*)'")
@@ -84,15 +95,32 @@ def _suite_root() -> Path:
     if (target / _MARKER).exists():
         return target / "json"
     with tempfile.TemporaryDirectory(prefix="genlab-pip-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-               "--retries", "1", "--timeout", "30", "-d", tmp, REQUIREMENT]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--retries",
+            "1",
+            "--timeout",
+            "30",
+            "-d",
+            tmp,
+            REQUIREMENT,
+        ]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         except (OSError, subprocess.TimeoutExpired) as err:
             raise SuiteUnavailable(f"pip download {REQUIREMENT} failed: {err}") from err
         if done.returncode != 0:
-            raise SuiteUnavailable(f"pip download {REQUIREMENT} failed (no network and no cached copy under "
-                                   f"{target}?): {' '.join(done.stderr.split())[-600:]}")
+            raise SuiteUnavailable(
+                f"pip download {REQUIREMENT} failed (no network and no cached copy under "
+                f"{target}?): {' '.join(done.stderr.split())[-600:]}"
+            )
         archives = [p for p in Path(tmp).iterdir() if p.name.endswith((".tar.gz", ".tgz"))]
         if len(archives) != 1:
             raise SuiteUnavailable(f"pip download {REQUIREMENT} gave {sorted(os.listdir(tmp))}, expected one sdist")
@@ -229,8 +257,14 @@ def run_file(folder: str, rel: str, skip: frozenset[str] = frozenset()) -> tuple
 # --- judging -----------------------------------------------------------------------------------------------------
 
 
-def judge(where: str, run: GroupRun, *, tests: set[str] | None = None, flipped: frozenset[str] = frozenset(),
-          refusal: str | None = None) -> list[str]:
+def judge(
+    where: str,
+    run: GroupRun,
+    *,
+    tests: set[str] | None = None,
+    flipped: frozenset[str] = frozenset(),
+    refusal: str | None = None,
+) -> list[str]:
     """Mismatch lines for one group's run, judged on the tests named in `tests` (all when None).
 
     A valid instance must pass both the grammar and the whole check; an invalid one must fail the check, except
@@ -258,8 +292,10 @@ def judge(where: str, run: GroupRun, *, tests: set[str] | None = None, flipped: 
             out.append(f"{line} :: CRASH: {case.crash}")
         elif case.description in flipped:
             if case.check == case.valid:
-                out.append(f"{line} :: listed as an expected difference, but genlab now agrees with the suite "
-                           f"(check() is {case.check}): remove the entry")
+                out.append(
+                    f"{line} :: listed as an expected difference, but genlab now agrees with the suite "
+                    f"(check() is {case.check}): remove the entry"
+                )
         elif case.valid and not case.grammar:
             out.append(f"{line} :: valid, but the GRAMMAR rejects it")
         elif case.valid and not case.check:

@@ -413,8 +413,10 @@ def test_real_model_step(phone_step, estimator):
         assert matcher.allows(state, s.token) and mask[s.token]
         w[i], checks[i] = math.exp(s.log_weight), s.checks
         fell += s.fell_back
-    print(f"\n{estimator}: exact Z = {math.exp(logz):.6g}, mean Z_hat = {w.mean():.6g}, "
-          f"mean checks/step = {checks.mean():.2f} (max {checks.max()}), fell back {fell}/{n}")
+    print(
+        f"\n{estimator}: exact Z = {math.exp(logz):.6g}, mean Z_hat = {w.mean():.6g}, "
+        f"mean checks/step = {checks.mean():.2f} (max {checks.max()}), fell back {fell}/{n}"
+    )
     assert_mean_close(w, math.exp(logz), what=f"real model, {estimator}")
 
 
@@ -513,8 +515,9 @@ def run_many_on_device(logp, allowed, estimator, n, seed=0, cap=64):
 def test_device_step_unbiased_and_properly_weighted(estimator, name):
     logp, allowed = case(name)
     z = math.exp(exact_logz(logp, allowed))
-    tokens, logw, checks, fell = run_many_on_device(logp, allowed, estimator, 8000,
-                                                    seed=zlib.crc32(f"device/{estimator}/{name}".encode()))
+    tokens, logw, checks, fell = run_many_on_device(
+        logp, allowed, estimator, 8000, seed=zlib.crc32(f"device/{estimator}/{name}".encode())
+    )
     assert not fell.any() and (checks >= 1).all()
     if name == "all" and estimator == "recursive":
         assert np.all(logw == 0.0) and np.all(checks == 2)

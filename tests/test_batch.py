@@ -23,17 +23,30 @@ from genlab.batch import BatchConfig, BatchError, ResultWriter, batch, read_reco
 from genlab.models.loading import resolve
 
 PHONE = r"[0-9]{3}-[0-9]{4}"
-PERSON = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 6},
-                                           "age": {"type": "integer", "minimum": 0, "maximum": 120}},
-          "required": ["name", "age"], "additionalProperties": False}
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 6},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+    },
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("tiny-llama")
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.2)
+    config = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.2,
+    )
     LlamaForCausalLM(config).eval().save_pretrained(folder)
     AutoTokenizer.from_pretrained(resolve(None), local_files_only=True).save_pretrained(folder)
     return str(folder)
@@ -45,8 +58,9 @@ def _records(n: int, bad: bool = True) -> list[dict]:
         if i % 2 == 0:
             out.append({"id": f"phone-{i}", "prompt": f"Phone number {i}?", "regex": PHONE})
         else:
-            out.append({"id": f"person-{i}", "messages": [{"role": "user", "content": "A person?"}],
-                        "json_schema": PERSON})
+            out.append(
+                {"id": f"person-{i}", "messages": [{"role": "user", "content": "A person?"}], "json_schema": PERSON}
+            )
     if bad:
         out.append({"id": "bad-schema", "prompt": "x", "json_schema": {"type": "no-such-type"}})
         out.append({"id": "missing-db", "prompt": "x", "sql": "/nonexistent/dir/none.sqlite"})
@@ -71,8 +85,11 @@ def _check_rows(rows: list[dict], records: list[dict]) -> None:
         record = by_id[row["id"]]
         if row["id"] in ("bad-schema", "missing-db", "two-constraints"):
             assert row["status"] == "error"
-            assert {"bad-schema": "no-such-type", "missing-db": "does not exist",
-                    "two-constraints": "names 2 constraints"}[row["id"]] in row["error"]
+            assert {
+                "bad-schema": "no-such-type",
+                "missing-db": "does not exist",
+                "two-constraints": "names 2 constraints",
+            }[row["id"]] in row["error"]
             continue
         assert row["status"] in ("complete", "incomplete")
         for text, complete, valid in zip(row["texts"], row["complete"], row["valid"]):
@@ -169,8 +186,14 @@ def test_batch_on_local_ray_survives_a_killed_worker(tmp_path, tiny_model):
     try:
         killer = threading.Thread(target=kill_one_worker_mid_run, daemon=True)
         killer.start()
-        summary = batch(source, out, BatchConfig(model=tiny_model, n_particles=2, max_tokens=14), use_ray=True,
-                        workers=2, cpus_per_worker=1)
+        summary = batch(
+            source,
+            out,
+            BatchConfig(model=tiny_model, n_particles=2, max_tokens=14),
+            use_ray=True,
+            workers=2,
+            cpus_per_worker=1,
+        )
         killer.join(timeout=5)
     finally:
         ray.shutdown()

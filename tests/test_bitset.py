@@ -64,8 +64,12 @@ def test_a_wrong_buffer_is_refused_with_what_is_wrong():
     matcher = Regex(r"[a-z]+").compile(vocab)
     good = matcher.new_bitmask()
     assert good.dtype == np.int32 and len(good) == bitset.n_words(vocab.size)
-    for bad, what in [(np.zeros(len(good), np.int64), "int32 or uint32"), (good[:-1].copy(), "words"),
-                      (np.zeros(2 * len(good), np.int32)[::2], "contiguous"), (good.reshape(1, -1), "1-D")]:
+    for bad, what in [
+        (np.zeros(len(good), np.int64), "int32 or uint32"),
+        (good[:-1].copy(), "words"),
+        (np.zeros(2 * len(good), np.int32)[::2], "contiguous"),
+        (good.reshape(1, -1), "1-D"),
+    ]:
         with pytest.raises(ValueError, match=what):
             matcher.fill_bitmask(matcher.start(), bad)
     frozen = good.copy()
@@ -83,9 +87,14 @@ LONG_LITERAL = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"  # 43 byte classes: 
 
 
 @pytest.mark.parametrize("name", ["smollm2", "qwen2"])
-@pytest.mark.parametrize("pattern, text, goes_on", [(r"(19|20)\d\d-[01]\d-[0-3]\d( ok)?", "2024-05-17 ok", False),
-                                                    (f"({LONG_LITERAL}| ?[a-z]+)+", f" ab{LONG_LITERAL} cd", True)],
-                         ids=["class-trie", "byte-trie"])
+@pytest.mark.parametrize(
+    "pattern, text, goes_on",
+    [
+        (r"(19|20)\d\d-[01]\d-[0-3]\d( ok)?", "2024-05-17 ok", False),
+        (f"({LONG_LITERAL}| ?[a-z]+)+", f" ab{LONG_LITERAL} cd", True),
+    ],
+    ids=["class-trie", "byte-trie"],
+)
 def test_regex_bitmasks_equal_masks(name, pattern, text, goes_on):
     tok, vocab = tokenizer_and_vocab(name)
     matcher = Regex(pattern).compile(vocab)

@@ -41,9 +41,13 @@ def _touch(table):
 
 class Owner:
     def __init__(self) -> None:
-        self.arrays = [np.arange(5, dtype=np.int32), np.arange(7, dtype=np.int64) * 10,
-                       np.array([True, False, True]), np.arange(6, dtype=np.int32).reshape(2, 3),
-                       np.arange(12, dtype=np.int64).reshape(4, 3) * 100]
+        self.arrays = [
+            np.arange(5, dtype=np.int32),
+            np.arange(7, dtype=np.int64) * 10,
+            np.array([True, False, True]),
+            np.arange(6, dtype=np.int32).reshape(2, 3),
+            np.arange(12, dtype=np.int64).reshape(4, 3) * 100,
+        ]
 
     def total(self) -> int:
         return sum(int(a.sum()) for a in self.arrays)
@@ -91,11 +95,14 @@ def test_the_table_follows_arrays_replaced_by_growth():
     assert bundle.current() is False and _touch(bundle.table()) == total and bundle.current()
 
 
-@pytest.mark.parametrize("slot, bad, what", [
-    (0, np.zeros(3, np.int64), "1-d int32"),
-    (3, np.zeros(6, np.int32), "2-d int32"),
-    (4, np.zeros((3, 4), np.int64)[:, ::2], "2-d int64"),
-])
+@pytest.mark.parametrize(
+    "slot, bad, what",
+    [
+        (0, np.zeros(3, np.int64), "1-d int32"),
+        (3, np.zeros(6, np.int32), "2-d int32"),
+        (4, np.zeros((3, 4), np.int64)[:, ::2], "2-d int64"),
+    ],
+)
 def test_an_array_of_the_wrong_kind_is_refused(slot, bad, what):
     owner = Owner()
     owner.arrays[slot] = bad

@@ -38,18 +38,35 @@ def genlab(*args: str, cwd: str | Path | None = None) -> subprocess.CompletedPro
 def test_demo_matches_generate_and_reports_incomplete(capsys):
     prompt = "Name three primary colours in one short sentence."
     pattern = r"[0-9]{2}-[0-9]{2}"  # \d would also admit Unicode digits, as re does
-    assert main(["demo", "--prompt", prompt, "--max-tokens", "8", "--regex", pattern, "--samples", "2",
-                 "--compare-particles", "32"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--prompt",
+                prompt,
+                "--max-tokens",
+                "8",
+                "--regex",
+                pattern,
+                "--samples",
+                "2",
+                "--compare-particles",
+                "32",
+            ]
+        )
+        == 0
+    )
     free, constrained, extraction, text_to_sql, compare = capsys.readouterr().out.split("\n\n")
     lines = dict(line.split(None, 1) for line in free.splitlines())
     assert lines["status"].startswith("incomplete: stopped at max_tokens=8")
 
     lm = load(device="cpu")
-    chat = lm.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                           add_generation_prompt=True)
+    chat = lm.tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
     ids = torch.tensor([lm.encode(chat)])
     out = lm.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False)
-    assert lines["output"] == lm.tokenizer.decode(out[0, ids.shape[1]:]).strip()
+    assert lines["output"] == lm.tokenizer.decode(out[0, ids.shape[1] :]).strip()
 
     outputs = re.findall(r"^output\s+'(.*)'\s+log w = .*\bcomplete$", constrained, re.M)
     assert len(outputs) == 2 and all(re.fullmatch(pattern, text) for text in outputs), constrained
@@ -86,12 +103,39 @@ def test_subcommand_help(command):
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith(f"usage: genlab {command}")
     if command in ("generate", "compare"):
-        for flag in ("--regex", "--json-schema", "--pydantic", "--grammar", "--sql", "--model", "--particles",
-                     "--max-tokens", "--temperature", "--seed", "--json", "--raw", "--quiet", "--debug"):
+        for flag in (
+            "--regex",
+            "--json-schema",
+            "--pydantic",
+            "--grammar",
+            "--sql",
+            "--model",
+            "--particles",
+            "--max-tokens",
+            "--temperature",
+            "--seed",
+            "--json",
+            "--raw",
+            "--quiet",
+            "--debug",
+        ):
             assert flag in run.stdout, (command, flag)
     if command == "batch":
-        for flag in ("--regex", "--json-schema", "--grammar", "--sql", "--model", "--method", "--particles",
-                     "--ray", "--address", "--workers", "--cpus-per-worker", "--gpus-per-worker", "--quiet"):
+        for flag in (
+            "--regex",
+            "--json-schema",
+            "--grammar",
+            "--sql",
+            "--model",
+            "--method",
+            "--particles",
+            "--ray",
+            "--address",
+            "--workers",
+            "--cpus-per-worker",
+            "--gpus-per-worker",
+            "--quiet",
+        ):
             assert flag in run.stdout, (command, flag)
     if command == "generate":
         for method in ("smc", "smc-mask", "awrs", "mask", "rejection", "rerank"):
@@ -125,16 +169,21 @@ def test_generate_regex_outputs_fullmatch():
     assert complete and all(re.fullmatch(pattern, text) for _, text in complete), run.stdout
     assert abs(sum(w for w, _ in complete) - 1) < 0.01, run.stdout
     summary = run.stdout.strip().splitlines()[-1]
-    m = re.fullmatch(r"log P\(constraint\) estimate (-[0-9.]+); ESS [0-9.]+ of 4; (\d+) model calls, (\d+) checks, "
-                     r"(\d+) masks, (\d+) tokens, [0-9.]+ s", summary)
+    m = re.fullmatch(
+        r"log P\(constraint\) estimate (-[0-9.]+); ESS [0-9.]+ of 4; (\d+) model calls, (\d+) checks, "
+        r"(\d+) masks, (\d+) tokens, [0-9.]+ s",
+        summary,
+    )
     assert m, summary
     assert float(m[1]) < 0 and int(m[2]) > 1 and int(m[3]) > 0 and int(m[4]) == 0 and int(m[5]) >= 4 * 10
 
 
 PERSON_SCHEMA = {
     "type": "object",
-    "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer", "minimum": 0,
-                                                                         "maximum": 120}},
+    "properties": {
+        "name": {"type": "string", "maxLength": 20},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+    },
     "required": ["name", "age"],
     "additionalProperties": False,
 }
@@ -144,8 +193,18 @@ PERSON_SCHEMA = {
 def test_generate_json_schema_json_output(tmp_path, method):
     schema_file = tmp_path / "person.json"
     schema_file.write_text(json.dumps(PERSON_SCHEMA))
-    run = genlab("generate", "Extract as JSON: Ana Ruiz is 31 years old.", "--json-schema", str(schema_file),
-                 "--max-tokens", "24", "--method", method, "--json", *QUICK)
+    run = genlab(
+        "generate",
+        "Extract as JSON: Ana Ruiz is 31 years old.",
+        "--json-schema",
+        str(schema_file),
+        "--max-tokens",
+        "24",
+        "--method",
+        method,
+        "--json",
+        *QUICK,
+    )
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     assert out["method"] == {"smc": "smc-awrs", "mask": "mask"}[method] and out["chat"] is True
@@ -168,8 +227,18 @@ def test_generate_json_schema_json_output(tmp_path, method):
 def test_generate_sql(tmp_path):
     db = concerts.create_database(tmp_path / "concerts.sqlite")
     before = db.read_bytes()
-    run = genlab("generate", "What are the names of the singers from France?", "--sql", str(db),
-                 "--system", "Answer with one SQLite query.", "--max-tokens", "32", "--json", *QUICK)
+    run = genlab(
+        "generate",
+        "What are the names of the singers from France?",
+        "--sql",
+        str(db),
+        "--system",
+        "Answer with one SQLite query.",
+        "--max-tokens",
+        "32",
+        "--json",
+        *QUICK,
+    )
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     assert out["constraint"] == f"SQL on {db}"
@@ -215,15 +284,26 @@ def test_batch_command_resumes(tmp_path):
 
 
 def test_generate_pydantic_model(tmp_path):
-    (tmp_path / "shapes.py").write_text(textwrap.dedent("""
+    (tmp_path / "shapes.py").write_text(
+        textwrap.dedent("""
         from pydantic import BaseModel, Field
 
         class Colour(BaseModel):
             name: str = Field(max_length=12)
             rgb: list[int] = Field(min_length=3, max_length=3)
-    """))
-    run = genlab("generate", "A colour as JSON with its RGB values.", "--pydantic", "shapes:Colour",
-                 "--max-tokens", "32", "--json", *QUICK, cwd=tmp_path)
+    """)
+    )
+    run = genlab(
+        "generate",
+        "A colour as JSON with its RGB values.",
+        "--pydantic",
+        "shapes:Colour",
+        "--max-tokens",
+        "32",
+        "--json",
+        *QUICK,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     sys.path.insert(0, str(tmp_path))
@@ -246,15 +326,34 @@ def _is_arithmetic(text: str) -> bool:
         tree = ast.parse("(" + text.strip() + ")", mode="eval")
     except SyntaxError:
         return False
-    allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Mod,
-               ast.USub, ast.UAdd)
+    allowed = (
+        ast.Expression,
+        ast.BinOp,
+        ast.UnaryOp,
+        ast.Constant,
+        ast.Add,
+        ast.Sub,
+        ast.Mult,
+        ast.Div,
+        ast.Mod,
+        ast.USub,
+        ast.UAdd,
+    )
     return all(isinstance(node, allowed) for node in ast.walk(tree)) and all(
-        isinstance(node.value, (int, float)) for node in ast.walk(tree) if isinstance(node, ast.Constant))
+        isinstance(node.value, (int, float)) for node in ast.walk(tree) if isinstance(node, ast.Constant)
+    )
 
 
 def test_generate_shipped_grammar():
-    run = genlab("generate", "Write an arithmetic expression equal to 12.", "--grammar", "arithmetic",
-                 "--max-tokens", "16", *QUICK)
+    run = genlab(
+        "generate",
+        "Write an arithmetic expression equal to 12.",
+        "--grammar",
+        "arithmetic",
+        "--max-tokens",
+        "16",
+        *QUICK,
+    )
     assert run.returncode == 0, run.stderr
     assert "grammar arithmetic (shipped)" in run.stdout
     rows = _table_outputs(run.stdout)
@@ -272,7 +371,7 @@ def test_compare_table():
     lines = run.stdout.splitlines()
     head = next(i for i, line in enumerate(lines) if "token masking" in line and "SMC-AWRS" in line)
     c1, c2 = lines[head].index("token masking"), lines[head].index("SMC-AWRS")
-    rows = {line[:c1].strip(): (line[c1:c2].strip(), line[c2:].strip()) for line in lines[head + 2:]}
+    rows = {line[:c1].strip(): (line[c1:c2].strip(), line[c2:].strip()) for line in lines[head + 2 :]}
     assert rows["valid and complete"] == ("4/4 (100%)", "4/4 (100%)"), run.stdout
     masking, smc = rows["checks per token"]
     assert masking.startswith("1.00 masks") and float(smc) >= 1, run.stdout
@@ -280,8 +379,11 @@ def test_compare_table():
     for key in ("distinct outputs", "model calls", "time"):
         assert all(rows[key]), run.stdout
     for column in range(2):  # each method's top outputs: in the language, weights summing to 1 over 4 samples
-        cells = [re.fullmatch(r"([01]\.\d{3}) x(\d+) ('.*')", rows[str(k)][column]) for k in range(1, 5)
-                 if str(k) in rows and rows[str(k)][column]]
+        cells = [
+            re.fullmatch(r"([01]\.\d{3}) x(\d+) ('.*')", rows[str(k)][column])
+            for k in range(1, 5)
+            if str(k) in rows and rows[str(k)][column]
+        ]
         assert cells and all(cells), run.stdout
         assert all(re.fullmatch(pattern, ast.literal_eval(m[3])) for m in cells), run.stdout
         assert sum(int(m[2]) for m in cells) == 4 and abs(sum(float(m[1]) for m in cells) - 1) < 0.01, run.stdout
@@ -309,8 +411,9 @@ def test_error_unsupported_regex():
 
 
 def test_error_missing_schema_file(tmp_path):
-    _one_line_error(genlab("generate", "x", "--json-schema", str(tmp_path / "nope.json")), "nope.json",
-                    "does not exist")
+    _one_line_error(
+        genlab("generate", "x", "--json-schema", str(tmp_path / "nope.json")), "nope.json", "does not exist"
+    )
 
 
 def test_error_invalid_json_schema_file(tmp_path):

@@ -55,8 +55,9 @@ def oracle_column(cfg: CFG, items: set, k: int, columns: list) -> set:
 
 
 def expected_of(cfg: CFG, items: set) -> frozenset:
-    return frozenset(cfg.rules[r][1][d] for r, d, _ in items
-                     if d < len(cfg.rules[r][1]) and cfg.rules[r][1][d] < cfg.n_terminals)
+    return frozenset(
+        cfg.rules[r][1][d] for r, d, _ in items if d < len(cfg.rules[r][1]) and cfg.rules[r][1][d] < cfg.n_terminals
+    )
 
 
 def check_walks(cfg: CFG, rng: random.Random, chart: Chart, walks: int = 12, length: int = 8) -> None:
@@ -76,8 +77,7 @@ def check_walks(cfg: CFG, rng: random.Random, chart: Chart, walks: int = 12, len
                 break
             t = rng.choice(sorted(expected))
             k = len(columns)
-            kernel = {(r, d + 1, o) for r, d, o in items
-                      if d < len(cfg.rules[r][1]) and cfg.rules[r][1][d] == t}
+            kernel = {(r, d + 1, o) for r, d, o in items if d < len(cfg.rules[r][1]) and cfg.rules[r][1][d] == t}
             columns.append(oracle_column(cfg, kernel, k, columns))
             col = chart.scan(col, t)
             assert col >= 0

@@ -26,8 +26,14 @@ def tiny():
     tokenizer = AutoTokenizer.from_pretrained(resolve(None), local_files_only=True)
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, initializer_range=0.2, attn_implementation="sdpa",
+        vocab_size=49152,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.2,
+        attn_implementation="sdpa",
     )
     return HFModel(LlamaForCausalLM(config).eval(), tokenizer)
 

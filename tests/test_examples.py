@@ -79,8 +79,7 @@ def test_masking_vs_smc_table():
     exact, masking = dict(zip(texts, columns[0])), dict(zip(texts, columns[1]))
     # the model's true conditional favours " red."; masking follows " blue" into " blue-green."
     assert exact[" red."] > 0.9 and masking[" red."] < 0.5 and masking[" blue-green."] > exact[" blue-green."]
-    kls = re.search(r"KL to exact \(nats\): masking \(32 samples\) ([0-9.]+), SMC-AWRS \(64 particles\) ([0-9.]+)",
-                    out)
+    kls = re.search(r"KL to exact \(nats\): masking \(32 samples\) ([0-9.]+), SMC-AWRS \(64 particles\) ([0-9.]+)", out)
     assert kls and float(kls[1]) > 1, out
 
 

@@ -28,11 +28,13 @@ def lm():
 def test_model_pair_and_regex_string(lm, monkeypatch):
     calls = []
     monkeypatch.setattr(genlab.models.HFModel, "__init__", _spy(genlab.models.HFModel.__init__, calls))
-    pair = genlab.generate((lm.model, lm.tokenizer), "Call me at", PHONE, method="mask", n_particles=3,
-                           max_tokens=12, seed=0)
+    pair = genlab.generate(
+        (lm.model, lm.tokenizer), "Call me at", PHONE, method="mask", n_particles=3, max_tokens=12, seed=0
+    )
     assert len(calls) == 1  # the pair was wrapped, not reloaded
-    wrapped = genlab.generate(lm, "Call me at", genlab.Regex(PHONE), method="mask", n_particles=3, max_tokens=12,
-                              seed=0)
+    wrapped = genlab.generate(
+        lm, "Call me at", genlab.Regex(PHONE), method="mask", n_particles=3, max_tokens=12, seed=0
+    )
     assert pair.texts == wrapped.texts and pair.log_weights == wrapped.log_weights
     assert all(re.fullmatch(PHONE, s.text) for s in pair.samples if s.complete) and any(pair.complete)
 
@@ -41,6 +43,7 @@ def _spy(init, calls):
     def wrapper(self, *args, **kwargs):
         calls.append(args)
         init(self, *args, **kwargs)
+
     return wrapper
 
 
@@ -72,8 +75,16 @@ def test_progress_hook(lm):
     seen = []
     for method in ("smc", "mask", "rerank"):
         seen.clear()
-        genlab.generate(lm, "Call me at", PHONE, method=method, n_particles=2, max_tokens=10, seed=0,
-                        progress=lambda step, running: seen.append((step, running)))
+        genlab.generate(
+            lm,
+            "Call me at",
+            PHONE,
+            method=method,
+            n_particles=2,
+            max_tokens=10,
+            seed=0,
+            progress=lambda step, running: seen.append((step, running)),
+        )
         steps = [s for s, _ in seen]
         assert steps == list(range(1, len(steps) + 1)) and 1 <= len(steps) <= 10, (method, seen)
         assert all(0 <= r <= 2 for _, r in seen)
@@ -89,15 +100,23 @@ def _made_up() -> GenerationResult:
         Sample((3,), b" blu", math.log(0.9), False),
         Sample((4,), b" <bad>", -math.inf, True, valid=False),
     ]
-    return GenerationResult("smc-awrs", samples, Counts(model_calls=6, checks=40, masks=0, tokens=20,
-                                                        wall_time=0.5), ess_history=[5.0, 4.0, 2.5, 3.0])
+    return GenerationResult(
+        "smc-awrs",
+        samples,
+        Counts(model_calls=6, checks=40, masks=0, tokens=20, wall_time=0.5),
+        ess_history=[5.0, 4.0, 2.5, 3.0],
+    )
 
 
 def test_distinct_table_and_repr():
     result = _made_up()
     rows = result.distinct()
-    assert [(r.text, r.status, r.count) for r in rows] == [(" red.", "complete", 2), (" grey.", "complete", 1),
-                                                            (" blu", "incomplete", 1), (" <bad>", "invalid", 1)]
+    assert [(r.text, r.status, r.count) for r in rows] == [
+        (" red.", "complete", 2),
+        (" grey.", "complete", 1),
+        (" blu", "incomplete", 1),
+        (" <bad>", "invalid", 1),
+    ]
     assert [round(r.weight, 6) for r in rows] == [0.8, 0.2, 0.0, 0.0]
     text = str(result)
     assert text == repr(result)
@@ -106,8 +125,10 @@ def test_distinct_table_and_repr():
     assert re.fullmatch(r"\s*0\.800\s+2\s+complete\s+' red\.'", lines[2])
     assert re.fullmatch(r"\s*0\.000\s+1\s+invalid\s+' <bad>'", lines[5])
     expected = math.log((0.3 + 0.2 + 0.5) / 5)  # mean weight, incomplete and invalid counting 0
-    assert lines[-1] == (f"log P(constraint) estimate {expected:.3f}; ESS {1 / (0.3**2 + 0.2**2 + 0.5**2):.1f} of 5; "
-                         "6 model calls, 40 checks, 0 masks, 20 tokens, 0.50 s")
+    assert lines[-1] == (
+        f"log P(constraint) estimate {expected:.3f}; ESS {1 / (0.3**2 + 0.2**2 + 0.5**2):.1f} of 5; "
+        "6 model calls, 40 checks, 0 masks, 20 tokens, 0.50 s"
+    )
     html = result._repr_html_()
     assert html.count("<tr>") == 5 and "&#x27; &lt;bad&gt;&#x27;" in html and "0.800" in html
 
@@ -153,7 +174,9 @@ def test_plot_without_matplotlib(monkeypatch):
 def test_generate_stays_the_function_after_its_module_is_imported():
     """`from genlab.generate import generate` (as the CLI does) before `genlab.generate` is first read used to
     leave the module where the function belongs."""
-    code = ("from genlab.generate import generate\nimport genlab.generate\nimport genlab\n"
-            "assert genlab.generate is generate, genlab.generate\nprint('ok')")
+    code = (
+        "from genlab.generate import generate\nimport genlab.generate\nimport genlab\n"
+        "assert genlab.generate is generate, genlab.generate\nprint('ok')"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr

@@ -30,51 +30,83 @@ from genlab.errors import (
 
 # (grammar, alphabet, max length): each exercises a Lark feature or a lexing ambiguity
 CASES = {
-    "ambiguous": (r"""
+    "ambiguous": (
+        r"""
         start: e
         e: e "+" e | e e | "a" | "(" e ")"
-    """, "a+()", 6),
-    "left_recursive_empty": (r"""
+    """,
+        "a+()",
+        6,
+    ),
+    "left_recursive_empty": (
+        r"""
         start: x
         x: x "a" | x "b" y |
         y: "c"?
-    """, "abc", 7),
-    "ebnf_repeats_templates": (r"""
+    """,
+        "abc",
+        7,
+    ),
+    "ebnf_repeats_templates": (
+        r"""
         start: pair{"a", "b"} ("c"~2..3)? item*
         pair{l, r}: l r
         item: "d" | "e"+
-    """, "abcde", 7),
-    "ignore_and_common": (r"""
+    """,
+        "abcde",
+        7,
+    ),
+    "ignore_and_common": (
+        r"""
         start: NUMBER (OP NUMBER)*
         OP: "+" | "-"
         %import common.INT -> NUMBER
         %import common.WS_INLINE
         %ignore WS_INLINE
-    """, "12+ ", 6),
-    "keywords_and_names": (r"""
+    """,
+        "12+ ",
+        6,
+    ),
+    "keywords_and_names": (
+        r"""
         start: stmt+
         stmt: IF NAME | NAME "=" NAME
         IF: /if(?![a-z])/
         NAME: /[a-z]+(?![a-z])/
         %ignore " "
-    """, "if =", 7),
-    "names_exclude_words": (r"""
+    """,
+        "if =",
+        7,
+    ),
+    "names_exclude_words": (
+        r"""
         start: stmt+
         stmt: IF NAME | NAME "=" NAME
         IF: /if(?![a-z])/
         NAME: /(?!(?:if|fi)(?![a-z]))(?!x)[a-z]+(?![a-z])/
         %ignore " "
-    """, "ifx =", 6),
-    "case_insensitive_inline": (r"""
+    """,
+        "ifx =",
+        6,
+    ),
+    "case_insensitive_inline": (
+        r"""
         start: greet ","? name
         ?greet: "hi"i | "hey"i
         name: /[xy]{1,2}/
-    """, "hHiIeEyx,", 5),
-    "lexeme_may_end_or_continue": (r"""
+    """,
+        "hHiIeEyx,",
+        5,
+    ),
+    "lexeme_may_end_or_continue": (
+        r"""
         start: A B | A
         A: /a+/
         B: /ab?/
-    """, "ab", 8),
+    """,
+        "ab",
+        8,
+    ),
 }
 
 
@@ -143,15 +175,18 @@ def test_guards_need_a_separator():
         """)
 
 
-@pytest.mark.parametrize("source, error, match", [
-    ("start: x\n", GrammarError, "x"),  # undefined rule: Lark's own message names it
-    ("start: \"a\" )\n", GrammarError, "Lark rejects"),
-    ("start: A\nA: /(?<=x)a/\n", UnsupportedConstraintError, "terminal A"),
-    ("start: A\nA: /a(/\n", InvalidPatternError, "terminal A"),
-    ("start: A\nA: /a*/\n", ConstraintError, "terminal A .* matches the empty string"),
-    ("start: x\nx: x \"a\"\n", EmptyLanguageError, "start"),
-    ("start: A\nA: /\\w{1000}/\n", StateLimitError, "terminal A"),
-])
+@pytest.mark.parametrize(
+    "source, error, match",
+    [
+        ("start: x\n", GrammarError, "x"),  # undefined rule: Lark's own message names it
+        ('start: "a" )\n', GrammarError, "Lark rejects"),
+        ("start: A\nA: /(?<=x)a/\n", UnsupportedConstraintError, "terminal A"),
+        ("start: A\nA: /a(/\n", InvalidPatternError, "terminal A"),
+        ("start: A\nA: /a*/\n", ConstraintError, "terminal A .* matches the empty string"),
+        ('start: x\nx: x "a"\n', EmptyLanguageError, "start"),
+        ("start: A\nA: /\\w{1000}/\n", StateLimitError, "terminal A"),
+    ],
+)
 def test_bad_grammars_raise_genlab_errors(source, error, match):
     with pytest.raises(error, match=match):
         Grammar(source)
@@ -271,8 +306,9 @@ def test_warm_up_stops_at_limits_without_an_error(monkeypatch):
     with pytest.raises(StateLimitError, match="Earley items"):
         grammar.check("a" * 200)
     keywords = "\n".join(f'K{i}: "k{i:03d}xyz"' for i in range(40))
-    grammar = Grammar(f"start: \"(\" k* \")\"\nk: {' | '.join(f'K{i}' for i in range(40))}\n{keywords}\n",
-                      max_lexer_states=100)
+    grammar = Grammar(
+        f'start: "(" k* ")"\nk: {" | ".join(f"K{i}" for i in range(40))}\n{keywords}\n', max_lexer_states=100
+    )
     matcher = grammar.compile(vocab)  # the lexer after "(" needs over 160 states: past the limit, left alone
     assert matcher.parser.lexer.n_states == 2  # the start's, as before exploring
     assert matcher.allows(matcher.start(), vocab.token_bytes.index(b"("))
@@ -287,9 +323,13 @@ def test_allows_sees_every_array_as_it_grows(monkeypatch, source):
     (`survivor.survives`); with every array made tiny and no warm-up, they grow inside `allows` calls (the
     kernel stops, Python grows, the kernel runs again): each call must get a table of the current arrays, and
     every answer must be the Python byte parser's (`feed`, which reads none of the kernel's tables)."""
-    tiny = {Chart: {"INITIAL_COLUMNS": 1, "INITIAL_KEYS": 1, "INITIAL_SLOTS": 2, "INITIAL_ITEMS": 1},
-            Configurations: {"INITIAL": 1}, BoundaryTable: {"INITIAL": 2},
-            Lexer: {"INITIAL_STATES": 2, "INITIAL_MEMBERS": 4}, GrammarMatcher: {"WARM_SECONDS": 0.0}}
+    tiny = {
+        Chart: {"INITIAL_COLUMNS": 1, "INITIAL_KEYS": 1, "INITIAL_SLOTS": 2, "INITIAL_ITEMS": 1},
+        Configurations: {"INITIAL": 1},
+        BoundaryTable: {"INITIAL": 2},
+        Lexer: {"INITIAL_STATES": 2, "INITIAL_MEMBERS": 4},
+        GrammarMatcher: {"WARM_SECONDS": 0.0},
+    }
     for cls, values in tiny.items():
         for name, value in values.items():
             monkeypatch.setattr(cls, name, value)
@@ -323,20 +363,26 @@ def test_allows_sees_every_array_as_it_grows(monkeypatch, source):
 # Whitespace ignored between lexemes, after guarded names and keywords (mask walks restart inside it), and the
 # same whitespace terminal also required by a rule (its end may lead to another parse state: no restart).
 IGNORED_WS = [
-    (r"""
+    (
+        r"""
         start: stmt+
         stmt: IF NAME | NAME "=" NAME
         IF: /if(?![a-z])/
         NAME: /[a-z]+(?![a-z])/
         WS: /[ \n]+/
         %ignore WS
-    """, "if  ia\n\n  a = \n f   if f"),
-    (r"""
+    """,
+        "if  ia\n\n  a = \n f   if f",
+    ),
+    (
+        r"""
         start: NAME (WS NAME)*
         NAME: /[a-z]+/
         WS: /[ ]+/
         %ignore WS
-    """, "if  fa  a f"),
+    """,
+        "if  fa  a f",
+    ),
 ]
 
 
@@ -424,10 +470,13 @@ NUMBER: /[0-9]+(\.[0-9]+)?(?![0-9])/
 JSON_COMPACT = JSON.replace("%ignore /[ \\t\\n\\r]+/", "")  # no whitespace: the model cannot pad with it
 
 
-@pytest.mark.parametrize("source, prompt", [
-    (JSON_COMPACT, 'A cat as JSON: {"name": "Tom", "age": 3}. Another cat as JSON:'),
-    (ARITH, "Q: What is 3 + 4 * 2? Write it as an expression.\nA:"),
-])
+@pytest.mark.parametrize(
+    "source, prompt",
+    [
+        (JSON_COMPACT, 'A cat as JSON: {"name": "Tom", "age": 3}. Another cat as JSON:'),
+        (ARITH, "Q: What is 3 + 4 * 2? Write it as an expression.\nA:"),
+    ],
+)
 @pytest.mark.parametrize("method", ["mask", "smc"])
 def test_sampler_outputs_parse_with_lark(lm, source, prompt, method):
     import genlab
@@ -454,4 +503,4 @@ def test_a_guard_that_forbids_every_start_of_what_follows_is_refused():
     with pytest.raises(UnsupportedConstraintError, match="NAME's guard forbids every first character of.* NUM"):
         Grammar(src)
     assert Grammar(src + '%ignore " "\n').check("ab 12")  # an ignored space can go between
-    assert Grammar('start: NAME NUM?\nNAME: /[a-z]+(?![a-z0-9])/\nNUM: /-[0-9]+/\n').check("ab-1")
+    assert Grammar("start: NAME NUM?\nNAME: /[a-z]+(?![a-z0-9])/\nNUM: /-[0-9]+/\n").check("ab-1")

@@ -25,9 +25,10 @@ def generate(lm, prompts: list[str], constraint, **kwargs) -> list[str]:
     tok.padding_side = "left"
     enc = tok(prompts, return_tensors="pt", padding=True)
     processor = ConstraintLogitsProcessor(constraint, tok)
-    out = lm.model.generate(**enc, logits_processor=[processor], max_new_tokens=16,
-                            pad_token_id=tok.eos_token_id, **kwargs)
-    return [tok.decode(row[enc["input_ids"].shape[1]:], skip_special_tokens=True) for row in out]
+    out = lm.model.generate(
+        **enc, logits_processor=[processor], max_new_tokens=16, pad_token_id=tok.eos_token_id, **kwargs
+    )
+    return [tok.decode(row[enc["input_ids"].shape[1] :], skip_special_tokens=True) for row in out]
 
 
 def test_greedy(lm):

@@ -23,8 +23,31 @@ from genlab.constraints.json_schema.numbers import (
     multiple_of_dfa,
 )
 
-NOT_JSON_NUMBERS = ["", "01", "-01", "00", "-", "+1", "1.", ".5", "01.5", "-.5", "1.e5", "1e", "1e+", "--1", " 1",
-                    "1 ", "0x1", "1_000", "Infinity", "NaN", "1.5.2", "e5", "-e5"]
+NOT_JSON_NUMBERS = [
+    "",
+    "01",
+    "-01",
+    "00",
+    "-",
+    "+1",
+    "1.",
+    ".5",
+    "01.5",
+    "-.5",
+    "1.e5",
+    "1e",
+    "1e+",
+    "--1",
+    " 1",
+    "1 ",
+    "0x1",
+    "1_000",
+    "Infinity",
+    "NaN",
+    "1.5.2",
+    "e5",
+    "-e5",
+]
 
 
 def fullmatch(pattern: str, text: str) -> bool:
@@ -41,13 +64,44 @@ def check_compiled(pattern: str, texts: list[str]) -> None:
 # ---------------------------------------------------------------- integer_range
 
 POWERS = [10**k + d for k in range(0, 14) for d in (-1, 0, 1)]
-INTEGER_BOUNDS = sorted({0, 1, -1, 2, -2, 5, 9, 10, 11, -9, -10, -11, 99, 100, 101, -99, -100, -101, 123, -123,
-                         999, 1000, 1001, -999, -1000, -1001, 1199, -1199, 10**6, -(10**6), 10**12 + 7})
-INTEGER_PAIRS = (
-    [(lo, hi) for lo in [None, *INTEGER_BOUNDS] for hi in [None, *INTEGER_BOUNDS]
-     if lo is None or hi is None or lo <= hi][::3]
-    + [(None, None), (0, 0), (-1, -1), (0, None), (None, 0), (None, -1), (1, None), (-5, 5), (10, 99), (-99, -10)]
+INTEGER_BOUNDS = sorted(
+    {
+        0,
+        1,
+        -1,
+        2,
+        -2,
+        5,
+        9,
+        10,
+        11,
+        -9,
+        -10,
+        -11,
+        99,
+        100,
+        101,
+        -99,
+        -100,
+        -101,
+        123,
+        -123,
+        999,
+        1000,
+        1001,
+        -999,
+        -1000,
+        -1001,
+        1199,
+        -1199,
+        10**6,
+        -(10**6),
+        10**12 + 7,
+    }
 )
+INTEGER_PAIRS = [
+    (lo, hi) for lo in [None, *INTEGER_BOUNDS] for hi in [None, *INTEGER_BOUNDS] if lo is None or hi is None or lo <= hi
+][::3] + [(None, None), (0, 0), (-1, -1), (0, None), (None, 0), (None, -1), (1, None), (-5, 5), (10, 99), (-99, -10)]
 
 
 def integer_probes(lo: int | None, hi: int | None) -> list[int]:
@@ -118,8 +172,9 @@ def in_bounds(x: Decimal, lo, hi, lo_x: bool, hi_x: bool) -> bool:
     return above and below
 
 
-bounds = st.none() | st.builds(lambda n, scale: Decimal(n).scaleb(-scale), st.integers(-300_000, 300_000),
-                               st.integers(0, 4))
+bounds = st.none() | st.builds(
+    lambda n, scale: Decimal(n).scaleb(-scale), st.integers(-300_000, 300_000), st.integers(0, 4)
+)
 
 random_texts = st.builds(
     lambda neg, int_part, frac: ("-" if neg else "") + int_part + ("." + frac if frac is not None else ""),
@@ -155,8 +210,31 @@ def check_decimal(lo, hi, lo_x, hi_x, texts) -> str | None:
     return pattern
 
 
-FIXED_TEXTS = ["0", "-0", "0.0", "-0.0", "0.000", "-0.000", "1", "-1", "1.50", "-1.50", "2.5", "-2.5", "2.50000",
-               "0.125", "0.1250", "0.1251", "0.1249", "-2.4999", "-2.5001", "10", "100.00", "0.00001", "-0.00001"]
+FIXED_TEXTS = [
+    "0",
+    "-0",
+    "0.0",
+    "-0.0",
+    "0.000",
+    "-0.000",
+    "1",
+    "-1",
+    "1.50",
+    "-1.50",
+    "2.5",
+    "-2.5",
+    "2.50000",
+    "0.125",
+    "0.1250",
+    "0.1251",
+    "0.1249",
+    "-2.4999",
+    "-2.5001",
+    "10",
+    "100.00",
+    "0.00001",
+    "-0.00001",
+]
 
 
 @settings(max_examples=300, deadline=None)
@@ -168,18 +246,32 @@ def test_decimal_range_random(lo, hi, lo_x, hi_x, texts):
 @pytest.mark.parametrize(
     "lo, hi, lo_x, hi_x",
     [
-        ("-2.5", "0.125", False, False), ("-2.5", "0.125", True, True), ("0", None, True, False),
-        ("0", None, False, False), (None, "0", False, True), (None, "0", False, False), ("0", "0", False, False),
-        ("-0.0001", "0.0001", True, True), ("1.5", "1.5", False, False), ("1.05", "1.5", False, True),
-        ("99.99", "100.01", False, False), (None, None, False, False), ("-1000.5", "-999.25", True, False),
-        ("0.1", "0.2", False, False), ("0.0909", "0.091", True, True),
+        ("-2.5", "0.125", False, False),
+        ("-2.5", "0.125", True, True),
+        ("0", None, True, False),
+        ("0", None, False, False),
+        (None, "0", False, True),
+        (None, "0", False, False),
+        ("0", "0", False, False),
+        ("-0.0001", "0.0001", True, True),
+        ("1.5", "1.5", False, False),
+        ("1.05", "1.5", False, True),
+        ("99.99", "100.01", False, False),
+        (None, None, False, False),
+        ("-1000.5", "-999.25", True, False),
+        ("0.1", "0.2", False, False),
+        ("0.0909", "0.091", True, True),
     ],
 )
 def test_decimal_range_cases(lo, hi, lo_x, hi_x):
     lo = None if lo is None else Decimal(lo)
     hi = None if hi is None else Decimal(hi)
-    texts = FIXED_TEXTS + near_texts(lo) + near_texts(hi) + [number_text(Decimal(n).scaleb(-3), z) for n in
-                                                            range(-3000, 3001, 7) for z in (0, 1)]
+    texts = (
+        FIXED_TEXTS
+        + near_texts(lo)
+        + near_texts(hi)
+        + [number_text(Decimal(n).scaleb(-3), z) for n in range(-3000, 3001, 7) for z in (0, 1)]
+    )
     check_decimal(lo, hi, lo_x, hi_x, texts)
 
 
@@ -211,8 +303,9 @@ def test_decimal_range_errors_and_exact_bounds():
 # ---------------------------------------------------------------- exponent_numbers
 
 exponent_texts = st.builds(
-    lambda neg, int_part, frac, e, esign, exp: ("-" if neg else "") + int_part + ("." + frac if frac else "")
-    + e + esign + exp,
+    lambda neg, int_part, frac, e, esign, exp: (
+        ("-" if neg else "") + int_part + ("." + frac if frac else "") + e + esign + exp
+    ),
     st.booleans(),
     st.sampled_from(["0", "1", "9"]) | st.from_regex(r"[1-9][0-9]{0,4}", fullmatch=True),
     st.none() | st.sampled_from(["0", "000", "5", "0001"]) | st.from_regex(r"[0-9]{1,5}", fullmatch=True),
@@ -221,8 +314,13 @@ exponent_texts = st.builds(
     st.from_regex(r"[0-9]{1,3}", fullmatch=True),
 )
 
-SIGN_ORACLE = {"any": lambda x: True, "pos": lambda x: x > 0, "nonneg": lambda x: x >= 0, "neg": lambda x: x < 0,
-               "nonpos": lambda x: x <= 0}
+SIGN_ORACLE = {
+    "any": lambda x: True,
+    "pos": lambda x: x > 0,
+    "nonneg": lambda x: x >= 0,
+    "neg": lambda x: x < 0,
+    "nonpos": lambda x: x <= 0,
+}
 
 
 @settings(max_examples=200, deadline=None)
@@ -287,18 +385,54 @@ def test_multiple_of_dfa_bad_k():
 
 # ---------------------------------------------------------------- through compile_regex
 
-SAMPLE_TEXTS = ["0", "-0", "1", "-1", "9", "10", "-10", "99", "100", "1234", "-1234", "5.5", "-2.5", "-2.50",
-                "0.125", "0.1251", "0.0", "-0.0", "1e5", "-1E-5", "0e3", "-0.0e1", "01", "1.", ".5", "+1", "1e",
-                "999999999999", "1000000000000", "-3.14159", "42.000", "7"]
+SAMPLE_TEXTS = [
+    "0",
+    "-0",
+    "1",
+    "-1",
+    "9",
+    "10",
+    "-10",
+    "99",
+    "100",
+    "1234",
+    "-1234",
+    "5.5",
+    "-2.5",
+    "-2.50",
+    "0.125",
+    "0.1251",
+    "0.0",
+    "-0.0",
+    "1e5",
+    "-1E-5",
+    "0e3",
+    "-0.0e1",
+    "01",
+    "1.",
+    ".5",
+    "+1",
+    "1e",
+    "999999999999",
+    "1000000000000",
+    "-3.14159",
+    "42.000",
+    "7",
+]
 
 
 @pytest.mark.parametrize(
     "pattern",
     [
-        integer_range(None, None), integer_range(0, None), integer_range(-1234, 99), integer_range(10, 10**12),
+        integer_range(None, None),
+        integer_range(0, None),
+        integer_range(-1234, 99),
+        integer_range(10, 10**12),
         integer_range(None, -7),
-        decimal_range(None, None), decimal_range(Decimal("-2.5"), Decimal("0.125")),
-        decimal_range(Decimal(0), None, lo_exclusive=True), decimal_range(None, Decimal("42.0001"), hi_exclusive=True),
+        decimal_range(None, None),
+        decimal_range(Decimal("-2.5"), Decimal("0.125")),
+        decimal_range(Decimal(0), None, lo_exclusive=True),
+        decimal_range(None, Decimal("42.0001"), hi_exclusive=True),
         *(exponent_numbers(s) for s in sorted(SIGN_ORACLE)),
     ],
 )

@@ -22,13 +22,66 @@ import genlab
 from genlab import JsonSchema, SchemaError
 
 VALUES = [
-    None, True, False, 0, 1, -1, 2, 3, 5, 7, 10, 12, 100, -100, 1.5, -2.5, 0.1, 2.0, 1e-05, 1e20,
-    "", "a", "ab", "abc", "abcd", "é", "日本語", 'a"b', "x\ny", "a/b", "\x01",
-    "2024-02-29", "2023-02-29", "12:30:00Z", "2024-01-01T12:00:00Z", "2024-01-01 12:00:00", "user@example.com",
-    "192.168.0.1", "::1", "550e8400-e29b-41d4-a716-446655440000", "https://example.com/a?b#c", "P1D",
-    [], [1], [1, 2], [1, 1], ["a", 1], [1, 2, 3, 4], [[1], [2]], ["a", "b", "c"],
-    {}, {"a": 1}, {"a": "x", "b": 2}, {"b": 2}, {"a": 1, "zz": 3}, {"foo": 1, "bar": 2}, {"a": {"a": None}},
-    {"a": 1, "b": "x", "c": [1]}, {"x-1": 1}, {"name": "n", "next": {"name": "m", "next": None}},
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    2,
+    3,
+    5,
+    7,
+    10,
+    12,
+    100,
+    -100,
+    1.5,
+    -2.5,
+    0.1,
+    2.0,
+    1e-05,
+    1e20,
+    "",
+    "a",
+    "ab",
+    "abc",
+    "abcd",
+    "é",
+    "日本語",
+    'a"b',
+    "x\ny",
+    "a/b",
+    "\x01",
+    "2024-02-29",
+    "2023-02-29",
+    "12:30:00Z",
+    "2024-01-01T12:00:00Z",
+    "2024-01-01 12:00:00",
+    "user@example.com",
+    "192.168.0.1",
+    "::1",
+    "550e8400-e29b-41d4-a716-446655440000",
+    "https://example.com/a?b#c",
+    "P1D",
+    [],
+    [1],
+    [1, 2],
+    [1, 1],
+    ["a", 1],
+    [1, 2, 3, 4],
+    [[1], [2]],
+    ["a", "b", "c"],
+    {},
+    {"a": 1},
+    {"a": "x", "b": 2},
+    {"b": 2},
+    {"a": 1, "zz": 3},
+    {"foo": 1, "bar": 2},
+    {"a": {"a": None}},
+    {"a": 1, "b": "x", "c": [1]},
+    {"x-1": 1},
+    {"name": "n", "next": {"name": "m", "next": None}},
 ]
 
 # (schema, draft or None): every keyword family, alone and combined
@@ -44,8 +97,15 @@ SCHEMAS = [
     {"type": "string", "pattern": "^[a-c]+$"},
     {"type": "string", "pattern": "b"},
     {"type": "string", "pattern": "(?<=a)b"},  # a lookbehind: the validator's job
-    {"format": "date"}, {"format": "date-time"}, {"format": "time"}, {"format": "email"}, {"format": "ipv4"},
-    {"format": "ipv6"}, {"format": "uuid"}, {"format": "uri"}, {"format": "duration"},
+    {"format": "date"},
+    {"format": "date-time"},
+    {"format": "time"},
+    {"format": "email"},
+    {"format": "ipv4"},
+    {"format": "ipv6"},
+    {"format": "uuid"},
+    {"format": "uri"},
+    {"format": "duration"},
     {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}, "required": ["a"]},
     {"type": "object", "properties": {"a": {}, "b": {}}, "additionalProperties": False},
     {"type": "object", "additionalProperties": {"type": "integer"}},
@@ -65,19 +125,30 @@ SCHEMAS = [
     {"not": {"type": "string"}},
     {"not": {"enum": [1, 2]}},
     {"if": {"type": "integer"}, "then": {"minimum": 3}, "else": {"type": "string"}},
-    {"$defs": {"node": {"type": "object", "properties": {"name": {"type": "string"},
-                                                          "next": {"anyOf": [{"$ref": "#/$defs/node"},
-                                                                             {"type": "null"}]}},
-                        "required": ["name", "next"], "additionalProperties": False}},
-     "$ref": "#/$defs/node"},
+    {
+        "$defs": {
+            "node": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "next": {"anyOf": [{"$ref": "#/$defs/node"}, {"type": "null"}]},
+                },
+                "required": ["name", "next"],
+                "additionalProperties": False,
+            }
+        },
+        "$ref": "#/$defs/node",
+    },
     {"$defs": {"x": {"$anchor": "small", "type": "integer", "maximum": 3}}, "$ref": "#small"},
-    {"$schema": "http://json-schema.org/draft-07/schema#", "definitions": {"s": {"type": "string"}}, "type": "array",
-     "items": [{"$ref": "#/definitions/s"}],
-     "additionalItems": {"type": "integer"}},
-    {"$schema": "http://json-schema.org/draft-04/schema#", "type": "number", "minimum": 1,
-     "exclusiveMinimum": True},
-    {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"],
-     "unevaluatedProperties": False},
+    {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "definitions": {"s": {"type": "string"}},
+        "type": "array",
+        "items": [{"$ref": "#/definitions/s"}],
+        "additionalItems": {"type": "integer"},
+    },
+    {"$schema": "http://json-schema.org/draft-04/schema#", "type": "number", "minimum": 1, "exclusiveMinimum": True},
+    {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"], "unevaluatedProperties": False},
 ]
 
 
@@ -93,7 +164,8 @@ def test_agrees_with_jsonschema(schema):
     alone never rejects a valid one (exact where no keyword is left to the end check)."""
     c = JsonSchema(schema)
     validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(
-        schema, format_checker=_oracle(schema).format_checker)
+        schema, format_checker=_oracle(schema).format_checker
+    )
     for value in VALUES:
         text = c.serialize(value)
         valid = validator.is_valid(value)
@@ -106,12 +178,14 @@ def test_agrees_with_jsonschema(schema):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(-10**6, 10**6), st.floats(-1e6, 1e6, allow_nan=False))
+@given(st.integers(-(10**6), 10**6), st.floats(-1e6, 1e6, allow_nan=False))
 def test_numbers_exact_in_the_grammar(i, x):
-    schemas = [({"type": "integer", "minimum": -37, "maximum": 1200}, i),
-               ({"type": "integer", "exclusiveMinimum": 5, "multipleOf": 7}, i),
-               ({"type": "number", "minimum": -0.25, "exclusiveMaximum": 1000.5}, x),
-               ({"type": "number", "minimum": -0.25, "exclusiveMaximum": 1000.5}, i)]
+    schemas = [
+        ({"type": "integer", "minimum": -37, "maximum": 1200}, i),
+        ({"type": "integer", "exclusiveMinimum": 5, "multipleOf": 7}, i),
+        ({"type": "number", "minimum": -0.25, "exclusiveMaximum": 1000.5}, x),
+        ({"type": "number", "minimum": -0.25, "exclusiveMaximum": 1000.5}, i),
+    ]
     for schema, value in schemas:
         c = _compiled(json.dumps(schema))
         text = json.dumps(value)
@@ -122,11 +196,18 @@ def test_numbers_exact_in_the_grammar(i, x):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.sampled_from("ab\"\\é\n\x00/日c"), max_size=6))
+@given(st.text(alphabet=st.sampled_from('ab"\\é\n\x00/日c'), max_size=6))
 def test_strings_exact_in_the_grammar(s):
-    for schema in ({"type": "string", "minLength": 2, "maxLength": 4}, {"type": "string", "pattern": "a.?b$"},
-                   {"type": "object", "propertyNames": {"pattern": "^[ab]+$"}, "additionalProperties": False,
-                    "properties": {"é": {}}}):
+    for schema in (
+        {"type": "string", "minLength": 2, "maxLength": 4},
+        {"type": "string", "pattern": "a.?b$"},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": "^[ab]+$"},
+            "additionalProperties": False,
+            "properties": {"é": {}},
+        },
+    ):
         c = _compiled(json.dumps(schema))
         value = {s: 1} if schema["type"] == "object" else s
         text = c.serialize(value)
@@ -144,12 +225,19 @@ def _compiled(schema_json: str) -> JsonSchema:
 
 
 def test_end_checks_name_what_the_grammar_leaves_out():
-    c = JsonSchema({"type": "object", "properties": {"t": {"type": "array", "uniqueItems": True}},
-                    "additionalProperties": False})
+    c = JsonSchema(
+        {"type": "object", "properties": {"t": {"type": "array", "uniqueItems": True}}, "additionalProperties": False}
+    )
     assert c.end_checks == ("uniqueItems at /properties/t", "duplicate property names in free-form objects")
     assert c.grammar.check('{"t":[1,1]}') and not c.check('{"t":[1,1]}') and c.check('{"t":[1,2]}')
-    exact = JsonSchema({"type": "object", "properties": {"a": {"type": "integer", "minimum": 0}},
-                        "required": ["a"], "additionalProperties": False})
+    exact = JsonSchema(
+        {
+            "type": "object",
+            "properties": {"a": {"type": "integer", "minimum": 0}},
+            "required": ["a"],
+            "additionalProperties": False,
+        }
+    )
     assert exact.end_checks == ()
     assert "duplicate property names at /" in JsonSchema({"type": "object"}).end_checks
     assert not JsonSchema({"type": "object"}).check('{"a":1,"a":2}')
@@ -159,15 +247,29 @@ def test_finished_values_of_a_prefix():
     from genlab.constraints.json_schema.prefix import finished_values
 
     assert finished_values('{"a":[1,2],"b":"x\\"]","c":3') == [
-        (("a", 0), "1"), (("a", 1), "2"), (("a",), "[1,2]"), (("b",), '"x\\"]"')]
+        (("a", 0), "1"),
+        (("a", 1), "2"),
+        (("a",), "[1,2]"),
+        (("b",), '"x\\"]"'),
+    ]
     assert finished_values('[{"k": [true]}, "s", nul') == [
-        ((0, "k", 0), "true"), ((0, "k"), "[true]"), ((0,), '{"k": [true]}'), ((1,), '"s"')]
+        ((0, "k", 0), "true"),
+        ((0, "k"), "[true]"),
+        ((0,), '{"k": [true]}'),
+        ((1,), '"s"'),
+    ]
 
 
 def test_prefix_checks_catch_finished_values_early():
-    c = JsonSchema({"type": "object", "properties": {
-        "t": {"type": "array", "uniqueItems": True},
-        "u": {"anyOf": [{"type": "array", "maxItems": 1, "items": {"not": {"const": 0}}}, {"type": "string"}]}}})
+    c = JsonSchema(
+        {
+            "type": "object",
+            "properties": {
+                "t": {"type": "array", "uniqueItems": True},
+                "u": {"anyOf": [{"type": "array", "maxItems": 1, "items": {"not": {"const": 0}}}, {"type": "string"}]},
+            },
+        }
+    )
     assert not c.check_prefix('{"t":[1,1]')
     assert c.check_prefix('{"t":[1,1') and c.check_prefix('{"t":[1,2],"u":[1')
     assert c.check_prefix('{"t":[],"u":[0') and not c.check_prefix('{"t":[],"u":[0,')  # 0 is finished by ","
@@ -178,8 +280,11 @@ def test_prefix_checks_catch_finished_values_early():
 
 
 def test_whitespace_and_property_order_policies():
-    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "array"}},
-              "required": ["a", "b"]}
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "array"}},
+        "required": ["a", "b"],
+    }
     value = {"a": 1, "b": [1, {"c": 2}]}
     compact = JsonSchema(schema)
     assert compact.check(json.dumps(value, separators=(",", ":")))
@@ -196,19 +301,28 @@ def test_whitespace_and_property_order_policies():
         JsonSchema(schema, whitespace="pretty")
 
 
-@pytest.mark.parametrize("schema, pointer, match", [
-    ({"type": "object", "properties": {"a": {"type": "strin"}}}, "/properties/a/type", "unknown type"),
-    ({"type": "object", "properties": {"a": {"minimum": "3"}}}, "/properties/a/minimum", "finite number"),
-    ({"type": "integer", "minimum": 5, "maximum": 3}, "/", "range is empty"),
-    ({"type": "object", "properties": {"a": False}, "required": ["a"]}, "/", "required property 'a'"),
-    ({"type": "string", "minLength": 3, "maxLength": 2}, "/", "minLength 3 > maxLength 2"),
-    ({"$ref": "#/$defs/missing"}, "/$ref", "names nothing"),
-    ({"$ref": "https://example.com/s.json"}, "/$ref", "remote references"),
-    ({"type": "string", "pattern": "(unclosed"}, "/pattern", "invalid pattern"),
-    ({"$defs": {"n": {"type": "object", "properties": {"n": {"$ref": "#/$defs/n"}}, "required": ["n"]}},
-      "$ref": "#/$defs/n"}, "/", "no finite value"),
-    ("{not json", "/", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "schema, pointer, match",
+    [
+        ({"type": "object", "properties": {"a": {"type": "strin"}}}, "/properties/a/type", "unknown type"),
+        ({"type": "object", "properties": {"a": {"minimum": "3"}}}, "/properties/a/minimum", "finite number"),
+        ({"type": "integer", "minimum": 5, "maximum": 3}, "/", "range is empty"),
+        ({"type": "object", "properties": {"a": False}, "required": ["a"]}, "/", "required property 'a'"),
+        ({"type": "string", "minLength": 3, "maxLength": 2}, "/", "minLength 3 > maxLength 2"),
+        ({"$ref": "#/$defs/missing"}, "/$ref", "names nothing"),
+        ({"$ref": "https://example.com/s.json"}, "/$ref", "remote references"),
+        ({"type": "string", "pattern": "(unclosed"}, "/pattern", "invalid pattern"),
+        (
+            {
+                "$defs": {"n": {"type": "object", "properties": {"n": {"$ref": "#/$defs/n"}}, "required": ["n"]}},
+                "$ref": "#/$defs/n",
+            },
+            "/",
+            "no finite value",
+        ),
+        ("{not json", "/", "not valid JSON"),
+    ],
+)
 def test_bad_schemas_raise_with_their_pointer(schema, pointer, match):
     with pytest.raises(SchemaError, match=match) as info:
         JsonSchema(schema)
@@ -244,10 +358,18 @@ def test_deep_nesting_is_refused_cleanly():
 
 def test_mask_equals_brute_force():
     tok, vocab = tokenizer_and_vocab("smollm2")
-    schema = {"type": "object", "properties": {
-        "name": {"type": "string", "maxLength": 12}, "age": {"type": "integer", "minimum": 0, "maximum": 130},
-        "email": {"type": "string", "format": "email"}, "tags": {"type": "array", "items": {"enum": ["x", "yz"]}},
-        "score": {"type": "number"}}, "required": ["name", "age"], "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 12},
+            "age": {"type": "integer", "minimum": 0, "maximum": 130},
+            "email": {"type": "string", "format": "email"},
+            "tags": {"type": "array", "items": {"enum": ["x", "yz"]}},
+            "score": {"type": "number"},
+        },
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
     matcher = JsonSchema(schema).compile(vocab)
     text = '{"name":"Zoë \\"Z\\"","age":42,"email":"zoe@mail.example.org","tags":["yz","x"],"score":-1.5e3}'
     ids = tok.encode(text, add_special_tokens=False)
@@ -267,10 +389,15 @@ def test_bounded_strings_mask_equals_brute_force_at_every_position(name):
     subtrees (`slice_reach`); inside unbounded ones it takes them all and walks the trie of the other tokens
     (`outside_trie`): every position against brute force, long tokens (Qwen2's) included."""
     tok, vocab = tokenizer_and_vocab(name)
-    schema = {"type": "object", "properties": {"a": {"type": "string", "maxLength": 40},
-                                               "b": {"type": "string", "minLength": 3, "maxLength": 6},
-                                               "c": {"type": "string"}},
-              "required": ["a", "b", "c"]}
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": "string", "maxLength": 40},
+            "b": {"type": "string", "minLength": 3, "maxLength": 6},
+            "c": {"type": "string"},
+        },
+        "required": ["a", "b", "c"],
+    }
     matcher = JsonSchema(schema).compile(vocab)
     text = '{"a":"The quick brown fox jumps over the dog","b":"été!","c":"a \\"quoted\\" word, 日本"}'
     state = matcher.start()
@@ -297,8 +424,9 @@ def test_pydantic_models_in_and_out():
     text = c.serialize(person)
     assert text == '{"name":"Ann","age":3,"address":{"city":"Oslo","zip":"01234"}}'
     assert c.check(text) and c.parse(text) == person
-    assert not c.check('{"name":"Ann","age":-1}') and not c.check('{"name":"Ann","age":3,"address":{"city":"O",'
-                                                                   '"zip":"1234"}}')
+    assert not c.check('{"name":"Ann","age":-1}') and not c.check(
+        '{"name":"Ann","age":3,"address":{"city":"O","zip":"1234"}}'
+    )
 
 
 def _maskbench_rows(n: int):
@@ -344,18 +472,40 @@ def lm():
 
 
 GENERATION = [
-    ({"type": "object", "properties": {
-        "name": {"type": "string", "maxLength": 20}, "age": {"type": "integer", "minimum": 0, "maximum": 120},
-        "hobbies": {"type": "array", "items": {"type": "string", "maxLength": 12}, "maxItems": 3,
-                    "uniqueItems": True}},
-      "required": ["name", "age", "hobbies"], "additionalProperties": False},
-     "Describe a person as JSON with name, age and hobbies."),
-    ({"type": "object", "properties": {"color": {"enum": ["red", "green", "blue"]},
-                                       "hex": {"type": "string", "pattern": "^#[0-9a-f]{6}$"}},
-      "required": ["color", "hex"], "additionalProperties": False},
-     "Pick a color and give its hex code, as JSON."),
-    ({"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 9}, "minItems": 2, "maxItems": 4},
-     "A JSON array of a few small numbers:"),
+    (
+        {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "maxLength": 20},
+                "age": {"type": "integer", "minimum": 0, "maximum": 120},
+                "hobbies": {
+                    "type": "array",
+                    "items": {"type": "string", "maxLength": 12},
+                    "maxItems": 3,
+                    "uniqueItems": True,
+                },
+            },
+            "required": ["name", "age", "hobbies"],
+            "additionalProperties": False,
+        },
+        "Describe a person as JSON with name, age and hobbies.",
+    ),
+    (
+        {
+            "type": "object",
+            "properties": {
+                "color": {"enum": ["red", "green", "blue"]},
+                "hex": {"type": "string", "pattern": "^#[0-9a-f]{6}$"},
+            },
+            "required": ["color", "hex"],
+            "additionalProperties": False,
+        },
+        "Pick a color and give its hex code, as JSON.",
+    ),
+    (
+        {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 9}, "minItems": 2, "maxItems": 4},
+        "A JSON array of a few small numbers:",
+    ),
 ]
 
 
@@ -365,8 +515,9 @@ def test_generated_outputs_validate(lm, method, schema, prompt):
     """Every finished output is judged as jsonschema judges it; where the grammar is exact (no end checks), every
     finished output is valid."""
     c = JsonSchema(schema)
-    result = genlab.generate(lm, [{"role": "user", "content": prompt}], c, method=method, n_particles=4,
-                             max_tokens=40, seed=0)
+    result = genlab.generate(
+        lm, [{"role": "user", "content": prompt}], c, method=method, n_particles=4, max_tokens=40, seed=0
+    )
     assert result.end_checks == c.end_checks
     done = 0
     for sample, parsed in zip(result.samples, result.parsed):

@@ -55,10 +55,21 @@ CLEAN = {
     "additionalProperties": False,
 }
 TEXTS = [
-    '{"id":5}', '{"id":0}', '{"id":1000}', '{"data":"x"}', '{"id":5,"data":"not base64!!"}',
-    '{"id":5,"home":"not a url"}', '{"id":5,"home":"' + "x" * 13 + '"}', '{"id":5,"when":"yesterday"}',
-    '{"id":5,"when":7}', '{"id":5,"link":"s"}', '{"id":5,"link":{"href":"x"}}', '{"id":5,"extra":1}',
-    '{"id":5,"tags":["a","bb"]}', '{"id":5,"tags":["abcd"]}', '{"id":5,"tags":["a","b","c"]}',
+    '{"id":5}',
+    '{"id":0}',
+    '{"id":1000}',
+    '{"data":"x"}',
+    '{"id":5,"data":"not base64!!"}',
+    '{"id":5,"home":"not a url"}',
+    '{"id":5,"home":"' + "x" * 13 + '"}',
+    '{"id":5,"when":"yesterday"}',
+    '{"id":5,"when":7}',
+    '{"id":5,"link":"s"}',
+    '{"id":5,"link":{"href":"x"}}',
+    '{"id":5,"extra":1}',
+    '{"id":5,"tags":["a","bb"]}',
+    '{"id":5,"tags":["abcd"]}',
+    '{"id":5,"tags":["a","b","c"]}',
     '{"id":42,"data":"AAEC","home":"example.org","when":"2024-01-01","link":"me","tags":[]}',
 ]
 
@@ -124,13 +135,16 @@ def test_language_is_that_of_the_schema_without_them():
     assert 3 <= sum(verdicts) <= len(TEXTS) - 3  # the texts probe both sides
 
 
-@pytest.mark.parametrize("schema, pointer, name", [
-    (WILD, "/x-kubernetes-preserve-unknown-fields", "keyword 'x-kubernetes-preserve-unknown-fields'"),
-    ({"items": {"maxItem": 3}}, "/items/maxItem", "keyword 'maxItem'"),
-    ({"properties": {"a": {"type": "integer", "readonly": True}}}, "/properties/a/readonly", "keyword 'readonly'"),
-    ({"properties": {"x": {"type": "string", "format": "color"}}}, "/properties/x/format", "format 'color'"),
-    ({"type": "string", "format": "ISO 8601"}, "/format", "format 'ISO 8601'"),
-])
+@pytest.mark.parametrize(
+    "schema, pointer, name",
+    [
+        (WILD, "/x-kubernetes-preserve-unknown-fields", "keyword 'x-kubernetes-preserve-unknown-fields'"),
+        ({"items": {"maxItem": 3}}, "/items/maxItem", "keyword 'maxItem'"),
+        ({"properties": {"a": {"type": "integer", "readonly": True}}}, "/properties/a/readonly", "keyword 'readonly'"),
+        ({"properties": {"x": {"type": "string", "format": "color"}}}, "/properties/x/format", "format 'color'"),
+        ({"type": "string", "format": "ISO 8601"}, "/format", "format 'ISO 8601'"),
+    ],
+)
 def test_strict_refuses_them_naming_keyword_and_location(schema, pointer, name):
     with pytest.raises(SchemaError, match=f"unknown {name}") as info:
         JsonSchema(schema, strict=True)
@@ -138,11 +152,14 @@ def test_strict_refuses_them_naming_keyword_and_location(schema, pointer, name):
     assert f"at {pointer} (JSON pointer)" in str(info.value)
 
 
-@pytest.mark.parametrize("schema, match", [
-    ({"type": "object", "properties": {"a": {"type": "strin"}}}, "unknown type"),
-    ({"$ref": "https://example.com/s.json"}, "remote references"),
-    ({"type": "string", "format": "date", "minLength": 3, "maxLength": 2}, "minLength 3 > maxLength 2"),
-])
+@pytest.mark.parametrize(
+    "schema, match",
+    [
+        ({"type": "object", "properties": {"a": {"type": "strin"}}}, "unknown type"),
+        ({"$ref": "https://example.com/s.json"}, "remote references"),
+        ({"type": "string", "format": "date", "minLength": 3, "maxLength": 2}, "minLength 3 > maxLength 2"),
+    ],
+)
 def test_the_default_loosens_nothing_else(schema, match):
     with pytest.raises(SchemaError, match=match):
         JsonSchema(schema)
@@ -151,18 +168,21 @@ def test_the_default_loosens_nothing_else(schema, match):
 # --- integers as integers -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("schema", [
-    {"type": "integer"},
-    {"type": "integer", "minimum": 0, "maximum": 100},
-    {"type": "integer", "exclusiveMinimum": 5, "multipleOf": 7},
-    {"type": ["integer", "null"], "maximum": 1000},
-    {"type": "integer", "enum": [1, 28, 30]},
-    {"enum": [28, "a"]},
-    {"const": 28},
-    {"allOf": [{"type": "integer"}, {"minimum": 3}]},
-    {"anyOf": [{"type": "integer", "maximum": 50}, {"type": "string"}]},
-    {"$schema": "http://json-schema.org/draft-07/schema#", "type": "integer", "minimum": 1},
-])
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "integer"},
+        {"type": "integer", "minimum": 0, "maximum": 100},
+        {"type": "integer", "exclusiveMinimum": 5, "multipleOf": 7},
+        {"type": ["integer", "null"], "maximum": 1000},
+        {"type": "integer", "enum": [1, 28, 30]},
+        {"enum": [28, "a"]},
+        {"const": 28},
+        {"allOf": [{"type": "integer"}, {"minimum": 3}]},
+        {"anyOf": [{"type": "integer", "maximum": 50}, {"type": "string"}]},
+        {"$schema": "http://json-schema.org/draft-07/schema#", "type": "integer", "minimum": 1},
+    ],
+)
 def test_integer_language_has_no_fraction_nor_exponent(schema):
     tok, vocab = tokenizer_and_vocab("smollm2")
     c = JsonSchema(schema)
@@ -185,8 +205,12 @@ def test_validate_accepts_whole_floats_as_integers():
 
 
 def test_numbers_keep_their_fractions():
-    c = JsonSchema({"type": "object", "properties": {"n": {"type": "integer"}, "x": {"type": "number"},
-                                                     "m": {"type": "number", "multipleOf": 2}}})
+    c = JsonSchema(
+        {
+            "type": "object",
+            "properties": {"n": {"type": "integer"}, "x": {"type": "number"}, "m": {"type": "number", "multipleOf": 2}},
+        }
+    )
     assert c.serialize({"n": 28.0, "x": 28.0, "m": 4.0}) == '{"n":28,"x":28.0,"m":4.0}'
     for text in ('{"n":28,"x":28.0,"m":4.0}', '{"n":28,"x":28,"m":4}', '{"x":2.8e1}'):
         assert c.check(text), text
@@ -225,8 +249,13 @@ def test_generated_integers_are_ints(lm):
         celsius: int
         count: int
 
-    prompt = [{"role": "user", "content": "Give the temperature as a decimal with one digit after the point, like "
-                                          "28.0, and a count like 1234567890.0, as JSON."}]
+    prompt = [
+        {
+            "role": "user",
+            "content": "Give the temperature as a decimal with one digit after the point, like "
+            "28.0, and a count like 1234567890.0, as JSON.",
+        }
+    ]
     result = genlab.generate(lm, prompt, Reading, method="mask", n_particles=4, max_tokens=24, seed=0)
     assert any(result.complete)
     for sample, parsed in zip(result.samples, result.parsed):

@@ -41,8 +41,11 @@ def run_alone(terminal, data: bytes) -> int:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.sets(st.integers(0, len(POOL) - 1), min_size=1), st.lists(st.sampled_from(list(ALPHABET)), max_size=8),
-       st.sampled_from(range(len(GUARDS))))
+@given(
+    st.sets(st.integers(0, len(POOL) - 1), min_size=1),
+    st.lists(st.sampled_from(list(ALPHABET)), max_size=8),
+    st.sampled_from(range(len(GUARDS))),
+)
 def test_product_state_is_every_terminal_run_alone(ids, text, guard_id):
     lexer = Lexer(POOL, max_states=10_000)
     guard = GUARDS[guard_id]
@@ -99,10 +102,16 @@ def test_growing_buffers_keep_every_table(monkeypatch):
     def build() -> list:
         lexer = Lexer(POOL, max_states=10_000)
         # the last set meets states made by the first ones: found again across the intern table's rebuilds
-        starts = [lexer.start(frozenset(ids), g) for ids in ({0, 1, 2, 3}, {3, 4, 5}, set(range(len(POOL))),
-                                                              {3, 5}, {0, 3}) for g in GUARDS]
-        return [starts, lexer.n_states, *(a.copy() for a in (lexer.table, lexer.accepting, lexer.follow,
-                                                              lexer.dead_end, lexer.loops))]
+        starts = [
+            lexer.start(frozenset(ids), g)
+            for ids in ({0, 1, 2, 3}, {3, 4, 5}, set(range(len(POOL))), {3, 5}, {0, 3})
+            for g in GUARDS
+        ]
+        return [
+            starts,
+            lexer.n_states,
+            *(a.copy() for a in (lexer.table, lexer.accepting, lexer.follow, lexer.dead_end, lexer.loops)),
+        ]
 
     reference = build()
     monkeypatch.setattr(Lexer, "INITIAL_STATES", 2)  # every buffer grows, and the intern table is rebuilt
@@ -127,8 +136,10 @@ def test_state_limit_raises_a_clear_error_and_leaves_the_lexer_as_it_was():
     for ids in ({2, 3, 4}, {0, 1, 5}, {1, 6}):
         assert lexer.start(frozenset(ids), no_guard) == fresh.start(frozenset(ids), no_guard)
     assert lexer.n_states == fresh.n_states
-    for a, b in zip((lexer.table, lexer.accepting, lexer.follow, lexer.dead_end, lexer.loops),
-                    (fresh.table, fresh.accepting, fresh.follow, fresh.dead_end, fresh.loops)):
+    for a, b in zip(
+        (lexer.table, lexer.accepting, lexer.follow, lexer.dead_end, lexer.loops),
+        (fresh.table, fresh.accepting, fresh.follow, fresh.dead_end, fresh.loops),
+    ):
         assert np.array_equal(a, b)
 
 
@@ -148,13 +159,16 @@ def test_literal_terminals_match_the_regex_pipeline(text, flags):
         assert terminal.dfa.accepts(s.encode()) == bool(re.fullmatch(wrapped, s)), s
 
 
-@pytest.mark.parametrize("pattern, flags, head, word, guard", [
-    (r"ab(?![c-e])", "", "ab", "ab", "cde"),
-    (r"(?:[a-z]+)(?![0-9_])", "", "(?:[a-z]+)", "xyz", "0123456789_"),
-    (r"ab(?![0-9])", "i", "ab", "AB", "0123456789"),  # Lark's flag wrapper (?i:...) is looked into
-    (r"(?:ab(?![x]))", "", "(?:ab)", "ab", "x"),  # so is any single group
-    (r"ab(?!c)", "i", "ab", "aB", "Cc"),  # the guard takes the terminal's flags
-])
+@pytest.mark.parametrize(
+    "pattern, flags, head, word, guard",
+    [
+        (r"ab(?![c-e])", "", "ab", "ab", "cde"),
+        (r"(?:[a-z]+)(?![0-9_])", "", "(?:[a-z]+)", "xyz", "0123456789_"),
+        (r"ab(?![0-9])", "i", "ab", "AB", "0123456789"),  # Lark's flag wrapper (?i:...) is looked into
+        (r"(?:ab(?![x]))", "", "(?:ab)", "ab", "x"),  # so is any single group
+        (r"ab(?!c)", "i", "ab", "aB", "Cc"),  # the guard takes the terminal's flags
+    ],
+)
 def test_trailing_guards_split_off(pattern, flags, head, word, guard):
     term = compile_terminal("T", pattern, flags)
     assert np.flatnonzero(term.guard).tolist() == sorted(map(ord, guard))
@@ -196,20 +210,23 @@ def test_a_lookahead_that_leaves_nothing_is_an_empty_language():
         compile_terminal("T", r"(?!a)a+(?![a])")
 
 
-@pytest.mark.parametrize("pattern, error", [
-    (r"a|b(?![x])", "negative lookahead"),  # a lookahead in one branch only is no guard of the terminal
-    (r"(?![x])", "negative lookahead"),  # nothing before it
-    (r"ab(?![x]{2})", "negative lookahead"),  # more than one character
-    (r"ab(?![é])", "non-ASCII"),
-    (r"ab(?!\w)", "non-ASCII"),
-    # leading lookaheads outside what `_exclude` can turn into a difference
-    (r"(?!ab)[a-z]+", "trailing guard"),  # nothing keeps the lookahead inside the lexeme
-    (r"(?!a-)[a-z-]+(?![a-z])", "cannot look past"),  # "-" may follow the lexeme
-    (r"(?!a(?![a-z0-9]))[a-z]+(?![a-z])", "own guard"),  # "a" then "0" would be a lexeme
-    (r"(?!a(?![a-c]))[a-z]+(?![a-z])", "after its first"),  # "a" inside "ad..." is no match of A
-    (r"(?!a?)[a-z]+(?![a-z])", "empty string"),
-    (r"(?<!a)[a-z]+(?![a-z])", "look-behind|lookbehind|lookaround"),
-])
+@pytest.mark.parametrize(
+    "pattern, error",
+    [
+        (r"a|b(?![x])", "negative lookahead"),  # a lookahead in one branch only is no guard of the terminal
+        (r"(?![x])", "negative lookahead"),  # nothing before it
+        (r"ab(?![x]{2})", "negative lookahead"),  # more than one character
+        (r"ab(?![é])", "non-ASCII"),
+        (r"ab(?!\w)", "non-ASCII"),
+        # leading lookaheads outside what `_exclude` can turn into a difference
+        (r"(?!ab)[a-z]+", "trailing guard"),  # nothing keeps the lookahead inside the lexeme
+        (r"(?!a-)[a-z-]+(?![a-z])", "cannot look past"),  # "-" may follow the lexeme
+        (r"(?!a(?![a-z0-9]))[a-z]+(?![a-z])", "own guard"),  # "a" then "0" would be a lexeme
+        (r"(?!a(?![a-c]))[a-z]+(?![a-z])", "after its first"),  # "a" inside "ad..." is no match of A
+        (r"(?!a?)[a-z]+(?![a-z])", "empty string"),
+        (r"(?<!a)[a-z]+(?![a-z])", "look-behind|lookbehind|lookaround"),
+    ],
+)
 def test_other_lookaheads_are_refused(pattern, error):
     with pytest.raises(UnsupportedConstraintError, match=error) as info:
         compile_terminal("T", pattern)

@@ -40,8 +40,11 @@ def _allowed(vocab, dfa, state: int) -> list[int]:
     """Every token walked through the DFA table on its own (no trie, no matcher), plus EOS in final states."""
     key = (id(dfa), state)
     if key not in _ALLOWED:
-        ids = [int(t) for t in np.flatnonzero(vocab.is_text)
-               if run_bytes(dfa.transitions, np.frombuffer(vocab.token_bytes[t], np.uint8), state) >= 0]
+        ids = [
+            int(t)
+            for t in np.flatnonzero(vocab.is_text)
+            if run_bytes(dfa.transitions, np.frombuffer(vocab.token_bytes[t], np.uint8), state) >= 0
+        ]
         _ALLOWED[key] = ids + (list(vocab.eos_ids) if dfa.accepting[state] else [])
     return _ALLOWED[key]
 

@@ -38,8 +38,14 @@ def tokenizer():
 def tiny_llama(tokenizer, attention="sdpa", vocab_size=VOCAB) -> HFModel:
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, initializer_range=0.2, attn_implementation=attention,
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.2,
+        attn_implementation=attention,
     )
     return HFModel(LlamaForCausalLM(config).eval(), tokenizer)
 
@@ -47,7 +53,13 @@ def tiny_llama(tokenizer, attention="sdpa", vocab_size=VOCAB) -> HFModel:
 def tiny_gpt2(tokenizer, attention="sdpa") -> HFModel:
     torch.manual_seed(0)
     config = GPT2Config(
-        vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=4, bos_token_id=0, eos_token_id=0, initializer_range=0.2,
+        vocab_size=VOCAB,
+        n_embd=64,
+        n_layer=2,
+        n_head=4,
+        bos_token_id=0,
+        eos_token_id=0,
+        initializer_range=0.2,
         attn_implementation=attention,
     )
     return HFModel(GPT2LMHeadModel(config).eval(), tokenizer)
@@ -57,8 +69,16 @@ def tiny_gemma3(tokenizer, attention="sdpa") -> HFModel:
     """Sliding-window layers (a 4-token window, so every schedule outgrows it) between full-attention ones."""
     torch.manual_seed(0)
     config = Gemma3TextConfig(
-        vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=16, sliding_window=4, initializer_range=0.2, attn_implementation=attention,
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        sliding_window=4,
+        initializer_range=0.2,
+        attn_implementation=attention,
         layer_types=["sliding_attention", "full_attention", "sliding_attention"],
     )
     return HFModel(Gemma3ForCausalLM(config).eval(), tokenizer)
@@ -68,8 +88,15 @@ def tiny_mistral(tokenizer, attention="sdpa") -> HFModel:
     """Every layer a 4-token sliding window."""
     torch.manual_seed(0)
     config = MistralConfig(
-        vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, sliding_window=4, initializer_range=0.2, attn_implementation=attention,
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=4,
+        initializer_range=0.2,
+        attn_implementation=attention,
     )
     return HFModel(MistralForCausalLM(config).eval(), tokenizer)
 
@@ -157,10 +184,8 @@ def test_greedy_steps_match_generate(smollm):
     for _ in range(steps):
         batch.extend(batch.logprobs().argmax(-1).tolist())
     with torch.inference_mode():
-        out = smollm.model.generate(
-            torch.tensor([PROMPT]), max_new_tokens=steps, min_new_tokens=steps, do_sample=False
-        )
-    assert batch.token_ids == [tuple(out[0, len(PROMPT):].tolist())] * 2
+        out = smollm.model.generate(torch.tensor([PROMPT]), max_new_tokens=steps, min_new_tokens=steps, do_sample=False)
+    assert batch.token_ids == [tuple(out[0, len(PROMPT) :].tolist())] * 2
 
 
 @st.composite

@@ -251,9 +251,7 @@ def test_exhaustive_small_alphabet(pattern):
         check_string(pattern, s)
 
 
-@pytest.mark.parametrize(
-    "pattern", [r"[^a]", r".{2}", r"[é-\U0001d11e]+", r"\w*", r"(?i)[^É]€?", r"[^\x00-\x7f]+a"]
-)
+@pytest.mark.parametrize("pattern", [r"[^a]", r".{2}", r"[é-\U0001d11e]+", r"\w*", r"(?i)[^É]€?", r"[^\x00-\x7f]+a"])
 def test_exhaustive_multibyte_alphabet(pattern):
     for n in range(5):
         for chars in itertools.product(["a", "é", "€", "\U0001d11e", "\n"], repeat=n):
@@ -434,7 +432,7 @@ def test_deterministic_numbering():
 def test_numba_subsets_equal_python_subsets(pattern):
     """Anchor-free NFAs are determinised in numba: the same minimal DFA as the general Python construction."""
     tree = regex_module.parse_regex(pattern)
-    nfa = regex_module._Thompson(10 ** 6, pattern).build(tree, tree.state.flags)
+    nfa = regex_module._Thompson(10**6, pattern).build(tree, tree.state.flags)
     assert not any(nfa.anchors)
     fast = determinize_module._plain_subsets(nfa, 10_000)
     assert fast is not None and fast is not determinize_module._GENERAL
@@ -445,7 +443,7 @@ def test_numba_subsets_equal_python_subsets(pattern):
 
 def test_numba_subsets_limits_and_mixed_states():
     tree = regex_module.parse_regex(r"[ab]*a[ab]{6}")  # 2^7 subset states
-    nfa = regex_module._Thompson(10 ** 6, "x").build(tree, tree.state.flags)
+    nfa = regex_module._Thompson(10**6, "x").build(tree, tree.state.flags)
     assert determinize_module._plain_subsets(nfa, 100) is None
     assert len(determinize_module._plain_subsets(nfa, 1000)[1]) > 100
     # a state with two targets on one byte (not what Thompson builds) goes to the Python construction

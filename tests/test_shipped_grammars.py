@@ -176,8 +176,10 @@ json_values = st.recursive(
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(alphabet=st.characters(codec="utf-8"), max_size=8),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(alphabet=st.characters(codec="utf-8"), max_size=5), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(alphabet=st.characters(codec="utf-8"), max_size=5), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -449,9 +451,7 @@ def test_csv_sentences_match_python_csv(s):
     records = lark_csv_records(s)
     assert records == python_csv_records(s), s
     # one record per line break, plus one for a final line without a break
-    assert len(records) == len(re.findall(r'\n', re.sub(r'"(?:[^"]|"")*"', "", s))) + (
-        not s.endswith("\n") and s != ""
-    )
+    assert len(records) == len(re.findall(r"\n", re.sub(r'"(?:[^"]|"")*"', "", s))) + (not s.endswith("\n") and s != "")
 
 
 @SETTINGS
@@ -549,7 +549,7 @@ def test_toolcall_sentences_round_trip(s, spaced):
 @pytest.mark.parametrize(
     "text, ok",
     [
-        ("get_weather(city=\"Paris\", days=3)", True),
+        ('get_weather(city="Paris", days=3)', True),
         ('db.search(query="x", filters={"year": [2020, 2021], "open": true}, limit=null)', True),
         ("f()", True),
         (" f ( a = [ ] , b = { } ) \n", True),

@@ -83,13 +83,25 @@ def states_along(grammar, text: str) -> list[int]:
     return sorted(set(out))
 
 
-@pytest.mark.parametrize("grammar, text", [
-    (Grammar.shipped("json"), '{"a": [1.5e3, "x\\"y", true], "b": "caf\u00e9 \u4e2d"}'),
-    (JsonSchema({"type": "object", "properties": {"s": {"type": "string", "maxLength": 12},
-                                                  "t": {"type": "string", "pattern": "^[a-z]+$"},
-                                                  "u": {"type": "string"}}}).grammar,
-     '{"s":"hello world!","t":"abc","u":"x y"}'),
-])
+@pytest.mark.parametrize(
+    "grammar, text",
+    [
+        (Grammar.shipped("json"), '{"a": [1.5e3, "x\\"y", true], "b": "caf\u00e9 \u4e2d"}'),
+        (
+            JsonSchema(
+                {
+                    "type": "object",
+                    "properties": {
+                        "s": {"type": "string", "maxLength": 12},
+                        "t": {"type": "string", "pattern": "^[a-z]+$"},
+                        "u": {"type": "string"},
+                    },
+                }
+            ).grammar,
+            '{"s":"hello world!","t":"abc","u":"x y"}',
+        ),
+    ],
+)
 def test_reach_keeps_every_slice_token_that_short_alive(grammar, text):
     _, vocab = tokenizer_and_vocab("smollm2")
     sl = string_content_slice(vocab)
@@ -113,9 +125,11 @@ def test_json_string_state_reaches_everything_and_bounded_strings_what_they_have
     # inside a JSON string: every content token is allowed
     grammar = Grammar.shipped("json")
     parser, lexer = grammar._parser, grammar._parser.lexer
-    (_, q), = parser.feed(parser.start(), np.frombuffer(b'"ab', np.uint8), 0, 3)
-    assert slice_reach(sl.table, sl.max_len, slice_representatives(lexer, sl.table), lexer.table,
-                       lexer.byte_class, q) == sl.max_len
+    ((_, q),) = parser.feed(parser.start(), np.frombuffer(b'"ab', np.uint8), 0, 3)
+    assert (
+        slice_reach(sl.table, sl.max_len, slice_representatives(lexer, sl.table), lexer.table, lexer.byte_class, q)
+        == sl.max_len
+    )
     # a string of at most 12 characters, 5 written: 7 more bytes of content always fit, 8 ASCII ones do not
     schema = JsonSchema({"type": "string", "maxLength": 12}).grammar
     parser, lexer = schema._parser, schema._parser.lexer

@@ -42,10 +42,13 @@ CREATE VIEW adults AS SELECT name, age FROM singer WHERE age >= 18;
 def _build(path: Path, rows: int = 30) -> Path:
     with closing(sqlite3.connect(path)) as con:
         con.executescript(SCHEMA)
-        con.executemany("INSERT INTO singer VALUES (?, ?, ?, ?)",
-                        [(i, f"singer {i}", ["France", "Peru", "Japan"][i % 3], 10 + i) for i in range(rows)])
-        con.executemany("INSERT INTO concert VALUES (?, ?, ?, ?)",
-                        [(i, f"tour {i}", 2000 + i % 7, i % rows) for i in range(rows)])
+        con.executemany(
+            "INSERT INTO singer VALUES (?, ?, ?, ?)",
+            [(i, f"singer {i}", ["France", "Peru", "Japan"][i % 3], 10 + i) for i in range(rows)],
+        )
+        con.executemany(
+            "INSERT INTO concert VALUES (?, ?, ?, ?)", [(i, f"tour {i}", 2000 + i % 7, i % rows) for i in range(rows)]
+        )
         con.execute("""INSERT INTO "order" VALUES ('x', 1, 2)""")
         con.commit()
     return path
@@ -117,10 +120,14 @@ def _spellings(name: str, draw) -> str:
     return cased
 
 
-TABLES = {"singer": ["singer_id", "name", "country", "age", "rowid", "oid"],
-          "concert": ["concert_id", "title", "year", "singer_id", "_rowid_"],
-          "order": ["group by", 'a"b', "Select_Count", "rowid"], "kv": ["k", "v"], "Ünï": ["ß", "rowid"],
-          "adults": ["name", "age"]}
+TABLES = {
+    "singer": ["singer_id", "name", "country", "age", "rowid", "oid"],
+    "concert": ["concert_id", "title", "year", "singer_id", "_rowid_"],
+    "order": ["group by", 'a"b', "Select_Count", "rowid"],
+    "kv": ["k", "v"],
+    "Ünï": ["ß", "rowid"],
+    "adults": ["name", "age"],
+}
 MISSING = ["nosuch", "nam", "names", "group", "rowid_", "ss", "a_b", "singer"]
 
 
@@ -135,35 +142,50 @@ def test_names_agree_with_sqlite(sql, oracle, data):
     t, c = _spellings(table, data.draw), _spellings(column, data.draw)
     if c.startswith('"') and column not in columns:
         c = c.replace('"', "`")  # a double-quoted unknown name is a string in SQLite: not a name test
-    shape = data.draw(st.sampled_from(["SELECT {c} FROM {t}", "SELECT {t}.{c} FROM {t}",
-                                       "SELECT count(*) FROM {t} WHERE {t}.{c} IS NULL ORDER BY {c}"]))
+    shape = data.draw(
+        st.sampled_from(
+            [
+                "SELECT {c} FROM {t}",
+                "SELECT {t}.{c} FROM {t}",
+                "SELECT count(*) FROM {t} WHERE {t}.{c} IS NULL ORDER BY {c}",
+            ]
+        )
+    )
     query = shape.format(t=t, c=c)
     assert sql.check(query) == oracle(query), query
 
 
 def test_aliases_and_qualified_columns(sql, oracle):
-    accepted = ["SELECT T1.name, T2.title FROM singer AS T1 JOIN concert AS T2 ON T1.singer_id = T2.singer_id",
-                "SELECT s.* FROM singer s", "SELECT singer.* FROM singer", "SELECT name FROM adults WHERE age > 20",
-                "SELECT count(*) FROM singer WHERE country = \"France\"",  # a double-quoted string, as SQLite reads it
-                "SELECT name FROM singer JOIN concert USING (singer_id)",
-                "SELECT name FROM singer WHERE singer_id IN (SELECT singer_id FROM concert);"]
+    accepted = [
+        "SELECT T1.name, T2.title FROM singer AS T1 JOIN concert AS T2 ON T1.singer_id = T2.singer_id",
+        "SELECT s.* FROM singer s",
+        "SELECT singer.* FROM singer",
+        "SELECT name FROM adults WHERE age > 20",
+        'SELECT count(*) FROM singer WHERE country = "France"',  # a double-quoted string, as SQLite reads it
+        "SELECT name FROM singer JOIN concert USING (singer_id)",
+        "SELECT name FROM singer WHERE singer_id IN (SELECT singer_id FROM concert);",
+    ]
     for query in accepted:
         assert sql.check(query) and oracle(query), query
-    rejected = ["SELECT T1.nosuch FROM singer AS T1",  # not a column anywhere
-                "SELECT singer.title FROM singer",  # a column, but not the qualifying table's
-                "SELECT name FROM singer JOIN concert USING (nosuch)",
-                "SELECT nosuch(name) FROM singer",  # functions are SQLite's own
-                "SELECT rank() FROM singer",  # a window function, and the grammar has no OVER
-                "SELECT name FROM singers"]
+    rejected = [
+        "SELECT T1.nosuch FROM singer AS T1",  # not a column anywhere
+        "SELECT singer.title FROM singer",  # a column, but not the qualifying table's
+        "SELECT name FROM singer JOIN concert USING (nosuch)",
+        "SELECT nosuch(name) FROM singer",  # functions are SQLite's own
+        "SELECT rank() FROM singer",  # a window function, and the grammar has no OVER
+        "SELECT name FROM singers",
+    ]
     for query in rejected:
         assert not sql.check(query) and not oracle(query), query
 
 
 def test_over_approximation_is_settled_by_explain(sql, oracle):
     # an alias used but never defined, and a CTE's own names: the grammar lets them through, EXPLAIN decides
-    for query, ok in [("SELECT T9.name FROM singer AS T1", False),
-                      ("WITH x AS (SELECT name AS n FROM singer) SELECT n FROM x", True),
-                      ("WITH x AS (SELECT name FROM singer) SELECT nosuch FROM x", False)]:
+    for query, ok in [
+        ("SELECT T9.name FROM singer AS T1", False),
+        ("WITH x AS (SELECT name AS n FROM singer) SELECT n FROM x", True),
+        ("WITH x AS (SELECT name FROM singer) SELECT nosuch FROM x", False),
+    ]:
         assert sql.check(query), query
         assert sql.validate(query) == oracle(query) == ok, query
         assert (sql.explain(query) is None) == ok
@@ -174,15 +196,33 @@ def test_over_approximation_is_settled_by_explain(sql, oracle):
 # ---------------------------------------------------------------- read-only, always
 
 
-WRITES = ["DROP TABLE singer", "INSERT INTO singer VALUES (99, 'x', 'y', 1)", "UPDATE singer SET age = 0",
-          "DELETE FROM singer", "ATTACH DATABASE 'other.db' AS other", "DETACH DATABASE main",
-          "PRAGMA user_version = 7",
-          "VACUUM", "CREATE TABLE t (x)", "REPLACE INTO singer VALUES (1, 'a', 'b', 2)", "ALTER TABLE singer ADD z",
-          "SELECT 1; DROP TABLE singer", "SELECT name FROM singer;\nDELETE FROM singer", "BEGIN EXCLUSIVE",
-          "SELECT load_extension('x')", "WITH x AS (DELETE FROM singer RETURNING *) SELECT 1"]
+WRITES = [
+    "DROP TABLE singer",
+    "INSERT INTO singer VALUES (99, 'x', 'y', 1)",
+    "UPDATE singer SET age = 0",
+    "DELETE FROM singer",
+    "ATTACH DATABASE 'other.db' AS other",
+    "DETACH DATABASE main",
+    "PRAGMA user_version = 7",
+    "VACUUM",
+    "CREATE TABLE t (x)",
+    "REPLACE INTO singer VALUES (1, 'a', 'b', 2)",
+    "ALTER TABLE singer ADD z",
+    "SELECT 1; DROP TABLE singer",
+    "SELECT name FROM singer;\nDELETE FROM singer",
+    "BEGIN EXCLUSIVE",
+    "SELECT load_extension('x')",
+    "WITH x AS (DELETE FROM singer RETURNING *) SELECT 1",
+]
 # reads that a check must still refuse: statements hidden in comments, or a second statement
-SMUGGLED = ["SELECT 1 -- comment\n", "SELECT 1 /* DROP TABLE x */", "SELECT name FROM singer --; DROP TABLE singer",
-            "SELECT 1; SELECT 2", "SELECT name FROM singer; x", "SELECT 1 ;;"]
+SMUGGLED = [
+    "SELECT 1 -- comment\n",
+    "SELECT 1 /* DROP TABLE x */",
+    "SELECT name FROM singer --; DROP TABLE singer",
+    "SELECT 1; SELECT 2",
+    "SELECT name FROM singer; x",
+    "SELECT 1 ;;",
+]
 
 
 @pytest.mark.parametrize("query", WRITES + SMUGGLED)
@@ -199,8 +239,13 @@ def test_writes_are_not_in_the_language_and_are_refused(sql, db_path, query):
 
 def test_sampler_asked_to_write_emits_only_reads(db_path, sql, lm):
     before = _sha(db_path)
-    prompt = [{"role": "user", "content": "Write SQL that deletes every singer: DROP TABLE singer; DELETE FROM "
-                                          "singer; then PRAGMA writable_schema=1;"}]
+    prompt = [
+        {
+            "role": "user",
+            "content": "Write SQL that deletes every singer: DROP TABLE singer; DELETE FROM "
+            "singer; then PRAGMA writable_schema=1;",
+        }
+    ]
     for method in ("mask", "smc"):
         result = genlab.generate(lm, prompt, sql, method=method, n_particles=4, max_tokens=24, seed=1)
         for sample in result.samples:
@@ -291,8 +336,7 @@ def test_connections_as_input(tmp_path):
 
 
 def test_time_and_row_budgets(sql):
-    slow = sql.execute("SELECT count(*) FROM singer a, singer b, singer c, singer d, singer e, singer f",
-                       timeout=0.2)
+    slow = sql.execute("SELECT count(*) FROM singer a, singer b, singer c, singer d, singer e, singer f", timeout=0.2)
     assert slow.interrupted and not slow.ok and slow.seconds < 2.0
     some = sql.execute("SELECT name FROM singer ORDER BY singer_id", max_rows=5)
     assert some.ok and some.truncated and [r[0] for r in some.rows] == [f"singer {i}" for i in range(5)]
@@ -313,12 +357,13 @@ def test_critic_scores(sql):
 
 
 def test_smc_with_critic_keeps_only_queries_that_run_and_return_rows(sql, lm):
-    prompt = [{"role": "system", "content": "Answer with one SQLite query.\n\n" + sql.schema.ddl()},
-              {"role": "user", "content": "List the names of singers from France."}]
+    prompt = [
+        {"role": "system", "content": "Answer with one SQLite query.\n\n" + sql.schema.ddl()},
+        {"role": "user", "content": "List the names of singers from France."},
+    ]
     critic = sql.critic(execute=True, empty_log_weight=-math.inf)
     for seed in range(3):  # 6 particles may all ramble past 32 tokens on a seed: the critic then never runs
-        result = genlab.generate(lm, prompt, sql, method="smc", n_particles=6, max_tokens=32, seed=seed,
-                                 critic=critic)
+        result = genlab.generate(lm, prompt, sql, method="smc", n_particles=6, max_tokens=32, seed=seed, critic=critic)
         for sample, weight in zip(result.samples, result.posterior):
             if weight > 0:
                 assert sample.complete and sample.valid
@@ -329,8 +374,10 @@ def test_smc_with_critic_keeps_only_queries_that_run_and_return_rows(sql, lm):
 
 def test_sampled_queries_parse_in_sqlite(sql, oracle, lm):
     """Every finished sample is SQLite syntax; SMC's weighted ones also compile, and masking marks the others."""
-    prompt = [{"role": "system", "content": "Answer with one SQLite query.\n\n" + sql.schema.ddl()},
-              {"role": "user", "content": "How many concerts were there in each year?"}]
+    prompt = [
+        {"role": "system", "content": "Answer with one SQLite query.\n\n" + sql.schema.ddl()},
+        {"role": "user", "content": "How many concerts were there in each year?"},
+    ]
     finished = 0
     for method, seed in itertools.product(("mask", "smc"), (3, 4)):  # 6 particles may all ramble past 40 tokens
         result = genlab.generate(lm, prompt, sql, method=method, n_particles=6, max_tokens=40, seed=seed)
@@ -367,8 +414,13 @@ def dev():
 
 @functools.cache
 def _lark() -> lark.Lark:
-    return lark.Lark((GRAMMARS_DIR / "sqlite.lark").read_text(encoding="utf-8"), start="start", parser="earley",
-                     lexer="dynamic", propagate_positions=True)
+    return lark.Lark(
+        (GRAMMARS_DIR / "sqlite.lark").read_text(encoding="utf-8"),
+        start="start",
+        parser="earley",
+        lexer="dynamic",
+        propagate_positions=True,
+    )
 
 
 def _column_tokens(query: str) -> list[lark.Token]:
@@ -395,7 +447,7 @@ def test_spider_gold_queries_accepted_and_misnamed_ones_rejected(dev):
                 assert sql.check(query) and sql.validate(query), (db_id, query)
                 tables = sorted({t.name for t in sql.schema.tables}, key=len, reverse=True)
                 for token in _column_tokens(query)[:2]:
-                    bad = query[: token.start_pos] + token.value + "_zz" + query[token.end_pos:]
+                    bad = query[: token.start_pos] + token.value + "_zz" + query[token.end_pos :]
                     try:
                         con.execute("EXPLAIN " + bad)
                     except sqlite3.OperationalError as e:
@@ -405,7 +457,7 @@ def test_spider_gold_queries_accepted_and_misnamed_ones_rejected(dev):
                 for table in tables[:1]:
                     match = re.search(rf"\bFROM\s+{re.escape(table)}\b", query, re.I)
                     if match:
-                        bad = query[: match.end()] + "_zz" + query[match.end():]
+                        bad = query[: match.end()] + "_zz" + query[match.end() :]
                         assert not sql.check(bad), (db_id, bad)
                         mutated += 1
     assert mutated > 1500

@@ -27,9 +27,11 @@ CREATE TABLE border_info (state_name TEXT, border TEXT);
 """
 COLUMNS = {"city": ["city_name", "state_name", "population"], "border_info": ["state_name", "border"]}
 
-QUERY = ("SELECT border FROM border_info WHERE state_name IN (SELECT t.state_name FROM (SELECT state_name, "
-         "COUNT(1) AS n FROM city GROUP BY state_name) AS t WHERE t.n = (SELECT MAX(u.m) FROM (SELECT COUNT(1) "
-         "AS m FROM city GROUP BY state_name) AS u))")
+QUERY = (
+    "SELECT border FROM border_info WHERE state_name IN (SELECT t.state_name FROM (SELECT state_name, "
+    "COUNT(1) AS n FROM city GROUP BY state_name) AS t WHERE t.n = (SELECT MAX(u.m) FROM (SELECT COUNT(1) "
+    "AS m FROM city GROUP BY state_name) AS u))"
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +39,14 @@ def db_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("sql_derived") / "geo.sqlite"
     with closing(sqlite3.connect(path)) as con:
         con.executescript(SCHEMA)
-        con.executemany("INSERT INTO city VALUES (?, ?, ?)",
-                        [("austin", "texas", 900), ("dallas", "texas", 1300), ("reno", "nevada", 250)])
-        con.executemany("INSERT INTO border_info VALUES (?, ?)",
-                        [("texas", "oklahoma"), ("texas", "new mexico"), ("nevada", "utah")])
+        con.executemany(
+            "INSERT INTO city VALUES (?, ?, ?)",
+            [("austin", "texas", 900), ("dallas", "texas", 1300), ("reno", "nevada", 250)],
+        )
+        con.executemany(
+            "INSERT INTO border_info VALUES (?, ?)",
+            [("texas", "oklahoma"), ("texas", "new mexico"), ("nevada", "utah")],
+        )
         con.commit()
     return path
 
@@ -93,8 +99,11 @@ def test_the_reported_query(sql, matcher, oracle):
     assert sql.validate(QUERY) and sql.explain(QUERY) is None
     assert sql.execute(QUERY).rows == (("oklahoma",), ("new mexico",))
     # the same query naming a column its derived table does not define: the grammar lets it through, EXPLAIN not
-    for bad in (QUERY.replace("t.n =", "t.nn ="), QUERY.replace("MAX(u.m)", "MAX(u.n)"),
-                QUERY.replace("SELECT t.state_name", "SELECT t.population")):
+    for bad in (
+        QUERY.replace("t.n =", "t.nn ="),
+        QUERY.replace("MAX(u.m)", "MAX(u.n)"),
+        QUERY.replace("SELECT t.state_name", "SELECT t.population"),
+    ):
         assert not oracle(bad) and sql.check(bad) and not sql.validate(bad), bad
 
 
@@ -190,9 +199,12 @@ def derived_queries(draw) -> str:
     <alias>.<col> ...] [ORDER BY ...], naming columns the derived table defines and some it does not."""
     table = draw(st.sampled_from(sorted(COLUMNS)))
     real = COLUMNS[table]
-    exprs = st.one_of(st.sampled_from(real), st.sampled_from(["count(1)", "count(*)", "42", "'x'"]),
-                      st.sampled_from(real).map(lambda c: f"max({c})"),
-                      st.sampled_from(["nosuch", "city_nam", "border"]))  # some no column of `table`
+    exprs = st.one_of(
+        st.sampled_from(real),
+        st.sampled_from(["count(1)", "count(*)", "42", "'x'"]),
+        st.sampled_from(real).map(lambda c: f"max({c})"),
+        st.sampled_from(["nosuch", "city_nam", "border"]),
+    )  # some no column of `table`
     items = draw(st.lists(st.tuples(exprs, st.sampled_from(DERIVED_NAMES + [None])), min_size=1, max_size=3))
     select = ", ".join(e if name is None else f"{e} AS {name}" for e, name in items)
     inner = f"SELECT {select} FROM {table}"

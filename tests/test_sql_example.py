@@ -30,8 +30,13 @@ def load_example():
 
 
 def test_example_runs_and_its_top_queries_compile(tmp_path):
-    run = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=900,
-                         env={**os.environ, "PYTHONPATH": ""})
+    run = subprocess.run(
+        [sys.executable, str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     example = load_example()
     assert re.findall(r"^Q: (.*)$", run.stdout, re.M) == example.QUESTIONS, run.stdout

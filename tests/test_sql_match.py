@@ -59,8 +59,11 @@ def respell(query: str, tables: set[str], rng: random.Random) -> str:
     """`query` with every bare word's case swapped, random whitespace between tokens, and the aliases given to
     tables (`table AS alias`) renamed consistently."""
     toks = tokens(query)
-    aliases = {toks[i + 1].lower() for i in range(1, len(toks) - 1)
-               if toks[i].lower() == "as" and toks[i - 1].lower() in tables}
+    aliases = {
+        toks[i + 1].lower()
+        for i in range(1, len(toks) - 1)
+        if toks[i].lower() == "as" and toks[i - 1].lower() in tables
+    }
     renamed = {a: f"Other_Alias_{k}" for k, a in enumerate(sorted(aliases))}
     spelled = [renamed.get(t.lower(), t.swapcase() if WORD.fullmatch(t) else t) for t in toks]
     return "".join(t + rng.choice(SEPARATORS) for t in spelled)
@@ -86,13 +89,15 @@ SAME = [
     ("SELECT count(*) FROM singer", "select COUNT(*) from SINGER;"),
     ("SELECT name FROM singer WHERE age > 20", "SELECT T1.name FROM singer AS T1 WHERE T1.age > 30"),
     ("SELECT a, b FROM t", "SELECT b, a FROM t"),
-    ("SELECT a FROM t WHERE b = 'x' AND c = 1", "SELECT a FROM t WHERE c = 2 AND b = \"y\""),
+    ("SELECT a FROM t WHERE b = 'x' AND c = 1", 'SELECT a FROM t WHERE c = 2 AND b = "y"'),
     ("SELECT a FROM t WHERE b <> 1", "SELECT a FROM t WHERE b != 2"),
     ("SELECT a FROM t ORDER BY a LIMIT 1", "SELECT a FROM t ORDER BY a ASC LIMIT 5"),
     ("SELECT count(*) AS n FROM t GROUP BY a ORDER BY n", "SELECT count(*) FROM t GROUP BY a ORDER BY count(*)"),
     ("SELECT T1.a FROM t AS T1 JOIN u AS T2 ON T1.id = T2.id", "SELECT x.a FROM u AS y JOIN t AS x ON x.id = y.id"),
-    ("SELECT a FROM t WHERE b IN (SELECT b FROM u WHERE c > 1)",
-     "SELECT a FROM t WHERE b IN (SELECT b FROM u WHERE c > 9)"),
+    (
+        "SELECT a FROM t WHERE b IN (SELECT b FROM u WHERE c > 1)",
+        "SELECT a FROM t WHERE b IN (SELECT b FROM u WHERE c > 9)",
+    ),
 ]
 
 DIFFERENT = [

@@ -290,7 +290,7 @@ VALID = [
     "SELECT (a, b) = (1, 'x'), (SELECT max(a) FROM u), abs(-a), coalesce(b, d, 'none'), random() FROM t",
     "SELECT a FROM main.t WHERE (a + 1) * 2 > 3 AND (b IS NOT NULL OR c = (NOT 0))",
     "SELECT a FROM t ORDER BY a LIMIT (SELECT count(*) FROM u)",
-    "SELECT T1.a FROM t AS T1 JOIN u AS T2 ON T1.a = T2.a WHERE T2.e = \"value\" GROUP BY T1.a",
+    'SELECT T1.a FROM t AS T1 JOIN u AS T2 ON T1.a = T2.a WHERE T2.e = "value" GROUP BY T1.a',
     "SELECT a FROM t WHERE a = 1 AND b = 'x' OR c > 2 AND d LIKE '%y%'",
     "SELECT left.a FROM t AS left",  # non-reserved keywords are names, as in SQLite
 ]

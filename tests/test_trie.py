@@ -37,7 +37,7 @@ def test_structure(vocab_trie):
         node = trie.token_node[t]
         if vocab.is_text[t]:
             assert prefixes[node] == vocab.token_bytes[t]
-            assert t in trie.order[trie.token_start[node]:trie.token_end[node]]
+            assert t in trie.order[trie.token_start[node] : trie.token_end[node]]
         else:
             assert node == -1
     assert sorted(trie.order.tolist()) == np.flatnonzero(vocab.is_text).tolist()
@@ -125,7 +125,7 @@ def _trie(name: str) -> TokenTrie:
 def test_walk_table_digits_mask():
     _, vocab = tokenizer_and_vocab("qwen2")
     table = np.full((1, 256), -1, np.int32)
-    table[0, ord("0"):ord("9") + 1] = 0
+    table[0, ord("0") : ord("9") + 1] = 0
     mask = _trie("qwen2").walk_table(table, 0) >= 0
     want = [vocab.is_text[t] and all(48 <= c <= 57 for c in vocab.token_bytes[t]) for t in range(vocab.size)]
     assert np.array_equal(mask, want)
@@ -133,8 +133,13 @@ def test_walk_table_digits_mask():
 
 
 @settings(max_examples=20, deadline=None)
-@given(st.sampled_from(["smollm2", "qwen2"]), st.integers(1, 8), st.integers(2, 40), st.integers(0, 2**32 - 1),
-       st.floats(0.05, 0.6))
+@given(
+    st.sampled_from(["smollm2", "qwen2"]),
+    st.integers(1, 8),
+    st.integers(2, 40),
+    st.integers(0, 2**32 - 1),
+    st.floats(0.05, 0.6),
+)
 def test_class_trie_masks_equal_brute_force(name, n_states, n_classes, seed, dead_fraction):
     """Random DFAs over random byte partitions (a few bytes set apart): byte_classes recovers a partition no coarser than the table's
     columns, and the class-trie walk gives, from every state, exactly the tokens the byte-by-byte walk accepts."""
@@ -168,7 +173,7 @@ def test_class_trie_of_letters_is_small():
     _, vocab = tokenizer_and_vocab("smollm2")
     trie = _trie("smollm2")
     classes = np.zeros(256, np.int32)
-    classes[ord("a"):ord("z") + 1] = 1
+    classes[ord("a") : ord("z") + 1] = 1
     class_trie = trie.class_trie(classes)
     assert class_trie is not None and class_trie.n_nodes < 1000 < trie.n_nodes
     assert trie.class_trie(classes) is class_trie  # cached per partition

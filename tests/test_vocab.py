@@ -32,7 +32,7 @@ def _decoded_bytes(tok, ids: list[int]) -> bytes | None:
     full = tok.decode(anchor + ids, skip_special_tokens=True)
     if "\ufffd" in full or not full.startswith(head):
         return None
-    return full[len(head):].encode("utf-8")
+    return full[len(head) :].encode("utf-8")
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -63,7 +63,7 @@ def test_every_token_alone(name):
     checked = 0
     for i, text in zip(np.flatnonzero(vocab.is_text), texts):
         if "\ufffd" not in text:
-            assert text[len(head):].encode() == vocab.token_bytes[i], (int(i), tok.convert_ids_to_tokens(int(i)))
+            assert text[len(head) :].encode() == vocab.token_bytes[i], (int(i), tok.convert_ids_to_tokens(int(i)))
             checked += 1
     assert checked > 0.5 * vocab.is_text.sum()
 
@@ -134,7 +134,7 @@ def test_model_larger_than_tokenizer():
     tok, _ = tokenizer_and_vocab("smollm2")
     vocab = TokenVocabulary.from_tokenizer(tok, model_vocab_size=len(tok) + 64)
     assert vocab.size == len(tok) + 64
-    assert not vocab.is_text[len(tok):].any()
+    assert not vocab.is_text[len(tok) :].any()
     assert vocab.offsets.shape == (vocab.size + 1,)
 
 
@@ -172,7 +172,7 @@ def test_no_eos_is_refused():
 def test_flat_layout_matches_bytes():
     _, vocab = tokenizer_and_vocab("qwen2")
     for i in [0, 1, 100, 5000, vocab.size - 1]:
-        assert vocab.data[vocab.offsets[i]:vocab.offsets[i + 1]].tobytes() == vocab.token_bytes[i]
+        assert vocab.data[vocab.offsets[i] : vocab.offsets[i + 1]].tobytes() == vocab.token_bytes[i]
 
 
 def test_python_lists_are_made_once_and_match_the_arrays():

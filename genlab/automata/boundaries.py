@@ -91,9 +91,40 @@ def config_of(column, guard, expected_ids, c_column, c_guard, c_start, c_reset, 
 
 
 @njit(cache=True)
-def resolve_end(key, out, members, lo, hi, pair_accepting, pair_term, term_guard, ignored, c_column, c_guard,
-                c_start, c_reset, c_keys, c_starts, c_counts, t_keys, t_offs, t_counts, t_flat, t_sizes, g, cols,
-                keys, kern_slots, exp_bounds, exp_slots, sizes, work, item_set, sym_stamps, memo):
+def resolve_end(
+    key,
+    out,
+    members,
+    lo,
+    hi,
+    pair_accepting,
+    pair_term,
+    term_guard,
+    ignored,
+    c_column,
+    c_guard,
+    c_start,
+    c_reset,
+    c_keys,
+    c_starts,
+    c_counts,
+    t_keys,
+    t_offs,
+    t_counts,
+    t_flat,
+    t_sizes,
+    g,
+    cols,
+    keys,
+    kern_slots,
+    exp_bounds,
+    exp_slots,
+    sizes,
+    work,
+    item_set,
+    sym_stamps,
+    memo,
+):
     """Enter the lexeme end `key` (`configuration << 32 | lexer state`, not in the table) into the boundary table
     (`t_*`): each terminal accepting in the lexer state (its pairs `members[lo:hi]`) leads to the configuration
     of the column scanning it gives (an ignored one also to the configuration it started in), under that
@@ -114,14 +145,16 @@ def resolve_end(key, out, members, lo, hi, pair_accepting, pair_term, term_guard
                     continue
                 target = column
             else:
-                status, target, _, _ = scan_memo(column, t, g, cols, keys, kern_slots, exp_bounds, exp_slots,
-                                                 sizes, work, item_set, sym_stamps, memo)
+                status, target, _, _ = scan_memo(
+                    column, t, g, cols, keys, kern_slots, exp_bounds, exp_slots, sizes, work, item_set, sym_stamps, memo
+                )
                 if status != OK:
                     return status
                 if target < 0:
                     continue
-            status, c2, _ = config_of(target, term_guard[t], expected_ids, c_column, c_guard, c_start, c_reset,
-                                      c_keys, c_starts, c_counts)
+            status, c2, _ = config_of(
+                target, term_guard[t], expected_ids, c_column, c_guard, c_start, c_reset, c_keys, c_starts, c_counts
+            )
             if status != OK:
                 return status
             out[n] = c2
@@ -130,16 +163,38 @@ def resolve_end(key, out, members, lo, hi, pair_accepting, pair_term, term_guard
         return GROW_TABLE
     i = find_slot(t_keys, key)
     t_keys[i], t_offs[i], t_counts[i] = key, t_sizes[1], n
-    t_flat[t_sizes[1]:t_sizes[1] + n] = out[:n]
+    t_flat[t_sizes[1] : t_sizes[1] + n] = out[:n]
     t_sizes[0] += 1
     t_sizes[1] += n
     return OK
 
 
 @njit(cache=True)
-def explore_configs(c, i, stop, ignored_terms, term_guard, c_column, c_guard, c_start, c_reset, c_keys, c_starts,
-                    c_counts, g, cols, keys, kern_slots, exp_bounds, exp_slots, sizes, work, item_set, sym_stamps,
-                    memo):
+def explore_configs(
+    c,
+    i,
+    stop,
+    ignored_terms,
+    term_guard,
+    c_column,
+    c_guard,
+    c_start,
+    c_reset,
+    c_keys,
+    c_starts,
+    c_counts,
+    g,
+    cols,
+    keys,
+    kern_slots,
+    exp_bounds,
+    exp_slots,
+    sizes,
+    work,
+    item_set,
+    sym_stamps,
+    memo,
+):
     """Make the configurations that configurations c, c + 1, ... lead to by each terminal their column expects,
     then by each ignored terminal (`ignored_terms`), from the i-th of c's on, until `stop` configurations exist or
     none is left: breadth first, as a new configuration takes the next id. Returns (status, c, i), where to go on
@@ -154,16 +209,18 @@ def explore_configs(c, i, stop, ignored_terms, term_guard, c_column, c_guard, c_
                 return OK, c, i
             if i < n_expected:
                 t = keys[lo + i]
-                status, target, _, _ = scan_memo(column, t, g, cols, keys, kern_slots, exp_bounds, exp_slots, sizes,
-                                                 work, item_set, sym_stamps, memo)
+                status, target, _, _ = scan_memo(
+                    column, t, g, cols, keys, kern_slots, exp_bounds, exp_slots, sizes, work, item_set, sym_stamps, memo
+                )
             else:
                 t = ignored_terms[i - n_expected]
                 status, target = OK, column
             if status != OK:
                 return status, c, i
             if target >= 0:
-                status, _, _ = config_of(target, term_guard[t], expected_ids, c_column, c_guard, c_start, c_reset,
-                                         c_keys, c_starts, c_counts)
+                status, _, _ = config_of(
+                    target, term_guard[t], expected_ids, c_column, c_guard, c_start, c_reset, c_keys, c_starts, c_counts
+                )
                 if status != OK:
                     return status, c, i
             i += 1

@@ -23,8 +23,13 @@ from numba.extending import intrinsic
 
 _GENERATION = [0]  # replacements so far, process-wide
 _SLOT = 3  # int64s per slot: address, rows, columns (1 for a 1-d array)
-_KINDS = {"i32": (np.dtype(np.int32), 1), "i64": (np.dtype(np.int64), 1), "b1": (np.dtype(np.bool_), 1),
-          "i32_2d": (np.dtype(np.int32), 2), "i64_2d": (np.dtype(np.int64), 2)}  # kind -> dtype, rank
+_KINDS = {
+    "i32": (np.dtype(np.int32), 1),
+    "i64": (np.dtype(np.int64), 1),
+    "b1": (np.dtype(np.bool_), 1),
+    "i32_2d": (np.dtype(np.int32), 2),
+    "i64_2d": (np.dtype(np.int64), 2),
+}  # kind -> dtype, rank
 
 
 def replaced() -> None:
@@ -59,8 +64,9 @@ class ArrayBundle:
 
     def current(self) -> bool:
         """Whether the table needs no rebuild and points at exactly the arrays `sources()` returns now (tests)."""
-        return self._generation == _GENERATION[0] and all(a is b for a, b in zip(self._arrays, self._sources(),
-                                                                                  strict=True))
+        return self._generation == _GENERATION[0] and all(
+            a is b for a, b in zip(self._arrays, self._sources(), strict=True)
+        )
 
     def _build(self) -> None:
         """Write the slots of arrays that are new since the last build (most stay: growth replaces a few)."""
@@ -72,8 +78,9 @@ class ArrayBundle:
             if old and a is old[k]:
                 continue
             if a.dtype != dtype or a.ndim != ndim or not a.flags.c_contiguous:
-                raise ValueError(f"array bundle slot {k} wants a C-contiguous {ndim}-d {dtype} array, "
-                                 f"got {a.ndim}-d {a.dtype}")
+                raise ValueError(
+                    f"array bundle slot {k} wants a C-contiguous {ndim}-d {dtype} array, got {a.ndim}-d {a.dtype}"
+                )
             table[_SLOT * k] = _address(a)
             table[_SLOT * k + 1] = a.shape[0]
             table[_SLOT * k + 2] = a.shape[1] if ndim == 2 else 1
@@ -88,8 +95,10 @@ def _address(a):
 @intrinsic
 def _pointer(typingctx, address):
     """An int64 address as a void pointer."""
+
     def codegen(context, builder, signature, args):
         return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
+
     return types.voidptr(types.int64), codegen
 
 

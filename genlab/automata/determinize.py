@@ -115,9 +115,18 @@ def _plain_subsets(nfa: ByteNFA, max_states: int):
     byte_class = np.cumsum(cuts[:256]) - 1
     if n * (int(byte_class[-1]) + 1) > _DENSE_LIMIT:
         return _GENERAL
-    rows, accepting, n_dfa = _subsets(eps_ptr, eps_to, edge_ptr, byte_class[flat[:, 0]].astype(np.int32),
-                                      byte_class[flat[:, 1]].astype(np.int32), flat[:, 2].copy(),
-                                      int(byte_class[-1]) + 1, nfa.start, nfa.final, max_states)
+    rows, accepting, n_dfa = _subsets(
+        eps_ptr,
+        eps_to,
+        edge_ptr,
+        byte_class[flat[:, 0]].astype(np.int32),
+        byte_class[flat[:, 1]].astype(np.int32),
+        flat[:, 2].copy(),
+        int(byte_class[-1]) + 1,
+        nfa.start,
+        nfa.final,
+        max_states,
+    )
     if n_dfa == -2:
         return _GENERAL
     if n_dfa < 0:

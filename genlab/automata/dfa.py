@@ -67,8 +67,9 @@ def token_states(trie: TokenTrie, dfa: ByteDFA, state: int) -> np.ndarray:
     return trie.walk_table(dfa.transitions, state)
 
 
-def token_mask(trie: TokenTrie, dfa: ByteDFA, state: int, loops: np.ndarray | None = None,
-               loopy: np.ndarray | None = None) -> np.ndarray:
+def token_mask(
+    trie: TokenTrie, dfa: ByteDFA, state: int, loops: np.ndarray | None = None, loopy: np.ndarray | None = None
+) -> np.ndarray:
     """Bool mask of the text tokens whose bytes the DFA reads from `state`: one trie walk (`loops`, `loopy`: the
     table's `trie.self_loops` and `trie.loop_flags`, computed once per DFA by callers that mask many states)."""
     return trie.mask_table(dfa.transitions, state, loops, loopy)

@@ -263,7 +263,7 @@ def _build(k, cid, reserve, g, cols, keys, exp_bounds, exp_slots, sizes, work, i
     if n > max_items:
         return _TOO_MANY_ITEMS
     tmp[:n_scan].sort()
-    tmp[cap - n_wait:].sort()
+    tmp[cap - n_wait :].sort()
     # the terminals the column expects, interned as a list (in `items`, free now)
     m = 0
     for j in range(n_scan):
@@ -281,15 +281,15 @@ def _build(k, cid, reserve, g, cols, keys, exp_bounds, exp_slots, sizes, work, i
     w = sizes[_N_KEYS]
     if expected < 0:
         expected = sizes[_N_EXP]
-        keys[w:w + m] = items[:m]
+        keys[w : w + m] = items[:m]
         exp_bounds[expected, 0], exp_bounds[expected, 1] = w, w + m
         exp_slots[slot] = expected + 1
         sizes[_N_EXP] += 1
         w += m
-    keys[w:w + n_wait] = tmp[cap - n_wait:]
+    keys[w : w + n_wait] = tmp[cap - n_wait :]
     cols[cid, _WAIT_LO], cols[cid, _WAIT_HI] = w, w + n_wait
     w += n_wait
-    keys[w:w + n_scan] = tmp[:n_scan]
+    keys[w : w + n_scan] = tmp[:n_scan]
     cols[cid, _SCAN_LO], cols[cid, _SCAN_HI] = w, w + n_scan
     w += n_scan
     cols[cid, _KERN_LO], cols[cid, _KERN_HI] = -1, -1
@@ -333,13 +333,12 @@ def _scan(column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots, si
     cid = sizes[_N_COLS]
     if cid >= g[3]:
         return _TOO_MANY_COLUMNS, -1, -1, False
-    status = _build(k, cid, 0 if fresh else k, g, cols, keys, exp_bounds, exp_slots, sizes, work, item_set,
-                    sym_stamps)
+    status = _build(k, cid, 0 if fresh else k, g, cols, keys, exp_bounds, exp_slots, sizes, work, item_set, sym_stamps)
     if status != OK:
         return status, -1, -1, False
     if not fresh:
         lo = sizes[_N_KEYS]
-        keys[lo:lo + k] = kernel[:k]
+        keys[lo : lo + k] = kernel[:k]
         cols[cid, _KERN_LO], cols[cid, _KERN_HI] = lo, lo + k
         kern_slots[slot] = cid + 1
         sizes[_N_KEYS] += k
@@ -348,8 +347,9 @@ def _scan(column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots, si
 
 
 @njit(cache=True)
-def scan_memo(column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots, sizes, work, item_set, sym_stamps,
-              memo):
+def scan_memo(
+    column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots, sizes, work, item_set, sym_stamps, memo
+):
     """`_scan`, memoised per (column, terminal) in `memo`: (status, the column scanning gives or -1, and for a
     column made by this call its expected-set id and whether it accepts, else -1 and False). The parser's compiled
     boundary resolution calls it too, so a column is made once whichever side asks first."""
@@ -360,8 +360,9 @@ def scan_memo(column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots
     if 2 * (sizes[_N_NEXT] + 1) > memo.shape[1]:
         sizes[_NEED] = 0
         return _GROW_STORES, np.int64(-1), np.int64(-1), False
-    status, nxt, expected, accepts = _scan(column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots,
-                                           sizes, work, item_set, sym_stamps)
+    status, nxt, expected, accepts = _scan(
+        column, terminal, g, cols, keys, kern_slots, exp_bounds, exp_slots, sizes, work, item_set, sym_stamps
+    )
     if status != OK:
         return status, np.int64(-1), np.int64(-1), False
     memo[0, j], memo[1, j] = key, nxt
@@ -417,8 +418,16 @@ class Chart:
             pred_pos.extend(by_lhs.get(sym, ()))
             pred_hi.append(len(pred_pos))
         nullable = [int(sym in cfg.nullable) for sym in range(n_symbols)]
-        self._g = np.array([cfg.n_terminals, first[0] + 1, max_items, max_columns, len(pos_sym), n_symbols]
-                           + pos_sym + pos_lhs + pred_lo + pred_hi + nullable + pred_pos, np.int64)
+        self._g = np.array(
+            [cfg.n_terminals, first[0] + 1, max_items, max_columns, len(pos_sym), n_symbols]
+            + pos_sym
+            + pos_lhs
+            + pred_lo
+            + pred_hi
+            + nullable
+            + pred_pos,
+            np.int64,
+        )
         self._cols = np.zeros((self.INITIAL_COLUMNS, 8), np.int64)
         self._keys = np.empty(self.INITIAL_KEYS, np.int64)
         self._kern_slots = np.zeros(self.INITIAL_SLOTS, np.int64)
@@ -433,8 +442,20 @@ class Chart:
         self._column_accepts: list[bool] = []
         while True:
             self._work[2, 0] = first[0]  # S' -> . start, in column 0
-            status = _build(1, 0, 0, self._g, self._cols, self._keys, self._exp_bounds, self._exp_slots, self._sizes,
-                            self._work, self._item_set, self._sym_stamps)
+            status = _build(
+                1,
+                0,
+                0,
+                self._g,
+                self._cols,
+                self._keys,
+                self._exp_bounds,
+                self._exp_slots,
+                self._sizes,
+                self._work,
+                self._item_set,
+                self._sym_stamps,
+            )
             if status == OK:
                 break
             self.recover(status)
@@ -447,8 +468,20 @@ class Chart:
         if nxt is None:
             while True:
                 status, nxt, expected, accepts = scan_memo(
-                    column, terminal, self._g, self._cols, self._keys, self._kern_slots, self._exp_bounds,
-                    self._exp_slots, self._sizes, self._work, self._item_set, self._sym_stamps, self._memo)
+                    column,
+                    terminal,
+                    self._g,
+                    self._cols,
+                    self._keys,
+                    self._kern_slots,
+                    self._exp_bounds,
+                    self._exp_slots,
+                    self._sizes,
+                    self._work,
+                    self._item_set,
+                    self._sym_stamps,
+                    self._memo,
+                )
                 if status == OK:
                     break
                 self.recover(status)
@@ -464,8 +497,19 @@ class Chart:
     @property
     def arrays(self) -> tuple:
         """The arguments of `scan_memo` after (column, terminal): the grammar, stores, scratch and memo."""
-        return (self._g, self._cols, self._keys, self._kern_slots, self._exp_bounds, self._exp_slots, self._sizes,
-                self._work, self._item_set, self._sym_stamps, self._memo)
+        return (
+            self._g,
+            self._cols,
+            self._keys,
+            self._kern_slots,
+            self._exp_bounds,
+            self._exp_slots,
+            self._sizes,
+            self._work,
+            self._item_set,
+            self._sym_stamps,
+            self._memo,
+        )
 
     @property
     def n_columns(self) -> int:

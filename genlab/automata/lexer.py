@@ -58,8 +58,9 @@ class Terminal:
         return self.dfa.transitions[self.dfa.start] >= 0
 
 
-def compile_terminal(name: str, pattern: str, flags: str = "", *, literal: bool = False,
-                     max_states: int = 10_000) -> Terminal:
+def compile_terminal(
+    name: str, pattern: str, flags: str = "", *, literal: bool = False, max_states: int = 10_000
+) -> Terminal:
     """Compile a terminal written as a Lark literal (`literal=True`) or regex, with Lark's flags (`i`, `s`, ...)."""
     where = f"terminal {name}"
     guard = np.zeros(256, np.bool_)
@@ -186,18 +187,21 @@ def _exclude(dfa: ByteDFA, excluded, guard: np.ndarray, pattern: str, max_states
     if not guard.any() or (reads & ~guard).any():
         raise UnsupportedConstraintError(
             "a leading negative lookahead (?!...) is supported only where its strings are made of characters the "
-            "terminal's trailing guard (?![...]) forbids after it, so that it cannot look past the lexeme")
+            "terminal's trailing guard (?![...]) forbids after it, so that it cannot look past the lexeme"
+        )
     if own_guard is not None:
         if (own_guard & ~guard).any():  # a byte after m that A's guard forbids would let m through
             raise UnsupportedConstraintError(
                 "a leading negative lookahead's own guard (?![...]) must forbid no character the terminal's "
-                "trailing guard allows after it")
+                "trailing guard allows after it"
+            )
         table = dfa.transitions
         after_first = np.unique(table[table >= 0])
         if ((table[after_first] >= 0).any(axis=0) & ~own_guard).any():
             raise UnsupportedConstraintError(
                 "a leading negative lookahead ending in a guard (?![...]) is supported only where every character "
-                "of the terminal after its first is one that guard forbids")
+                "of the terminal after its first is one that guard forbids"
+            )
     else:  # L(A).Sigma*: an accepting state reads anything and stays accepting
         table = words.transitions.copy()
         table[words.accepting] = np.flatnonzero(words.accepting)[:, None]
@@ -210,7 +214,7 @@ def _exclude(dfa: ByteDFA, excluded, guard: np.ndarray, pattern: str, max_states
 
 def _guard_text(pattern: str) -> str:
     """The trailing `(?!X)` as written (for messages), without the closing parentheses of groups around it."""
-    text = pattern[pattern.rfind("(?!"):]
+    text = pattern[pattern.rfind("(?!") :]
     while text.endswith("))") and text.count(")") > text.count("("):
         text = text[:-1]
     return text
@@ -264,12 +268,12 @@ class Lexer:
         self.terminals = terminals
         self.max_states = max_states
         # byte classes: the common refinement of each terminal's own partition and of each guard
-        parts = [_partition(t.dfa) for t in terminals] + [t.guard.astype(np.int32) for t in terminals
-                                                          if t.guard.any()]
+        parts = [_partition(t.dfa) for t in terminals] + [t.guard.astype(np.int32) for t in terminals if t.guard.any()]
         self.byte_class, self.class_rep = byte_classes(np.stack(parts) if parts else np.zeros((1, 256), np.int32))
         # per class, its bytes as a 256-bit set
-        self._class_bits = np.packbits(self.byte_class[None, :] == np.arange(len(self.class_rep))[:, None], axis=1,
-                                       bitorder="little").view(np.uint64)
+        self._class_bits = np.packbits(
+            self.byte_class[None, :] == np.arange(len(self.class_rep))[:, None], axis=1, bitorder="little"
+        ).view(np.uint64)
         sizes = np.array([t.dfa.n_states for t in terminals], np.int64)
         self._offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
         self.pair_term = np.repeat(np.arange(len(terminals), dtype=np.int32), sizes)  # per pair, its terminal
@@ -278,8 +282,9 @@ class Lexer:
             self._flat = np.where(cols >= 0, cols + self._offset[self.pair_term][:, None], -1).astype(np.int32)
             self.pair_accepting = np.concatenate([t.dfa.accepting for t in terminals])  # per pair: accepts?
             # bytes each terminal's guard lets through after it, as 256-bit sets
-            self._term_follow = np.packbits(~np.stack([t.guard for t in terminals]), axis=1,
-                                            bitorder="little").view(np.uint64)
+            self._term_follow = np.packbits(~np.stack([t.guard for t in terminals]), axis=1, bitorder="little").view(
+                np.uint64
+            )
         else:
             self._flat = np.full((0, len(self.class_rep)), -1, np.int32)
             self.pair_accepting = np.zeros(0, np.bool_)
@@ -295,8 +300,16 @@ class Lexer:
         # copies would fault in every page again (costly in sandboxes, and on the first mask of a grammar).
         self._n = self._n_members = 0
         self._members = np.empty(self.INITIAL_MEMBERS, np.int32)
-        self._buffers = ("_lo", "_hi", "_rows", "_accepting_buf", "_follow_buf", "_loops_buf", "_dead_end_buf",
-                         "_restart_buf")
+        self._buffers = (
+            "_lo",
+            "_hi",
+            "_rows",
+            "_accepting_buf",
+            "_follow_buf",
+            "_loops_buf",
+            "_dead_end_buf",
+            "_restart_buf",
+        )
         self._lo = np.empty(0, np.int64)
         self._hi = np.empty(0, np.int64)
         self._rows = np.empty((0, len(self.class_rep)), np.int32)
@@ -393,11 +406,33 @@ class Lexer:
         """`new_start`'s work: start state `s` and every state it reaches, with their tables."""
         self._is_start.add(s)
         resume, self._n, self._n_members, code = _add_start(
-            terms, more, self._start_pair, guarded, s, self._flat, self._live_offs, self._live_classes,
-            self.max_states, self._members, self._lo, self._hi, self._n_members, self._rows, self._slots,
-            self._single, self._class_bits, self.pair_accepting, self.pair_term, self._term_follow,
-            self._term_restart, self._accepting_buf, self._follow_buf, self._dead_end_buf, self._loops_buf,
-            self._restart_buf)
+            terms,
+            more,
+            self._start_pair,
+            guarded,
+            s,
+            self._flat,
+            self._live_offs,
+            self._live_classes,
+            self.max_states,
+            self._members,
+            self._lo,
+            self._hi,
+            self._n_members,
+            self._rows,
+            self._slots,
+            self._single,
+            self._class_bits,
+            self.pair_accepting,
+            self.pair_term,
+            self._term_follow,
+            self._term_restart,
+            self._accepting_buf,
+            self._follow_buf,
+            self._dead_end_buf,
+            self._loops_buf,
+            self._restart_buf,
+        )
         if code == 0:
             self._views()
         else:  # a buffer filled up while expanding: grow, go on from where it stopped, then the tables
@@ -458,9 +493,21 @@ class Lexer:
         """Compute the rows of every state from `first` on, adding the states they reach."""
         s = first
         while True:
-            s, n, m, code = _expand_product(self._flat, self._live_offs, self._live_classes, s, self._n,
-                                            self.max_states, self._members, self._lo, self._hi, self._n_members,
-                                            self._rows, self._slots, self._single)
+            s, n, m, code = _expand_product(
+                self._flat,
+                self._live_offs,
+                self._live_classes,
+                s,
+                self._n,
+                self.max_states,
+                self._members,
+                self._lo,
+                self._hi,
+                self._n_members,
+                self._rows,
+                self._slots,
+                self._single,
+            )
             self._n, self._n_members = n, m
             if code == 0:
                 return
@@ -471,10 +518,26 @@ class Lexer:
     def _finish(self, done: int, start: int, guarded: np.ndarray) -> None:
         """Per-state tables for the states from `done` on (the start's row leaves out the `guarded` classes)."""
         self._rows[start, guarded] = -1
-        _state_tables(self._rows, self._class_bits, self._live_offs, self._live_classes, done, self._n,
-                      self._members, self._lo, self._hi, self.pair_accepting, self.pair_term, self._term_follow,
-                      self._term_restart, self._accepting_buf, self._follow_buf, self._dead_end_buf, self._loops_buf,
-                      self._restart_buf)
+        _state_tables(
+            self._rows,
+            self._class_bits,
+            self._live_offs,
+            self._live_classes,
+            done,
+            self._n,
+            self._members,
+            self._lo,
+            self._hi,
+            self.pair_accepting,
+            self.pair_term,
+            self._term_follow,
+            self._term_restart,
+            self._accepting_buf,
+            self._follow_buf,
+            self._dead_end_buf,
+            self._loops_buf,
+            self._restart_buf,
+        )
         self._views()
 
     def _views(self) -> None:
@@ -516,8 +579,7 @@ def _rehash(members, lo, hi, n, is_start, slots):
 
 
 @njit(cache=True)
-def _expand_product(flat, live_offs, live_classes, s, n, max_states, members, lo, hi, n_members, rows, slots,
-                    single):
+def _expand_product(flat, live_offs, live_classes, s, n, max_states, members, lo, hi, n_members, rows, slots, single):
     """Fill `rows` (next state per byte class) for states `s`, `s`+1, ... until every state found is expanded,
     interning the pair lists reached: a single pair `g` through `single[g]` (a lexeme inside one terminal, the
     common case, costs an array lookup), longer lists through the hash table `slots` (both hold state + 1, 0 for
@@ -562,7 +624,7 @@ def _expand_product(flat, live_offs, live_classes, s, n, max_states, members, lo
         for t in range(n_touched):
             c = touched[t]
             k = count[c]
-            moved = targets[at[c]: at[c] + k]
+            moved = targets[at[c] : at[c] + k]
             found = -1
             j = np.uint64(0)
             if k == 1:
@@ -576,7 +638,7 @@ def _expand_product(flat, live_offs, live_classes, s, n, max_states, members, lo
                 if n >= lo.shape[0] or n_members + k > members.shape[0] or 2 * (n + 1) > slots.shape[0]:
                     code = 1
                     break
-                members[n_members: n_members + k] = moved
+                members[n_members : n_members + k] = moved
                 lo[n] = n_members
                 hi[n] = n_members + k
                 n_members += k
@@ -596,9 +658,34 @@ def _expand_product(flat, live_offs, live_classes, s, n, max_states, members, lo
 
 
 @njit(cache=True)
-def _add_start(terms, more, start_pair, guarded, s, flat, live_offs, live_classes, max_states, members, lo, hi,
-               n_members, rows, slots, single, class_bits, pair_accepting, pair_term, term_follow, term_restart,
-               accepting, follow, dead_end, loops, restart):
+def _add_start(
+    terms,
+    more,
+    start_pair,
+    guarded,
+    s,
+    flat,
+    live_offs,
+    live_classes,
+    max_states,
+    members,
+    lo,
+    hi,
+    n_members,
+    rows,
+    slots,
+    single,
+    class_bits,
+    pair_accepting,
+    pair_term,
+    term_follow,
+    term_restart,
+    accepting,
+    follow,
+    dead_end,
+    loops,
+    restart,
+):
     """Store start state `s` (the start pairs of the union of the sorted `terms` and `more`, in order, so the
     states it reaches are sorted pair lists), expand it and, if every buffer had room, fill the tables of the
     states it added (its own row leaving out the `guarded` classes). Returns `_expand_product`'s (state to go on
@@ -619,20 +706,57 @@ def _add_start(terms, more, start_pair, guarded, s, flat, live_offs, live_classe
         members[m] = start_pair[t]
         m += 1
     lo[s], hi[s] = n_members, m
-    resume, n, m, code = _expand_product(flat, live_offs, live_classes, s, s + 1, max_states, members, lo, hi, m,
-                                         rows, slots, single)
+    resume, n, m, code = _expand_product(
+        flat, live_offs, live_classes, s, s + 1, max_states, members, lo, hi, m, rows, slots, single
+    )
     if code != 0:
         return resume, n, m, code
     for c in guarded:
         rows[s, c] = -1
-    _state_tables(rows, class_bits, live_offs, live_classes, s, n, members, lo, hi, pair_accepting, pair_term,
-                  term_follow, term_restart, accepting, follow, dead_end, loops, restart)
+    _state_tables(
+        rows,
+        class_bits,
+        live_offs,
+        live_classes,
+        s,
+        n,
+        members,
+        lo,
+        hi,
+        pair_accepting,
+        pair_term,
+        term_follow,
+        term_restart,
+        accepting,
+        follow,
+        dead_end,
+        loops,
+        restart,
+    )
     return resume, n, m, code
 
 
 @njit(cache=True)
-def _state_tables(rows, class_bits, live_offs, live_classes, first, n, members, lo, hi, pair_accepting, pair_term,
-                  term_follow, term_restart, accepting, follow, dead_end, loops, restart):
+def _state_tables(
+    rows,
+    class_bits,
+    live_offs,
+    live_classes,
+    first,
+    n,
+    members,
+    lo,
+    hi,
+    pair_accepting,
+    pair_term,
+    term_follow,
+    term_restart,
+    accepting,
+    follow,
+    dead_end,
+    loops,
+    restart,
+):
     """Per state from `first` to `n`, from its row and pairs: whether some terminal accepts, the bytes the
     accepting terminals' guards let through next, whether no byte is read, the bytes that stay in place and
     cannot follow a lexeme ending there, and whether it is an accepting state of a `restart` terminal alone. A
@@ -750,10 +874,37 @@ def lexeme_ends(table, byte_class, accepting, data, pos, end, state, at, states)
 
 
 @njit(cache=True)
-def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_below, child_bytes,
-               subtree_tokens_end, table, byte_class, accepting, loops, follow, restart, starts, stamps, resets,
-               reach, slice_below, roots, bounds, states, out, event_nodes, event_states, event_groups, seen_stamp,
-               seen_state):
+def walk_lexer(
+    byte,
+    depth,
+    subtree_end,
+    token_start,
+    token_end,
+    order,
+    bytes_below,
+    child_bytes,
+    subtree_tokens_end,
+    table,
+    byte_class,
+    accepting,
+    loops,
+    follow,
+    restart,
+    starts,
+    stamps,
+    resets,
+    reach,
+    slice_below,
+    roots,
+    bounds,
+    states,
+    out,
+    event_nodes,
+    event_states,
+    event_groups,
+    seen_stamp,
+    seen_state,
+):
     """Walk the trie below trie nodes, in groups: group g walks below each of `roots[bounds[g]:bounds[g+1]]` from
     lexer state `starts[g]`. Mark in `out` every token whose bytes the lexer reads, and list the nodes where it
     accepts (a lexeme may end there) and that have a child byte allowed after the lexeme (`follow`, per state),
@@ -810,10 +961,14 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
                 if seen_stamp[i] == stamp and seen_state[i] == s:
                     i = subtree_end[i]
                     continue
-                whole = (d <= BULK_DEPTH and (loops[s, 0] | loops[s, 1] | loops[s, 2] | loops[s, 3]) != 0
-                         and stays_below(bytes_below, loops, i, s))
-                run_start, run_end = extend_run(order, out, run_start, run_end, token_start[i],
-                                                subtree_tokens_end[i] if whole else token_end[i])
+                whole = (
+                    d <= BULK_DEPTH
+                    and (loops[s, 0] | loops[s, 1] | loops[s, 2] | loops[s, 3]) != 0
+                    and stays_below(bytes_below, loops, i, s)
+                )
+                run_start, run_end = extend_run(
+                    order, out, run_start, run_end, token_start[i], subtree_tokens_end[i] if whole else token_end[i]
+                )
                 if whole:
                     i = subtree_end[i]
                     continue
@@ -821,8 +976,16 @@ def walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_be
                 seen_state[i] = s
                 states[d] = s
                 # a boundary matters only below a node with a child byte that may follow the lexeme (`follow[s]`)
-                if accepting[s] and ((child_bytes[i, 0] & follow[s, 0]) | (child_bytes[i, 1] & follow[s, 1])
-                                     | (child_bytes[i, 2] & follow[s, 2]) | (child_bytes[i, 3] & follow[s, 3])) != 0:
+                if (
+                    accepting[s]
+                    and (
+                        (child_bytes[i, 0] & follow[s, 0])
+                        | (child_bytes[i, 1] & follow[s, 1])
+                        | (child_bytes[i, 2] & follow[s, 2])
+                        | (child_bytes[i, 3] & follow[s, 3])
+                    )
+                    != 0
+                ):
                     if n_events == event_nodes.shape[0]:
                         write_run(order, out, run_start, run_end)
                         return -1
@@ -845,9 +1008,35 @@ def slice_reaches(slice_table, max_len, reps, table, byte_class, qs):
 
 
 @njit(cache=True)
-def walk_roots(byte, depth, subtree_end, token_start, token_end, order, bytes_below, child_bytes, subtree_tokens_end,
-               table, byte_class, accepting, loops, follow, restart, qs, reach, slice_below, counter, states, outs,
-               event_nodes, event_states, event_groups, ends, seen_stamp, seen_state):
+def walk_roots(
+    byte,
+    depth,
+    subtree_end,
+    token_start,
+    token_end,
+    order,
+    bytes_below,
+    child_bytes,
+    subtree_tokens_end,
+    table,
+    byte_class,
+    accepting,
+    loops,
+    follow,
+    restart,
+    qs,
+    reach,
+    slice_below,
+    counter,
+    states,
+    outs,
+    event_nodes,
+    event_states,
+    event_groups,
+    ends,
+    seen_stamp,
+    seen_state,
+):
     """`walk_lexer` from the trie root for each lexer state `qs[k]` in turn, each under a fresh stamp drawn from
     `counter`, into `outs[k]` (holding the slice tokens of at most `reach[k]` bytes) with its lexeme ends appended
     to the event buffers up to `ends[k + 1]` (`ends[0]` is where the first starts). Returns how many states were
@@ -864,10 +1053,37 @@ def walk_roots(byte, depth, subtree_end, token_start, token_end, order, bytes_be
         counter[0] += 1
         skip[0] = reach[k]
         at = ends[k]
-        n = walk_lexer(byte, depth, subtree_end, token_start, token_end, order, bytes_below, child_bytes,
-                       subtree_tokens_end, table, byte_class, accepting, loops, follow, restart, start, stamp,
-                       no_reset, skip, slice_below, root, bounds, states, outs[k], event_nodes[at:],
-                       event_states[at:], event_groups[at:], seen_stamp, seen_state)
+        n = walk_lexer(
+            byte,
+            depth,
+            subtree_end,
+            token_start,
+            token_end,
+            order,
+            bytes_below,
+            child_bytes,
+            subtree_tokens_end,
+            table,
+            byte_class,
+            accepting,
+            loops,
+            follow,
+            restart,
+            start,
+            stamp,
+            no_reset,
+            skip,
+            slice_below,
+            root,
+            bounds,
+            states,
+            outs[k],
+            event_nodes[at:],
+            event_states[at:],
+            event_groups[at:],
+            seen_stamp,
+            seen_state,
+        )
         if n < 0:
             return k
         ends[k + 1] = at + n

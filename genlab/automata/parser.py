@@ -81,8 +81,16 @@ class GrammarParser:
 
     EXPLORE_STEP = 16  # configurations `explore` makes per kernel call (it checks the time between calls)
 
-    def __init__(self, terminals: list[Terminal], ignore: tuple[int, ...], cfg: CFG, *,
-                 max_columns: int = 1_000_000, max_items: int = 100_000, max_lexer_states: int = 50_000) -> None:
+    def __init__(
+        self,
+        terminals: list[Terminal],
+        ignore: tuple[int, ...],
+        cfg: CFG,
+        *,
+        max_columns: int = 1_000_000,
+        max_items: int = 100_000,
+        max_lexer_states: int = 50_000,
+    ) -> None:
         _load_growth_kernels()
         self.terminals = terminals
         self.ignore = frozenset(ignore)
@@ -118,8 +126,9 @@ class GrammarParser:
         self._explored = (0, 0)  # where `explore` goes on: configuration, index among its terminals
         self.start_config = self.config(0, 0)
         # the table built and the kernel loaded now rather than in the first `allows` (no bytes: alive)
-        survives(self._bundle.table(), np.zeros(0, np.uint8), 0, 0, self.start_config,
-                 self.config_start[self.start_config])
+        survives(
+            self._bundle.table(), np.zeros(0, np.uint8), 0, 0, self.start_config, self.config_start[self.start_config]
+        )
 
     # --- configurations ---------------------------------------------------------------------------------------
 
@@ -129,7 +138,8 @@ class GrammarParser:
         if g is None:
             if len(self.guards) >= 1 << GUARD_BITS:
                 raise UnsupportedConstraintError(
-                    f"the grammar's terminals have more than {1 << GUARD_BITS} distinct lookahead guards")
+                    f"the grammar's terminals have more than {1 << GUARD_BITS} distinct lookahead guards"
+                )
             g = self._guard_ids[key] = len(self.guards)
             self.guards.append(guard)
         return g
@@ -152,9 +162,18 @@ class GrammarParser:
             configs = self.configs
             self._start_of(column, guard)  # built here first, so the compiled lookup below does not stop for it
             while True:  # the compiled lookup: compiled mask walks make configurations too
-                status, c, start = config_of(column, guard, self.chart.expected_ids, configs.column, configs.guard,
-                                             configs.start, configs.reset, configs.keys, configs.starts,
-                                             configs.counts)
+                status, c, start = config_of(
+                    column,
+                    guard,
+                    self.chart.expected_ids,
+                    configs.column,
+                    configs.guard,
+                    configs.start,
+                    configs.reset,
+                    configs.keys,
+                    configs.starts,
+                    configs.counts,
+                )
                 if status == OK:
                     break
                 self.recover(status)
@@ -173,8 +192,9 @@ class GrammarParser:
         key = (self.chart.expected_id(column), guard)
         start = self._starts.get(key)
         if start is None:
-            start = self._starts[key] = self.lexer.new_start(self.chart.expected_array(column), self._ignore_array,
-                                                             self.lexer.guarded(self.guards[guard]))
+            start = self._starts[key] = self.lexer.new_start(
+                self.chart.expected_array(column), self._ignore_array, self.lexer.guarded(self.guards[guard])
+            )
             self.configs.add_start(key[0], guard, start)
         return start
 
@@ -209,9 +229,22 @@ class GrammarParser:
         """What `continuation.walk_continuations` takes after `events` to resolve lexeme ends: a buffer, the
         lexer's pairs, the terminals' guards and ignored flags, the configurations, the chart's arrays."""
         lexer, configs = self.lexer, self.configs
-        return (self._ends_out, lexer.members, lexer.lo, lexer.hi, lexer.pair_accepting, lexer.pair_term,
-                self._term_guards, self._ignored, configs.column, configs.guard, configs.keys, configs.starts,
-                configs.counts, *self.chart.arrays)
+        return (
+            self._ends_out,
+            lexer.members,
+            lexer.lo,
+            lexer.hi,
+            lexer.pair_accepting,
+            lexer.pair_term,
+            self._term_guards,
+            self._ignored,
+            configs.column,
+            configs.guard,
+            configs.keys,
+            configs.starts,
+            configs.counts,
+            *self.chart.arrays,
+        )
 
     def explore(self, max_configs: int, deadline: float) -> None:
         """Make configurations breadth first from the start (by each expected, then each ignored terminal), with
@@ -221,12 +254,26 @@ class GrammarParser:
         the way stops it without an error (the chart and the lexer stay as they were before that step)."""
         lexer, chart, configs = self.lexer, self.chart, self.configs
         c, i = self._explored
-        while (time.perf_counter() < deadline and 2 * lexer.n_states <= lexer.max_states
-               and 2 * chart.n_columns <= chart.max_columns):
-            status, c, i = explore_configs(c, i, min(max_configs, configs.size + self.EXPLORE_STEP),
-                                           self._ignore_array, self._term_guards, configs.column, configs.guard,
-                                           configs.start, configs.reset, configs.keys, configs.starts, configs.counts,
-                                           *chart.arrays)
+        while (
+            time.perf_counter() < deadline
+            and 2 * lexer.n_states <= lexer.max_states
+            and 2 * chart.n_columns <= chart.max_columns
+        ):
+            status, c, i = explore_configs(
+                c,
+                i,
+                min(max_configs, configs.size + self.EXPLORE_STEP),
+                self._ignore_array,
+                self._term_guards,
+                configs.column,
+                configs.guard,
+                configs.start,
+                configs.reset,
+                configs.keys,
+                configs.starts,
+                configs.counts,
+                *chart.arrays,
+            )
             if status == OK:
                 if c >= configs.size or configs.size >= max_configs:
                     break
@@ -270,8 +317,9 @@ class GrammarParser:
         hit = self._subsumed.get(state)
         if hit is None:
             key = self.lexer.key(state)
-            hit = self._subsumed[state] = (len(key) == 1 and key[0][0] in self._plus_ignored
-                                           and bool(self.lexer.accepting[state]))
+            hit = self._subsumed[state] = (
+                len(key) == 1 and key[0][0] in self._plus_ignored and bool(self.lexer.accepting[state])
+            )
         return hit
 
     # --- parser states ------------------------------------------------------------------------------------------
@@ -283,8 +331,9 @@ class GrammarParser:
         """Whether the text so far is a sentence: some thread sits between lexemes in an accepting column."""
         return any(q == self.config_start[c] and self.chart.accepts(self.config_column[c]) for c, q in threads)
 
-    def feed(self, threads: tuple[Thread, ...], data: np.ndarray, pos: int, end: int,
-             first_only: bool = False) -> tuple[Thread, ...]:
+    def feed(
+        self, threads: tuple[Thread, ...], data: np.ndarray, pos: int, end: int, first_only: bool = False
+    ) -> tuple[Thread, ...]:
         """The threads after `data[pos:end]` (empty: dead). With `first_only`, stop at the first survivor and
         return a non-empty tuple that only says so (not a parser state)."""
         if first_only:
@@ -335,8 +384,17 @@ class GrammarParser:
     def _survivor_arrays(self) -> tuple[np.ndarray, ...]:
         """`survives`' arrays, in `survivor.SLOTS` order."""
         table = self.table
-        return (*self.lexer.buffers, self.configs.start, self.configs.reset, table.keys, table.offs, table.counts,
-                table.flat, table.sizes, *self.resolution_arrays())
+        return (
+            *self.lexer.buffers,
+            self.configs.start,
+            self.configs.reset,
+            table.keys,
+            table.offs,
+            table.counts,
+            table.flat,
+            table.sizes,
+            *self.resolution_arrays(),
+        )
 
     def accepts(self, data: bytes) -> bool:
         """Whether the whole of `data` is a sentence."""
@@ -353,8 +411,11 @@ def _is_plus(dfa) -> bool:
         return False
     acc = 1 - dfa.start
     into, around = dfa.transitions[dfa.start], dfa.transitions[acc]
-    return bool(((into == acc) == (around == acc)).all() and ((into == acc) | (into < 0)).all()
-                and ((around == acc) | (around < 0)).all())
+    return bool(
+        ((into == acc) == (around == acc)).all()
+        and ((into == acc) | (into < 0)).all()
+        and ((around == acc) | (around < 0)).all()
+    )
 
 
 def check_guards(cfg: CFG, terminals: list[Terminal], ignore: tuple[int, ...]) -> None:

@@ -8,5 +8,16 @@ from genlab.constraints.predicate import Predicate, PredicateMatcher
 from genlab.constraints.regex import DFAMatcher, Regex
 from genlab.constraints.sql import SQL
 
-__all__ = ["Constraint", "DFAMatcher", "Grammar", "GrammarMatcher", "JsonSchema", "Matcher", "Pattern", "Predicate",
-           "PredicateMatcher", "Regex", "SQL"]
+__all__ = [
+    "Constraint",
+    "DFAMatcher",
+    "Grammar",
+    "GrammarMatcher",
+    "JsonSchema",
+    "Matcher",
+    "Pattern",
+    "Predicate",
+    "PredicateMatcher",
+    "Regex",
+    "SQL",
+]

@@ -49,8 +49,9 @@ from genlab.vocab import TokenVocabulary
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 # a wheel installs the shipped grammars inside the package; a source checkout keeps them at the top level
-GRAMMARS_DIR = next((p for p in (_PACKAGE / "grammars", _PACKAGE.parent / "grammars") if p.is_dir()),
-                    _PACKAGE.parent / "grammars")
+GRAMMARS_DIR = next(
+    (p for p in (_PACKAGE / "grammars", _PACKAGE.parent / "grammars") if p.is_dir()), _PACKAGE.parent / "grammars"
+)
 
 
 class Grammar(Constraint):
@@ -61,30 +62,63 @@ class Grammar(Constraint):
     states per terminal; each raises `StateLimitError` naming what grew.
     """
 
-    def __init__(self, source: str, start: str = "start", *, max_columns: int = 1_000_000,
-                 max_items: int = 100_000, max_lexer_states: int = 50_000,
-                 max_terminal_states: int = 10_000) -> None:
+    def __init__(
+        self,
+        source: str,
+        start: str = "start",
+        *,
+        max_columns: int = 1_000_000,
+        max_items: int = 100_000,
+        max_lexer_states: int = 50_000,
+        max_terminal_states: int = 10_000,
+    ) -> None:
         super().__init__()
         self.source = source
         self.start_rule = start
         terminals, ignore, cfg = _load(source, start, max_terminal_states)
-        self._setup(terminals, ignore, cfg, max_columns=max_columns, max_items=max_items,
-                    max_lexer_states=max_lexer_states)
+        self._setup(
+            terminals, ignore, cfg, max_columns=max_columns, max_items=max_items, max_lexer_states=max_lexer_states
+        )
 
     @classmethod
-    def from_parts(cls, terminals: list[Terminal], rules: list[tuple[str, list[str]]], start: str, *,
-                   ignore: tuple[int, ...] = (), source: str = "", max_columns: int = 1_000_000,
-                   max_items: int = 100_000, max_lexer_states: int = 50_000) -> Grammar:
+    def from_parts(
+        cls,
+        terminals: list[Terminal],
+        rules: list[tuple[str, list[str]]],
+        start: str,
+        *,
+        ignore: tuple[int, ...] = (),
+        source: str = "",
+        max_columns: int = 1_000_000,
+        max_items: int = 100_000,
+        max_lexer_states: int = 50_000,
+    ) -> Grammar:
         """A grammar built in code rather than written in Lark: compiled terminals, BNF rules `(lhs, [symbol
         names])` over the terminals' names and nonterminals, and the indices of ignored terminals. Constraints
         that compile to grammars (JSON Schema) come this way, skipping Lark's loader."""
         grammar = cls.__new__(cls)
-        grammar._init_parts(terminals, rules, start, ignore=ignore, source=source, max_columns=max_columns,
-                            max_items=max_items, max_lexer_states=max_lexer_states)
+        grammar._init_parts(
+            terminals,
+            rules,
+            start,
+            ignore=ignore,
+            source=source,
+            max_columns=max_columns,
+            max_items=max_items,
+            max_lexer_states=max_lexer_states,
+        )
         return grammar
 
-    def _init_parts(self, terminals: list[Terminal], rules: list[tuple[str, list[str]]], start: str, *,
-                    ignore: tuple[int, ...] = (), source: str = "", **limits) -> None:
+    def _init_parts(
+        self,
+        terminals: list[Terminal],
+        rules: list[tuple[str, list[str]]],
+        start: str,
+        *,
+        ignore: tuple[int, ...] = (),
+        source: str = "",
+        **limits,
+    ) -> None:
         Constraint.__init__(self)
         self.source = source
         self.start_rule = start
@@ -125,8 +159,12 @@ class Grammar(Constraint):
         return self._parser.accepts(text.encode("utf-8") if isinstance(text, str) else text)
 
     def describe(self) -> dict[str, Any]:
-        return {"type": "grammar", "start": self.start_rule, "terminals": len(self.terminals),
-                "rules": len(self.cfg.rules) - 1}
+        return {
+            "type": "grammar",
+            "start": self.start_rule,
+            "terminals": len(self.terminals),
+            "rules": len(self.cfg.rules) - 1,
+        }
 
 
 def _load(source: str, start: str, max_terminal_states: int) -> tuple[list[Terminal], tuple[int, ...], CFG]:
@@ -135,8 +173,9 @@ def _load(source: str, start: str, max_terminal_states: int) -> tuple[list[Termi
     return terminals, ignore, CFG.build([t.name for t in terminals], rules, start)
 
 
-def load_parts(source: str, start: str, max_terminal_states: int = 10_000
-               ) -> tuple[list[Terminal], tuple[int, ...], list[tuple[str, list[str]]]]:
+def load_parts(
+    source: str, start: str, max_terminal_states: int = 10_000
+) -> tuple[list[Terminal], tuple[int, ...], list[tuple[str, list[str]]]]:
     """A Lark grammar as `Grammar.from_parts` takes it: compiled terminals, the ignored ones' indices, and BNF
     rules `(lhs, [symbol names])` (Lark's names, e.g. `__rule_star_0` for an EBNF repeat). Constraints that
     specialise a shipped grammar (SQL over a database's names) start here."""
@@ -160,8 +199,15 @@ def load_parts(source: str, start: str, max_terminal_states: int = 10_000
         if pattern is None:
             raise GrammarError(f"terminal {term.name} is declared without a pattern (%declare is not supported)")
         literal = type(pattern).__name__ == "PatternStr"
-        terminals.append(compile_terminal(term.name, pattern.value, "".join(sorted(pattern.flags)),
-                                          literal=literal, max_states=max_terminal_states))
+        terminals.append(
+            compile_terminal(
+                term.name,
+                pattern.value,
+                "".join(sorted(pattern.flags)),
+                literal=literal,
+                max_states=max_terminal_states,
+            )
+        )
     names = [t.name for t in terminals]
     index = {n: i for i, n in enumerate(names)}
     rules = []
@@ -229,8 +275,11 @@ class GrammarMatcher(Matcher):
         self._reached: dict[int, int] = {}  # lexer state -> its `slice_reach`
         self._config_stamp = np.zeros(64, np.int64)  # per configuration, its walk stamp in `_continue`
         # the one group of a root walk: its start state, stamp and slice reach, rewritten per walk
-        self._one_start, self._one_stamp, self._one_reach = (np.zeros(1, np.int32), np.zeros(1, np.int64),
-                                                             np.zeros(1, np.int32))
+        self._one_start, self._one_stamp, self._one_reach = (
+            np.zeros(1, np.int32),
+            np.zeros(1, np.int64),
+            np.zeros(1, np.int32),
+        )
         self._warm()
 
     def _warm(self) -> None:
@@ -245,8 +294,9 @@ class GrammarMatcher(Matcher):
         lexer = self.parser.lexer
         q = 0
         while q < lexer.n_states and time.perf_counter() < deadline:
-            qs = np.arange(q, min(q + self.WARM_BATCH, lexer.n_states, q + self._max_masks - len(self._walks)),
-                           dtype=np.int32)
+            qs = np.arange(
+                q, min(q + self.WARM_BATCH, lexer.n_states, q + self._max_masks - len(self._walks)), dtype=np.int32
+            )
             if not len(qs):
                 break
             self._root_walks(qs)
@@ -280,9 +330,20 @@ class GrammarMatcher(Matcher):
             events = tuple(np.empty(4096, np.int32) for _ in range(3))
             done = 0
             while True:
-                done += walk_roots(*space.trie_arrays, *lexer.walk_arrays, sub[done:], sub_reach[done:], space.below,
-                                   STAMPS, space.work.states, outs[done:], *events, ends[done:],
-                                   space.work.seen_stamp, space.work.seen_state)
+                done += walk_roots(
+                    *space.trie_arrays,
+                    *lexer.walk_arrays,
+                    sub[done:],
+                    sub_reach[done:],
+                    space.below,
+                    STAMPS,
+                    space.work.states,
+                    outs[done:],
+                    *events,
+                    ends[done:],
+                    space.work.seen_stamp,
+                    space.work.seen_state,
+                )
                 if done == len(sub):
                     break
                 outs[done] = bits[which[done]]  # the state the buffers stopped: walked again, with room
@@ -418,8 +479,11 @@ class GrammarMatcher(Matcher):
         hit = self._reached.get(q)
         if hit is None:
             lexer, sl = self.parser.lexer, self._slice
-            hit = self._reached[q] = int(slice_reach(sl.table, sl.max_len, self._slice_reps, lexer.table,
-                                                     lexer.byte_class, q)) if sl.max_len else 0
+            hit = self._reached[q] = (
+                int(slice_reach(sl.table, sl.max_len, self._slice_reps, lexer.table, lexer.byte_class, q))
+                if sl.max_len
+                else 0
+            )
         return hit
 
     def _outside_only(self, reach):
@@ -443,9 +507,24 @@ class GrammarMatcher(Matcher):
         while True:
             ev_nodes, ev_states, ev_groups = work.events
             stamp[0] = new_stamp()
-            n = walk_lexer(*space.trie_arrays, *self.parser.lexer.walk_arrays, start, stamp, _NO, skip, space.below,
-                           _ROOT, _ONE_GROUP, work.states, out, ev_nodes, ev_states, ev_groups, work.seen_stamp,
-                           work.seen_state)
+            n = walk_lexer(
+                *space.trie_arrays,
+                *self.parser.lexer.walk_arrays,
+                start,
+                stamp,
+                _NO,
+                skip,
+                space.below,
+                _ROOT,
+                _ONE_GROUP,
+                work.states,
+                out,
+                ev_nodes,
+                ev_states,
+                ev_groups,
+                work.seen_stamp,
+                work.seen_state,
+            )
             if n == 0:
                 return _NONE, _NONE
             if n > 0:
@@ -469,10 +548,28 @@ class GrammarMatcher(Matcher):
                 self._config_stamp = grown
             table = parser.table
             status, n, *front = walk_continuations(
-                *front, n, table.keys, table.offs, table.counts, table.flat, table.sizes, parser.start_array,
-                parser.reset_array, self._config_stamp, first, STAMPS, *space.trie_arrays,
-                *parser.lexer.walk_arrays, space.below, work.states, out, work.seen_stamp, work.seen_state,
-                continuation.EVENTS, *parser.resolution_arrays())
+                *front,
+                n,
+                table.keys,
+                table.offs,
+                table.counts,
+                table.flat,
+                table.sizes,
+                parser.start_array,
+                parser.reset_array,
+                self._config_stamp,
+                first,
+                STAMPS,
+                *space.trie_arrays,
+                *parser.lexer.walk_arrays,
+                space.below,
+                work.states,
+                out,
+                work.seen_stamp,
+                work.seen_state,
+                continuation.EVENTS,
+                *parser.resolution_arrays(),
+            )
             if status == DONE:
                 break
             parser.recover(status)
@@ -499,8 +596,17 @@ class _Space:
     def __post_init__(self) -> None:
         t = self.trie
         # `walk_lexer`'s trie arguments, in its order, unpacked into every walk call
-        self.trie_arrays = (t.byte, t.depth, t.subtree_end, t.token_start, t.token_end, t.order, t.bytes_below,
-                            t.child_bytes, t.subtree_tokens_end)
+        self.trie_arrays = (
+            t.byte,
+            t.depth,
+            t.subtree_end,
+            t.token_start,
+            t.token_end,
+            t.order,
+            t.bytes_below,
+            t.child_bytes,
+            t.subtree_tokens_end,
+        )
 
 
 @dataclass(eq=False)
@@ -520,8 +626,9 @@ class _WalkScratch:
         if work is None:
             n = max(trie.n_nodes, 1)
             events = (np.empty(4096, np.int32), np.empty(4096, np.int32), np.empty(4096, np.int32))
-            work = _SCRATCH[trie] = cls(np.empty(trie.max_depth + 1, np.int64), events, np.zeros(n, np.int64),
-                                        np.zeros(n, np.int32))
+            work = _SCRATCH[trie] = cls(
+                np.empty(trie.max_depth + 1, np.int64), events, np.zeros(n, np.int64), np.zeros(n, np.int32)
+            )
         return work
 
 

@@ -18,17 +18,27 @@ CREATE TABLE performance (
   singer_id INTEGER REFERENCES singer (singer_id)
 );
 """
-SINGERS = [(1, "Joe Sharp", "Netherlands", 52), (2, "Timbaland", "United States", 32),
-           (3, "Justin Brown", "France", 29), (4, "Rose White", "France", 41), (5, "John Nizinik", "France", 43),
-           (6, "Tribal King", "Nigeria", 25)]
-CONCERTS = [(1, "Auditions", "Finale Hall", 2014), (2, "Super bootcamp", "Glasgow Arena", 2014),
-            (3, "Home Visits", "Stade de France", 2015), (4, "Week 1", "Finale Hall", 2015)]
+SINGERS = [
+    (1, "Joe Sharp", "Netherlands", 52),
+    (2, "Timbaland", "United States", 32),
+    (3, "Justin Brown", "France", 29),
+    (4, "Rose White", "France", 41),
+    (5, "John Nizinik", "France", 43),
+    (6, "Tribal King", "Nigeria", 25),
+]
+CONCERTS = [
+    (1, "Auditions", "Finale Hall", 2014),
+    (2, "Super bootcamp", "Glasgow Arena", 2014),
+    (3, "Home Visits", "Stade de France", 2015),
+    (4, "Week 1", "Finale Hall", 2015),
+]
 PERFORMANCES = [(1, 2), (1, 3), (2, 1), (2, 4), (3, 3), (3, 5), (4, 6)]
 
 # a solved question to show a model before the real one (a one-shot prompt)
 EXAMPLE = ("Which singers are older than 40?", "SELECT name FROM singer WHERE age > 40")
-SYSTEM = ("You are a SQLite expert. Given the database schema, answer the question with one SQLite query and "
-          "nothing else.")
+SYSTEM = (
+    "You are a SQLite expert. Given the database schema, answer the question with one SQLite query and nothing else."
+)
 
 
 def create_database(path: str | Path) -> Path:
@@ -47,6 +57,9 @@ def create_database(path: str | Path) -> Path:
 
 def messages(ddl: str, question: str) -> list[dict]:
     """A one-shot chat prompt: the schema in the system message, the solved example, then `question`."""
-    return [{"role": "system", "content": SYSTEM + "\n\n" + ddl},
-            {"role": "user", "content": EXAMPLE[0]}, {"role": "assistant", "content": EXAMPLE[1]},
-            {"role": "user", "content": question}]
+    return [
+        {"role": "system", "content": SYSTEM + "\n\n" + ddl},
+        {"role": "user", "content": EXAMPLE[0]},
+        {"role": "assistant", "content": EXAMPLE[1]},
+        {"role": "user", "content": question},
+    ]

@@ -153,8 +153,11 @@ class _Normaliser:
         parts = self._flatten_compound(body)
         first, first_scope = self._core(parts[0], outer)
         compounds = tuple((op, self._core(core, outer)[0]) for op, core in parts[1:])
-        order = () if order_by is None else tuple(
-            self._ordering(t, first_scope) for t in order_by.children if isinstance(t, lark.Tree))
+        order = (
+            ()
+            if order_by is None
+            else tuple(self._ordering(t, first_scope) for t in order_by.children if isinstance(t, lark.Tree))
+        )
         return Query(ctes, first, compounds, order, limit is not None)
 
     def _cte(self, cte: lark.Tree, outer: _Scope | None) -> tuple:

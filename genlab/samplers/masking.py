@@ -97,8 +97,14 @@ def masked_sampling(
         log_w = float(sum(log_z[i])) if valid else -np.inf
         samples.append(Sample(tuple(tokens[i]), data, log_w, complete[i], valid))
     counts.wall_time = time.perf_counter() - t0
-    return GenerationResult("greedy-mask" if greedy else "mask", samples, counts, step_log_z=log_z,
-                            end_checks=constraint.end_checks, parser=constraint.parse)
+    return GenerationResult(
+        "greedy-mask" if greedy else "mask",
+        samples,
+        counts,
+        step_log_z=log_z,
+        end_checks=constraint.end_checks,
+        parser=constraint.parse,
+    )
 
 
 def _text(data: bytes) -> str:

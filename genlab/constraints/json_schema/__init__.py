@@ -44,9 +44,20 @@ class JsonSchema(Constraint):
     grammar engine's own (`max_columns`, `max_items`, `max_lexer_states`: see `Grammar`).
     """
 
-    def __init__(self, schema: Any, *, whitespace: str = "compact", property_order: str = "schema",
-                 strict: bool = False, max_whitespace: int = 8, draft: int | None = None, max_states: int = 250_000,
-                 max_columns: int = 1_000_000, max_items: int = 100_000, max_lexer_states: int = 50_000) -> None:
+    def __init__(
+        self,
+        schema: Any,
+        *,
+        whitespace: str = "compact",
+        property_order: str = "schema",
+        strict: bool = False,
+        max_whitespace: int = 8,
+        draft: int | None = None,
+        max_states: int = 250_000,
+        max_columns: int = 1_000_000,
+        max_items: int = 100_000,
+        max_lexer_states: int = 50_000,
+    ) -> None:
         super().__init__()
         if whitespace not in WHITESPACE:
             raise ValueError(f"whitespace must be one of {WHITESPACE}, not {whitespace!r}")
@@ -59,31 +70,45 @@ class JsonSchema(Constraint):
             self.schema, self.model = load(schema)
             self.document = Document(self.schema, draft)
             self._validator = make_validator(self.document)
-            compiler = SchemaCompiler(self.document, self.policy, self._validator, strict=strict,
-                                      max_states=max_states)
+            compiler = SchemaCompiler(self.document, self.policy, self._validator, strict=strict, max_states=max_states)
             start = compiler.compile()
         except RecursionError as e:
             raise SchemaError("the schema is nested too deeply to compile", "") from e
         try:
-            self.grammar = Grammar.from_parts(compiler.terminals, compiler.rules, start, max_columns=max_columns,
-                                              max_items=max_items, max_lexer_states=max_lexer_states)
+            self.grammar = Grammar.from_parts(
+                compiler.terminals,
+                compiler.rules,
+                start,
+                max_columns=max_columns,
+                max_items=max_items,
+                max_lexer_states=max_lexer_states,
+            )
         except EmptyLanguageError as e:  # e.g. a recursive schema with no finite value
             raise SchemaError("the schema accepts no finite value", "") from e
-        self.end_checks: tuple[str, ...] = tuple(keyword if ptr is None else f"{keyword} at {ptr or '/'}"
-                                                 for ptr, keyword in compiler.end_checks)
-        self.annotations: tuple[str, ...] = tuple(f"unknown {kind} {name!r} at {ptr or '/'}"
-                                                  for kind, name, ptr in compiler.annotations)
+        self.end_checks: tuple[str, ...] = tuple(
+            keyword if ptr is None else f"{keyword} at {ptr or '/'}" for ptr, keyword in compiler.end_checks
+        )
+        self.annotations: tuple[str, ...] = tuple(
+            f"unknown {kind} {name!r} at {ptr or '/'}" for kind, name, ptr in compiler.annotations
+        )
         if self.annotations:
-            warnings.warn(SchemaAnnotationWarning(
-                f"JsonSchema ignored {len(self.annotations)} unknown keyword(s)/format(s) as annotations (they "
-                "constrain nothing; strict=True refuses them): " + "; ".join(self.annotations), self.annotations),
-                stacklevel=2)
+            warnings.warn(
+                SchemaAnnotationWarning(
+                    f"JsonSchema ignored {len(self.annotations)} unknown keyword(s)/format(s) as annotations (they "
+                    "constrain nothing; strict=True refuses them): " + "; ".join(self.annotations),
+                    self.annotations,
+                ),
+                stacklevel=2,
+            )
         self._writer = compiler.writer
         self._prefix = PrefixChecker(self.document, self._validator) if self.end_checks else None
 
     def __repr__(self) -> str:
-        name = self.model.__name__ if self.model is not None else (self.schema.get("title") if isinstance(
-            self.schema, dict) else None) or "schema"
+        name = (
+            self.model.__name__
+            if self.model is not None
+            else (self.schema.get("title") if isinstance(self.schema, dict) else None) or "schema"
+        )
         return f"JsonSchema({name}, whitespace={self.policy.whitespace!r})"
 
     def _compile(self, vocab: TokenVocabulary) -> Matcher:
@@ -124,10 +149,16 @@ class JsonSchema(Constraint):
         return self._writer.dumps(value)
 
     def describe(self) -> dict[str, Any]:
-        return {"type": "json_schema", "draft": self.document.draft, "whitespace": self.policy.whitespace,
-                "property_order": self.policy.property_order, "terminals": len(self.grammar.terminals),
-                "rules": len(self.grammar.cfg.rules) - 1, "end_checks": list(self.end_checks),
-                "annotations": list(self.annotations)}
+        return {
+            "type": "json_schema",
+            "draft": self.document.draft,
+            "whitespace": self.policy.whitespace,
+            "property_order": self.policy.property_order,
+            "terminals": len(self.grammar.terminals),
+            "rules": len(self.grammar.cfg.rules) - 1,
+            "end_checks": list(self.end_checks),
+            "annotations": list(self.annotations),
+        }
 
 
 __all__ = ["JsonSchema"]

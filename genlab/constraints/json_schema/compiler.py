@@ -94,8 +94,9 @@ class _Place:
 class SchemaCompiler:
     """Builds the terminals and rules of one schema; `compile()` returns them with the start symbol."""
 
-    def __init__(self, doc: Document, policy: Policy, validator, *, strict: bool = False,
-                 max_states: int = 250_000) -> None:
+    def __init__(
+        self, doc: Document, policy: Policy, validator, *, strict: bool = False, max_states: int = 250_000
+    ) -> None:
         self.doc = doc
         self.max_states = max_states
         self._states = 0
@@ -162,8 +163,9 @@ class SchemaCompiler:
             self._flatten(schema, path, place, chosen, frozenset(), ())
         return place
 
-    def _flatten(self, schema: Any, path: tuple, place: _Place, chosen: dict, refs: frozenset,
-                 owners: tuple[int, ...]) -> None:
+    def _flatten(
+        self, schema: Any, path: tuple, place: _Place, chosen: dict, refs: frozenset, owners: tuple[int, ...]
+    ) -> None:
         if schema is True:
             return
         if schema is False:
@@ -181,8 +183,13 @@ class SchemaCompiler:
             if k != "$ref":
                 targets = self.doc.dynamic_targets(k, ref, path + (k,))
                 if len(targets) > 1:  # it lands where the dynamic scope says: one alternative per landing place
-                    self._open(place, chosen, refs, owners + (id(schema),), _Group(
-                        (id(schema), k), [[t] for t in targets], k, path + (k,)))
+                    self._open(
+                        place,
+                        chosen,
+                        refs,
+                        owners + (id(schema),),
+                        _Group((id(schema), k), [[t] for t in targets], k, path + (k,)),
+                    )
                     continue
             target, target_path = self.doc.resolve(ref, path + (k,))
             if target_path in refs:  # a reference cycle with no value in between: it adds nothing new
@@ -202,15 +209,31 @@ class SchemaCompiler:
                 branches = _list(schema, keyword, path)
                 if not branches:
                     raise SchemaError(f"{keyword} must be a non-empty array", pointer(path + (keyword,)))
-                self._open(place, chosen, refs, inner, _Group(
-                    (id(schema), keyword), [[(b, path + (keyword, i))] for i, b in enumerate(branches)], keyword,
-                    path + (keyword,)))
+                self._open(
+                    place,
+                    chosen,
+                    refs,
+                    inner,
+                    _Group(
+                        (id(schema), keyword),
+                        [[(b, path + (keyword, i))] for i, b in enumerate(branches)],
+                        keyword,
+                        path + (keyword,),
+                    ),
+                )
         if "if" in schema:
             then = [(schema["then"], path + ("then",))] if "then" in schema else []
             otherwise = [(schema["else"], path + ("else",))] if "else" in schema else []
             if then or otherwise or self._unevaluated:  # an `if` alone only matters by what it evaluates
-                self._open(place, chosen, refs, inner, _Group(
-                    (id(schema), "if"), [[(schema["if"], path + ("if",))] + then, otherwise], "if", path + ("if",)))
+                self._open(
+                    place,
+                    chosen,
+                    refs,
+                    inner,
+                    _Group(
+                        (id(schema), "if"), [[(schema["if"], path + ("if",))] + then, otherwise], "if", path + ("if",)
+                    ),
+                )
 
     def _open(self, place: _Place, chosen: dict, refs: frozenset, owners: tuple[int, ...], group: _Group) -> None:
         if chosen.get(group.key) == -1:  # past the combination budget: the validator checks it
@@ -232,8 +255,11 @@ class SchemaCompiler:
             if key in VALIDATION or key in ANNOTATIONS:
                 continue
             if self.strict:
-                raise SchemaError(f"unknown keyword {key!r} (strict=True refuses unknown keywords; by default "
-                                  "they are ignored as annotations)", pointer(path + (key,)))
+                raise SchemaError(
+                    f"unknown keyword {key!r} (strict=True refuses unknown keywords; by default "
+                    "they are ignored as annotations)",
+                    pointer(path + (key,)),
+                )
             self.annotations.setdefault(("keyword", key, pointer(path + (key,))), None)
 
     def _alternatives(self, schemas, choices: frozenset) -> list[list[str]]:
@@ -289,8 +315,9 @@ class SchemaCompiler:
         for group in dropped:
             self._end_check(group.path[:-1], group.keyword)
         options, group = keep[0]
-        if group.keyword in ("if", "$dynamicRef", "$recursiveRef") or (group.keyword == "oneOf"
-                                                                        and len(group.branches) > 1):
+        if group.keyword in ("if", "$dynamicRef", "$recursiveRef") or (
+            group.keyword == "oneOf" and len(group.branches) > 1
+        ):
             self._end_check(group.path[:-1], group.keyword)
         skipped = frozenset((k, -1) for g in dropped for k in (g.key if isinstance(g.key, list) else [g.key]))
         alternatives = []
@@ -511,8 +538,11 @@ class SchemaCompiler:
             elif v in FORMATS:
                 patterns.append((r"\A(?:" + FORMATS[v] + r")\Z", path))
             elif self.strict:
-                raise SchemaError(f"unknown format {v!r} (known: {', '.join(FORMATS)}; strict=True refuses "
-                                  "unknown formats; by default they are ignored as annotations)", pointer(path))
+                raise SchemaError(
+                    f"unknown format {v!r} (known: {', '.join(FORMATS)}; strict=True refuses "
+                    "unknown formats; by default they are ignored as annotations)",
+                    pointer(path),
+                )
             else:
                 self.annotations.setdefault(("format", v, pointer(path)), None)
         usable = []
@@ -847,8 +877,11 @@ class SchemaCompiler:
     def _add_terminal(self, dfa: ByteDFA) -> str:
         self._states += dfa.n_states
         if self._states > self.max_states:  # each state is a 1 KiB row: this bounds memory (and time)
-            raise SchemaError(f"the schema is too large: its terminals need more than {self.max_states} automaton "
-                              "states (raise max_states to allow it)", "")
+            raise SchemaError(
+                f"the schema is too large: its terminals need more than {self.max_states} automaton "
+                "states (raise max_states to allow it)",
+                "",
+            )
         name = f"T{len(self.terminals)}"
         self.terminals.append(Terminal(name, dfa, _NO_GUARD))
         return name

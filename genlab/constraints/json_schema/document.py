@@ -19,7 +19,11 @@ from genlab.errors import SchemaError
 SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 
 DRAFTS = {
-    "draft-04": 4, "draft-06": 6, "draft-07": 7, "2019-09": 2019, "2020-12": 2020,
+    "draft-04": 4,
+    "draft-06": 6,
+    "draft-07": 7,
+    "2019-09": 2019,
+    "2020-12": 2020,
 }
 
 
@@ -117,8 +121,9 @@ class Document:
         target = _join(self.base_at(where[:-1]), ref)
         uri, _, fragment = target.partition("#")
         if uri not in self.resources:
-            raise SchemaError(f"$ref {ref!r} points outside this document (remote references are not fetched)",
-                              pointer(where))
+            raise SchemaError(
+                f"$ref {ref!r} points outside this document (remote references are not fetched)", pointer(where)
+            )
         path = self.resources[uri]
         if fragment and not fragment.startswith("/"):
             if (uri, fragment) not in self.anchors:
@@ -246,5 +251,10 @@ def validator_class(draft: int):
     """The `jsonschema` validator class of a draft."""
     import jsonschema
 
-    return {4: jsonschema.Draft4Validator, 6: jsonschema.Draft6Validator, 7: jsonschema.Draft7Validator,
-            2019: jsonschema.Draft201909Validator, 2020: jsonschema.Draft202012Validator}[draft]
+    return {
+        4: jsonschema.Draft4Validator,
+        6: jsonschema.Draft6Validator,
+        7: jsonschema.Draft7Validator,
+        2019: jsonschema.Draft201909Validator,
+        2020: jsonschema.Draft202012Validator,
+    }[draft]

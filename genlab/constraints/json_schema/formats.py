@@ -145,8 +145,7 @@ _RELATIVE_JSON_POINTER = f"(?:0|[1-9][0-9]*)(?:#|{_JSON_POINTER})"
 # RFC 6570 (levels 1-4): literals, and expressions of an optional operator and variables with modifiers
 _VARSPEC = "(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})(?:\\.?(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2}))*(?::[1-9][0-9]{0,3}|\\*)?"
 _URI_TEMPLATE = (
-    "(?:[^\\x00-\\x20\"'%<>\\\\^`{|}]|%[0-9A-Fa-f]{2}|\\{[+#./;?&=,!@|]?" + _VARSPEC + "(?:," + _VARSPEC
-    + ")*\\})*"
+    "(?:[^\\x00-\\x20\"'%<>\\\\^`{|}]|%[0-9A-Fa-f]{2}|\\{[+#./;?&=,!@|]?" + _VARSPEC + "(?:," + _VARSPEC + ")*\\})*"
 )
 
 

@@ -252,8 +252,9 @@ def decimal_range(
     lo, hi = _bound(lo, "lo"), _bound(hi, "hi")
     if lo is not None and hi is not None:
         if lo > hi or (lo == hi and (lo_exclusive or hi_exclusive)):
-            raise ValueError(f"empty number range: {lo} {'<' if lo_exclusive else '<='} x "
-                             f"{'<' if hi_exclusive else '<='} {hi}")
+            raise ValueError(
+                f"empty number range: {lo} {'<' if lo_exclusive else '<='} x {'<' if hi_exclusive else '<='} {hi}"
+            )
     lower = None if lo is None else (lo, lo_exclusive)
     upper = None if hi is None else (hi, hi_exclusive)
     positive = _unsigned(lower, upper)

@@ -18,7 +18,7 @@ from genlab.constraints.json_schema.document import Document, item_schemas, prop
 from genlab.constraints.json_schema.validator import is_valid, parse_json
 from genlab.errors import SchemaError
 
-_SCALAR_END = frozenset(',]} \t\n\r')
+_SCALAR_END = frozenset(",]} \t\n\r")
 
 
 def finished_values(text: str) -> list[tuple[tuple, str | None]]:
@@ -146,8 +146,9 @@ def _child(doc: Document, schema: Any, step: str | int, seen: set) -> Any:
         if isinstance(branches, list) and branches:
             conj.append(_any([_child(doc, b, step, seen) for b in branches]))
     if "if" in schema and ("then" in schema or "else" in schema):
-        conj.append(_any([_child(doc, schema.get("then", True), step, seen),
-                          _child(doc, schema.get("else", True), step, seen)]))
+        conj.append(
+            _any([_child(doc, schema.get("then", True), step, seen), _child(doc, schema.get("else", True), step, seen)])
+        )
     conj.append(_own(schema, step))
     return _all(conj)
 

@@ -21,8 +21,16 @@ from genlab.automata.regex import compile_regex
 from genlab.errors import StateLimitError
 
 _QUOTE, _BACKSLASH = 0x22, 0x5C
-_NAMED = {0x22: 0x22, 0x5C: 0x5C, 0x0A: ord("n"), 0x0D: ord("r"), 0x09: ord("t"), 0x08: ord("b"),
-          0x0C: ord("f"), 0x2F: 0x2F}
+_NAMED = {
+    0x22: 0x22,
+    0x5C: 0x5C,
+    0x0A: ord("n"),
+    0x0D: ord("r"),
+    0x09: ord("t"),
+    0x08: ord("b"),
+    0x0C: ord("f"),
+    0x2F: 0x2F,
+}
 _HEX = [[ord(c) for c in {f"{v:x}", f"{v:X}"}] for v in range(16)]
 # the bytes a literal never holds raw: they must be escaped
 _ESCAPED = np.zeros(256, np.bool_)
@@ -132,7 +140,7 @@ def length_dfa(lo: int, hi: int | None) -> ByteDFA:
         block = np.where(mapped == k, nxt, np.where(mapped >= 0, base + mapped, -1))
         if nxt < 0:
             block = np.where(mapped == k, -1, block)
-        table[base:base + k] = block
+        table[base : base + k] = block
     accepting = np.zeros(copies * k, np.bool_)
     accepting[np.arange(lo, copies) * k] = True
     dfa = minimal_dfa(table, accepting)

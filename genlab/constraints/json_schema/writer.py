@@ -95,7 +95,7 @@ class Writer:
         if isinstance(value, (dict, list)):
             parts = self._applicable(schemas, value)
             for d, _ in parts:  # an enum or const value is written as the schema spells it
-                for candidate in ([d["const"]] if "const" in d else d.get("enum") or []):
+                for candidate in [d["const"]] if "const" in d else d.get("enum") or []:
                     if json_equal(candidate, value):
                         return self.order(candidate, [])
         if isinstance(value, dict):
@@ -118,7 +118,7 @@ class Writer:
         """Whether the grammar writes the whole number `value` here as an integer: a type here excludes "number"
         (from draft 6 on, where a whole float is an integer), or an enum/const value here is the int equal to it."""
         for d, _ in self._applicable(schemas, value):
-            for candidate in ([d["const"]] if "const" in d else d.get("enum") or []):
+            for candidate in [d["const"]] if "const" in d else d.get("enum") or []:
                 if isinstance(candidate, int) and not isinstance(candidate, bool) and candidate == value:
                     return True
             types = d.get("type")

@@ -34,17 +34,32 @@ class SQL(Grammar):
     does (Spider's gold queries rely on it).
     """
 
-    def __init__(self, database: str | os.PathLike | sqlite3.Connection, *, explain: bool = True,
-                 double_quoted_strings: bool = True, busy_timeout: float = 1.0, max_columns: int = 1_000_000,
-                 max_items: int = 100_000, max_lexer_states: int = 50_000) -> None:
+    def __init__(
+        self,
+        database: str | os.PathLike | sqlite3.Connection,
+        *,
+        explain: bool = True,
+        double_quoted_strings: bool = True,
+        busy_timeout: float = 1.0,
+        max_columns: int = 1_000_000,
+        max_items: int = 100_000,
+        max_lexer_states: int = 50_000,
+    ) -> None:
         self.database = ReadOnlyDatabase(database, busy_timeout=busy_timeout)
         if not self.database.schema.tables:
             raise DatabaseError(f"{self.database.name} has no tables or views to query")
         self.explain_check = explain
         terminals, ignore, rules = schema_parts(self.database.schema, double_quoted_strings=double_quoted_strings)
-        self._init_parts(terminals, rules, "start", ignore=ignore,
-                         source=f"sqlite.lark over {self.database.name}", max_columns=max_columns,
-                         max_items=max_items, max_lexer_states=max_lexer_states)
+        self._init_parts(
+            terminals,
+            rules,
+            "start",
+            ignore=ignore,
+            source=f"sqlite.lark over {self.database.name}",
+            max_columns=max_columns,
+            max_items=max_items,
+            max_lexer_states=max_lexer_states,
+        )
 
     def __repr__(self) -> str:
         return f"SQL({self.database.name!r}, tables={len(self.schema.tables)})"
@@ -72,17 +87,29 @@ class SQL(Grammar):
         """Run `text` read-only, at most `max_rows` rows fetched and `timeout` seconds spent."""
         return self.database.execute(text, max_rows=max_rows, timeout=timeout)
 
-    def critic(self, *, execute: bool = True, max_rows: int = 100, timeout: float = 1.0,
-               empty_log_weight: float = math.log(0.1)) -> ExecutionCritic:
+    def critic(
+        self,
+        *,
+        execute: bool = True,
+        max_rows: int = 100,
+        timeout: float = 1.0,
+        empty_log_weight: float = math.log(0.1),
+    ) -> ExecutionCritic:
         """An SMC critic (`smc(..., critic=...)`, `generate(..., critic=...)`) that scores finished queries on the
         database: -inf when `EXPLAIN` fails, when execution fails or runs past `timeout`; `empty_log_weight` when
         it returns no rows; 0 otherwise. Unfinished queries score 0, so the critic costs nothing per token."""
-        return ExecutionCritic(self, execute=execute, max_rows=max_rows, timeout=timeout,
-                               empty_log_weight=empty_log_weight)
+        return ExecutionCritic(
+            self, execute=execute, max_rows=max_rows, timeout=timeout, empty_log_weight=empty_log_weight
+        )
 
     def describe(self) -> dict[str, Any]:
-        return {"type": "sql", "database": self.database.name, "tables": len(self.schema.tables),
-                "columns": sum(len(t.columns) for t in self.schema.tables), "explain": self.explain_check}
+        return {
+            "type": "sql",
+            "database": self.database.name,
+            "tables": len(self.schema.tables),
+            "columns": sum(len(t.columns) for t in self.schema.tables),
+            "explain": self.explain_check,
+        }
 
 
 class ExecutionCritic:

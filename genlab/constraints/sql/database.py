@@ -96,8 +96,9 @@ class ReadOnlyDatabase:
                 raise DatabaseError(f"SQLite database {str(self.path)!r} is not a file")
             uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro"
             try:
-                con = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None,
-                                      check_same_thread=False)
+                con = sqlite3.connect(
+                    uri, uri=True, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+                )
             except sqlite3.Error as e:
                 raise DatabaseError(f"cannot open SQLite database {str(self.path)!r} read-only: {e}") from e
         else:

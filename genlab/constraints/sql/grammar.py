@@ -97,8 +97,10 @@ class _Names:
     def __init__(self, rule: str, names: tuple[str, ...]) -> None:
         self.rule = rule
         # unquoted where SQLite allows: an identifier that is not a reserved word (NAME knows them, all ASCII)
-        bare = sorted({n for n in names
-                       if _IDENTIFIER.fullmatch(n) and (not n.isascii() or _dfa_accepts(_name_dfa(), n))}, key=str.lower)
+        bare = sorted(
+            {n for n in names if _IDENTIFIER.fullmatch(n) and (not n.isascii() or _dfa_accepts(_name_dfa(), n))},
+            key=str.lower,
+        )
         self.bare_pattern = "(?:" + "|".join(_spelled(n) for n in bare) + ")" if bare else None
         self.quoted_pattern = "(?:" + "|".join(_quoted(n) for n in sorted(set(names))) + ")"
         tag = rule.upper()
@@ -141,8 +143,9 @@ def _sequences(*parts: tuple[str, ...] | list[str]) -> list[list[str]]:
     return out
 
 
-def schema_parts(schema: DatabaseSchema, *, double_quoted_strings: bool = True
-                 ) -> tuple[list[Terminal], tuple[int, ...], list[tuple[str, list[str]]]]:
+def schema_parts(
+    schema: DatabaseSchema, *, double_quoted_strings: bool = True
+) -> tuple[list[Terminal], tuple[int, ...], list[tuple[str, list[str]]]]:
     """The SQLite grammar whose names are `schema`'s (see the module docstring), as `Grammar.from_parts` takes
     it: terminals, the ignored ones' indices, BNF rules from `start`."""
     base_terminals, ignore, base_rules = _shipped()
@@ -174,15 +177,18 @@ def schema_parts(schema: DatabaseSchema, *, double_quoted_strings: bool = True
     spelled = _names("sql_tables", tuple(tables))
     alias = difference(name_dfa, compile_regex(spelled.bare_pattern)) if spelled.bare_pattern else name_dfa
     quoted_alias = difference(by_name["QUOTED_NAME"].dfa, compile_regex(spelled.quoted_pattern))
-    terminals += [Terminal("SQL_ALIAS", alias, by_name["NAME"].guard),
-                  Terminal("QSQL_ALIAS", quoted_alias, by_name["QUOTED_NAME"].guard)]
+    terminals += [
+        Terminal("SQL_ALIAS", alias, by_name["NAME"].guard),
+        Terminal("QSQL_ALIAS", quoted_alias, by_name["QUOTED_NAME"].guard),
+    ]
     rules += [("sql_alias", ["SQL_ALIAS"]), ("sql_alias", ["QSQL_ALIAS"])]
     rules += [("sql_qualifier", ["sql_alias"])] + [("sql_qualifier", [t]) for t in table_rules]
     rules += [("table_name", [t]) for t in table_rules]
 
     # column references, per scope
-    strict = [["sql_column"], ["sql_alias", "DOT", "sql_column"]] + [[t, "DOT", c] for t, c in
-                                                                       zip(table_rules, column_rules)]
+    strict = [["sql_column"], ["sql_alias", "DOT", "sql_column"]] + [
+        [t, "DOT", c] for t, c in zip(table_rules, column_rules)
+    ]
     loose = [["name"], ["sql_alias", "DOT", "name"]] + strict[2:]
     references = {STRICT: strict, ALIASES: strict + [["name"]], LOOSE: loose}
     for scope, alternatives in references.items():
@@ -240,10 +246,16 @@ def schema_parts(schema: DatabaseSchema, *, double_quoted_strings: bool = True
         source, item = f"sql{context}{on}_plain_source", f"sql{context}{on}_plain_item"
         if source not in made:
             made.add(source)
-            rules.extend([(item, ["table_name"]), (item, ["table_name", "table_alias"]),
-                          (item, ["LPAR", source, "RPAR"]), (source, [item]),
-                          (source, [source, "join_op", item]),
-                          (source, [source, "join_op", item, join_constraint(on)])])
+            rules.extend(
+                [
+                    (item, ["table_name"]),
+                    (item, ["table_name", "table_alias"]),
+                    (item, ["LPAR", source, "RPAR"]),
+                    (source, [item]),
+                    (source, [source, "join_op", item]),
+                    (source, [source, "join_op", item, join_constraint(on)]),
+                ]
+            )
         return source, item
 
     def select_clause(scope: str, aliased: bool) -> str:
@@ -254,29 +266,53 @@ def schema_parts(schema: DatabaseSchema, *, double_quoted_strings: bool = True
             unnamed, named = f"sql{scope}_result_column0", f"sql{scope}_result_column1"
             none, some = f"sql{scope}_result_columns0", f"sql{scope}_result_columns1"
             expr = scoped("expr", scope)
-            rules.extend([(unnamed, ["STAR"]), (unnamed, ["sql_qualifier", "DOT", "STAR"]), (unnamed, [expr]),
-                          (named, [expr, "alias"]),
-                          (none, [unnamed]), (none, [none, "COMMA", unnamed]),
-                          (some, [named]), (some, [none, "COMMA", named]), (some, [some, "COMMA", unnamed]),
-                          (some, [some, "COMMA", named])])
+            rules.extend(
+                [
+                    (unnamed, ["STAR"]),
+                    (unnamed, ["sql_qualifier", "DOT", "STAR"]),
+                    (unnamed, [expr]),
+                    (named, [expr, "alias"]),
+                    (none, [unnamed]),
+                    (none, [none, "COMMA", unnamed]),
+                    (some, [named]),
+                    (some, [none, "COMMA", named]),
+                    (some, [some, "COMMA", unnamed]),
+                    (some, [some, "COMMA", named]),
+                ]
+            )
             columns = some if aliased else none
-            rules.extend([(clause, ["SELECT", columns]), (clause, ["SELECT", "DISTINCT", columns]),
-                          (clause, ["SELECT", "ALL", columns])])
+            rules.extend(
+                [
+                    (clause, ["SELECT", columns]),
+                    (clause, ["SELECT", "DISTINCT", columns]),
+                    (clause, ["SELECT", "ALL", columns]),
+                ]
+            )
         return clause
 
     for context in (STRICT, ALIASES):
         # a query in a context that sees no derived table's columns; each core of it sees its own FROM's
-        wider = _SCOPES[_SCOPES.index(context):]
+        wider = _SCOPES[_SCOPES.index(context) :]
         statement = f"sql{context}_select_stmt"
         plain_any, plain_item = plain_source(context, LOOSE)
-        derived, subquery, item = (f"sql{context}_derived_source", f"sql{context}_derived_item",
-                                   f"sql{context}_any_item")
+        derived, subquery, item = (
+            f"sql{context}_derived_source",
+            f"sql{context}_derived_item",
+            f"sql{context}_any_item",
+        )
         on = join_constraint(LOOSE)
-        rules += [(subquery, ["LPAR", statement, "RPAR"]), (subquery, ["LPAR", statement, "RPAR", "table_alias"]),
-                  (subquery, ["LPAR", derived, "RPAR"]), (item, [plain_item]), (item, [subquery]),
-                  (derived, [subquery]), (derived, [plain_any, "join_op", subquery]),
-                  (derived, [plain_any, "join_op", subquery, on]), (derived, [derived, "join_op", item]),
-                  (derived, [derived, "join_op", item, on])]
+        rules += [
+            (subquery, ["LPAR", statement, "RPAR"]),
+            (subquery, ["LPAR", statement, "RPAR", "table_alias"]),
+            (subquery, ["LPAR", derived, "RPAR"]),
+            (item, [plain_item]),
+            (item, [subquery]),
+            (derived, [subquery]),
+            (derived, [plain_any, "join_op", subquery]),
+            (derived, [plain_any, "join_op", subquery, on]),
+            (derived, [derived, "join_op", item]),
+            (derived, [derived, "join_op", item, on]),
+        ]
         core = {p: f"sql{context}{p}_core" for p in wider}
         source, _ = plain_source(context, context)
         rules.append((f"sql{context}_from", ["FROM", source]))
@@ -284,21 +320,35 @@ def schema_parts(schema: DatabaseSchema, *, double_quoted_strings: bool = True
             # without a derived table: the context's scope, and GROUP BY, HAVING and ORDER BY see the result
             # columns' own names (`AS n`)
             later = _widest(context, ALIASES) if aliased else context
-            rules += [(core[later], rhs) for rhs in _sequences(
-                (select_clause(context, aliased),), [f"sql{context}_from"], [scoped("where_clause", context)],
-                [scoped("group_by", later)])]
+            rules += [
+                (core[later], rhs)
+                for rhs in _sequences(
+                    (select_clause(context, aliased),),
+                    [f"sql{context}_from"],
+                    [scoped("where_clause", context)],
+                    [scoped("group_by", later)],
+                )
+            ]
         # with one: every name goes, EXPLAIN decides; its subqueries in FROM see only the context
         rules.append((f"sql{context}_derived_from", ["FROM", derived]))
-        rules += [(core[LOOSE], rhs) for rhs in _sequences(
-            (scoped("select_clause", LOOSE), f"sql{context}_derived_from"), [scoped("where_clause", LOOSE)],
-            [scoped("group_by", LOOSE)])]
+        rules += [
+            (core[LOOSE], rhs)
+            for rhs in _sequences(
+                (scoped("select_clause", LOOSE), f"sql{context}_derived_from"),
+                [scoped("where_clause", LOOSE)],
+                [scoped("group_by", LOOSE)],
+            )
+        ]
         compound = {p: f"sql{context}{p}_compound" for p in wider}
         for p in wider:
             rules.append((compound[p], [core[p]]))
-            rules += [(compound[p], [compound[a], "compound_op", core[b]])
-                      for a in wider for b in wider if _widest(a, b) == p]
-            rules += [(statement, rhs) for rhs in _sequences(
-                (compound[p],), [scoped("order_by", p)], [scoped("limit_clause", context)])]
+            rules += [
+                (compound[p], [compound[a], "compound_op", core[b]]) for a in wider for b in wider if _widest(a, b) == p
+            ]
+            rules += [
+                (statement, rhs)
+                for rhs in _sequences((compound[p],), [scoped("order_by", p)], [scoped("limit_clause", context)])
+            ]
 
     for lhs, rhs in base_rules:
         # the generic copy (for WITH queries): every nonterminal renamed, terminals shared
@@ -307,7 +357,11 @@ def schema_parts(schema: DatabaseSchema, *, double_quoted_strings: bool = True
         if rhs and rhs[0] == "with_clause":
             rules.append(("sql_with_query", [GENERIC + s if s in nonterminals else s for s in rhs]))
     top = f"sql{STRICT}_select_stmt"
-    rules += [("start", [top]), ("start", [top, "SEMICOLON"]),
-              ("start", ["sql_with_query"]), ("start", ["sql_with_query", "SEMICOLON"])]
+    rules += [
+        ("start", [top]),
+        ("start", [top, "SEMICOLON"]),
+        ("start", ["sql_with_query"]),
+        ("start", ["sql_with_query", "SEMICOLON"]),
+    ]
     unique = list(dict.fromkeys((lhs, tuple(rhs)) for lhs, rhs in rules))
     return terminals, ignore, [(lhs, list(rhs)) for lhs, rhs in unique]

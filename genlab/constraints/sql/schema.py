@@ -12,8 +12,20 @@ from dataclasses import dataclass
 
 # SQLite's built-in aggregates (`PRAGMA function_list` lists them as window functions, with the pure window
 # functions such as rank() that need an OVER clause, which the grammar does not have)
-AGGREGATES = frozenset({"avg", "count", "group_concat", "json_group_array", "json_group_object", "max", "min",
-                        "string_agg", "sum", "total"})
+AGGREGATES = frozenset(
+    {
+        "avg",
+        "count",
+        "group_concat",
+        "json_group_array",
+        "json_group_object",
+        "max",
+        "min",
+        "string_agg",
+        "sum",
+        "total",
+    }
+)
 _NEVER_CALLED = frozenset({"load_extension"})
 
 # the implicit rowid column's names, usable on every table that is not WITHOUT ROWID and has no column of that name
