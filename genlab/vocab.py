@@ -249,6 +249,22 @@ class TokenVocabulary:
         """`is_text` as a Python list, made once (see `offset_list`)."""
         return self.is_text.tolist()
 
+    @cached_property
+    def first_bytes(self) -> np.ndarray:
+        """int16 [size]: each token's first byte, -1 for ids with no text."""
+        out = np.full(self.size, -1, np.int16)
+        out[self.is_text] = self.data[self.offsets[:-1][self.is_text]]
+        return out
+
+    @cached_property
+    def byte_tokens(self) -> np.ndarray:
+        """int64 [256]: a text token whose bytes are exactly that one byte (the lowest such id), -1 where none."""
+        out = np.full(256, -1, np.int64)
+        one = np.flatnonzero((np.diff(self.offsets) == 1) & self.is_text)
+        for i in one[::-1].tolist():
+            out[self.data[self.offsets[i]]] = i
+        return out
+
     def decode(self, ids: Iterable[int]) -> bytes:
         """The bytes of a token sequence; EOS and other non-text ids add nothing."""
         return b"".join(self.token_bytes[i] for i in ids if self.is_text[i])

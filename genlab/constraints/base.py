@@ -8,6 +8,7 @@
     matcher.fill_bitmask(s0, words)        # the same, packed 32 tokens to an int32 word (`bitset.py`), into a
                                            # caller's buffer from `new_bitmask()`: llguidance's and XGrammar's form
     matcher.is_final(s0)                   # the text so far is in the language: EOS allowed
+    matcher.forced_bytes(s0)               # bytes every allowed continuation starts with (drafts)
 
 `allows` and `mask` agree token by token; EOS ids are allowed exactly in final states; tokens that are not text
 (special tokens, padding ids) are never allowed.
@@ -66,6 +67,28 @@ class Matcher(abc.ABC):
     @abc.abstractmethod
     def is_final(self, state: State) -> bool:
         """Whether the text so far is a complete string of the language."""
+
+    def forced_bytes(self, state: State, limit: int = 32) -> bytes:
+        """The bytes (at most `limit`) that every allowed continuation of `state` starts with: what a draft can
+        propose without the model. Read from masks: byte b is forced where the state is not final and every
+        allowed token starts with b; the walk goes on through b's single-byte token. Empty for matchers without
+        masks."""
+        if not self.has_masks:
+            return b""
+        first, byte_tokens = self.vocab.first_bytes, self.vocab.byte_tokens
+        out = bytearray()
+        while len(out) < limit and not self.is_final(state):
+            mask = np.asarray(self.mask(state), dtype=bool)
+            starts = first[mask]
+            if len(starts) == 0 or (starts != starts[0]).any():
+                break
+            b = int(starts[0])
+            out.append(b)
+            token = int(byte_tokens[b])
+            if token < 0 or not mask[token]:
+                break
+            state = self.advance(state, token)
+        return bytes(out)
 
     def advance_many(self, state: State, token_ids) -> State | None:
         """`advance` over a sequence of tokens; None as soon as one fails."""
