@@ -16,6 +16,7 @@ import torch
 
 from genlab.constraints.base import Constraint
 from genlab.models.base import LanguageModel
+from genlab.samplers.drafts import Drafter
 from genlab.samplers.prompt import Prompt, prompt_ids
 from genlab.samplers.result import Counts, GenerationResult, Progress, Sample
 
@@ -31,65 +32,91 @@ def masked_sampling(
     greedy: bool = False,
     seed: int | None = None,
     progress: Progress | None = None,
+    drafts: bool = False,
+    max_draft: int = 8,
 ) -> GenerationResult:
     """n independent masked samples (or greedy decodes) after `prompt`, batched through one KV cache.
 
     Temperature divides the logits before masking. Each sample carries log w = sum_t log Z_t, Z_t being the
     allowed mass of the tempered distribution at step t; `result.step_log_z` holds the terms. Outputs that end
     but fail the constraint's end-of-output check (`Constraint.validate`) are marked invalid, with weight 0.
-    `progress(step, running)` is called after each step, if given (progress bars).
+    `progress(step, running)` is called after each forward pass, if given (progress bars).
+
+    Each row draws its tokens by inversion from a random stream of its own (one uniform per token), so a seeded
+    run gives the same outputs with `drafts` on or off: drafts (`genlab.samplers.drafts`) only let one forward
+    pass serve several tokens; `counts` reports the draft tokens proposed and accepted.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}")
     t0 = time.perf_counter()
     vocab = lm.vocab
     matcher = constraint.compile(vocab)
-    generator = torch.Generator(device=lm.device)
-    if seed is not None:
-        generator.manual_seed(seed)
-    batch = lm.prefill(prompt_ids(lm, prompt), n)
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
+    ids = prompt_ids(lm, prompt)
+    batch = lm.prefill(ids, n)
     counts = Counts(model_calls=1)
+    drafter = Drafter(matcher, _encoder(lm), ids, n, max_draft) if drafts else None
     states = [matcher.start()] * n
     tokens: list[list[int]] = [[] for _ in range(n)]
     log_z: list[list[float]] = [[] for _ in range(n)]
     done = [False] * n
     complete = [False] * n
-    for step in range(max_tokens):
-        active = [i for i in range(n) if not done[i]]
-        if not active:
-            break
-        logp = batch.logprobs()[active]
-        if temperature != 1.0:
-            logp = torch.log_softmax(logp / temperature, dim=-1)
-        allowed = torch.from_numpy(np.stack([matcher.mask(states[i]) for i in active])).to(logp.device)
-        counts.masks += len(active)
-        masked = logp.masked_fill(~allowed, -torch.inf)
-        step_z = torch.logsumexp(masked, dim=-1)
-        stuck = torch.isinf(step_z)
-        if bool(stuck.any()):  # a live state no token can continue (the vocabulary lacks a needed byte)
-            masked[stuck] = 0.0
-        if greedy:
-            chosen = masked.argmax(dim=-1)
-        else:
-            probs = torch.softmax(masked, dim=-1)
-            chosen = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        moves: list[int | None] = [None] * n
-        for row, token, z in zip(active, chosen.tolist(), step_z.tolist()):
-            log_z[row].append(z)
-            if z == -np.inf or token in vocab.eos_ids:
-                done[row] = True
-                complete[row] = z != -np.inf
+    first = batch.logprobs()
+    pending: list[list[torch.Tensor]] = [[first[i]] for i in range(n)]  # distributions not yet drawn from, per row
+    fed: list[list[int]] = [[] for _ in range(n)]  # the draft each row was fed after its last drawn token
+    forwards = 0
+    while not all(done):
+        feed: list[list[int] | None] = [None] * n
+        keep = list(batch.lengths)
+        for i in range(n):
+            if done[i]:
                 continue
-            states[row] = matcher.advance(states[row], token)
-            tokens[row].append(token)
-            moves[row] = token
-        counts.tokens += len(active)
-        if any(m is not None for m in moves):
-            batch.extend(moves)
-            counts.model_calls += 1
-            counts.rows += batch.size
+            accepted = 0
+            for j, logp in enumerate(pending[i]):
+                if len(tokens[i]) == max_tokens:  # cut short: incomplete
+                    done[i] = True
+                    break
+                token, z = _draw(logp, matcher.mask(states[i]), temperature, greedy, streams[i])
+                counts.masks += 1
+                counts.tokens += 1
+                log_z[i].append(z)
+                if token < 0 or token in vocab.eos_ids:  # stuck (no token can continue), or the end
+                    done[i] = True
+                    complete[i] = token >= 0
+                    break
+                states[i] = matcher.advance(states[i], token)
+                tokens[i].append(token)
+                if j < len(fed[i]) and token == fed[i][j]:  # the draft's token: its distribution is there
+                    accepted += 1
+                    continue
+                feed[i] = [token]
+                break
+            if drafter is not None and fed[i]:
+                drafter.update(i, len(fed[i]), accepted)
+                counts.drafts_accepted += accepted
+            keep[i] -= len(fed[i]) - accepted  # the rest of the draft is cut
+            if done[i] or feed[i] is None:
+                fed[i] = []
+                continue
+            room = max_tokens - len(tokens[i]) - 1
+            fed[i] = drafter.propose(i, states[i], tokens[i], room) if drafter is not None else []
+            counts.drafts_proposed += len(fed[i])
+            feed[i] += fed[i]
+        if keep != batch.lengths:
+            batch.truncate(keep)
+        if all(f is None for f in feed):
+            break
+        batch.extend(feed, keep_all=drafter is not None)
+        counts.model_calls += 1
+        counts.rows += sum(f is not None for f in feed)
+        forwards += 1
+        if drafter is not None:
+            pending = [list(r) for r in batch.recent]
+        else:
+            fresh = batch.logprobs()
+            pending = [[fresh[i]] if feed[i] is not None else [] for i in range(n)]
         if progress is not None:
-            progress(step + 1, n - sum(done))
+            progress(forwards, n - sum(done))
     samples = []
     for i in range(n):
         data = vocab.decode(tokens[i])
@@ -97,14 +124,36 @@ def masked_sampling(
         log_w = float(sum(log_z[i])) if valid else -np.inf
         samples.append(Sample(tuple(tokens[i]), data, log_w, complete[i], valid))
     counts.wall_time = time.perf_counter() - t0
-    return GenerationResult(
-        "greedy-mask" if greedy else "mask",
-        samples,
-        counts,
-        step_log_z=log_z,
-        end_checks=constraint.end_checks,
-        parser=constraint.parse,
-    )
+    return GenerationResult("greedy-mask" if greedy else "mask", samples, counts, step_log_z=log_z,
+                            end_checks=constraint.end_checks, parser=constraint.parse)
+
+
+def _draw(logp: torch.Tensor, allowed: np.ndarray, temperature: float, greedy: bool,
+          stream: np.random.Generator) -> tuple[int, float]:
+    """A token of p restricted to `allowed` (argmax when greedy, else by inversion of one uniform from `stream`)
+    and log Z, the allowed mass; (-1, -inf) when nothing allowed has mass."""
+    logp = logp.double()
+    if temperature != 1.0:
+        logp = torch.log_softmax(logp / temperature, dim=-1)
+    ok = torch.from_numpy(np.array(allowed, dtype=bool)).to(logp.device)  # a writable copy
+    masked = logp.masked_fill(~ok, -torch.inf)
+    log_z = float(torch.logsumexp(masked, 0))
+    if log_z == -np.inf:
+        return -1, -np.inf
+    if greedy:
+        return int(torch.argmax(masked)), log_z
+    cdf = torch.cumsum(torch.exp(masked - log_z), 0)
+    u = torch.tensor([stream.random() * float(cdf[-1])], dtype=cdf.dtype, device=cdf.device)
+    token = int(torch.searchsorted(cdf, u, right=True).clamp(max=len(cdf) - 1))
+    while not bool(ok[token]) or masked[token] == -torch.inf:  # past the last allowed token by rounding
+        token -= 1
+    return token, log_z
+
+
+def _encoder(lm: LanguageModel):
+    """Text -> token ids as the tokenizer writes it on its own (no special tokens): drafts of forced text."""
+    tokenizer = lm.tokenizer
+    return lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 def _text(data: bytes) -> str:

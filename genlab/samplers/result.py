@@ -48,6 +48,8 @@ class Counts:
     wall_time: float = 0.0
     mask_hits: int = 0
     rows: int = 0
+    drafts_proposed: int = 0  # draft tokens fed to the model for verification
+    drafts_accepted: int = 0  # of those, drawn by the sampler as they were: forward passes saved
 
 
 class DistinctOutput(NamedTuple):

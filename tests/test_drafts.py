@@ -1,0 +1,110 @@
+"""Drafts: forced bytes against the common prefix of a finite language's completions, and masking with drafts
+against masking without them (the same seeded outputs and weights, in fewer forward passes)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from genlab import JsonSchema, Regex
+from genlab.models import HFModel
+from genlab.models.loading import resolve
+from genlab.samplers.drafts import Drafter
+from genlab.samplers.masking import masked_sampling
+
+NAMES = ("bob", "al", "bobby")
+AGES = ("1", "2", "12")
+PERSON = r'\{"name": "(bob|al|bobby)", "age": (1|2|12)\}'
+PEOPLE = [f'{{"name": "{n}", "age": {a}}}' for n, a in itertools.product(NAMES, AGES)]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.2)
+    tok = AutoTokenizer.from_pretrained(resolve(None), local_files_only=True)
+    return HFModel(LlamaForCausalLM(config).eval(), tok)
+
+
+def common_prefix(texts: list[bytes]) -> bytes:
+    return os.path.commonprefix(texts) if texts else b""
+
+
+def test_forced_bytes_are_the_common_prefix_of_every_completion(tiny):
+    """Along every tokenization the tokenizer gives each string, the forced bytes after a prefix are the longest
+    common prefix of the language's completions of that prefix (nothing when the prefix is itself complete)."""
+    matcher = Regex(PERSON).compile(tiny.vocab)
+    language = [t.encode() for t in PEOPLE]
+    checked = 0
+    for text in PEOPLE:
+        state, done = matcher.start(), b""
+        for token in tiny.tokenizer(text, add_special_tokens=False)["input_ids"]:
+            state = matcher.advance(state, token)
+            done += tiny.vocab.token_bytes[token]
+            rests = [s[len(done):] for s in language if s.startswith(done)]
+            want = b"" if b"" in rests else common_prefix(rests)
+            assert matcher.forced_bytes(state, limit=64) == want, (done, want)
+            checked += 1
+    assert matcher.forced_bytes(matcher.start(), limit=64) == b'{"name": "'
+    assert matcher.forced_bytes(matcher.start(), limit=3) == b'{"n'
+    assert checked > 20
+
+
+def test_forced_bytes_of_a_json_schema(tiny):
+    schema = JsonSchema({"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+                         "required": ["name", "age"], "additionalProperties": False})
+    matcher = schema.compile(tiny.vocab)
+    state = matcher.start()
+    assert matcher.forced_bytes(state).startswith(b'{')
+    state = matcher.advance_many(state, tiny.tokenizer('{"name":"bob"', add_special_tokens=False)["input_ids"])
+    forced = matcher.forced_bytes(state)
+    assert forced.replace(b" ", b"").startswith(b',"age":'), forced
+
+
+def test_drafter_trims_to_the_constraint_and_looks_up_the_prompt(tiny):
+    matcher = Regex(r"[a-z ]+\.").compile(tiny.vocab)
+    encode = lambda text: tiny.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    prompt = encode("the cat sat on the mat. The dog 42")
+    drafter = Drafter(matcher, encode, prompt, rows=1, max_draft=8)
+    after = encode("the cat sat")
+    draft = drafter.propose(0, matcher.advance_many(matcher.start(), after), after, room=8)
+    assert draft == encode(" on the mat.")[: len(draft)] and len(draft) >= 3
+    # the prompt's continuation of " The dog" runs into "42", which the constraint refuses: trimmed before it
+    after = encode("the dog")
+    follow = drafter.propose(0, matcher.advance_many(matcher.start(), after), after, room=8)
+    text = tiny.vocab.decode(follow)
+    assert b" 42".startswith(text) and not any(c in text for c in b"0123456789"), text
+    drafter.update(0, proposed=4, accepted=4)
+    assert drafter.length[0] == 8
+    drafter.update(0, proposed=8, accepted=2)
+    assert drafter.length[0] == 3
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_masking_with_drafts_draws_the_same_outputs(tiny, greedy):
+    """Seeded masking gives the same tokens and weights with drafts as without, in fewer forward passes."""
+    regex = Regex(PERSON)
+    for seed in range(3):
+        plain = masked_sampling(tiny, regex, "Person:", n=4, max_tokens=30, seed=seed, greedy=greedy)
+        drafted = masked_sampling(tiny, regex, "Person:", n=4, max_tokens=30, seed=seed, greedy=greedy, drafts=True)
+        assert drafted.token_ids == plain.token_ids
+        np.testing.assert_allclose(drafted.log_weights, plain.log_weights, rtol=1e-6)
+        assert drafted.complete == plain.complete
+        assert all(text in PEOPLE for text, ok in zip(drafted.texts, drafted.complete) if ok)
+        assert drafted.counts.drafts_accepted > 0 and drafted.counts.model_calls < plain.counts.model_calls
+        assert plain.counts.drafts_proposed == 0
+
+
+def test_masking_with_drafts_respects_max_tokens(tiny):
+    regex = Regex(PERSON)
+    for limit in (1, 3, 7):
+        plain = masked_sampling(tiny, regex, "Person:", n=3, max_tokens=limit, seed=0)
+        drafted = masked_sampling(tiny, regex, "Person:", n=3, max_tokens=limit, seed=0, drafts=True)
+        assert drafted.token_ids == plain.token_ids and drafted.complete == plain.complete
+        assert all(len(ids) <= limit for ids in drafted.token_ids)
