@@ -81,20 +81,29 @@ def main() -> None:
             condition = BoolFSA.from_regex(prob["regex"]).coerce(llm, f=b"".join)
             sampler = AWRS(llm, condition, seed=seed)
             t_smc = time.perf_counter()
-            seqs = asyncio.run(sampler.smc(n_particles=job["n_particles"], ess_threshold=job["ess_threshold"],
-                                           max_tokens=prob["max_tokens"]))
+            seqs = asyncio.run(
+                sampler.smc(
+                    n_particles=job["n_particles"], ess_threshold=job["ess_threshold"], max_tokens=prob["max_tokens"]
+                )
+            )
             end = time.perf_counter()
             posterior = {k: float(v) for k, v in dict(seqs.decoded_posterior).items()}
-            runs.append({
-                "seed": seed,
-                "wall_s": end - t,
-                "smc_s": end - t_smc,
-                "log_marginal": float(seqs.log_ml),
-                "posterior": posterior,
-                "n_complete": len(posterior),
-            })
-            print(f"genlm-control {prob['name']} seed {seed}: {end - t:.1f} s, log Z {seqs.log_ml:.3f}, "
-                  f"{len(posterior)} texts", file=sys.stderr, flush=True)
+            runs.append(
+                {
+                    "seed": seed,
+                    "wall_s": end - t,
+                    "smc_s": end - t_smc,
+                    "log_marginal": float(seqs.log_ml),
+                    "posterior": posterior,
+                    "n_complete": len(posterior),
+                }
+            )
+            print(
+                f"genlm-control {prob['name']} seed {seed}: {end - t:.1f} s, log Z {seqs.log_ml:.3f}, "
+                f"{len(posterior)} texts",
+                file=sys.stderr,
+                flush=True,
+            )
         out.append({"name": prob["name"], "setup_s": setup_s, "runs": runs})
     print(json.dumps({"load_s": load_s, "problems": out}))
 

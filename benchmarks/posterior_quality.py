@@ -89,9 +89,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -148,21 +148,33 @@ PROBLEMS = [
     # tokenizations
     regex_problem("number", "Pick a number from 1 to 22:", r" ([1-9]|1[0-9]|2[0-2])\.", 4),
     regex_problem("eiffel", "The Eiffel Tower was completed in the year", r" 1[89][0-9][0-9]\.", 6),
-    regex_problem("month", "Christmas is in the month of",
-                  r" (January|March|May|June|July|August|October|December)\.", 10),
+    regex_problem(
+        "month", "Christmas is in the month of", r" (January|March|May|June|July|August|October|December)\.", 10
+    ),
     # small: " Tues" is likely, " Tuesdays." is not
     regex_problem("weekday", "The day after Monday is", r" (Tuesdays|Wednesday|Sunday)\.", 11),
     # a JSON Schema with a finite language: {"c":"red","n":1} ... {"c":"blue","n":3}, compact; 2,112 tokenizations
-    Problem("json", 'Colours as JSON:\n{"c":"green","n":5}\n{"c":"pink","n":7}\n',
-            "JSON Schema " + json.dumps(JSON_SCHEMA, separators=(",", ":")).replace("|", "\\|"),
-            lambda: JsonSchema(JSON_SCHEMA), 18),
+    Problem(
+        "json",
+        'Colours as JSON:\n{"c":"green","n":5}\n{"c":"pink","n":7}\n',
+        "JSON Schema " + json.dumps(JSON_SCHEMA, separators=(",", ":")).replace("|", "\\|"),
+        lambda: JsonSchema(JSON_SCHEMA),
+        18,
+    ),
     # genlab.Pattern (no DFA, no masks). A backreference: " BoB." or " DoD."; hard for any sampler that sees only
     # the tokens it draws: the top path starts with " Bo", ~7e-5 of the allowed first tokens' mass (" " has ~0.9)
-    Problem("palindrome", "A three-letter name that reads the same backwards:", f"Pattern `{PALINDROME}`",
-            lambda: Pattern(PALINDROME), 5, masks=False),
+    Problem(
+        "palindrome",
+        "A three-letter name that reads the same backwards:",
+        f"Pattern `{PALINDROME}`",
+        lambda: Pattern(PALINDROME),
+        5,
+        masks=False,
+    ),
     # a lookahead: the 18 two-digit numbers with a 7 in them
-    Problem("seven", "Pick a two-digit number with a 7 in it:", f"Pattern `{SEVEN}`", lambda: Pattern(SEVEN), 4,
-            masks=False),
+    Problem(
+        "seven", "Pick a two-digit number with a 7 in it:", f"Pattern `{SEVEN}`", lambda: Pattern(SEVEN), 4, masks=False
+    ),
 ]
 
 
@@ -297,12 +309,29 @@ class Scored:
     runs: dict[tuple[str, int], dict[int, Run]] = field(default_factory=dict)  # (variant, N) -> seed -> Run
 
 
-def run_once(lm, prob: Problem, exact: dict[str, float], log_z: float, n: int, seed: int, options: dict,
-             bugs: list[str], label: str) -> Run:
+def run_once(
+    lm,
+    prob: Problem,
+    exact: dict[str, float],
+    log_z: float,
+    n: int,
+    seed: int,
+    options: dict,
+    bugs: list[str],
+    label: str,
+) -> Run:
     constraint = prob.make()  # a fresh constraint: no masks or verdicts from other runs
     t = time.perf_counter()
-    result = generate(lm, prob.prompt, constraint, n_particles=n, seed=seed, max_tokens=prob.max_tokens + 1,
-                      temperature=1.0, **options)
+    result = generate(
+        lm,
+        prob.prompt,
+        constraint,
+        n_particles=n,
+        seed=seed,
+        max_tokens=prob.max_tokens + 1,
+        temperature=1.0,
+        **options,
+    )
     wall = time.perf_counter() - t
     est = result.text_posterior()
     counts = result.counts
@@ -347,16 +376,30 @@ def run_genlm(args, lm, scored: list[Scored], n: int) -> tuple[dict[str, dict], 
         "n_particles": n,
         "ess_threshold": 0.5,
         "seeds": list(range(args.seeds)),
-        "problems": [{"name": s.prob.name, "prompt_ids": prompt_ids(lm, s.prob.prompt), "regex": anchor_regex(s),
-                      "max_tokens": s.prob.max_tokens + 1} for s in tasks],
+        "problems": [
+            {
+                "name": s.prob.name,
+                "prompt_ids": prompt_ids(lm, s.prob.prompt),
+                "regex": anchor_regex(s),
+                "max_tokens": s.prob.max_tokens + 1,
+            }
+            for s in tasks
+        ],
     }
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    print(f"genlm-control: {python} benchmarks/genlm_anchor.py on {len(tasks)} problems x {args.seeds} seeds",
-          file=sys.stderr)
+    print(
+        f"genlm-control: {python} benchmarks/genlm_anchor.py on {len(tasks)} problems x {args.seeds} seeds",
+        file=sys.stderr,
+    )
     try:
-        proc = subprocess.run([str(python), str(Path(__file__).with_name("genlm_anchor.py"))],
-                              input=json.dumps(job), capture_output=True, text=True, env=env,
-                              timeout=args.genlm_timeout)
+        proc = subprocess.run(
+            [str(python), str(Path(__file__).with_name("genlm_anchor.py"))],
+            input=json.dumps(job),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=args.genlm_timeout,
+        )
     except subprocess.TimeoutExpired:
         return {}, f"timed out after {args.genlm_timeout} s"
     sys.stderr.write(proc.stderr[-4000:])
@@ -404,30 +447,58 @@ class Report:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="3 problems, 2 seeds, 128 samples, N = 16 64, cost at N = 16 64 over 1 seed")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 problems, 2 seeds, 128 samples, N = 16 64, cost at N = 16 64 over 1 seed",
+    )
     parser.add_argument("--problems", default=None, help="comma-separated problem names (default: all)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per SMC setting (goal: every seed passes)")
     parser.add_argument("--goal-n", type=int, default=64, help="N of the goal table, the old path and genlm-control")
-    parser.add_argument("--particles", type=int, nargs="+", default=[16, 64, 256],
-                        help="N of the default's KL columns (over all seeds; the goal N is always run)")
-    parser.add_argument("--cost-particles", type=int, nargs="*", default=[16, 64, 256, 1024],
-                        help="N of the cost table (nothing: no cost table)")
+    parser.add_argument(
+        "--particles",
+        type=int,
+        nargs="+",
+        default=[16, 64, 256],
+        help="N of the default's KL columns (over all seeds; the goal N is always run)",
+    )
+    parser.add_argument(
+        "--cost-particles",
+        type=int,
+        nargs="*",
+        default=[16, 64, 256, 1024],
+        help="N of the cost table (nothing: no cost table)",
+    )
     parser.add_argument("--cost-seeds", type=int, default=2, help="seeds per N in the cost table (reuses KL runs)")
     parser.add_argument("--samples", type=int, default=512, help="samples for the mask and rejection columns")
-    parser.add_argument("--no-baselines", dest="baselines", action="store_false",
-                        help="skip the mask (exact), mask (sampled) and rejection columns")
+    parser.add_argument(
+        "--no-baselines",
+        dest="baselines",
+        action="store_false",
+        help="skip the mask (exact), mask (sampled) and rejection columns",
+    )
     parser.add_argument("--rerank", type=int, default=0, help="free samples per rerank run (0: no rerank column)")
-    parser.add_argument("--diagnostics", action="store_true",
-                        help="at the goal N: two-pass and recursive-sparse estimators, SMC-mask (old path's settings)")
-    parser.add_argument("--genlm-python", default=None,
-                        help="interpreter with genlm-control 0.4.1 (default: .venv-genlm/bin/python)")
+    parser.add_argument(
+        "--diagnostics",
+        action="store_true",
+        help="at the goal N: two-pass and recursive-sparse estimators, SMC-mask (old path's settings)",
+    )
+    parser.add_argument(
+        "--genlm-python", default=None, help="interpreter with genlm-control 0.4.1 (default: .venv-genlm/bin/python)"
+    )
     parser.add_argument("--no-genlm", action="store_true", help="skip the genlm-control anchor")
     parser.add_argument("--genlm-timeout", type=float, default=7200.0, help="seconds for the whole anchor subprocess")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's; 1 is far more robust on a machine shared with others)")
-    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks" / "posterior_quality.md"),
-                        help="markdown file for the tables ('' for none)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's; 1 is far more robust on a machine shared with others)",
+    )
+    parser.add_argument(
+        "--output",
+        default=str(ROOT / "docs" / "benchmarks" / "posterior_quality.md"),
+        help="markdown file for the tables ('' for none)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -450,18 +521,24 @@ def main() -> None:
     old = old_path_options()
     extra = []  # (key, options) of the diagnostic variants at the goal N
     if args.diagnostics:
-        extra = [("two-pass", dict(old, estimator="two-pass")),
-                 ("recursive-sparse", dict(old, estimator="recursive-sparse")),
-                 ("smc-mask", dict(old, method="smc-mask"))]
+        extra = [
+            ("two-pass", dict(old, estimator="two-pass")),
+            ("recursive-sparse", dict(old, estimator="recursive-sparse")),
+            ("smc-mask", dict(old, method="smc-mask")),
+        ]
 
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
     t_start = time.perf_counter()
     lm = load(device="cpu")
-    print(f"SmolLM2-135M-Instruct, |V| = {lm.vocab_size}, torch threads = {torch.get_num_threads()}, seeds = "
-          f"{args.seeds}, N = {kl_ns}, cost N = {cost_ns} x {cost_seeds} seeds, old path = {old}", file=sys.stderr)
+    print(
+        f"SmolLM2-135M-Instruct, |V| = {lm.vocab_size}, torch threads = {torch.get_num_threads()}, seeds = "
+        f"{args.seeds}, N = {kl_ns}, cost N = {cost_ns} x {cost_seeds} seeds, old path = {old}",
+        file=sys.stderr,
+    )
     if "share_rows" not in old:
-        print("  note: this genlab's smc has no share_rows: the old path is resampling='stratified' only",
-              file=sys.stderr)
+        print(
+            "  note: this genlab's smc has no share_rows: the old path is resampling='stratified' only", file=sys.stderr
+        )
 
     bugs: list[str] = []
     scored: list[Scored] = []
@@ -470,8 +547,11 @@ def main() -> None:
         ex = exact_posterior(lm, prob.prompt, prob.make(), max_tokens=prob.max_tokens)
         exact = ex.text_posterior(lm.vocab)
         t_exact = time.perf_counter() - t0
-        print(f"  {prob.name}: exact enumeration {t_exact:.1f} s ({len(exact)} texts, {len(ex.sequences)} token "
-              f"sequences, log P(L) = {ex.log_marginal:.3f})", file=sys.stderr)
+        print(
+            f"  {prob.name}: exact enumeration {t_exact:.1f} s ({len(exact)} texts, {len(ex.sequences)} token "
+            f"sequences, log P(L) = {ex.log_marginal:.3f})",
+            file=sys.stderr,
+        )
         common = dict(max_tokens=prob.max_tokens + 1, temperature=1.0)
         t1 = time.perf_counter()
         mask_exact = mask_freq = None
@@ -479,20 +559,21 @@ def main() -> None:
             mask_exact = masking_distribution(lm, prob.prompt, prob.make(), prob.max_tokens)
             if abs(sum(mask_exact.values()) - 1) > 1e-6:
                 bugs.append(f"{prob.name}: masking distribution sums to {sum(mask_exact.values())}")
-            masked = generate(lm, prob.prompt, prob.make(), method="mask", n_particles=args.samples, seed=0,
-                              **common)
+            masked = generate(lm, prob.prompt, prob.make(), method="mask", n_particles=args.samples, seed=0, **common)
             mask_freq = frequencies(masked)
         rej_freq = None
         if args.baselines:
-            rejection = generate(lm, prob.prompt, prob.make(), method="rejection", n_particles=args.samples,
-                                 seed=0, **common)
+            rejection = generate(
+                lm, prob.prompt, prob.make(), method="rejection", n_particles=args.samples, seed=0, **common
+            )
             rej_freq = frequencies(rejection)
         s = Scored(prob, exact, len(ex.sequences), ex.log_marginal, t_exact, mask_exact, mask_freq, rej_freq)
         t_base = time.perf_counter() - t1
         t1 = time.perf_counter()
         for seed in range(args.seeds if args.rerank else 0):
-            est = generate(lm, prob.prompt, prob.make(), method="rerank", n_particles=args.rerank, seed=seed,
-                           **common).text_posterior()
+            est = generate(
+                lm, prob.prompt, prob.make(), method="rerank", n_particles=args.rerank, seed=seed, **common
+            ).text_posterior()
             try:
                 s.rerank.append(kl(est, exact) if est else None)
             except NotInLanguage as e:
@@ -502,8 +583,11 @@ def main() -> None:
 
         t1 = time.perf_counter()
         for seed in range(max(args.seeds, cost_seeds)):
-            ns = [n for n in sorted(set(kl_ns) | set(cost_ns))
-                  if (n in kl_ns and seed < args.seeds) or (n in cost_ns and seed < cost_seeds)]
+            ns = [
+                n
+                for n in sorted(set(kl_ns) | set(cost_ns))
+                if (n in kl_ns and seed < args.seeds) or (n in cost_ns and seed < cost_seeds)
+            ]
             for n in ns:
                 jobs = [("default", default)]
                 if n == goal and seed < args.seeds:
@@ -513,12 +597,20 @@ def main() -> None:
                 for key, options in jobs:
                     run = run_once(lm, prob, exact, ex.log_marginal, n, seed, options, bugs, key)
                     s.runs.setdefault((key, n), {})[seed] = run
-            print(f"    {prob.name} seed {seed}: " + ", ".join(
-                f"N={n} KL {fmt(s.runs[('default', n)][seed].kl)} {s.runs[('default', n)][seed].wall:.1f} s"
-                for n in ns), file=sys.stderr)
+            print(
+                f"    {prob.name} seed {seed}: "
+                + ", ".join(
+                    f"N={n} KL {fmt(s.runs[('default', n)][seed].kl)} {s.runs[('default', n)][seed].wall:.1f} s"
+                    for n in ns
+                ),
+                file=sys.stderr,
+            )
         scored.append(s)
-        print(f"  {prob.name}: all {time.perf_counter() - t0:.1f} s (exact {t_exact:.1f} s, mask+rejection "
-              f"{t_base:.1f} s, rerank {t_rerank:.1f} s, SMC {time.perf_counter() - t1:.1f} s)", file=sys.stderr)
+        print(
+            f"  {prob.name}: all {time.perf_counter() - t0:.1f} s (exact {t_exact:.1f} s, mask+rejection "
+            f"{t_base:.1f} s, rerank {t_rerank:.1f} s, SMC {time.perf_counter() - t1:.1f} s)",
+            file=sys.stderr,
+        )
 
     genlm, genlm_reason = run_genlm(args, lm, scored, goal)
     total = time.perf_counter() - t_start
@@ -527,27 +619,67 @@ def main() -> None:
     stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     out(f"# Posterior quality and cost of SMC-AWRS ({stamp})\n")
     out(f"Command: `{command}`\n")
-    out(f"SmolLM2-135M-Instruct on the CPU, torch threads = {torch.get_num_threads()}, temperature 1, "
-        f"{args.seeds} seeds, default = `generate(method=\"smc\")` (library defaults), old path = "
+    out(
+        f"SmolLM2-135M-Instruct on the CPU, torch threads = {torch.get_num_threads()}, temperature 1, "
+        f'{args.seeds} seeds, default = `generate(method="smc")` (library defaults), old path = '
         f"`{', '.join(f'{k}={v!r}' for k, v in old.items())}`. What each column is: the module docstring of "
-        "`benchmarks/posterior_quality.py`.\n")
+        "`benchmarks/posterior_quality.py`.\n"
+    )
 
     out("## Problems\n")
     rows = []
     for s in scored:
-        rows.append([s.prob.name, f"`{s.prob.prompt!r}`", s.prob.spec.replace("|", "\\|"), str(len(s.exact)),
-                     str(s.n_sequences), f"{s.log_z:.3f}", f"{s.t_exact:.1f}", top(s.exact),
-                     top(s.mask_exact) if s.mask_exact else "n/a (no masks)" if not s.prob.masks else "—"])
-    out.table(["problem", "prompt", "constraint", "texts in L", "token sequences", "log P(L)", "enumeration s",
-               "exact top text, p", "masking top text, p (exact)"], rows,
-              ["---", "---", "---", "--:", "--:", "--:", "--:", "---", "---"])
+        rows.append(
+            [
+                s.prob.name,
+                f"`{s.prob.prompt!r}`",
+                s.prob.spec.replace("|", "\\|"),
+                str(len(s.exact)),
+                str(s.n_sequences),
+                f"{s.log_z:.3f}",
+                f"{s.t_exact:.1f}",
+                top(s.exact),
+                top(s.mask_exact) if s.mask_exact else "n/a (no masks)" if not s.prob.masks else "—",
+            ]
+        )
+    out.table(
+        [
+            "problem",
+            "prompt",
+            "constraint",
+            "texts in L",
+            "token sequences",
+            "log P(L)",
+            "enumeration s",
+            "exact top text, p",
+            "masking top text, p (exact)",
+        ],
+        rows,
+        ["---", "---", "---", "--:", "--:", "--:", "--:", "---", "---"],
+    )
 
     seeds = list(range(args.seeds))
-    out(f"## Goal at N = {goal}: every seed KL <= {KL_GOAL}, |dlog Z| <= {DLOGZ_GOAL}, wall default / old <= "
-        f"{TIME_GOAL}\n")
-    heads = (["problem"] + [f"KL s{k}" for k in seeds] + ["max KL"] + [f"\\|dlogZ\\| s{k}" for k in seeds]
-             + ["max \\|dlogZ\\|", "old: max KL", "old: max \\|dlogZ\\|", "wall default s", "wall old s",
-                "default / old", "rows/step default", "rows/step old", "goal"])
+    out(
+        f"## Goal at N = {goal}: every seed KL <= {KL_GOAL}, |dlog Z| <= {DLOGZ_GOAL}, wall default / old <= "
+        f"{TIME_GOAL}\n"
+    )
+    heads = (
+        ["problem"]
+        + [f"KL s{k}" for k in seeds]
+        + ["max KL"]
+        + [f"\\|dlogZ\\| s{k}" for k in seeds]
+        + [
+            "max \\|dlogZ\\|",
+            "old: max KL",
+            "old: max \\|dlogZ\\|",
+            "wall default s",
+            "wall old s",
+            "default / old",
+            "rows/step default",
+            "rows/step old",
+            "goal",
+        ]
+    )
     rows, passed = [], 0
     for s in scored:
         new_runs, old_runs = s.runs[("default", goal)], s.runs[("old", goal)]
@@ -558,25 +690,50 @@ def main() -> None:
         w_old = sum(old_runs[k].wall for k in seeds)
         ratio = w_new / w_old if w_old > 0 else math.inf
         ok_kl, ok_dl, ok_t = worst(kls) <= KL_GOAL, worst(dls) <= DLOGZ_GOAL, ratio <= TIME_GOAL
-        verdict = "BUG" if bug else "PASS" if ok_kl and ok_dl and ok_t else "fail (" + ", ".join(
-            what for what, ok in (("KL", ok_kl), ("logZ", ok_dl), ("time", ok_t)) if not ok) + ")"
+        verdict = (
+            "BUG"
+            if bug
+            else "PASS"
+            if ok_kl and ok_dl and ok_t
+            else "fail ("
+            + ", ".join(what for what, ok in (("KL", ok_kl), ("logZ", ok_dl), ("time", ok_t)) if not ok)
+            + ")"
+        )
         passed += verdict == "PASS"
 
         def rows_cell(runs):
             r = [runs[k].rows_per_step for k in seeds]
             return "n/a" if any(v is None for v in r) else f"{statistics.fmean(r):.1f}"
 
-        rows.append([s.prob.name, *[fmt(v) for v in kls], fmt(worst(kls)), *[fmt(v) for v in dls],
-                     fmt(worst(dls)), fmt(worst([old_runs[k].kl for k in seeds])),
-                     fmt(worst([old_runs[k].dlogz for k in seeds])), f"{w_new / len(seeds):.2f}",
-                     f"{w_old / len(seeds):.2f}", f"{ratio:.2f}", rows_cell(new_runs), rows_cell(old_runs), verdict])
+        rows.append(
+            [
+                s.prob.name,
+                *[fmt(v) for v in kls],
+                fmt(worst(kls)),
+                *[fmt(v) for v in dls],
+                fmt(worst(dls)),
+                fmt(worst([old_runs[k].kl for k in seeds])),
+                fmt(worst([old_runs[k].dlogz for k in seeds])),
+                f"{w_new / len(seeds):.2f}",
+                f"{w_old / len(seeds):.2f}",
+                f"{ratio:.2f}",
+                rows_cell(new_runs),
+                rows_cell(old_runs),
+                verdict,
+            ]
+        )
     out.table(heads, rows, ["---"] + ["--:"] * (len(heads) - 2) + ["---"])
-    out(f"{passed} of {len(scored)} problems pass. Wall columns: mean seconds per run; default / old: ratio of the "
-        "seeds' total wall times (runs interleaved). A seed with no complete particle scores inf.\n")
+    out(
+        f"{passed} of {len(scored)} problems pass. Wall columns: mean seconds per run; default / old: ratio of the "
+        "seeds' total wall times (runs interleaved). A seed with no complete particle scores inf.\n"
+    )
 
     out(f"## KL(estimate || exact posterior), nats (SMC and rerank: mean ± s.e. over {args.seeds} seeds)\n")
-    variants = ([(f"SMC N={n}", ("default", n)) for n in kl_ns] + [(f"old path N={goal}", ("old", goal))]
-                + [(f"{key} N={goal}", (key, goal)) for key, _ in extra])
+    variants = (
+        [(f"SMC N={n}", ("default", n)) for n in kl_ns]
+        + [(f"old path N={goal}", ("old", goal))]
+        + [(f"{key} N={goal}", (key, goal)) for key, _ in extra]
+    )
     heads = ["problem"]
     if args.baselines:
         heads += ["mask (exact)", f"mask ({args.samples} samples)", f"rejection ({args.samples} samples)"]
@@ -588,8 +745,10 @@ def main() -> None:
         name = s.prob.name
         row = [name]
         if args.baselines and s.prob.masks:
-            row += [cell_single(s.mask_exact, s.exact, bugs, f"{name} mask exact"),
-                    cell_single(s.mask_freq, s.exact, bugs, f"{name} mask sampled")]
+            row += [
+                cell_single(s.mask_exact, s.exact, bugs, f"{name} mask exact"),
+                cell_single(s.mask_freq, s.exact, bugs, f"{name} mask sampled"),
+            ]
         elif args.baselines:
             row += ["n/a (no masks)", "n/a (no masks)"]
         if args.baselines:
@@ -615,38 +774,70 @@ def main() -> None:
                 runs = [s.runs[("default", n)][k] for k in range(cost_seeds)]
                 rps = [r.rows_per_step for r in runs]
                 kls = [r.kl for r in runs]
-                rows.append([s.prob.name, str(len(s.exact)), str(n),
-                             "n/a" if any(v is None for v in rps) else f"{statistics.fmean(rps):.1f}",
-                             f"{statistics.fmean(r.forwards for r in runs):.1f}",
-                             f"{statistics.fmean(r.wall for r in runs):.2f}",
-                             fmt(statistics.fmean(kls)) if all(v is not None for v in kls) else "inf",
-                             fmt(statistics.fmean(r.dlogz for r in runs))])
-        out.table(["problem", "texts in L", "N", "rows / step", "forwards", "wall s / run", "KL (mean)",
-                   "\\|dlogZ\\| (mean)"], rows)
+                rows.append(
+                    [
+                        s.prob.name,
+                        str(len(s.exact)),
+                        str(n),
+                        "n/a" if any(v is None for v in rps) else f"{statistics.fmean(rps):.1f}",
+                        f"{statistics.fmean(r.forwards for r in runs):.1f}",
+                        f"{statistics.fmean(r.wall for r in runs):.2f}",
+                        fmt(statistics.fmean(kls)) if all(v is not None for v in kls) else "inf",
+                        fmt(statistics.fmean(r.dlogz for r in runs)),
+                    ]
+                )
+        out.table(
+            [
+                "problem",
+                "texts in L",
+                "N",
+                "rows / step",
+                "forwards",
+                "wall s / run",
+                "KL (mean)",
+                "\\|dlogZ\\| (mean)",
+            ],
+            rows,
+        )
         lo = 16 if 16 in cost_ns else cost_ns[0]
         hi = 256 if 256 in cost_ns else cost_ns[-1]
         if hi <= lo:
             lo, hi = cost_ns[0], cost_ns[-1]
-        out(f"Scaling: wall(N={hi}) / wall(N={lo}) of the default, goal <= {SCALE_GOAL} on small-language problems "
-            f"(at most {SMALL_LANGUAGE} texts in L; others are shown, not graded).\n")
+        out(
+            f"Scaling: wall(N={hi}) / wall(N={lo}) of the default, goal <= {SCALE_GOAL} on small-language problems "
+            f"(at most {SMALL_LANGUAGE} texts in L; others are shown, not graded).\n"
+        )
         rows = []
         for s in scored:
             w = {n: statistics.fmean(s.runs[("default", n)][k].wall for k in range(cost_seeds)) for n in (lo, hi)}
             ratio = w[hi] / w[lo] if w[lo] > 0 else math.inf
             small = len(s.exact) <= SMALL_LANGUAGE
             verdict = ("PASS" if ratio <= SCALE_GOAL else "fail") if small and lo != hi else "—"
-            rows.append([s.prob.name, "small" if small else "larger", f"{w[lo]:.2f}", f"{w[hi]:.2f}",
-                         f"{ratio:.2f}", verdict])
-        out.table(["problem", "language", f"wall N={lo} s", f"wall N={hi} s", "ratio", "goal"], rows,
-                  ["---", "---", "--:", "--:", "--:", "---"])
+            rows.append(
+                [s.prob.name, "small" if small else "larger", f"{w[lo]:.2f}", f"{w[hi]:.2f}", f"{ratio:.2f}", verdict]
+            )
+        out.table(
+            ["problem", "language", f"wall N={lo} s", f"wall N={hi} s", "ratio", "goal"],
+            rows,
+            ["---", "---", "--:", "--:", "--:", "---"],
+        )
 
     out(f"## genlm-control 0.4.1 anchor at N = {goal} (its SMC with AWRS, ess_threshold 0.5)\n")
     if genlm_reason:
         out(f"n/a ({genlm_reason})\n")
     else:
-        heads = (["problem"] + [f"KL s{k}" for k in seeds] + ["max KL", "max \\|dlogZ\\|", "wall s / run",
-                                                                f"genlab default wall s (N={goal})",
-                                                                "genlm-control / genlab", "genlab max KL"])
+        heads = (
+            ["problem"]
+            + [f"KL s{k}" for k in seeds]
+            + [
+                "max KL",
+                "max \\|dlogZ\\|",
+                "wall s / run",
+                f"genlab default wall s (N={goal})",
+                "genlm-control / genlab",
+                "genlab max KL",
+            ]
+        )
         rows = []
         for s in scored:
             g = genlm.get(s.prob.name)
@@ -667,9 +858,18 @@ def main() -> None:
             ours = statistics.fmean(s.runs[("default", goal)][k].wall for k in seeds)
             mean_wall = statistics.fmean(walls)
             name = s.prob.name if s.prob.regex else f"{s.prob.name} (regex of L's {len(s.exact)} texts)"
-            rows.append([name, *[fmt(v) for v in kls], fmt(worst(kls)), fmt(worst(dls)),
-                         f"{mean_wall:.2f}", f"{ours:.2f}", f"{mean_wall / ours:.1f}",
-                         fmt(worst([s.runs[("default", goal)][k].kl for k in seeds]))])
+            rows.append(
+                [
+                    name,
+                    *[fmt(v) for v in kls],
+                    fmt(worst(kls)),
+                    fmt(worst(dls)),
+                    f"{mean_wall:.2f}",
+                    f"{ours:.2f}",
+                    f"{mean_wall / ours:.1f}",
+                    fmt(worst([s.runs[("default", goal)][k].kl for k in seeds])),
+                ]
+            )
         out.table(heads, rows)
         setup = {name: round(g.get("setup_s", 0.0), 1) for name, g in genlm.items()}
         out(f"genlm-control setup (model load once, then per problem): {setup}\n")
@@ -680,8 +880,7 @@ def main() -> None:
             out(f"  - {b}")
     else:
         out("No estimate put mass on a text outside the exact posterior's support.")
-    out(f"\nWall time of the whole benchmark {total:.0f} s (exact enumeration "
-        f"{sum(s.t_exact for s in scored):.0f} s).")
+    out(f"\nWall time of the whole benchmark {total:.0f} s (exact enumeration {sum(s.t_exact for s in scored):.0f} s).")
     if args.output:
         path = Path(args.output)
         path.parent.mkdir(parents=True, exist_ok=True)

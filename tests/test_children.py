@@ -60,8 +60,9 @@ def test_children_unbiased_token_by_token(name, k, path):
     logp, allowed = case(name)
     if path == "maskless" and k > 2:
         k = 2  # independent draws: the property does not depend on k, and each draw costs a full step
-    weights = draw_children(logp, allowed, k, 3000, cap=1 if path == "cap" else 64, maskless=path == "maskless",
-                            memo_mask=path == "memo")
+    weights = draw_children(
+        logp, allowed, k, 3000, cap=1 if path == "cap" else 64, maskless=path == "maskless", memo_mask=path == "memo"
+    )
     target = np.where(allowed, np.exp(logp), 0.0)
     for t in range(len(logp)):
         assert_mean_close(weights[:, t], target[t], what=f"{name} k={k} {path}: weight of token {t}")

@@ -26,8 +26,15 @@ PEOPLE = [f'{{"name": "{n}", "age": {a}}}' for n, a in itertools.product(NAMES, 
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.2)
+    config = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.2,
+    )
     tok = AutoTokenizer.from_pretrained(resolve(None), local_files_only=True)
     return HFModel(LlamaForCausalLM(config).eval(), tok)
 
@@ -47,7 +54,7 @@ def test_forced_bytes_are_the_common_prefix_of_every_completion(tiny):
         for token in tiny.tokenizer(text, add_special_tokens=False)["input_ids"]:
             state = matcher.advance(state, token)
             done += tiny.vocab.token_bytes[token]
-            rests = [s[len(done):] for s in language if s.startswith(done)]
+            rests = [s[len(done) :] for s in language if s.startswith(done)]
             want = b"" if b"" in rests else common_prefix(rests)
             assert matcher.forced_bytes(state, limit=64) == want, (done, want)
             checked += 1
@@ -57,11 +64,17 @@ def test_forced_bytes_are_the_common_prefix_of_every_completion(tiny):
 
 
 def test_forced_bytes_of_a_json_schema(tiny):
-    schema = JsonSchema({"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
-                         "required": ["name", "age"], "additionalProperties": False})
+    schema = JsonSchema(
+        {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+            "required": ["name", "age"],
+            "additionalProperties": False,
+        }
+    )
     matcher = schema.compile(tiny.vocab)
     state = matcher.start()
-    assert matcher.forced_bytes(state).startswith(b'{')
+    assert matcher.forced_bytes(state).startswith(b"{")
     state = matcher.advance_many(state, tiny.tokenizer('{"name":"bob"', add_special_tokens=False)["input_ids"])
     forced = matcher.forced_bytes(state)
     assert forced.replace(b" ", b"").startswith(b',"age":'), forced

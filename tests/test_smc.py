@@ -31,8 +31,15 @@ def lm():
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.2)
+    config = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.2,
+    )
     tok = AutoTokenizer.from_pretrained(resolve(None), local_files_only=True)
     return HFModel(LlamaForCausalLM(config).eval(), tok)
 
@@ -44,8 +51,9 @@ def kl(estimate: dict[str, float], exact: dict[str, float]) -> float:
 
 
 def mean_kl(lm, constraint, prompt, exact, n, seeds, **kw) -> float:
-    return float(np.mean([kl(smc(lm, constraint, prompt, n_particles=n, seed=s, **kw).text_posterior(), exact)
-                          for s in seeds]))
+    return float(
+        np.mean([kl(smc(lm, constraint, prompt, n_particles=n, seed=s, **kw).text_posterior(), exact) for s in seeds])
+    )
 
 
 @pytest.mark.parametrize("which", ["tiny", "smollm2"])
@@ -77,15 +85,22 @@ def test_sky_posterior_matches_the_true_conditional(lm):
     assert masked.texts.count(" red.") / 64 < 0.5
 
 
-@pytest.mark.parametrize("proposal,resampling", [("awrs", r) for r in RESAMPLING] + [("mask", "optimal"),
-                                                                                     ("mask", "stratified")])
+@pytest.mark.parametrize(
+    "proposal,resampling", [("awrs", r) for r in RESAMPLING] + [("mask", "optimal"), ("mask", "stratified")]
+)
 def test_evidence_estimate_is_unbiased(tiny, proposal, resampling):
     """The mean over runs of exp(log_marginal) is the exact P(x in L) (SMC's evidence estimate is unbiased), for
     every resampling scheme. N = 3 with a language of 12 token sequences: optimal resampling has to choose."""
     regex = Regex(r"(ab|ba|b){1,2}")
     exact = exact_posterior(tiny, "x", regex, max_tokens=5).log_marginal
-    runs = np.array([smc(tiny, regex, "x", n_particles=3, seed=s, max_tokens=5, proposal=proposal,
-                         resampling=resampling).log_marginal for s in range(40)])
+    runs = np.array(
+        [
+            smc(
+                tiny, regex, "x", n_particles=3, seed=s, max_tokens=5, proposal=proposal, resampling=resampling
+            ).log_marginal
+            for s in range(40)
+        ]
+    )
     ratio = np.exp(runs - exact)
     assert abs(ratio.mean() - 1) < max(4 * ratio.std() / math.sqrt(len(ratio)), 0.05), (ratio.mean(), ratio.std())
 
@@ -120,8 +135,15 @@ def test_checks_are_counted_and_never_repeated(lm, estimator):
         return real(state, token)
 
     matcher.allows = counting
-    result = smc(lm, regex, [{"role": "user", "content": "A US phone number?"}], n_particles=8, max_tokens=24,
-                 seed=1, estimator=estimator)
+    result = smc(
+        lm,
+        regex,
+        [{"role": "user", "content": "A US phone number?"}],
+        n_particles=8,
+        max_tokens=24,
+        seed=1,
+        estimator=estimator,
+    )
     assert result.counts.checks == len(seen) > 0
     assert len(set(seen)) == len(seen)
     assert all(s.complete for s in result.samples)
@@ -160,8 +182,9 @@ def test_critic_kills_and_reweights(lm):
 @pytest.mark.parametrize("method", genlab.generate.__globals__["METHODS"])
 def test_every_method_gives_valid_outputs(lm, method):
     pattern = r" (yes|no)\."
-    result = genlab.generate(lm, "Is the sky blue? Answer:", Regex(pattern), method=method, n_particles=6,
-                             max_tokens=12, seed=1)
+    result = genlab.generate(
+        lm, "Is the sky blue? Answer:", Regex(pattern), method=method, n_particles=6, max_tokens=12, seed=1
+    )
     if method in ("smc", "smc-mask"):  # optimal resampling: at most N particles, no two alike
         assert 1 <= len(result.samples) <= 6
         assert len(set(result.token_ids)) == len(result.samples)
@@ -201,8 +224,14 @@ def test_smc_with_a_pattern_no_automaton_can_express(lm):
     import regex
 
     pattern = r" ([a-z])[a-z]{1,6}\1\."
-    result = genlab.generate(lm, "A word that starts and ends with the same letter:", genlab.Pattern(pattern),
-                             n_particles=4, max_tokens=12, seed=0)
+    result = genlab.generate(
+        lm,
+        "A word that starts and ends with the same letter:",
+        genlab.Pattern(pattern),
+        n_particles=4,
+        max_tokens=12,
+        seed=0,
+    )
     assert any(result.complete)
     for sample in result.samples:
         if sample.complete:
@@ -232,8 +261,7 @@ def test_rows_are_shared_by_particles_with_one_prefix(tiny):
     regex = Regex(r"(ab|ba|b){1,3}")
     for seed in range(4):
         shared = smc(tiny, regex, "x", n_particles=16, seed=seed, max_tokens=8, resampling="stratified")
-        own = smc(tiny, regex, "x", n_particles=16, seed=seed, max_tokens=8, resampling="stratified",
-                  share_rows=False)
+        own = smc(tiny, regex, "x", n_particles=16, seed=seed, max_tokens=8, resampling="stratified", share_rows=False)
         assert shared.token_ids == own.token_ids
         np.testing.assert_allclose(shared.log_weights, own.log_weights, rtol=1e-5)
         assert shared.counts.model_calls == own.counts.model_calls
@@ -262,8 +290,14 @@ def test_optimal_resampling_with_a_maskless_constraint(lm):
     import regex
 
     pattern = r" ([a-z])[a-z]{1,6}\1\."
-    result = smc(lm, genlab.Pattern(pattern), "A word that starts and ends with the same letter:", n_particles=4,
-                 max_tokens=12, seed=0)
+    result = smc(
+        lm,
+        genlab.Pattern(pattern),
+        "A word that starts and ends with the same letter:",
+        n_particles=4,
+        max_tokens=12,
+        seed=0,
+    )
     assert any(result.complete) and len(set(result.token_ids)) == len(result.samples)
     for sample in result.samples:
         if sample.complete:

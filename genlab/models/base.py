@@ -8,7 +8,7 @@ dropping others). Implementations keep a KV cache so that no step recomputes wha
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from genlab.vocab import TokenVocabulary
 
 # What one row receives in `extend`: one token, several tokens, or nothing (None or an empty sequence).
-RowTokens = Union[int, Sequence[int], None]
+RowTokens = int | Sequence[int] | None
 
 
 @runtime_checkable

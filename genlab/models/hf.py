@@ -275,7 +275,7 @@ class KVBatch:
             self._logprobs[torch.tensor(rows, device=device)] = fresh
             self._holes = True
         for i in rows:
-            del self._rows[i][len(self._rows[i]) - cuts[i]:]
+            del self._rows[i][len(self._rows[i]) - cuts[i] :]
             self._recent[i] = recent[i][: len(recent[i]) - cuts[i]]
 
     def select(self, indices: Sequence[int]) -> None:

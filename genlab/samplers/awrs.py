@@ -165,7 +165,7 @@ class _LazyOrder:
         """Materialise at least `need` leading positions (capped at n); keys are a.s. distinct, so prefixes agree."""
         k = min(self.n, max(8, need, 2 * len(self.order)))
         v = len(self.keys)
-        top = np.argpartition(self.keys, v - k)[v - k:] if k < v else np.arange(v)
+        top = np.argpartition(self.keys, v - k)[v - k :] if k < v else np.arange(v)
         top = top[np.argsort(-self.keys[top], kind="stable")][:k]
         self.order = top
 
@@ -244,11 +244,12 @@ class AWRS:
         self._log_tolerance = float(np.log(skip_tolerance)) if skip_tolerance > 0 else -np.inf
 
     def __repr__(self) -> str:
-        return (f"AWRS(estimator={self.estimator!r}, max_rejections={self.max_rejections}, "
-                f"skip_tolerance={self.skip_tolerance})")
+        return (
+            f"AWRS(estimator={self.estimator!r}, max_rejections={self.max_rejections}, "
+            f"skip_tolerance={self.skip_tolerance})"
+        )
 
-    def step(self, logp: np.ndarray, matcher, state, rng: np.random.Generator,
-             memo: Memo | None = None) -> AWRSStep:
+    def step(self, logp: np.ndarray, matcher, state, rng: np.random.Generator, memo: Memo | None = None) -> AWRSStep:
         """Draw one token of p restricted to the matcher's allowed set, with the log of an unbiased estimate of Z.
 
         `memo`, if given, is read and filled: see the module docstring."""
@@ -278,7 +279,7 @@ class AWRS:
                 pos = order.first_in(pos, ok)  # continue the same walk with the mask as the oracle
                 if pos < 0:
                     return AWRSStep(-1, -np.inf, allows.calls, True)
-                rejected.extend(int(r) for r in order.order[len(rejected):pos])
+                rejected.extend(int(r) for r in order.order[len(rejected) : pos])
                 x = int(order.order[pos])
                 break
             if allows(t):
@@ -288,8 +289,9 @@ class AWRS:
             pos += 1
 
         if self.estimator != "two-pass":
-            log_w = self._recursive_weight(pos, order, allows, lambda ids: logp[ids],
-                                           lambda ids: _logsumexp(np.delete(logp, ids)), rng)
+            log_w = self._recursive_weight(
+                pos, order, allows, lambda ids: logp[ids], lambda ids: _logsumexp(np.delete(logp, ids)), rng
+            )
             return AWRSStep(x, log_w, allows.calls, False)
 
         # two-pass: Z_hat = (1 - psi0) / (n0 + n1 + 1), second order fresh over all tokens but the n0 rejected.
@@ -338,13 +340,15 @@ class AWRS:
             if t < 0:
                 return AWRSStep(-1, -np.inf, allows.calls, False)
             if len(rejected) >= cap:
-                return self._exact_on_device(logp, _fetch_mask(matcher, state, memo), generator, allows.calls,
-                                             fell_back=True)
+                return self._exact_on_device(
+                    logp, _fetch_mask(matcher, state, memo), generator, allows.calls, fell_back=True
+                )
             if allows(t):
                 x = t
                 break
             rejected.append(t)
             pos += 1
+
         def logp_of(ids: np.ndarray) -> np.ndarray:
             return logp[torch.from_numpy(ids).to(logp.device)].cpu().numpy()
 
@@ -355,8 +359,9 @@ class AWRS:
 
         return AWRSStep(x, self._recursive_weight(pos, order, allows, logp_of, log_rest, rng), allows.calls, False)
 
-    def children(self, logp: np.ndarray, matcher, state, rng: np.random.Generator, memo: Memo | None = None,
-                 k: int = 1) -> AWRSChildren:
+    def children(
+        self, logp: np.ndarray, matcher, state, rng: np.random.Generator, memo: Memo | None = None, k: int = 1
+    ) -> AWRSChildren:
         """Up to k distinct allowed tokens with unbiased weights (see the module docstring): all of them, exactly,
         where at most k have positive mass. Matchers without masks get k merged one-token steps instead."""
         logp = np.asarray(logp, dtype=np.float64)
@@ -407,7 +412,7 @@ class AWRS:
         ids = np.fromiter(weights.keys(), np.int64, len(weights))
         return AWRSChildren(ids, np.fromiter(weights.values(), np.float64, len(weights)), checks, False)
 
-    def _recursive_weight(self, pos: int, order, allows: "_Checks", logp_of, log_rest, rng) -> float:
+    def _recursive_weight(self, pos: int, order, allows: _Checks, logp_of, log_rest, rng) -> float:
         """log Z_hat of the recursive estimators once x, at position `pos` of `order`, is accepted.
 
         K = the tokens whose verdict is known (the rejected ones, x, and any the memo holds), U = the rest:
@@ -457,8 +462,9 @@ class AWRS:
         return log1mexp(log_bad) if log_bad < _LOG_HALF else log_rest(ids[bad])
 
     @staticmethod
-    def _exact_on_device(logp, mask: np.ndarray, generator, calls: int, *, fell_back: bool,
-                         cached: bool = False) -> AWRSStep:
+    def _exact_on_device(
+        logp, mask: np.ndarray, generator, calls: int, *, fell_back: bool, cached: bool = False
+    ) -> AWRSStep:
         """The exact step with the mask applied on the device: only x and log Z come back to the host."""
         import torch
 
@@ -484,8 +490,9 @@ class AWRS:
         return _logsumexp(rest)
 
     @staticmethod
-    def _exact(logp: np.ndarray, ok: np.ndarray, rng: np.random.Generator, calls: int,
-               cached: bool = False) -> AWRSStep:
+    def _exact(
+        logp: np.ndarray, ok: np.ndarray, rng: np.random.Generator, calls: int, cached: bool = False
+    ) -> AWRSStep:
         """x ~ p restricted to the mask (Gumbel-max), weight = exact log Z = logsumexp over allowed: the cap's
         fallback, or (`cached`) a state whose mask this run fetched before."""
         idx = np.flatnonzero(ok)
@@ -502,8 +509,17 @@ def _ppswor_weights(logp: np.ndarray, tau: float) -> np.ndarray:
     return logp - log1mexp(-np.exp(logp - tau))
 
 
-def _top_allowed(logp: np.ndarray, allowed: np.ndarray, keys: np.ndarray | None, k: int, rng, calls: int, *,
-                 fell_back: bool, cached: bool = False) -> AWRSChildren:
+def _top_allowed(
+    logp: np.ndarray,
+    allowed: np.ndarray,
+    keys: np.ndarray | None,
+    k: int,
+    rng,
+    calls: int,
+    *,
+    fell_back: bool,
+    cached: bool = False,
+) -> AWRSChildren:
     """`AWRS.children` with the allowed set known: every allowed token exactly if there are at most k, else the k of
     largest Gumbel key (the walk's own `keys` where it began, fresh noise over the allowed ones otherwise)."""
     allowed = np.asarray(allowed, dtype=np.int64)

@@ -124,12 +124,19 @@ def masked_sampling(
         log_w = float(sum(log_z[i])) if valid else -np.inf
         samples.append(Sample(tuple(tokens[i]), data, log_w, complete[i], valid))
     counts.wall_time = time.perf_counter() - t0
-    return GenerationResult("greedy-mask" if greedy else "mask", samples, counts, step_log_z=log_z,
-                            end_checks=constraint.end_checks, parser=constraint.parse)
+    return GenerationResult(
+        "greedy-mask" if greedy else "mask",
+        samples,
+        counts,
+        step_log_z=log_z,
+        end_checks=constraint.end_checks,
+        parser=constraint.parse,
+    )
 
 
-def _draw(logp: torch.Tensor, allowed: np.ndarray, temperature: float, greedy: bool,
-          stream: np.random.Generator) -> tuple[int, float]:
+def _draw(
+    logp: torch.Tensor, allowed: np.ndarray, temperature: float, greedy: bool, stream: np.random.Generator
+) -> tuple[int, float]:
     """A token of p restricted to `allowed` (argmax when greedy, else by inversion of one uniform from `stream`)
     and log Z, the allowed mass; (-1, -inf) when nothing allowed has mass."""
     logp = logp.double()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 # An optional per-step hook a sampler calls as `progress(steps_done, rows_still_running)` (progress bars).
 Progress = Callable[[int, int], None]
@@ -28,7 +29,7 @@ class Sample:
 
     @property
     def status(self) -> str:
-        """"complete" (ended, valid), "invalid" (ended, failed the end-of-output check) or "incomplete"."""
+        """ "complete" (ended, valid), "invalid" (ended, failed the end-of-output check) or "incomplete"."""
         if not self.complete:
             return "incomplete"
         return "complete" if self.valid else "invalid"
@@ -155,6 +156,7 @@ class GenerationResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary: texts, log weights (None for -inf), posterior, statuses, parsed values (JSON
         values; Pydantic instances dumped), the log marginal (None when unweighted or -inf) and counts."""
+
         def finite(x: float) -> float | None:
             return x if math.isfinite(x) else None
 
@@ -184,10 +186,12 @@ class GenerationResult:
             estimate = "n/a (unweighted method)"
         else:
             estimate = f"{self.log_marginal:.3f}"
-        return (f"log P(constraint) estimate {estimate}; ESS {self.ess:.1f} of {len(self.samples)}; "
-                f"{c.model_calls} model calls ({c.rows} rows), {c.checks} checks, {c.masks} masks, "
-                f"{f'{c.mask_hits} steps on fetched masks, ' if c.mask_hits else ''}{c.tokens} tokens, "
-                f"{c.wall_time:.2f} s")
+        return (
+            f"log P(constraint) estimate {estimate}; ESS {self.ess:.1f} of {len(self.samples)}; "
+            f"{c.model_calls} model calls ({c.rows} rows), {c.checks} checks, {c.masks} masks, "
+            f"{f'{c.mask_hits} steps on fetched masks, ' if c.mask_hits else ''}{c.tokens} tokens, "
+            f"{c.wall_time:.2f} s"
+        )
 
     def table(self, limit: int = 10, width: int = 60) -> str:
         """The distinct outputs as a plain-text table (at most `limit` rows, texts shown as `repr` and cut to
@@ -215,9 +219,11 @@ class GenerationResult:
             f"<td>{r.status}</td><td style='text-align:left'><code>{escape(repr(r.text))}</code></td></tr>"
             for r in self.distinct()
         )
-        return (f"<div><b>GenerationResult</b> ({escape(self.method)}, {len(self.samples)} samples)"
-                "<table><thead><tr><th>weight</th><th>count</th><th>status</th><th>output</th></tr></thead>"
-                f"<tbody>{rows}</tbody></table><p>{escape(self.summary())}</p></div>")
+        return (
+            f"<div><b>GenerationResult</b> ({escape(self.method)}, {len(self.samples)} samples)"
+            "<table><thead><tr><th>weight</th><th>count</th><th>status</th><th>output</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table><p>{escape(self.summary())}</p></div>"
+        )
 
     def ess_curve(self) -> list[float]:
         """ESS after each step: SMC's recorded history, or for masking the ESS of the running products of the
@@ -260,8 +266,7 @@ class GenerationResult:
             right.axhline(len(self.samples), color="gray", linestyle="--", linewidth=0.8)
             right.set_ylim(0, len(self.samples) * 1.05)
         else:
-            right.text(0.5, 0.5, "no ESS recorded by this sampler", ha="center", va="center",
-                       transform=right.transAxes)
+            right.text(0.5, 0.5, "no ESS recorded by this sampler", ha="center", va="center", transform=right.transAxes)
         right.xaxis.get_major_locator().set_params(integer=True)
         right.set_xlabel("step")
         right.set_ylabel("effective sample size")

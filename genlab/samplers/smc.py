@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -91,8 +91,9 @@ def resample(log_weights: np.ndarray, scheme: str, rng: np.random.Generator) -> 
     return np.searchsorted(cdf, u, side="left").clip(0, n - 1)
 
 
-def optimal_resample(log_weights: np.ndarray, n: int, rng: np.random.Generator,
-                     floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def optimal_resample(
+    log_weights: np.ndarray, n: int, rng: np.random.Generator, floor: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Fearnhead and Clifford's resampling of m items to at most n distinct ones: (kept indices in increasing order,
     their new log weights). Every item of weight w_j >= c is kept as it is; the others are chosen by stratified
     sampling with probability w_j / c and then weigh c, where c solves sum_j min(1, w_j / c) = n. E[new weight of
@@ -267,10 +268,14 @@ def smc(
         if optimal:
             _optimal_step(p, live, logp.cpu().numpy(), sampler, proposal, n, prune, rng, memo, stepper)
         else:
-            on_device = proposal == "awrs" and estimator != "two-pass" and (
-                device_candidates if device_candidates is not None else logp.device.type != "cpu")
-            _one_token_step(p, live, logp if on_device else logp.cpu().numpy(), sampler, proposal, on_device, rng,
-                            memo, stepper)
+            on_device = (
+                proposal == "awrs"
+                and estimator != "two-pass"
+                and (device_candidates if device_candidates is not None else logp.device.type != "cpu")
+            )
+            _one_token_step(
+                p, live, logp if on_device else logp.cpu().numpy(), sampler, proposal, on_device, rng, memo, stepper
+            )
         _advance_rows(batch, p, share_rows, counts)
         current = ess(p.logw)
         history.append(current)
@@ -287,16 +292,27 @@ def smc(
         logw = logw + math.log(len(p))
     if not keep_weights:
         logw = np.where(p.complete & p.valid, 0.0, -np.inf)
-    samples = [Sample(p.tokens[i], p.data[i], float(logw[i]), bool(p.complete[i]), bool(p.valid[i]))
-               for i in range(len(p))]
+    samples = [
+        Sample(p.tokens[i], p.data[i], float(logw[i]), bool(p.complete[i]), bool(p.valid[i])) for i in range(len(p))
+    ]
     counts.wall_time = time.perf_counter() - t0
     name = f"{'smc' if ess_threshold > 0 else 'is'}-{proposal}" if keep_weights else f"unweighted-{proposal}"
-    return GenerationResult(name, samples, counts, ess_history=history, end_checks=constraint.end_checks,
-                            parser=constraint.parse)
+    return GenerationResult(
+        name, samples, counts, ess_history=history, end_checks=constraint.end_checks, parser=constraint.parse
+    )
 
 
-def _one_token_step(p: _Particles, live: np.ndarray, logp, sampler: AWRS, proposal: str, on_device: bool,
-                    rng: np.random.Generator, memo: Memo, stepper: _Step) -> None:
+def _one_token_step(
+    p: _Particles,
+    live: np.ndarray,
+    logp,
+    sampler: AWRS,
+    proposal: str,
+    on_device: bool,
+    rng: np.random.Generator,
+    memo: Memo,
+    stepper: _Step,
+) -> None:
     """Each live particle draws one token from its row's distribution (AWRS or the exact mask) and takes its weight."""
     counts, matcher, eos = stepper.counts, stepper.matcher, stepper.vocab.eos_ids
     for i in live:
@@ -320,8 +336,18 @@ def _one_token_step(p: _Particles, live: np.ndarray, logp, sampler: AWRS, propos
             stepper.move(p, i, token)
 
 
-def _optimal_step(p: _Particles, live: np.ndarray, logp: np.ndarray, sampler: AWRS, proposal: str, n: int,
-                  prune: float, rng: np.random.Generator, memo: Memo, stepper: _Step) -> None:
+def _optimal_step(
+    p: _Particles,
+    live: np.ndarray,
+    logp: np.ndarray,
+    sampler: AWRS,
+    proposal: str,
+    n: int,
+    prune: float,
+    rng: np.random.Generator,
+    memo: Memo,
+    stepper: _Step,
+) -> None:
     """Every live particle proposes distinct children (`AWRS.children`); the children and the finished particles are
     brought down to at most n by `optimal_resample`; the chosen children move (or finish on EOS)."""
     counts, matcher, eos = stepper.counts, stepper.matcher, stepper.vocab.eos_ids
