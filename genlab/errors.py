@@ -26,9 +26,17 @@ class ConstraintError(GenlabError):
 class InvalidPatternError(ConstraintError):
     """A regular expression that Python's `re` itself rejects; the message is `re`'s."""
 
+    pattern: str | None = None  # the regex
+    pos: int | None = None  # where `re` found the error, when it says
+    msg: str | None = None  # `re`'s message
+
 
 class UnsupportedConstraintError(ConstraintError):
     """A construct that has no finite automaton (a backreference, a lookaround, ...), named with its position."""
+
+    pattern: str | None = None  # the regex, when the construct is in one
+    pos: int | None = None  # its offset in the regex (None: not found)
+    construct: str | None = None  # its name ("a lookahead", ...)
 
 
 class EmptyLanguageError(ConstraintError):

@@ -488,9 +488,27 @@ class TokenTrie:
         """The trie of some of `vocab`'s text tokens (`text_ids`); token ids stay `vocab`'s."""
         blobs = vocab.token_bytes
         order = np.array(sorted(text_ids.tolist(), key=blobs.__getitem__), dtype=np.int32)
-        arrays = _build(order, vocab.offsets, vocab.data)
-        below, children, tokens_end = _summaries(arrays[0], arrays[2], arrays[3], arrays[6], len(order))
-        return cls(vocab.size, *arrays[:8], order, arrays[8], int(arrays[9]), below, children, tokens_end)
+        byte, depth, parent, subtree_end, first_child, next_sibling, token_start, token_end, token_node, max_len = (
+            _build(order, vocab.offsets, vocab.data)
+        )
+        below, children, tokens_end = _summaries(byte, parent, subtree_end, token_start, len(order))
+        return cls(
+            vocab.size,
+            byte,
+            depth,
+            parent,
+            subtree_end,
+            first_child,
+            next_sibling,
+            token_start,
+            token_end,
+            order,
+            token_node,
+            int(max_len),
+            below,
+            children,
+            tokens_end,
+        )
 
     @classmethod
     def of(cls, vocab: TokenVocabulary) -> TokenTrie:
@@ -522,8 +540,9 @@ class TokenTrie:
                     self.byte, self.parent, self.token_start, self.token_end, self.order, classes, n_classes, bits
                 )
                 if built is not None:
-                    if len(built[0]) <= self.n_nodes // 4:
-                        trie = ClassTrie(*built[:6], int(built[6]))
+                    edge, depth, subtree_end, token_start, token_end, tokens, max_depth = built
+                    if len(edge) <= self.n_nodes // 4:
+                        trie = ClassTrie(edge, depth, subtree_end, token_start, token_end, tokens, int(max_depth))
                     break
         if len(cache) >= 64:
             cache.pop(next(iter(cache)))
@@ -531,7 +550,7 @@ class TokenTrie:
         return trie
 
     @property
-    def nodes(self) -> tuple:
+    def nodes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The arrays `walk_nodes` takes before its step function, in order."""
         return self.byte, self.depth, self.subtree_end, self.token_start, self.token_end, self.order
 

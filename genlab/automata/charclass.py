@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import _sre
 import functools
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-try:  # Python 3.11+
+if sys.version_info >= (3, 11):
     from re import _constants as C
     from re._casefix import _EXTRA_CASES
-except ImportError:  # Python 3.10
+else:
     import sre_compile
     import sre_constants as C
 
-    _EXTRA_CASES = sre_compile._ignorecase_fixes
+    _EXTRA_CASES = sre_compile._ignorecase_fixes  # type: ignore[attr-defined]  # private, not in typeshed
 
 RangeSet = tuple[tuple[int, int], ...]
 

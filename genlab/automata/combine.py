@@ -43,21 +43,21 @@ def literals(strings: list[bytes]) -> ByteDFA | None:
         accepting = np.zeros(len(s) + 1, np.bool_)
         accepting[-1] = True
         return ByteDFA(table, accepting, 0)
-    table = [np.full(256, -1, np.int32)]
-    accepting = [False]
+    rows = [np.full(256, -1, np.int32)]
+    finals = [False]
     for s in strings:
         state = 0
         for byte in s:
-            nxt = table[state][byte]
+            nxt = rows[state][byte]
             if nxt < 0:
-                nxt = table[state][byte] = len(table)
-                table.append(np.full(256, -1, np.int32))
-                accepting.append(False)
+                nxt = rows[state][byte] = len(rows)
+                rows.append(np.full(256, -1, np.int32))
+                finals.append(False)
             state = nxt
-        accepting[state] = True
-    if not any(accepting):
+        finals[state] = True
+    if not any(finals):
         return None
-    return minimal_dfa(np.stack(table), np.array(accepting, np.bool_))
+    return minimal_dfa(np.stack(rows), np.array(finals, np.bool_))
 
 
 _OPS = {"and": 0, "or": 1, "minus": 2}

@@ -306,7 +306,7 @@ class _Subsets:
 
     def _moves(self, threads: frozenset[int]) -> list[tuple[int, int, frozenset[int]]]:
         """The byte ranges out of a thread set, split so each range has one target set: `(lo, hi, targets)`."""
-        moves = []
+        moves: list[tuple[int, int, int]] = []
         for th in threads:
             q, need = th >> 2, th & 3
             if need == FREE:
@@ -316,10 +316,10 @@ class _Subsets:
                 moves.extend((_NL, _NL, t << 2 | after) for lo, hi, t in self.nfa.edges[q] if lo <= _NL <= hi)
         if not moves:
             return []
-        cuts = {lo for lo, _, _ in moves} | {hi + 1 for _, hi, _ in moves}
+        cut_set = {lo for lo, _, _ in moves} | {hi + 1 for _, hi, _ in moves}
         if self.line_starts:
-            cuts |= {_NL, _NL + 1}
-        cuts = sorted(cuts)
+            cut_set |= {_NL, _NL + 1}
+        cuts = sorted(cut_set)
         buckets: list[list[int]] = [[] for _ in cuts]
         for lo, hi, t in moves:
             for k in range(bisect.bisect_left(cuts, lo), bisect.bisect_left(cuts, hi + 1)):

@@ -401,7 +401,9 @@ class Chart:
         self.max_columns = max_columns
         self.max_items = max_items
         # positions: rule r's dot d is first[r] + d
-        first, pos_sym, pos_lhs = [], [], []
+        first: list[int] = []
+        pos_sym: list[int] = []
+        pos_lhs: list[int] = []
         by_lhs: dict[int, list[int]] = {}
         for lhs, rhs in cfg.rules:
             by_lhs.setdefault(lhs, []).append(len(pos_sym))
@@ -412,7 +414,9 @@ class Chart:
         if len(pos_sym) > _POSITION:
             raise StateLimitError(f"the grammar has more than {_POSITION} rule positions")
         n_symbols = len(cfg.names)
-        pred_lo, pred_hi, pred_pos = [], [], []
+        pred_lo: list[int] = []
+        pred_hi: list[int] = []
+        pred_pos: list[int] = []
         for sym in range(n_symbols):
             pred_lo.append(len(pred_pos))
             pred_pos.extend(by_lhs.get(sym, ()))

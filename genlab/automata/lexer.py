@@ -21,6 +21,7 @@ them in its next states.
 from __future__ import annotations
 
 import re
+import sys
 import weakref
 from dataclasses import dataclass
 
@@ -36,10 +37,10 @@ from genlab.automata.regex import CHAR_ITEMS, compile_parsed, parse_regex, tree_
 from genlab.errors import ConstraintError, EmptyLanguageError, StateLimitError, UnsupportedConstraintError
 from genlab.trie import BULK_DEPTH, byte_classes, extend_run, stays_below, write_run
 
-try:  # Python 3.11+
+if sys.version_info >= (3, 11):
     from re import _constants as C
     from re import _parser
-except ImportError:  # Python 3.10
+else:
     import sre_constants as C
     import sre_parse as _parser
 
@@ -549,7 +550,14 @@ class Lexer:
         self.loops = self._loops_buf[:n]
         self.restart = self._restart_buf[:n]
         # `walk_lexer`'s lexer arguments, in its order
-        self.walk_arrays = (self.table, self.byte_class, self.accepting, self.loops, self.follow, self.restart)
+        self.walk_arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] = (
+            self.table,
+            self.byte_class,
+            self.accepting,
+            self.loops,
+            self.follow,
+            self.restart,
+        )
 
 
 _PARTITIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -15,6 +15,7 @@ Refused: backreferences, lookarounds, conditionals, possessive quantifiers, atom
 from __future__ import annotations
 
 import re
+import sys
 
 import numpy as np
 
@@ -33,10 +34,10 @@ from genlab.automata.minimize import minimal_dfa
 from genlab.automata.utf8 import ACCEPT, utf8_automaton
 from genlab.errors import EmptyLanguageError, InvalidPatternError, StateLimitError, UnsupportedConstraintError
 
-try:  # Python 3.11+
+if sys.version_info >= (3, 11):
     from re import _constants as C
     from re import _parser
-except ImportError:  # Python 3.10
+else:
     import sre_constants as C
     import sre_parse as _parser
 
@@ -170,7 +171,8 @@ class _Thompson:
                 flags &= ~_parser.TYPE_FLAGS
             return self._seq(body, (flags | add) & ~drop, nxt)
         if op in _REPEATS:
-            return self._repeat(*av, flags, nxt)
+            lo, hi, body = av
+            return self._repeat(lo, hi, body, flags, nxt)
         if op is C.AT:
             return self._anchor(av, flags, nxt)
         raise AssertionError(f"unexpected regex node {op}")  # _refuse_unsupported has vetted the tree

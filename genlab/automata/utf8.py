@@ -78,9 +78,9 @@ def _by_digit(rel: RangeSet, shift: int) -> list[tuple[int, int, RangeSet]]:
                 pieces.append([a, b, [sub]])
     out: list[tuple[int, int, RangeSet]] = []
     for a, b, subs in pieces:
-        sub = tuple(subs)
-        if out and out[-1][1] == a - 1 and out[-1][2] == sub:
-            out[-1] = (out[-1][0], b, sub)
+        ranges = tuple(subs)
+        if out and out[-1][1] == a - 1 and out[-1][2] == ranges:
+            out[-1] = (out[-1][0], b, ranges)
         else:
-            out.append((a, b, sub))
+            out.append((a, b, ranges))
     return out
