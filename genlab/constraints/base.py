@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import weakref
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -27,34 +27,36 @@ from genlab import bitset
 from genlab.vocab import TokenVocabulary
 
 State = Hashable
+# a matcher's own state type (an int for DFAs, a tuple of parser threads for grammars, ...)
+S = TypeVar("S", bound=Hashable)
 
 
-class Matcher(abc.ABC):
+class Matcher(abc.ABC, Generic[S]):
     """A constraint bound to one vocabulary; see the module docstring for the contract."""
 
     vocab: TokenVocabulary
     has_masks: bool = True  # False for check-only constraints (Predicate, Pattern): `mask` raises
 
     @abc.abstractmethod
-    def start(self) -> State:
+    def start(self) -> S:
         """The state before any token."""
 
     @abc.abstractmethod
-    def advance(self, state: State, token_id: int) -> State | None:
+    def advance(self, state: S, token_id: int) -> S | None:
         """The state after `token_id`, or None if the text would no longer be a prefix of the language.
 
         EOS in a final state returns the state unchanged (the text is complete); elsewhere it returns None.
         """
 
     @abc.abstractmethod
-    def allows(self, state: State, token_id: int) -> bool:
+    def allows(self, state: S, token_id: int) -> bool:
         """Whether `advance(state, token_id)` succeeds; cheap, for one token."""
 
     @abc.abstractmethod
-    def mask(self, state: State) -> np.ndarray:
+    def mask(self, state: S) -> np.ndarray:
         """Read-only bool array over the vocabulary: `mask[t] == allows(state, t)` for every id t."""
 
-    def fill_bitmask(self, state: State, out: np.ndarray) -> None:
+    def fill_bitmask(self, state: S, out: np.ndarray) -> None:
         """Write `mask(state)` into `out` as a bitset: token t is bit t % 32 of word t // 32 (`bitset.py`; the layout
         llguidance and XGrammar fill). `out` is int32 or uint32, one word per 32 tokens (`new_bitmask`). Matchers
         that build masks as bitsets write them without a bool array in between."""
@@ -65,10 +67,10 @@ class Matcher(abc.ABC):
         return np.zeros(bitset.n_words(self.vocab.size), np.int32)
 
     @abc.abstractmethod
-    def is_final(self, state: State) -> bool:
+    def is_final(self, state: S) -> bool:
         """Whether the text so far is a complete string of the language."""
 
-    def forced_bytes(self, state: State, limit: int = 32) -> bytes:
+    def forced_bytes(self, state: S, limit: int = 32) -> bytes:
         """The bytes (at most `limit`) that every allowed continuation of `state` starts with: what a draft can
         propose without the model. Read from masks: byte b is forced where the state is not final and every
         allowed token starts with b; the walk goes on through b's single-byte token. Empty for matchers without
@@ -85,17 +87,19 @@ class Matcher(abc.ABC):
             b = int(starts[0])
             out.append(b)
             token = int(byte_tokens[b])
-            if token < 0 or not mask[token]:
+            after = self.advance(state, token) if token >= 0 and mask[token] else None
+            if after is None:
                 break
-            state = self.advance(state, token)
+            state = after
         return bytes(out)
 
-    def advance_many(self, state: State, token_ids) -> State | None:
+    def advance_many(self, state: S, token_ids) -> S | None:
         """`advance` over a sequence of tokens; None as soon as one fails."""
         for t in token_ids:
-            state = self.advance(state, int(t))
-            if state is None:
+            after = self.advance(state, int(t))
+            if after is None:
                 return None
+            state = after
         return state
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,15 +225,15 @@ def load_parts(
     return terminals, ignore, rules
 
 
-def _lark_compile(source: str, start: str) -> tuple[list, list, list[str]]:
+def _lark_compile(source: str, start: str) -> tuple[Collection, list, list[str]]:
     """Lark's own grammar loader and normaliser (terminals, BNF rules, ignored terminal names), without the
     parser Lark would build on top: genlab has its own. Falls back to a full `lark.Lark` if Lark's internals
     move."""
     try:
         from lark.load_grammar import load_grammar
     except ImportError:
-        load_grammar = None
-    if load_grammar is not None:
+        pass
+    else:
         try:
             grammar, _ = load_grammar(source, "<grammar>", [], False)
             return grammar.compile([start], set())
@@ -244,7 +245,7 @@ def _lark_compile(source: str, start: str) -> tuple[list, list, list[str]]:
     return parsed.terminals, parsed.rules, parsed.ignore_tokens
 
 
-class GrammarMatcher(Matcher):
+class GrammarMatcher(Matcher[tuple[Thread, ...]]):
     """A grammar on a vocabulary. States are tuples of parser threads (see `automata/parser.py`)."""
 
     MASK_CACHE_BYTES = 64 << 20
@@ -339,7 +340,9 @@ class GrammarMatcher(Matcher):
                     STAMPS,
                     space.work.states,
                     outs[done:],
-                    *events,
+                    events[0],
+                    events[1],
+                    events[2],
                     ends[done:],
                     space.work.seen_stamp,
                     space.work.seen_state,

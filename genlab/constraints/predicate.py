@@ -64,7 +64,7 @@ def _code_point_range(tail: bytes) -> tuple[int, int]:
     return max(cp << rest, smallest), min(((cp + 1) << rest) - 1, 0x10FFFF)
 
 
-class PredicateMatcher(Matcher):
+class PredicateMatcher(Matcher[bytes]):
     """`prefix`/`complete` checks on the text so far; states are the bytes so far. No masks (see module doc).
 
     `what` names the constraint in error messages.

@@ -52,7 +52,7 @@ def _advance(transitions, accepting, offsets, data, is_text, is_eos, state, toke
     return state
 
 
-class DFAMatcher(Matcher):
+class DFAMatcher(Matcher[int]):
     """A `ByteDFA` on a vocabulary: states are DFA state numbers; masks are built by one trie walk per state
     and cached, so each state's mask is built at most once per (constraint, vocabulary). The walk is over the
     trie of the tokens read through the DFA's byte classes (`trie.ClassTrie`: hundreds of nodes, not 100k)."""

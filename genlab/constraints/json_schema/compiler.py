@@ -277,7 +277,9 @@ class SchemaCompiler:
             texts = sorted({text.encode("utf-8") for v in enum for text in self._spellings(v, integer)})
             key = ("lits", tuple(texts))
             if key not in self._terminal_names:
-                self._terminal_names[key] = self._add_terminal(literals(texts))
+                dfa = literals(texts)
+                assert dfa is not None  # texts is not empty
+                self._terminal_names[key] = self._add_terminal(dfa)
             return [[self._terminal_names[key]]]
         alternatives: list[list[str]] = []
         if "null" in types:
@@ -396,7 +398,7 @@ class SchemaCompiler:
         if candidates is None:
             return None
         validator = self.validator
-        kept = []
+        kept: list[Any] = []
         for value in candidates:
             if all(validator.evolve(schema=d).is_valid(value) for d, _ in place.parts):
                 if value not in kept or not _same_json_in(value, kept):
@@ -611,6 +613,7 @@ class SchemaCompiler:
                 self.rules.append((names[i], []))
             if i < top:
                 item = symbols[i] if i < n_prefix else rest_symbol
+                assert item is not None  # without rest_symbol, top <= cap = n_prefix
                 self.rules.append((names[i], (sep if i else []) + [item, names[i + 1]]))
         if hi is None and rest_symbol is not None:
             tail = self._fresh("arr")
@@ -749,16 +752,16 @@ class SchemaCompiler:
         names_dfa = self._names_dfa(place)
         declared_dfa = literals([n.encode("utf-8") for n in declared])
         any_name, _ = decoded_dfa((), 0, None)
-        base = any_name if names_dfa is None else names_dfa
-        if declared_dfa is not None:
+        base: ByteDFA | None = any_name if names_dfa is None else names_dfa
+        if declared_dfa is not None and base is not None:
             base = difference(base, declared_dfa)
-        for _, patterns in self._closing(place):
-            try:
-                evaluated = [decoded_dfa((p,), 0, None)[0] for p in patterns]
+        for _, closing_patterns in self._closing(place):
+            try:  # a pattern no name matches (None) evaluates nothing
+                evaluated = [dfa for p in closing_patterns if (dfa := decoded_dfa((p,), 0, None)[0]) is not None]
             except ConstraintError:
                 self._end_check(place.path, "unevaluatedProperties")
                 continue
-            allowed = None
+            allowed: ByteDFA | None = None
             for dfa in evaluated:
                 allowed = dfa if allowed is None else union(allowed, dfa)
             base = intersect(base, allowed) if allowed is not None and base is not None else None
@@ -776,7 +779,7 @@ class SchemaCompiler:
         patterns = list((d.get("patternProperties") or {}).items())
         if len(patterns) > 1:
             self._end_check(path, "patternProperties")
-        rest = base
+        rest: ByteDFA | None = base
         for pattern, sub in patterns:
             try:
                 matching, _ = decoded_dfa((pattern,), 0, None)
@@ -785,6 +788,8 @@ class SchemaCompiler:
             except ConstraintError:
                 self._end_check(path, "patternProperties")
                 return self._region(base, self.symbol(((True, path),)))
+            if matching is None:  # no name matches the pattern
+                continue
             keys = intersect(base, matching)
             if keys is not None:
                 regions.append((keys, self.symbol(((sub, path + ("patternProperties", pattern)),))))
@@ -795,8 +800,7 @@ class SchemaCompiler:
             else:
                 other = (True, path)
             regions.append((rest, self.symbol((other,))))
-        alternatives = [self._region(keys, value) for keys, value in regions]
-        alternatives = [a for a in alternatives if a is not None]
+        alternatives = [a for keys, value in regions if (a := self._region(keys, value)) is not None]
         if not alternatives:
             return None
         if len(alternatives) == 1:
@@ -865,7 +869,9 @@ class SchemaCompiler:
     def _literal_bytes(self, data: bytes) -> str:
         key = ("lit", data)
         if key not in self._terminal_names:
-            self._terminal_names[key] = self._add_terminal(literals([data]))
+            dfa = literals([data])
+            assert dfa is not None  # one string
+            self._terminal_names[key] = self._add_terminal(dfa)
         return self._terminal_names[key]
 
     def _regex_terminal(self, pattern: str) -> str:

@@ -27,7 +27,7 @@ DRAFTS = {
 }
 
 
-def load(schema: Any) -> tuple[Any, type | None]:
+def load(schema: Any) -> tuple[Any, type[Any] | None]:
     """(the schema as JSON data, the Pydantic model it came from or None)."""
     if isinstance(schema, type) and hasattr(schema, "model_json_schema"):
         return schema.model_json_schema(), schema
@@ -131,16 +131,16 @@ class Document:
             path = self.anchors[(uri, fragment)]
             fragment = ""
         node = self._walk(path)
-        for part in fragment[1:].split("/") if fragment else ():
-            part = unquote(part).replace("~1", "/").replace("~0", "~")
+        for token in fragment[1:].split("/") if fragment else ():
+            part = unquote(token).replace("~1", "/").replace("~0", "~")
             if isinstance(node, dict) and part in node:
                 node = node[part]
+                path = path + (part,)
             elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
                 node = node[int(part)]
-                part = int(part)
+                path = path + (int(part),)
             else:
                 raise SchemaError(f"$ref {ref!r} names nothing in this document", pointer(where))
-            path = path + (part,)
         return node, path
 
     def dynamic_targets(self, keyword: str, ref: str, where: tuple) -> list[tuple[Any, tuple]]:

@@ -241,9 +241,9 @@ def check_format(name: str, value: str) -> bool:
     """Whether `value` is exactly a valid `name` (regex plus the rules the regex leaves out); KeyError if unknown."""
     if not isinstance(value, str):
         raise TypeError(f"check_format takes a str value, not {type(value).__name__}")
-    pattern = _COMPILED.get(name)
-    if pattern is None:
+    if name not in _COMPILED:
         format_regex(name)  # raises the KeyError
+    pattern = _COMPILED[name]
     if pattern.fullmatch(value) is None:
         return False
     extra = _EXTRA_CHECKS.get(name)

@@ -128,10 +128,16 @@ def integer_range(lo: int | None, hi: int | None) -> str:
         raise ValueError(f"empty integer range: {lo} > {hi}")
     parts = []
     if hi is None or hi >= 0:
-        parts.append(_nat_range(max(lo, 0) if lo is not None else 0, hi))
+        nat = _nat_range(max(lo, 0) if lo is not None else 0, hi)
+        assert nat is not None  # max(lo, 0) <= hi
+        parts.append(nat)
     if lo is None or lo <= -1:  # n = -m with max(1, -hi) <= m <= -lo
-        parts.append("-" + _nat_range(max(1, -hi) if hi is not None else 1, -lo if lo is not None else None))
-    return _alt(parts)
+        nat = _nat_range(max(1, -hi) if hi is not None else 1, -lo if lo is not None else None)
+        assert nat is not None  # max(1, -hi) <= -lo
+        parts.append("-" + nat)
+    out = _alt(parts)
+    assert out is not None  # lo <= hi: one of the branches above holds
+    return out
 
 
 # ---------------------------------------------------------------- decimals
@@ -140,6 +146,7 @@ def integer_range(lo: int | None, hi: int | None) -> str:
 def _split(value: Decimal) -> tuple[int, str]:
     """Integer part and fraction digits (no trailing zeros) of a finite `value` >= 0, exactly."""
     _, digit_tuple, exp = value.as_tuple()
+    assert isinstance(exp, int)  # finite: not 'n', 'N' or 'F'
     digits = "".join(map(str, digit_tuple))
     if exp >= 0:
         return int(digits + "0" * exp), ""

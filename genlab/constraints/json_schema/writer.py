@@ -99,7 +99,7 @@ class Writer:
                     if json_equal(candidate, value):
                         return self.order(candidate, [])
         if isinstance(value, dict):
-            declared = set()
+            declared: set[str] = set()
             for d, _ in parts:
                 props = d.get("properties")
                 if isinstance(props, dict):

@@ -177,6 +177,7 @@ def schema_parts(
     spelled = _names("sql_tables", tuple(tables))
     alias = difference(name_dfa, compile_regex(spelled.bare_pattern)) if spelled.bare_pattern else name_dfa
     quoted_alias = difference(by_name["QUOTED_NAME"].dfa, compile_regex(spelled.quoted_pattern))
+    assert alias is not None and quoted_alias is not None  # names are unbounded: some spell no table
     terminals += [
         Terminal("SQL_ALIAS", alias, by_name["NAME"].guard),
         Terminal("QSQL_ALIAS", quoted_alias, by_name["QUOTED_NAME"].guard),
