@@ -308,13 +308,8 @@ def _ray_rows(
     if not records:
         return
     if not ray.is_initialized():
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            ignore_reinit_error=True,
-            **({} if address else {"num_cpus": max(os.cpu_count() or 1, int(workers * cpus))}),
-        )
+        local: dict[str, Any] = {} if address else {"num_cpus": max(os.cpu_count() or 1, int(workers * cpus))}
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **local)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     # records travel as JSON text: their fields differ from record to record, which Arrow tables don't like

@@ -20,6 +20,10 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from genlab.samplers.result import GenerationResult
 
 METHOD_HELP = {
     "smc": "SMC with AWRS proposals: the model's own conditional p(x | constraint)",
@@ -257,7 +261,7 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def compare_table(runs: list[tuple[str, object]], top: int = 5, width: int = 34) -> str:
+def compare_table(runs: list[tuple[str, GenerationResult]], top: int = 5, width: int = 34) -> str:
     """Results side by side: validity, distinct outputs, log P(constraint), constraint work per token, time, and
     each method's top outputs with their posterior weights and sample counts."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from genlab.constraints.base import Constraint
 from genlab.constraints.json_schema import JsonSchema
@@ -52,7 +53,7 @@ def generate(
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     constraint = as_constraint(constraint)
     lm = as_model(model)
-    common = dict(max_tokens=max_tokens, temperature=temperature, seed=seed)
+    common: dict[str, Any] = dict(max_tokens=max_tokens, temperature=temperature, seed=seed)
     if method == "mask":
         return masked_sampling(lm, constraint, prompt, n=n_particles, **common, **options)
     if method == "rerank":

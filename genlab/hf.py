@@ -8,11 +8,13 @@ outputs are valid but distributed as masking distributes them; `genlab`'s sample
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 from transformers import LogitsProcessor
 
-from genlab.constraints.base import Constraint
+from genlab.constraints.base import Constraint, Matcher
 from genlab.errors import GenlabError
 from genlab.vocab import TokenVocabulary
 
@@ -29,23 +31,26 @@ class ConstraintLogitsProcessor(LogitsProcessor):
         self.constraint = constraint
         self.tokenizer = tokenizer
         self.vocab = vocab
-        self.matcher = None
+        self.matcher: Matcher | None = None
         self._prompt_length: int | None = None
         self._seen = 0
         self._states: list = []
         self._finished: list[int | None] = []
 
-    def _bind(self, input_ids: torch.Tensor, width: int) -> None:
+    def _bind(self, input_ids: torch.Tensor, width: int) -> tuple[Matcher, TokenVocabulary]:
         if self.vocab is None or self.vocab.size != width:
             self.vocab = TokenVocabulary.from_tokenizer(self.tokenizer, model_vocab_size=width)
         self.matcher = self.constraint.compile(self.vocab)
         self._prompt_length = self._seen = input_ids.shape[1]
         self._states = [self.matcher.start()] * input_ids.shape[0]
         self._finished = [None] * input_ids.shape[0]
+        return self.matcher, self.vocab
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self._prompt_length is None:
-            self._bind(input_ids, scores.shape[-1])
+        if self.matcher is None or self.vocab is None or self._prompt_length is None:
+            matcher, vocab = self._bind(input_ids, scores.shape[-1])
+        else:
+            matcher, vocab = self.matcher, self.vocab
         if input_ids.shape[0] != len(self._states):
             raise GenlabError(
                 f"ConstraintLogitsProcessor tracks {len(self._states)} rows but got {input_ids.shape[0]}: beam "
@@ -53,7 +58,7 @@ class ConstraintLogitsProcessor(LogitsProcessor):
             )
         new = input_ids[:, self._seen :].tolist()
         self._seen = input_ids.shape[1]
-        eos = self.vocab.eos_ids
+        eos = vocab.eos_ids
         masks = []
         for row, tokens in enumerate(new):
             for token in tokens:
@@ -62,20 +67,20 @@ class ConstraintLogitsProcessor(LogitsProcessor):
                 if token in eos:
                     self._finished[row] = token
                     break
-                state = self.matcher.advance(self._states[row], token)
+                state = matcher.advance(self._states[row], token)
                 if state is None:
-                    text = self.vocab.decode(input_ids[row, self._prompt_length :].tolist())
+                    text = vocab.decode(input_ids[row, self._prompt_length :].tolist())
                     raise GenlabError(
                         f"row {row} left the constraint after {text!r}: another processor or a "
                         "forced token chose a token the constraint does not allow"
                     )
                 self._states[row] = state
             if self._finished[row] is not None:
-                only = np.zeros(self.vocab.size, np.bool_)
+                only = np.zeros(vocab.size, np.bool_)
                 only[self._finished[row]] = True
                 masks.append(only)
             else:
-                mask = self.matcher.mask(self._states[row])
+                mask = matcher.mask(self._states[row])
                 if not mask.any():
                     raise GenlabError(
                         f"row {row}: no token of this vocabulary continues the constraint here "
@@ -83,4 +88,5 @@ class ConstraintLogitsProcessor(LogitsProcessor):
                     )
                 masks.append(mask)
         allowed = torch.from_numpy(np.stack(masks)).to(scores.device)
-        return scores.masked_fill(~allowed, -torch.inf)
+        # a float tensor like `scores`; torch types masked_fill as returning a plain Tensor
+        return cast(torch.FloatTensor, scores.masked_fill(~allowed, -torch.inf))

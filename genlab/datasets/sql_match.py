@@ -71,8 +71,9 @@ def _columns_key(columns: Mapping[str, Collection[str]] | None) -> tuple | None:
 
 @functools.lru_cache(maxsize=4096)
 def _normalise(query: str, columns: tuple | None) -> Query:
-    tree = _parser().parse(query)
-    return _Normaliser(dict(columns or ())).query(tree.children[0], None)
+    stmt = _parser().parse(query).children[0]
+    assert isinstance(stmt, lark.Tree)  # the start rule's one child: a statement
+    return _Normaliser(dict(columns or ())).query(stmt, None)
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ class _Normaliser:
 
     def query(self, stmt: lark.Tree, outer: _Scope | None) -> Query:
         with_clause, body, order_by, limit = stmt.children
-        ctes = frozenset()
+        ctes: frozenset[tuple] = frozenset()
         if with_clause is not None:
             ctes = frozenset(self._cte(c, outer) for c in with_clause.children if isinstance(c, lark.Tree))
         parts = self._flatten_compound(body)
@@ -186,12 +187,13 @@ class _Normaliser:
             if column.data == "result_column" and column.children[1] is not None:
                 scope.outputs[_name(column.children[1].children[-1])] = form
         where = Conditions() if where_clause is None else self.conditions(where_clause.children[1], scope)
-        groups, having = frozenset(), Conditions()
+        groups: frozenset[Any] = frozenset()
+        having = Conditions()
         if group_by is not None:  # GROUP BY expr ... [HAVING expr]
             groups = frozenset(self.expr(e, scope) for e in group_by.children[2:-2])
             if group_by.children[-1] is not None:
                 having = self.conditions(group_by.children[-1], scope)
-        distinct = quantifier is not None and quantifier.type == "DISTINCT"
+        distinct = isinstance(quantifier, lark.Token) and quantifier.type == "DISTINCT"
         return Core(distinct, frozenset(select), frozenset(scope.sources), where, groups, having), scope
 
     def _result_column(self, column: lark.Tree, scope: _Scope) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from genlab.models.base import LanguageModel
 
@@ -14,7 +15,7 @@ def prompt_ids(lm: LanguageModel, prompt: Prompt) -> list[int]:
     `{"role": ..., "content": ...}` messages goes through the chat template with the generation prompt added."""
     if isinstance(prompt, str):
         return lm.encode(prompt)
-    items = list(prompt)
+    items: list[Any] = list(prompt)  # ids or messages
     if items and isinstance(items[0], dict):
         text = lm.tokenizer.apply_chat_template(items, tokenize=False, add_generation_prompt=True)
         return list(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
