@@ -8,7 +8,7 @@ dropping others). Implementations keep a KV cache so that no step recomputes wha
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
@@ -42,11 +42,19 @@ class BatchState(Protocol):
     def logprobs(self) -> torch.Tensor:
         """Next-token log-probabilities at the end of each row: float32 [n, vocab_size], never modified later."""
 
-    def extend(self, tokens: Sequence[RowTokens]) -> None:
-        """Append tokens to every row at once (one per row, several, or none); rows given none keep their state."""
+    def extend(self, tokens: Sequence[RowTokens], *, keep_all: bool = False) -> None:
+        """Append tokens to every row at once (one per row, several, or none); rows given none keep their state.
+        `keep_all` keeps the log-probs after each given token (`recent`), for drafts."""
 
     def select(self, indices: Sequence[int]) -> None:
         """Keep rows `indices` in that order, so a row may appear several times (forks) or not at all (drops)."""
+
+    @property
+    def recent(self) -> list[torch.Tensor] | None:
+        """After `extend(..., keep_all=True)`: per row, the log-probs after each token that extend gave it."""
+
+    def truncate(self, lengths: Sequence[int]) -> None:
+        """Cut rows back to `lengths` tokens, within what the last `extend(..., keep_all=True)` gave them."""
 
 
 @runtime_checkable
@@ -55,10 +63,15 @@ class LanguageModel(Protocol):
 
     vocab_size: int  # the width of the log-probabilities, which may exceed the tokenizer's length
     eos_token_ids: tuple[int, ...]  # EOS ids the model's configs name; `vocab.eos_ids` adds the tokenizer's end markers
+    tokenizer: Any  # the transformers tokenizer: chat templates, and text -> ids for drafts
+    device: torch.device
 
     @property
     def vocab(self) -> TokenVocabulary:
         """Token id -> bytes for this model's tokenizer, sized to `vocab_size`."""
+
+    def encode(self, text: str) -> list[int]:
+        """The tokenizer's ids for `text`, with whatever special tokens (BOS) it adds by default."""
 
     def prefill(self, prompt_ids: Sequence[int], n: int = 1) -> BatchState:
         """Run the prompt once and return n rows that share it."""

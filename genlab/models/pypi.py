@@ -78,7 +78,7 @@ def _unpack(archive: Path, members: set[str], target: Path) -> None:
                         place(info.filename, src)
     else:
         with tarfile.open(archive) as tf:
-            for info in tf:
-                inner = info.name.split("/", 1)[1] if "/" in info.name else info.name
-                if info.isfile() and inner in members:
-                    place(inner, tf.extractfile(info))
+            for entry in tf:
+                inner = entry.name.split("/", 1)[1] if "/" in entry.name else entry.name
+                if entry.isfile() and inner in members:
+                    place(inner, tf.extractfile(entry))

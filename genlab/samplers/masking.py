@@ -95,13 +95,14 @@ def masked_sampling(
                 drafter.update(i, len(fed[i]), accepted)
                 counts.drafts_accepted += accepted
             keep[i] -= len(fed[i]) - accepted  # the rest of the draft is cut
-            if done[i] or feed[i] is None:
+            head = feed[i]
+            if done[i] or head is None:
                 fed[i] = []
                 continue
             room = max_tokens - len(tokens[i]) - 1
             fed[i] = drafter.propose(i, states[i], tokens[i], room) if drafter is not None else []
             counts.drafts_proposed += len(fed[i])
-            feed[i] += fed[i]
+            feed[i] = head + fed[i]
         if keep != batch.lengths:
             batch.truncate(keep)
         if all(f is None for f in feed):
@@ -110,8 +111,9 @@ def masked_sampling(
         counts.model_calls += 1
         counts.rows += sum(f is not None for f in feed)
         forwards += 1
-        if drafter is not None:
-            pending = [list(r) for r in batch.recent]
+        recent = batch.recent
+        if recent is not None:
+            pending = [list(r) for r in recent]
         else:
             fresh = batch.logprobs()
             pending = [[fresh[i]] if feed[i] is not None else [] for i in range(n)]

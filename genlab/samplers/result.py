@@ -58,7 +58,7 @@ class DistinctOutput(NamedTuple):
 
     text: str
     status: str
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count on purpose: the public field name
     weight: float
 
 

@@ -232,6 +232,10 @@ def smc(
     recursive estimator) keeps each step's log-probs on the model's device and brings to the host only the
     candidates AWRS checks (`AWRS.step_on_device`); optimal resampling reads whole rows on the host.
     `share_rows=False` runs one model row per particle instead of one per distinct prefix (same law, more rows).
+    `prune` (optimal resampling): children lighter than this share of a step's total weight are thinned out even
+    when no more than N are left (kept with probability w / c, then weighing c = prune * total): still unbiased,
+    and it spares rows and forwards for tokenizations of negligible mass (at 1e-4, 0 to 0.02 nats of KL on the
+    benchmark's problems; 1e-3 cost 0.9 nats on one seed of one).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
