@@ -40,7 +40,7 @@ def masked_sampling(
     Temperature divides the logits before masking. Each sample carries log w = sum_t log Z_t, Z_t being the
     allowed mass of the tempered distribution at step t; `result.step_log_z` holds the terms. Outputs that end
     but fail the constraint's end-of-output check (`Constraint.validate`) are marked invalid, with weight 0.
-    `progress(step, running)` is called after each forward pass, if given (progress bars).
+    `progress(round, running)` is called after each round of draws, if given (progress bars).
 
     Each row draws its tokens by inversion from a random stream of its own (one uniform per token), so a seeded
     run gives the same outputs with `drafts` on or off: drafts (`genlab.samplers.drafts`) only let one forward
@@ -64,7 +64,7 @@ def masked_sampling(
     first = batch.logprobs()
     pending: list[list[torch.Tensor]] = [[first[i]] for i in range(n)]  # distributions not yet drawn from, per row
     fed: list[list[int]] = [[] for _ in range(n)]  # the draft each row was fed after its last drawn token
-    forwards = 0
+    rounds = 0  # each draws at least one token of every running row
     while not all(done):
         feed: list[list[int] | None] = [None] * n
         keep = list(batch.lengths)
@@ -86,8 +86,12 @@ def masked_sampling(
                     break
                 states[i] = matcher.advance(states[i], token)
                 tokens[i].append(token)
-                if j < len(fed[i]) and token == fed[i][j]:  # the draft's token: its distribution is there
-                    accepted += 1
+                matched = j < len(fed[i]) and token == fed[i][j]  # the draft's token: its distribution is there
+                accepted += matched
+                if len(tokens[i]) == max_tokens:  # cut short: incomplete
+                    done[i] = True
+                    break
+                if matched:
                     continue
                 feed[i] = [token]
                 break
@@ -105,20 +109,20 @@ def masked_sampling(
             feed[i] = head + fed[i]
         if keep != batch.lengths:
             batch.truncate(keep)
+        rounds += 1
+        if progress is not None:
+            progress(rounds, n - sum(done))
         if all(f is None for f in feed):
             break
         batch.extend(feed, keep_all=drafter is not None)
         counts.model_calls += 1
         counts.rows += sum(f is not None for f in feed)
-        forwards += 1
         recent = batch.recent
         if recent is not None:
             pending = [list(r) for r in recent]
         else:
             fresh = batch.logprobs()
             pending = [[fresh[i]] if feed[i] is not None else [] for i in range(n)]
-        if progress is not None:
-            progress(forwards, n - sum(done))
     samples = []
     for i in range(n):
         data = vocab.decode(tokens[i])
