@@ -164,18 +164,18 @@ def test_generate_regex_outputs_fullmatch():
     run = genlab("generate", "Give a date in 2024.", "--regex", pattern, "--max-tokens", "12", *QUICK)
     assert run.returncode == 0, run.stderr
     rows = _table_outputs(run.stdout)
-    assert sum(n for _, n, _, _ in rows) == 4, run.stdout
+    assert 1 <= sum(n for _, n, _, _ in rows) <= 4, run.stdout  # optimal resampling: at most N, all distinct
     complete = [(w, text) for w, _, status, text in rows if status == "complete"]
     assert complete and all(re.fullmatch(pattern, text) for _, text in complete), run.stdout
     assert abs(sum(w for w, _ in complete) - 1) < 0.01, run.stdout
     summary = run.stdout.strip().splitlines()[-1]
     m = re.fullmatch(
-        r"log P\(constraint\) estimate (-[0-9.]+); ESS [0-9.]+ of 4; (\d+) model calls, (\d+) checks, "
-        r"(\d+) masks, (\d+) tokens, [0-9.]+ s",
+        r"log P\(constraint\) estimate (-[0-9.]+); ESS [0-9.]+ of [1-4]; (\d+) model calls \(\d+ rows\), (\d+) checks, "
+        r"(\d+) masks, (?:\d+ steps on fetched masks, )?(\d+) tokens, [0-9.]+ s",
         summary,
     )
     assert m, summary
-    assert float(m[1]) < 0 and int(m[2]) > 1 and int(m[3]) > 0 and int(m[4]) == 0 and int(m[5]) >= 4 * 10
+    assert float(m[1]) < 0 and int(m[2]) > 1 and int(m[3]) > 0 and int(m[4]) == 0 and int(m[5]) >= 10
 
 
 PERSON_SCHEMA = {
@@ -220,7 +220,17 @@ def test_generate_json_schema_json_output(tmp_path, method):
             assert parsed is None
     assert abs(sum(out["posterior"]) - 1) < 1e-9
     assert out["log_marginal"] is not None and out["log_marginal"] < 0
-    assert set(out["counts"]) == {"model_calls", "checks", "masks", "tokens", "wall_time", "mask_hits"}
+    assert set(out["counts"]) == {
+        "model_calls",
+        "checks",
+        "masks",
+        "tokens",
+        "wall_time",
+        "mask_hits",
+        "rows",
+        "drafts_proposed",
+        "drafts_accepted",
+    }
     assert (out["counts"]["masks"] > 0) == (method == "mask")
 
 
@@ -372,7 +382,9 @@ def test_compare_table():
     head = next(i for i, line in enumerate(lines) if "token masking" in line and "SMC-AWRS" in line)
     c1, c2 = lines[head].index("token masking"), lines[head].index("SMC-AWRS")
     rows = {line[:c1].strip(): (line[c1:c2].strip(), line[c2:].strip()) for line in lines[head + 2 :]}
-    assert rows["valid and complete"] == ("4/4 (100%)", "4/4 (100%)"), run.stdout
+    # SMC's optimal resampling keeps at most N particles, all distinct: n/n with n <= 4
+    assert rows["valid and complete"][0] == "4/4 (100%)", run.stdout
+    assert re.fullmatch(r"([1-4])/\1 \(100%\)", rows["valid and complete"][1]), run.stdout
     masking, smc = rows["checks per token"]
     assert masking.startswith("1.00 masks") and float(smc) >= 1, run.stdout
     assert all(float(x) < 0 for x in rows["log P(constraint) est."]), run.stdout
@@ -386,7 +398,9 @@ def test_compare_table():
         ]
         assert cells and all(cells), run.stdout
         assert all(re.fullmatch(pattern, ast.literal_eval(m[3])) for m in cells), run.stdout
-        assert sum(int(m[2]) for m in cells) == 4 and abs(sum(float(m[1]) for m in cells) - 1) < 0.01, run.stdout
+        assert 1 <= sum(int(m[2]) for m in cells) <= 4, run.stdout
+        assert sum(int(m[2]) for m in cells) == 4 or column == 1, run.stdout
+        assert abs(sum(float(m[1]) for m in cells) - 1) < 0.01, run.stdout
     assert int(rows["distinct outputs"][0]) == sum(1 for k in range(1, 5) if rows.get(str(k), ("", ""))[0])
 
 

@@ -51,7 +51,7 @@ def test_regex_formats_outputs_fullmatch():
     assert names == ["date", "phone", "email"], out
     for pattern, body in zip(sections[1::3], sections[2::3]):
         rows = re.findall(r"^  ([01]\.\d{3})  x(\d+)  (\w+)\s+('.*')$", body, re.M)
-        assert sum(int(n) for _, n, _, _ in rows) == 3, body
+        assert 1 <= sum(int(n) for _, n, _, _ in rows) <= 3, body  # optimal resampling: at most N, all distinct
         complete = [(float(w), ast.literal_eval(text)) for w, _, status, text in rows if status == "complete"]
         assert complete, body
         assert all(re.fullmatch(pattern, text) for _, text in complete), (pattern, body)

@@ -127,7 +127,7 @@ def test_distinct_table_and_repr():
     expected = math.log((0.3 + 0.2 + 0.5) / 5)  # mean weight, incomplete and invalid counting 0
     assert lines[-1] == (
         f"log P(constraint) estimate {expected:.3f}; ESS {1 / (0.3**2 + 0.2**2 + 0.5**2):.1f} of 5; "
-        "6 model calls, 40 checks, 0 masks, 20 tokens, 0.50 s"
+        "6 model calls (0 rows), 40 checks, 0 masks, 20 tokens, 0.50 s"
     )
     html = result._repr_html_()
     assert html.count("<tr>") == 5 and "&#x27; &lt;bad&gt;&#x27;" in html and "0.800" in html
