@@ -365,10 +365,8 @@ def _optimal_step(
             counts.masks += 1
         if state in memo.masks:  # vectorised: every allowed token costs nothing more
             k = n
-        elif matcher.has_masks:  # the walk costs checks: as many children as the particle's share of n, and more
+        else:  # the walk (or, without masks, each draw) costs checks: twice the particle's share of n, at least 4
             k = min(n, max(_MIN_CHILDREN, math.ceil(2 * n * math.exp(p.logw[i] - log_total))))
-        else:  # independent one-token steps, each a walk of its own
-            k = min(n, _MIN_CHILDREN)
         kids = sampler.children(logp[p.row[i]], matcher, state, rng, memo, k)
         counts.checks += kids.checks
         counts.mask_hits += kids.cached
