@@ -39,8 +39,9 @@ def generate(
     - "mask": token masking (locally renormalised; weights say how far it is from the target);
     - "rejection": locally constrained decoding by rejection, unweighted; "rerank": free samples, filtered.
 
-    `options` go to the sampler (e.g. `estimator`, `max_rejections`, `resampling`, `critic` for SMC;
-    `progress(step, running)`, a per-step hook, for any method).
+    `options` go to the sampler (e.g. `estimator`, `max_rejections`, `resampling` ("optimal", the default, or a
+    classic scheme), `share_rows`, `critic` for SMC; `drafts=True` for "mask"; `progress(step, running)`, a
+    per-step hook, for any method).
 
     A pair is wrapped anew on every call (the vocabulary is rebuilt and the constraint recompiled): to generate
     many times, wrap it once with `genlab.HFModel(model, tokenizer)` and pass that.
