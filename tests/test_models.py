@@ -308,7 +308,10 @@ def test_bfloat16_model_gives_float32_logprobs(tokenizer):
     lm = tiny_llama(tokenizer)
     lm.model.to(torch.bfloat16)
     schedule = [("extend", [1, [2, 3], None]), ("select", [1, 0, 1]), ("extend", [4, 5, [6, 7]])]
-    batch = run_schedule(lm, 3, schedule, tol=1e-2)  # bf16 rounding; exact on CPU, not on every GPU kernel
+    # bf16 keeps 8 bits of mantissa: log-probs near -11 are rounded by ~0.04, and batched and single runs round
+    # differently (transformers 5.25's CPU kernels: up to 0.048 here, before this change too); a wrong slot or
+    # position moves them by far more (test_oracle_can_fail)
+    batch = run_schedule(lm, 3, schedule, tol=0.1)
     assert torch.allclose(batch.logprobs().logsumexp(-1), torch.zeros(3), atol=1e-5)
 
 
