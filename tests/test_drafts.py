@@ -8,12 +8,9 @@ import os
 
 import numpy as np
 import pytest
-import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+import test_smc
 
 from genlab import JsonSchema, Regex
-from genlab.models import HFModel
-from genlab.models.loading import resolve
 from genlab.samplers.drafts import Drafter
 from genlab.samplers.masking import masked_sampling
 
@@ -23,20 +20,7 @@ PERSON = r'\{"name": "(bob|al|bobby)", "age": (1|2|12)\}'
 PEOPLE = [f'{{"name": "{n}", "age": {a}}}' for n, a in itertools.product(NAMES, AGES)]
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=49152,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        initializer_range=0.2,
-    )
-    tok = AutoTokenizer.from_pretrained(resolve(None), local_files_only=True)
-    return HFModel(LlamaForCausalLM(config).eval(), tok)
+tiny = test_smc.tiny  # the module-scoped tiny Llama on SmolLM2's tokenizer, shared
 
 
 def common_prefix(texts: list[bytes]) -> bytes:
