@@ -13,6 +13,7 @@ import test_smc
 from genlab import JsonSchema, Regex
 from genlab.samplers.drafts import Drafter
 from genlab.samplers.masking import masked_sampling
+from genlab.samplers.smc import smc
 
 NAMES = ("bob", "al", "bobby")
 AGES = ("1", "2", "12")
@@ -105,3 +106,58 @@ def test_masking_with_drafts_respects_max_tokens(tiny):
         drafted = masked_sampling(tiny, regex, "Person:", n=3, max_tokens=limit, seed=0, drafts=True)
         assert drafted.token_ids == plain.token_ids and drafted.complete == plain.complete
         assert all(len(ids) <= limit for ids in drafted.token_ids)
+
+
+SMC_SETTINGS = [
+    {},
+    {"resampling": "stratified"},
+    {"proposal": "mask"},
+    {"ess_threshold": 0.0},
+    {"share_rows": False},
+]
+
+
+@pytest.mark.parametrize("options", SMC_SETTINGS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
+def test_smc_with_drafts_draws_the_same_particles(tiny, options):
+    """Seeded SMC (every resampling and proposal) draws the same particles and weights with drafts as without: the
+    draws see the same distributions, only fewer forward passes produce them. Same draws, same law."""
+    regex = Regex(PERSON)
+    saved = 0
+    for seed in range(3):
+        plain = smc(tiny, regex, "Person:", n_particles=4, max_tokens=30, seed=seed, **options)
+        drafted = smc(tiny, regex, "Person:", n_particles=4, max_tokens=30, seed=seed, drafts=True, **options)
+        assert drafted.token_ids == plain.token_ids
+        np.testing.assert_allclose(drafted.log_weights, plain.log_weights, rtol=1e-6)
+        assert drafted.complete == plain.complete
+        assert all(text in PEOPLE for text, ok in zip(drafted.texts, drafted.complete) if ok)
+        assert 0 < drafted.counts.drafts_accepted <= drafted.counts.drafts_proposed
+        assert drafted.counts.model_calls <= plain.counts.model_calls
+        saved += plain.counts.model_calls - drafted.counts.model_calls
+    assert saved > 0
+
+
+def test_smc_with_drafts_respects_max_tokens(tiny):
+    regex = Regex(PERSON)
+    for limit in (1, 3, 7):
+        plain = smc(tiny, regex, "Person:", n_particles=3, max_tokens=limit, seed=0)
+        drafted = smc(tiny, regex, "Person:", n_particles=3, max_tokens=limit, seed=0, drafts=True)
+        assert drafted.token_ids == plain.token_ids and drafted.complete == plain.complete
+        assert all(len(ids) <= limit for ids in drafted.token_ids)
+
+
+def test_lookup_finds_continuations_in_sibling_outputs(tiny):
+    """A draft may come from another row's output (a sibling sample or particle) or the row's own earlier tokens;
+    never from the row's own tail, after which nothing follows yet."""
+    matcher = Regex(r"[a-z ]+").compile(tiny.vocab)
+    encode = lambda text: tiny.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    drafter = Drafter(matcher, encode, encode("unrelated words"), rows=2, max_draft=8)
+    mine, sibling = encode("the quick"), encode("the quick brown fox")
+    drafter.observe([mine, sibling])
+    draft = drafter.propose(0, matcher.advance_many(matcher.start(), mine), mine, room=8)
+    assert draft and sibling[len(mine) :][: len(draft)] == draft
+    drafter.observe([mine])
+    assert drafter.propose(0, matcher.advance_many(matcher.start(), mine), mine, room=8) == []
+    again = encode(" the cat and the")
+    drafter.observe([again])
+    draft = drafter.propose(0, matcher.advance_many(matcher.start(), again), again, room=2)
+    assert tiny.vocab.decode(draft).startswith(b" cat"), tiny.vocab.decode(draft)

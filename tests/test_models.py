@@ -394,3 +394,23 @@ def test_drafts_keep_every_distribution_and_truncate_to_any(tiny):
         batch.truncate([batch.lengths[0] - 2, batch.lengths[1], batch.lengths[2]])
     with pytest.raises(ValueError):  # nor tokens older than the last extend
         batch.truncate([batch.lengths[0], batch.lengths[1] - 1, batch.lengths[2]])
+
+
+def test_a_draft_can_be_cut_after_extends_that_gave_its_row_nothing(tiny):
+    """SMC's drafts: a row keeps its draft's distributions while other rows are extended (its slots there are holes),
+    and `truncate` still cuts its last real tokens; the result matches a fresh prefill of the kept tokens."""
+    batch = tiny.prefill(PROMPT, 2)
+    batch.extend([[11, 12, 13, 14], [21]], keep_all=True)
+    batch.extend([None, [22, 23]], keep_all=True)
+    batch.extend([None, 24], keep_all=True)
+    assert [len(r) for r in batch.recent] == [4, 1]
+    batch.truncate([2, 4])  # row 0 keeps 11, 12: its 13, 14 lie before two extends of holes
+    assert batch.token_ids == [(11, 12), (21, 22, 23, 24)]
+    assert_matches_oracle(tiny, batch)
+    batch.extend([[15, 16], None], keep_all=True)
+    batch.truncate([3, 4])
+    assert batch.token_ids == [(11, 12, 15), (21, 22, 23, 24)]
+    assert_matches_oracle(tiny, batch)
+    batch.select([0, 0, 1])
+    batch.extend([17, [18, 19], None], keep_all=True)
+    assert_matches_oracle(tiny, batch)

@@ -197,8 +197,9 @@ class KVBatch:
         """Append to each row an int, a sequence of ints, or nothing (None or empty): one forward pass for all rows.
 
         `keep_all` (drafts) keeps, for each row, the next-token log-probs after each token it was given
-        (`recent`), so that `truncate` can cut the row back to any of those points."""
-        self._recent = None
+        (`recent`), so that `truncate` can cut the row back to any of those points; a row given nothing keeps the
+        log-probs it had, so a draft can be cut back several extends later."""
+        old, self._recent = self._recent, None
         n = len(self._rows)
         if len(tokens) != n:
             raise ValueError(f"extend needs one entry per row ({n}), got {len(tokens)}")
@@ -206,6 +207,7 @@ class KVBatch:
         counts = [len(r) for r in rows]
         m = max(counts)
         if m == 0:
+            self._recent = old if keep_all else None
             return
         flat = [t for r in rows for t in r]
         _check_ids(flat, self.lm.vocab_size)
@@ -231,7 +233,7 @@ class KVBatch:
             fresh = self.lm.forward(ids, mask, positions, self._cache, keep=m if keep_all and m > 1 else 1)
             if keep_all:
                 every = fresh if fresh.dim() == 3 else fresh[:, None, :]
-                self._recent = [every[i, m - c :] for i, c in enumerate(counts)]
+                self._recent = [every[i, m - c :] if c or old is None else old[i] for i, c in enumerate(counts)]
                 fresh = every[:, -1, :]
             if uniform:
                 self._next_pos = self._next_pos + m
@@ -250,8 +252,8 @@ class KVBatch:
 
     def truncate(self, lengths: Sequence[int]) -> None:
         """Cut each row back to `lengths[i]` tokens after the prompt (the rejected tail of a draft). A row may lose
-        only tokens given by the last `extend(..., keep_all=True)`: its log-probs become those after its new last
-        token. The cut slots become holes, hidden from every later query; no forward pass runs."""
+        only tokens given by the last `extend(..., keep_all=True)` that gave it any: its log-probs become those after
+        its new last token. The cut slots become holes, hidden from every later query; no forward pass runs."""
         n = len(self._rows)
         if len(lengths) != n:
             raise ValueError(f"truncate needs one length per row ({n}), got {len(lengths)}")
@@ -266,10 +268,11 @@ class KVBatch:
         with torch.inference_mode():
             device = self.lm.device
             cut = torch.tensor(cuts, dtype=torch.long, device=device)
-            slots = torch.arange(self._width, device=device)
-            self._mask[:, : self._width] &= slots[None, :] < (self._width - cut)[:, None]
-            self._next_pos = self._next_pos - cut
             rows = [i for i, c in enumerate(cuts) if c]
+            for i in rows:  # a row's last real slots: later extends may have left holes after them
+                real = self._mask[i, : self._width].nonzero().squeeze(1)
+                self._mask[i, real[-cuts[i] :]] = False
+            self._next_pos = self._next_pos - cut
             fresh = torch.stack([recent[i][len(recent[i]) - 1 - cuts[i]] for i in rows])
             self._logprobs = self._logprobs.clone()
             self._logprobs[torch.tensor(rows, device=device)] = fresh

@@ -16,7 +16,7 @@ import torch
 
 from genlab.constraints.base import Constraint
 from genlab.models.base import LanguageModel
-from genlab.samplers.drafts import Drafter
+from genlab.samplers.drafts import Drafter, encoder
 from genlab.samplers.prompt import Prompt, prompt_ids
 from genlab.samplers.result import Counts, GenerationResult, Progress, Sample
 
@@ -55,7 +55,7 @@ def masked_sampling(
     ids = prompt_ids(lm, prompt)
     batch = lm.prefill(ids, n)
     counts = Counts(model_calls=1)
-    drafter = Drafter(matcher, _encoder(lm), ids, n, max_draft) if drafts else None
+    drafter = Drafter(matcher, encoder(lm), ids, n, max_draft) if drafts else None
     states = [matcher.start()] * n
     tokens: list[list[int]] = [[] for _ in range(n)]
     log_z: list[list[float]] = [[] for _ in range(n)]
@@ -99,14 +99,16 @@ def masked_sampling(
                 drafter.update(i, len(fed[i]), accepted)
                 counts.drafts_accepted += accepted
             keep[i] -= len(fed[i]) - accepted  # the rest of the draft is cut
-            head = feed[i]
-            if done[i] or head is None:
-                fed[i] = []
-                continue
-            room = max_tokens - len(tokens[i]) - 1
-            fed[i] = drafter.propose(i, states[i], tokens[i], room) if drafter is not None else []
-            counts.drafts_proposed += len(fed[i])
-            feed[i] = head + fed[i]
+            fed[i] = []
+        if drafter is not None:
+            drafter.observe(tokens)
+            for i in range(n):
+                head = feed[i]
+                if done[i] or head is None:
+                    continue
+                fed[i] = drafter.propose(i, states[i], tokens[i], max_tokens - len(tokens[i]) - 1)
+                counts.drafts_proposed += len(fed[i])
+                feed[i] = head + fed[i]
         if keep != batch.lengths:
             batch.truncate(keep)
         rounds += 1
@@ -161,12 +163,6 @@ def _draw(
     while not bool(ok[token]) or masked[token] == -torch.inf:  # past the last allowed token by rounding
         token -= 1
     return token, log_z
-
-
-def _encoder(lm: LanguageModel):
-    """Text -> token ids as the tokenizer writes it on its own (no special tokens): drafts of forced text."""
-    tokenizer = lm.tokenizer
-    return lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 def _text(data: bytes) -> str:

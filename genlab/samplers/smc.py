@@ -43,6 +43,7 @@ import torch
 from genlab.constraints.base import Constraint
 from genlab.models.base import LanguageModel
 from genlab.samplers.awrs import AWRS, Memo, _logsumexp
+from genlab.samplers.drafts import Drafter, encoder
 from genlab.samplers.prompt import Prompt, prompt_ids
 from genlab.samplers.result import Counts, GenerationResult, Progress, Sample
 
@@ -222,6 +223,8 @@ def smc(
     keep_weights: bool = True,
     progress: Progress | None = None,
     device_candidates: bool | None = None,
+    drafts: bool = False,
+    max_draft: int = 8,
 ) -> GenerationResult:
     """SMC with N particles; see the module docstring. `ess_threshold=0` never resamples (importance sampling).
 
@@ -236,6 +239,10 @@ def smc(
     when no more than N are left (kept with probability w / c, then weighing c = prune * total): still unbiased,
     and it spares rows and forwards for tokenizations of negligible mass (at 1e-4, 0 to 0.02 nats of KL on the
     benchmark's problems; 1e-3 cost 0.9 nats on one seed of one).
+    `drafts` (`genlab.samplers.drafts`): a row that needs a forward is also fed a draft of up to `max_draft` tokens
+    (forced by the constraint, or looked up in the prompt and the other particles); while its particles draw the
+    draft's tokens the next distributions are already there and the step runs no forward. The draws, and so the
+    law, are the same as without drafts; `counts` reports the draft tokens proposed and accepted.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -253,8 +260,10 @@ def smc(
     matcher = constraint.compile(vocab)
     rng = np.random.default_rng(seed)
     sampler = AWRS(estimator=estimator, max_rejections=max_rejections, skip_tolerance=skip_tolerance)
-    batch = lm.prefill(prompt_ids(lm, prompt), 1)
+    ids = prompt_ids(lm, prompt)
+    batch = lm.prefill(ids, 1)
     counts = Counts(model_calls=1)
+    rows = _DraftRows(Drafter(matcher, encoder(lm), ids, 1, max_draft), batch.logprobs()[0]) if drafts else None
     optimal = resampling == "optimal" and ess_threshold > 0
     p = _Particles(matcher.start(), 1 if optimal else n)
     stepper = _Step(constraint, matcher, vocab, critic, counts)
@@ -266,7 +275,7 @@ def smc(
             break
         if memo.size > _MEMO_LIMIT:  # bound the memo's memory: start it afresh
             memo = Memo()
-        logp = batch.logprobs().double()
+        logp = (batch.logprobs() if rows is None else rows.logprobs()).double()
         if temperature != 1.0:
             logp = torch.log_softmax(logp / temperature, dim=-1)
         if optimal:
@@ -280,7 +289,7 @@ def smc(
             _one_token_step(
                 p, live, logp if on_device else logp.cpu().numpy(), sampler, proposal, on_device, rng, memo, stepper
             )
-        _advance_rows(batch, p, share_rows, counts)
+        _advance_rows(batch, p, share_rows, counts, rows, max_tokens)
         current = ess(p.logw)
         history.append(current)
         if not optimal and ess_threshold > 0 and 0 < current < ess_threshold * n and not p.done.all():
@@ -393,16 +402,19 @@ def _optimal_step(
             stepper.move(p, j, tok)
 
 
-def _advance_rows(batch, p: _Particles, share_rows: bool, counts: Counts) -> None:
+def _advance_rows(
+    batch, p: _Particles, share_rows: bool, counts: Counts, rows: _DraftRows | None, max_tokens: int
+) -> None:
     """Give every particle that moved its new row: one per distinct (old row, token), or one per particle without
     `share_rows`; select the parents (forking rows whose particles diverged, dropping unused ones) and extend by
-    one forward over the new rows."""
+    one forward over the new rows (with drafts, only over the rows whose draft does not already hold the token)."""
     moving = np.flatnonzero(~p.done)
     if len(moving) == 0:
         return
     new_rows: dict = {}
     parents: list[int] = []
     last: list[int] = []
+    holders: list[int] = []  # a particle on each new row
     for i in moving:
         token = p.tokens[i][-1]
         key = (int(p.row[i]), token) if share_rows else int(i)
@@ -411,11 +423,76 @@ def _advance_rows(batch, p: _Particles, share_rows: bool, counts: Counts) -> Non
             r = new_rows[key] = len(parents)
             parents.append(int(p.row[i]))
             last.append(token)
+            holders.append(int(i))
         p.row[i] = r
     batch.select(parents)
+    if rows is not None:
+        rows.advance(batch, p, parents, last, holders, counts, max_tokens)
+        return
     batch.extend(last)
     counts.model_calls += 1
     counts.rows += len(parents)
+
+
+class _DraftRows:
+    """Drafts in SMC: per row of the batch, the draft tokens it was fed after its last drawn token (`fed`) and the
+    next-token log-probs after each prefix of them (`pending`; pending[0] is the row's next distribution)."""
+
+    def __init__(self, drafter: Drafter, first: torch.Tensor):
+        self.drafter = drafter
+        self.fed: list[list[int]] = [[]]
+        self.pending = [[first]]
+        self.proposed = [0]  # the length of the draft the row's `fed` is left of
+        self.accepted = [0]
+
+    def logprobs(self) -> torch.Tensor:
+        return torch.stack([q[0] for q in self.pending])
+
+    def advance(self, batch, p: _Particles, parents, last, holders, counts: Counts, max_tokens: int) -> None:
+        """The new rows (`batch` already selected): a row whose token is the next of its parent's draft takes the
+        distributions there; the others cut the rest of the draft and are fed the token and a new draft, in one
+        forward pass if any."""
+        drafter = self.drafter
+        fed, pending, proposed, accepted = [], [], [], []
+        keep = list(batch.lengths)
+        feed: list[list[int] | None] = [None] * len(parents)
+        for j, (r, token) in enumerate(zip(parents, last)):
+            draft = self.fed[r]
+            if draft and draft[0] == token:
+                fed.append(draft[1:])
+                pending.append(self.pending[r][1:])
+                proposed.append(self.proposed[r])
+                accepted.append(self.accepted[r] + 1)
+                counts.drafts_accepted += 1
+                if not draft[1:]:
+                    drafter.update(0, self.proposed[r], self.proposed[r])
+                continue
+            if draft:
+                drafter.update(0, self.proposed[r], self.accepted[r])
+                keep[j] -= len(draft)
+            feed[j] = [token]
+            fed.append([])
+            pending.append([])
+            proposed.append(0)
+            accepted.append(0)
+        if keep != batch.lengths:
+            batch.truncate(keep)
+        need = [j for j, f in enumerate(feed) if f is not None]
+        if need:
+            drafter.observe([p.tokens[i] for i in holders])
+            for j in need:
+                i = holders[j]
+                draft = drafter.propose(0, p.states[i], p.tokens[i], max_tokens - len(p.tokens[i]) - 1)
+                fed[j], proposed[j] = draft, len(draft)
+                feed[j] = [last[j], *draft]
+                counts.drafts_proposed += len(draft)
+            batch.extend(feed, keep_all=True)
+            counts.model_calls += 1
+            counts.rows += len(need)
+            recent = batch.recent
+            for j in need:
+                pending[j] = list(recent[j])
+        self.fed, self.pending, self.proposed, self.accepted = fed, pending, proposed, accepted
 
 
 def _masked_step(logp: np.ndarray, allowed: np.ndarray, rng: np.random.Generator) -> tuple[int, float]:
