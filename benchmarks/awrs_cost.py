@@ -3,6 +3,7 @@ genlm-control.
 
 Usage: python benchmarks/awrs_cost.py [--quick] [--seeds 5] [--repeats 5] [--only a|b] [--threads N]
                                       [--genlm-python /tmp/genlm-venv/bin/python] [--genlm-repeats 3]
+                                      [--output docs/benchmarks/awrs_cost.md]
 
 (a) Checks per token. SMC-AWRS (`generate(method="smc")`, 4 particles, ESS 0.5) runs on a few regex tasks on
 SmolLM2-135M-Instruct, `--seeds` seeds each. Every AWRS step's `allows` calls are recorded (by wrapping
@@ -50,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import Printed, write_report
 
 import genlab.samplers.awrs as awrs_module
 from genlab import Regex, generate
@@ -123,7 +125,7 @@ def pct(values, q) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q))
 
 
-def part_a(lm, seeds: int, tasks, estimator: str) -> None:
+def part_a(lm, seeds: int, tasks, estimator: str, out: Printed) -> None:
     v = lm.vocab_size
     rows, all_checks = [], []
     for name, prompt, pattern, max_tokens in tasks:
@@ -169,30 +171,30 @@ def part_a(lm, seeds: int, tasks, estimator: str) -> None:
                 texts[0],
             )
         )
-    print("## (a) Constraint checks per generated token: SMC-AWRS (4 particles, ESS 0.5) vs masking\n")
-    print(
+    out("## (a) Constraint checks per generated token: SMC-AWRS (4 particles, ESS 0.5) vs masking\n")
+    out(
         f"SmolLM2-135M-Instruct, |V| = {v}; estimator {estimator!r}; {seeds} seeds per task; a step is one "
         "particle's token (EOS included); a check is an `allows` call that reached the matcher (verdicts are "
         "memoised per run across particles in the same state). Masking evaluates all |V| tokens per step.\n"
     )
-    print(
+    out(
         "| task | regex | steps | checks/token (mean) | median over steps | p90 | max | steps hitting the cap "
         "(mask fetched) | steps on a mask fetched earlier in the run (exact, 0 checks) | median over runs of "
         "per-run mean | masking / AWRS (mean) | wall ms/token (SMC, median run) | top text, seed 0 |"
     )
-    print("| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |")
+    out("| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |")
     for name, pattern, n, mean, med, p90, mx, fb, fetched, run_med, ms, text in rows:
-        print(
+        out(
             f"| {name} | `{pattern.replace('|', chr(92) + '|')}` | {n} | {mean:.2f} | {med:g} | {p90:g} | {mx} | "
             f"{fb:.1f}% | {fetched:.1f}% | {run_med:.2f} | {v / max(mean, 1e-9):,.0f}x | {ms:.1f} | `{text!r}` |"
         )
-    print(
+    out(
         f"\nAll tasks together: median checks per step {statistics.median(all_checks):g}, mean "
         f"{statistics.fmean(all_checks):.2f} (goal: median <= 1.5).\n"
     )
 
 
-def part_b(lm, args) -> None:
+def part_b(lm, args, out: Printed) -> None:
     regex = Regex(PHONE)  # masking and rerank; each SMC run compiles its own Regex (its compile is timed)
     ids = prompt_ids(lm, PHONE_PROMPT)
     common = dict(n_particles=4, max_tokens=20, temperature=1.0)
@@ -254,17 +256,17 @@ def part_b(lm, args) -> None:
     load_after = os.getloadavg()[0]
 
     med = statistics.median
-    print("## (b) End-to-end wall time: phone number, 4 particles, ESS 0.5, max 20 tokens, SmolLM2 on CPU\n")
-    print(
+    out("## (b) End-to-end wall time: phone number, 4 particles, ESS 0.5, max 20 tokens, SmolLM2 on CPU\n")
+    out(
         f"torch threads {torch.get_num_threads()}; {args.repeats} repeats, interleaved; 1-min load average "
         f"{load_before:.2f} before, {load_mid:.2f} after the genlab runs, {load_after:.2f} after genlm-control. "
         f"SMC runs took {min(steps_used)}-{max(steps_used)} steps; free sampling draws that many tokens.\n"
     )
-    print("| method | median s | min s | max s | per run |")
-    print("| --- | --: | --: | --: | --- |")
+    out("| method | median s | min s | max s | per run |")
+    out("| --- | --: | --: | --: | --- |")
 
     def row(label, ts):
-        print(f"| {label} | {med(ts):.3f} | {min(ts):.3f} | {max(ts):.3f} | {', '.join(f'{t:.2f}' for t in ts)} |")
+        out(f"| {label} | {med(ts):.3f} | {min(ts):.3f} | {max(ts):.3f} | {', '.join(f'{t:.2f}' for t in ts)} |")
 
     row("genlab SMC-AWRS", t_smc)
     row("free sampling, 4 sequences, same length", t_free)
@@ -275,42 +277,42 @@ def part_b(lm, args) -> None:
         row("genlm-control AWRS SMC, cold (first run)", gl[:1])
         if len(gl) > 1:
             row("genlm-control AWRS SMC, warm", gl[1:])
-        print(f"| genlm-control setup (load model, potentials, coerce) | {genlm['setup_s']:.3f} | | | |")
-    print()
+        out(f"| genlm-control setup (load model, potentials, coerce) | {genlm['setup_s']:.3f} | | | |")
+    out()
     ratio_free = med(t_smc) / med(t_free)
-    print("| figure | value | goal |")
-    print("| --- | --: | --- |")
+    out("| figure | value | goal |")
+    out("| --- | --: | --- |")
     step_checks = [c for c, _, _ in recorder.steps]
-    print(f"| checks per token, median over steps ({len(step_checks)} steps) | {med(step_checks):g} | <= 1.5 |")
-    print(f"| checks per token, mean (counts.checks / counts.tokens; median over runs) | {med(checks):.2f} | |")
-    print(
+    out(f"| checks per token, median over steps ({len(step_checks)} steps) | {med(step_checks):g} | <= 1.5 |")
+    out(f"| checks per token, mean (counts.checks / counts.tokens; median over runs) | {med(checks):.2f} | |")
+    out(
         f"| steps that hit the rejection cap (one mask each) | "
         f"{100 * sum(f for _, f, _ in recorder.steps) / len(step_checks):.1f}% | |"
     )
-    print(
+    out(
         f"| steps on a mask fetched earlier in the run (exact, no checks) | "
         f"{100 * sum(b for _, _, b in recorder.steps) / len(step_checks):.1f}% | |"
     )
-    print(f"| SMC-AWRS / free sampling (medians) | {ratio_free:.2f} | <= 1.5 |")
+    out(f"| SMC-AWRS / free sampling (medians) | {ratio_free:.2f} | <= 1.5 |")
     if genlm is not None:
         gl = [r["wall_s"] for r in genlm["runs"]]
         warm_runs = gl[1:] or gl
         ratio = med(warm_runs) / med(t_smc)
-        print(f"| genlm-control (warm median) / genlab SMC-AWRS (median) | {ratio:.1f}x | >= 50x |")
-        print(f"| genlm-control (cold) / genlab SMC-AWRS (median) | {gl[0] / med(t_smc):.1f}x | |")
+        out(f"| genlm-control (warm median) / genlab SMC-AWRS (median) | {ratio:.1f}x | >= 50x |")
+        out(f"| genlm-control (cold) / genlab SMC-AWRS (median) | {gl[0] / med(t_smc):.1f}x | |")
         gc = [r["checks"] / max(r["draws"], 1) for r in genlm["runs"]]
-        print(
+        out(
             f"| genlm-control checks per token (mean per run, median over runs; its vocabulary pruned to the "
             f"regex's bytes) | {med(gc):.2f} | |"
         )
     else:
-        print("| genlm-control / genlab | skipped | >= 50x |")
-    print("\ngenlab samples (repeat 0):", outs[0])
+        out("| genlm-control / genlab | skipped | >= 50x |")
+    out("\ngenlab samples (repeat 0):", outs[0])
     if genlm is not None:
-        print("genlm-control samples (run 0):", genlm["runs"][0]["texts"])
+        out("genlm-control samples (run 0):", genlm["runs"][0]["texts"])
         bad = [t for r in genlm["runs"] for t in r["texts"] if t and not Regex(PHONE).check(t.encode())]
         if bad:
-            print("genlm-control texts not matching the regex (incomplete particles?):", bad)
+            out("genlm-control texts not matching the regex (incomplete particles?):", bad)
 
 
 def main() -> None:
@@ -329,6 +331,7 @@ def main() -> None:
         default=None,
         help="torch threads here and in the genlm-control process (default: torch's default)",
     )
+    parser.add_argument("--output", default="docs/benchmarks/awrs_cost.md", help="markdown file ('' for none)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -337,10 +340,13 @@ def main() -> None:
         args.seeds, args.repeats, args.genlm_repeats = 2, 2, 2
         tasks = CHECK_TASKS[:3]
     lm = load(device="cpu")
+    out = Printed()
     if args.only != "b":
-        part_a(lm, args.seeds, tasks, args.estimator)
+        part_a(lm, args.seeds, tasks, args.estimator, out)
     if args.only != "a":
-        part_b(lm, args)
+        part_b(lm, args, out)
+    settings = f"SmolLM2-135M-Instruct, {lm!r}; torch threads {torch.get_num_threads()}; {os.cpu_count()} CPU cores"
+    write_report(args.output, "AWRS cost", settings, out.text)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ particles. Each mode writes its own output file from scratch; every mode's time 
 Ray's overhead is the ratio of the 1-worker Ray run to the plain run; scaling is 2 workers against 1.
 
     python benchmarks/batch_scaling.py [--records 24] [--particles 4] [--max-tokens 24]
+                                       [--output docs/benchmarks/batch_scaling.md]
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import os
 import tempfile
 import time
 from pathlib import Path
+
+from report import Printed, write_report
 
 from genlab.batch import BatchConfig, batch
 
@@ -62,6 +65,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=24)
     parser.add_argument("--particles", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=24)
+    parser.add_argument("--output", default="docs/benchmarks/batch_scaling.md", help="markdown file ('' for none)")
     args = parser.parse_args()
 
     import ray
@@ -70,13 +74,15 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="genlab-batch-bench-"))
     source = work / "in.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in records(args.records)), encoding="utf-8")
-    print(
+    settings = (
         f"{args.records} records (regex and JSON Schema), SmolLM2, SMC N={args.particles}, "
         f"max_tokens={args.max_tokens}, {os.cpu_count()} CPU cores"
     )
+    print(settings)
     times: dict[str, float] = {}
-    print("\n| mode | wall s | to first row s | records/s | rows |")
-    print("|---|--:|--:|--:|--:|")
+    out = Printed()
+    out("\n| mode | wall s | to first row s | records/s | rows |")
+    out("|---|--:|--:|--:|--:|")
     for mode in ("plain", "ray-1", "ray-2"):
         if mode.startswith("ray"):
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
@@ -86,11 +92,12 @@ def main() -> None:
             if mode.startswith("ray"):
                 ray.shutdown()
         times[mode] = seconds
-        print(f"| {mode} | {seconds:.1f} | {first:.1f} | {rows / seconds:.2f} | {rows} |", flush=True)
-    print(
+        out(f"| {mode} | {seconds:.1f} | {first:.1f} | {rows / seconds:.2f} | {rows} |", flush=True)
+    out(
         f"\nRay overhead (ray-1 / plain wall time): {times['ray-1'] / times['plain']:.2f}x; "
         f"scaling (ray-1 / ray-2 wall time): {times['ray-1'] / times['ray-2']:.2f}x"
     )
+    write_report(args.output, "Batch scaling: one process and Ray", settings, out.text)
 
 
 if __name__ == "__main__":

@@ -1,41 +1,47 @@
 """Drafts: forward passes per output token and output tokens per second, with drafts on and off, in one run.
 
-Usage: python benchmarks/drafts.py [--tasks json,regex] [--seeds 1] [--max-tokens 96] [--model smollm2]
-                                   [--no-anchor] [--output docs/benchmarks/drafts.md]
+Usage: python benchmarks/drafts.py [--tasks json,sql,regex] [--methods mask,smc] [--models smollm2,gemma-3-270m]
+                                   [--sql-questions 30] [--seeds 1] [--max-tokens 64] [--no-anchor]
+                                   [--output docs/benchmarks/drafts.md]
 
-Tasks (prompts of this benchmark's own):
-- json: JSON extraction, 10 short paragraphs about a person, each filled into a Pydantic model
-  (name, age, city, email; compact JSON, as `JsonSchema` writes by default);
-- regex: copying a date and an order number from a sentence under a regex (`Order (\\d{5}) on (\\d{4}-\\d{2}-\\d{2})`).
+Tasks:
+- json: JSON extraction, 10 short paragraphs of this benchmark's own about a person, each filled into a Pydantic
+  model (name, age, city, email; compact JSON, as `JsonSchema` writes by default);
+- sql: text-to-SQL, benchmarks/spider.py's Spider dev questions (its seed-0 sample, its one-shot prompts with the
+  CREATE statements) under the grammar-only `genlab.SQL(db, explain=False)`;
+- regex: copying a date and an order number from a sentence under a regex (`Order (\d{5}) on (\d{4}-\d{2}-\d{2})`).
 
-Methods: genlab's masking sampler (`masked_sampling`, temperature 1, seeded), drafts off and on. Its draws are by
-inversion from one random stream per row, so drafts change no output: the benchmark checks that both runs gave the
-same tokens ("same" column). Columns: output tokens, forwards per output token (the prompt's prefill not counted),
-draft tokens proposed and accepted per forward, tokens per second, and the speed-up (drafts on / off).
+Methods, drafts off and on for each prompt: masking (`masked_sampling`, n = 1) and SMC-AWRS (`smc`, N = 4, optimal
+resampling), temperature 1, seeded. Both draw the same tokens with drafts as without (masking by inversion from
+one stream per row, SMC from one stream whose use does not depend on the forwards), so the benchmark checks that
+the two runs gave the same outputs and weights ("same" column). Columns: output tokens, forwards per output token
+(the prompt's prefill not counted), draft tokens accepted per forward and per proposed, tokens per second, and the
+speed-up (drafts on / off).
 
-Anchor (peers' nearest equivalent): transformers' `model.generate(do_sample=True)` with genlab's
+Anchor (peers' nearest equivalent), for masking: transformers' `model.generate(do_sample=True)` with genlab's
 `ConstraintLogitsProcessor`, with and without `prompt_lookup_num_tokens=8` (prompt lookup decoding). Its outputs
 are not the same draws (its random stream differs), so only its speed is compared.
 
-SMC-AWRS with drafts (sibling particles' continuations) is not implemented yet: the SMC column says so.
 Run on an otherwise idle machine: the ratios are only meaningful there.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
+import math
+import random
 import sys
 import time
-from pathlib import Path
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from report import render, write_report
 
 import genlab
 from genlab.hf import ConstraintLogitsProcessor
 from genlab.samplers.masking import masked_sampling
 from genlab.samplers.prompt import prompt_ids
+from genlab.samplers.smc import smc
 
 
 class Person(BaseModel):
@@ -68,7 +74,7 @@ ORDERS = [
 ]
 
 
-def tasks(names: list[str]):
+def tasks(names: list[str], sql_questions: int):
     """(task, label, prompt messages, constraint) for each prompt of the named tasks."""
     out = []
     if "json" in names:
@@ -78,12 +84,31 @@ def tasks(names: list[str]):
                 {"role": "user", "content": f"Extract the person as JSON with keys name, age, city, email:\n{text}"}
             ]
             out.append(("json", f"json-{i}", prompt, schema))
+    if "sql" in names:  # benchmarks/spider.py's questions (seed 0) and prompts, the grammar-only SQL constraint
+        import spider as spider_bench  # benchmarks/spider.py, beside this script
+
+        from genlab.datasets import spider
+
+        dev = spider.load_dev()
+        databases = spider_bench.Databases()
+        for index in random.Random(0).sample(range(len(dev)), min(sql_questions, len(dev))):
+            example = dev[index]
+            db = databases.get(example.db_id)
+            prompt = spider_bench.messages(example, dev, db["explain"])
+            out.append(("sql", f"sql-{index}", prompt, db["grammar"]))
     if "regex" in names:
         regex = genlab.Regex(r"Order \d{5} on \d{4}-\d{2}-\d{2}\.")
         for i, (text, _, _) in enumerate(ORDERS):
             prompt = [{"role": "user", "content": f"{text}\nRestate as 'Order N on DATE.':"}]
             out.append(("regex", f"regex-{i}", prompt, regex))
     return out
+
+
+def run(method: str, lm, constraint, prompt, max_tokens: int, seed: int, drafts: bool) -> genlab.GenerationResult:
+    """masking (n = 1) or SMC-AWRS (N = 4, the default optimal resampling), drafts on or off."""
+    if method == "mask":
+        return masked_sampling(lm, constraint, prompt, n=1, max_tokens=max_tokens, seed=seed, drafts=drafts)
+    return smc(lm, constraint, prompt, n_particles=4, max_tokens=max_tokens, seed=seed, drafts=drafts)
 
 
 def anchor(lm, prompt, constraint, max_tokens: int, lookup: int | None, seed: int) -> tuple[int, float]:
@@ -108,98 +133,111 @@ def anchor(lm, prompt, constraint, max_tokens: int, lookup: int | None, seed: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="json,regex")
+    parser.add_argument("--tasks", default="json,sql,regex")
+    parser.add_argument("--methods", default="mask,smc")
+    parser.add_argument("--models", default="smollm2", help="comma-separated model names or folders")
+    parser.add_argument("--sql-questions", type=int, default=30)
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--max-tokens", type=int, default=96)
-    parser.add_argument("--model", default=None, help="a model name or folder (default: SmolLM2)")
+    parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--no-anchor", dest="anchor", action="store_false")
     parser.add_argument("--output", default="docs/benchmarks/drafts.md")
     args = parser.parse_args()
-    lm = genlab.load(args.model, device="cpu")
-    rows, totals = [], {}
-    lookup_failures: list[str] = []
-    for task, label, prompt, constraint in tasks(args.tasks.split(",")):
-        for seed in range(args.seeds):
-            runs = {}
-            for drafts in (False, True):
-                constraint.compile(lm.vocab)  # compile (and warm) outside the timings
-                r = masked_sampling(lm, constraint, prompt, n=1, max_tokens=args.max_tokens, seed=seed, drafts=drafts)
-                runs[drafts] = r
-            off, on = runs[False], runs[True]
-            n_tok = max(1, sum(len(ids) for ids in on.token_ids))
-            same = off.token_ids == on.token_ids
-            row = dict(
-                task=task,
-                label=label,
-                seed=seed,
-                tokens=n_tok,
-                same=same,
-                fwd_off=(off.counts.model_calls - 1) / n_tok,
-                fwd_on=(on.counts.model_calls - 1) / n_tok,
-                proposed=on.counts.drafts_proposed,
-                accepted=on.counts.drafts_accepted,
-                tps_off=n_tok / off.counts.wall_time,
-                tps_on=n_tok / on.counts.wall_time,
-                calls_on=on.counts.model_calls - 1,
-            )
-            if args.anchor:
-                a_tok, a_t = anchor(lm, prompt, constraint, args.max_tokens, None, seed)
-                try:
-                    b_tok, b_t = anchor(lm, prompt, constraint, args.max_tokens, 8, seed)
-                    lookup_tps = b_tok / b_t
-                except genlab.GenlabError:  # generate's prompt lookup kept a token the processor had refused
-                    lookup_tps = float("nan")
-                    lookup_failures.append(label)
-                row.update(hf_tps=a_tok / a_t, hf_lookup_tps=lookup_tps)
-            rows.append(row)
-            totals.setdefault(task, []).append(row)
-            print(
-                f"  {label} seed {seed}: {n_tok} tokens, forwards/token {row['fwd_off']:.2f} -> "
-                f"{row['fwd_on']:.2f}, tok/s {row['tps_off']:.1f} -> {row['tps_on']:.1f}, same {same}",
-                file=sys.stderr,
-                flush=True,
-            )
+    methods = args.methods.split(",")
+    prompts = tasks(args.tasks.split(","), args.sql_questions)
+    settings = (
+        f"torch threads {torch.get_num_threads()}; temperature 1; masking n = 1, SMC-AWRS N = 4 (optimal "
+        "resampling); output tokens: masking's sample, SMC's longest particle; forwards exclude the prefill."
+    )
     lines = [
-        f"# Drafts ({datetime.date.today()}, `python benchmarks/drafts.py {' '.join(sys.argv[1:])}`)",
-        "",
-        f"{lm!r}, torch threads {torch.get_num_threads()}, masking (temperature 1), n = 1 per prompt.",
-        "",
-        "| task | prompts | output tokens | same outputs | forwards/token off | on | accepted/forward | "
-        "accept rate | tok/s off | on | speed-up | hf generate tok/s | + prompt lookup | SMC-AWRS drafts |",
-        "| --- | --: | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |",
+        "| model | task | method | prompts | output tokens | same outputs | forwards/token off | on | "
+        "accepted/forward | accept rate | tok/s off | on | speed-up | hf generate tok/s | + prompt lookup |",
+        "| --- | --- | --- | --: | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
     ]
-    for task, rs in totals.items():
-        tok = sum(r["tokens"] for r in rs)
-        calls_off = sum(r["fwd_off"] * r["tokens"] for r in rs)
-        calls_on = sum(r["fwd_on"] * r["tokens"] for r in rs)
-        t_off = sum(r["tokens"] / r["tps_off"] for r in rs)
-        t_on = sum(r["tokens"] / r["tps_on"] for r in rs)
-        prop, acc = sum(r["proposed"] for r in rs), sum(r["accepted"] for r in rs)
-        hf = "n/a | n/a"
-        if args.anchor:
-            ok = [r for r in rs if r["hf_lookup_tps"] == r["hf_lookup_tps"]]  # NaN where the run failed
-            lookup = f"failed on all {len(rs)}"
-            if ok:
-                rate = sum(r["tokens"] for r in ok) / sum(r["tokens"] / r["hf_lookup_tps"] for r in ok)
-                lookup = f"{rate:.1f} ({len(rs) - len(ok)} of {len(rs)} failed)"
-            hf = f"{tok / sum(r['tokens'] / r['hf_tps'] for r in rs):.1f} | {lookup}"
-        lines.append(
-            f"| {task} | {len(rs)} | {tok} | {sum(r['same'] for r in rs)}/{len(rs)} | "
-            f"{calls_off / tok:.2f} | {calls_on / tok:.2f} | {acc / max(1, calls_on):.2f} | "
-            f"{acc / max(1, prop):.2f} | {tok / t_off:.1f} | {tok / t_on:.1f} | {t_off / t_on:.2f}x | {hf} | "
-            "not implemented |"
-        )
+    lookup_failures: list[str] = []
+    for model in args.models.split(","):
+        lm = genlab.load(None if model == "smollm2" else model, device="cpu")
+        warm = prompts[0]
+        for method in methods:  # compiled kernels and first masks outside the timings
+            run(method, lm, warm[3], warm[2], 2, 0, True)
+        totals: dict[tuple[str, str], list[dict]] = {}
+        for task, label, prompt, constraint in prompts:
+            constraint.compile(lm.vocab)  # compile (and warm) outside the timings
+            for method in methods:
+                for seed in range(args.seeds):
+                    row = measure(lm, method, label, prompt, constraint, args.max_tokens, seed)
+                    if args.anchor and method == "mask":
+                        a_tok, a_t = anchor(lm, prompt, constraint, args.max_tokens, None, seed)
+                        try:
+                            b_tok, b_t = anchor(lm, prompt, constraint, args.max_tokens, 8, seed)
+                            lookup_tps = b_tok / b_t
+                        except genlab.GenlabError:  # generate's prompt lookup kept a token the processor refused
+                            lookup_tps = float("nan")
+                            lookup_failures.append(f"{model}/{label}")
+                        row.update(hf_tps=a_tok / a_t, hf_lookup_tps=lookup_tps)
+                    totals.setdefault((task, method), []).append(row)
+        for (task, method), rs in totals.items():
+            lines.append(f"| {model} | {task} | {method} | " + summarise(rs, args.anchor and method == "mask"))
     if lookup_failures:
         lines += [
             "",
             f"transformers' prompt lookup failed on {', '.join(lookup_failures)}: its draft verification kept a "
             "token that genlab's logits processor had masked (the processor raises when a row leaves the constraint).",
         ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text)
+    body = "\n".join(lines)
+    print(render("Drafts", settings, body))
+    write_report(args.output, "Drafts", settings, body)
+
+
+def measure(lm, method: str, label: str, prompt, constraint, max_tokens: int, seed: int) -> dict:
+    """One prompt, one method, drafts off then on: the per-run figures."""
+    off = run(method, lm, constraint, prompt, max_tokens, seed, False)
+    on = run(method, lm, constraint, prompt, max_tokens, seed, True)
+    n_tok = max(1, max(len(ids) for ids in on.token_ids))
+    # a float32 forward over a draft rounds differently from one over a single token: log weights (sums over the
+    # tokens) agree to about 1e-5, not bit for bit
+    same = off.token_ids == on.token_ids and all(
+        a == b or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-4) for a, b in zip(off.log_weights, on.log_weights)
+    )
+    row = dict(
+        label=label,
+        seed=seed,
+        tokens=n_tok,
+        same=same,
+        calls_off=off.counts.model_calls - 1,
+        calls_on=on.counts.model_calls - 1,
+        proposed=on.counts.drafts_proposed,
+        accepted=on.counts.drafts_accepted,
+        t_off=off.counts.wall_time,
+        t_on=on.counts.wall_time,
+    )
+    print(
+        f"  {label} {method} seed {seed}: {n_tok} tokens, forwards {row['calls_off']} -> {row['calls_on']}, "
+        f"{row['t_off']:.2f} s -> {row['t_on']:.2f} s, same {same}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return row
+
+
+def summarise(rs: list[dict], with_anchor: bool) -> str:
+    """One table row's cells after the method: totals over the task's prompts."""
+    tok = sum(r["tokens"] for r in rs)
+    calls_off, calls_on = sum(r["calls_off"] for r in rs), sum(r["calls_on"] for r in rs)
+    t_off, t_on = sum(r["t_off"] for r in rs), sum(r["t_on"] for r in rs)
+    prop, acc = sum(r["proposed"] for r in rs), sum(r["accepted"] for r in rs)
+    hf = "n/a | n/a"
+    if with_anchor:
+        ok = [r for r in rs if r["hf_lookup_tps"] == r["hf_lookup_tps"]]  # NaN where the run failed
+        lookup = f"failed on all {len(rs)}"
+        if ok:
+            rate = sum(r["tokens"] for r in ok) / sum(r["tokens"] / r["hf_lookup_tps"] for r in ok)
+            lookup = f"{rate:.1f} ({len(rs) - len(ok)} of {len(rs)} failed)"
+        hf = f"{tok / sum(r['tokens'] / r['hf_tps'] for r in rs):.1f} | {lookup}"
+    return (
+        f"{len(rs)} | {tok} | {sum(r['same'] for r in rs)}/{len(rs)} | {calls_off / tok:.2f} | {calls_on / tok:.2f} | "
+        f"{acc / max(1, calls_on):.2f} | {acc / max(1, prop):.2f} | {tok / t_off:.1f} | {tok / t_on:.1f} | "
+        f"{t_off / t_on:.2f}x | {hf} |"
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/grammar_masks.py [--quick] [--repeats N] [--vocabs smollm2,qwen2] [--grammars json,sqlite]
                                           [--engines genlab,llguidance,xgrammar] [--max-walk-s S] [--detail]
+                                          [--output docs/benchmarks/grammar_masks.md]
 
 Grammars and sentences (the text walked, tokenized by the HF tokenizer, `encode(add_special_tokens=False)`):
 - json: `grammars/json.lark` (RFC 8259 JSON, whitespace allowed between tokens). Six realistic documents, each
@@ -63,6 +64,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import random
 import re
 import sys
@@ -71,6 +73,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from report import Printed, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -612,6 +615,7 @@ def main() -> None:
         help="stop a first walk that runs longer than this (s); after 2 such walks an engine "
         "skips the grammar's other sentences (on that vocabulary)",
     )
+    parser.add_argument("--output", default="docs/benchmarks/grammar_masks.md", help="markdown file ('' for none)")
     args = parser.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
 
@@ -642,19 +646,20 @@ def main() -> None:
     runs = {v: run_vocab(v, engines, grammars, repeats, args.max_walk_s) for v in args.vocabs.split(",")}
     peers = [e.name for e in engines if e.name != "genlab"]
 
-    print(f"\n### Grammar masks: times in µs unless marked (lower is better), fastest of {repeats} repeat(s)\n")
-    print(f"Versions: {versions(ROOT, ('llguidance', 'xgrammar', 'lark'))}\n")
+    out = Printed()
+    out(f"\n### Grammar masks: times in µs unless marked (lower is better), fastest of {repeats} repeat(s)\n")
+    out(f"Versions: {versions(ROOT, ('llguidance', 'xgrammar', 'lark'))}\n")
     for g, src in sources.items():
-        print(f"- {g}: {src}")
-    print(
+        out(f"- {g}: {src}")
+    out(
         "\nFigures are over the sentences the engine walked without a failure; ratio = genlab / peer over the "
         "sentences both completed (< 1: genlab faster). mask = cold walk from a fresh compile; warm = the same "
         "walk again on the compiled object; allows = genlab `allows(state, next token)`.\n"
     )
     cols = ["compile ms", "mask p50", "mask p99", "warm p50", "warm p99", "allows p50", "allows p99"]
     rcols = [f"{k} vs {p}" for p in peers for k in RATIO_KEYS]
-    print("| grammar | vocab | engine | " + " | ".join(cols) + " | masks | sentences ok | " + " | ".join(rcols) + " |")
-    print("| --- | --- | --- |" + " --: |" * (len(cols) + 2 + len(rcols)))
+    out("| grammar | vocab | engine | " + " | ".join(cols) + " | masks | sentences ok | " + " | ".join(rcols) + " |")
+    out("| --- | --- | --- |" + " --: |" * (len(cols) + 2 + len(rcols)))
     for g, (_, sents) in grammars.items():
         for v, (results, _, _) in runs.items():
             rs = results[g]
@@ -676,14 +681,14 @@ def main() -> None:
                 for p in peers:
                     r = ratios(rs, p, sents) if e.name == "genlab" else {}
                     rcells += [f"{r[k]:.2f}" if k in r else "—" for k in RATIO_KEYS]
-                print(
+                out(
                     f"| {g} | {v} | {e.name} | " + " | ".join(cells) + f" | {s['masks']} | "
                     f"{len(ok)}/{len(sents)}{extra} | " + " | ".join(rcells) + " |"
                 )
 
-    print("\n### genlab against the targets\n")
-    print("| grammar | vocab | " + " | ".join(f"{n} (target <= {t:g})" for n, t in TARGETS) + " |")
-    print("| --- | --- |" + " --: |" * len(TARGETS))
+    out("\n### genlab against the targets\n")
+    out("| grammar | vocab | " + " | ".join(f"{n} (target <= {t:g})" for n, t in TARGETS) + " |")
+    out("| --- | --- |" + " --: |" * len(TARGETS))
     for g, (_, sents) in grammars.items():
         for v, (results, _, _) in runs.items():
             rs = results[g]
@@ -700,30 +705,30 @@ def main() -> None:
             cells = []
             for val, (_, t) in zip(values, TARGETS):
                 cells.append("—" if val != val else f"{val:.2f} {'ok' if val <= t else 'MISSED'}")
-            print(f"| {g} | {v} | " + " | ".join(cells) + " |")
+            out(f"| {g} | {v} | " + " | ".join(cells) + " |")
 
-    print("\n### Failures (sentence left out of that engine's figures)\n")
+    out("\n### Failures (sentence left out of that engine's figures)\n")
     failures = 0
     for v, (results, _, _) in runs.items():
         for g, rs in results.items():
             for e, r in rs.items():
                 for s, msg in r.errors.items():
                     if s not in r.skipped:
-                        print(f"- {g} / {v} / {e} / {s}: {msg}")
+                        out(f"- {g} / {v} / {e} / {s}: {msg}")
                         failures += 1
                 if r.skipped:
                     why = r.errors[next(iter(r.skipped))]
-                    print(f"- {g} / {v} / {e}: {len(r.skipped)} sentence(s) not walked: {why}")
+                    out(f"- {g} / {v} / {e}: {len(r.skipped)} sentence(s) not walked: {why}")
                     failures += 1
     if not failures:
-        print("none")
+        out("none")
 
-    print(
+    out(
         "\n### Agreement with genlab: positions whose text-token sets differ / positions compared "
         "(positions where 'some EOS allowed' differs)\n"
     )
-    print("| grammar | " + " | ".join(f"{v} {p}" for v in runs for p in peers) + " |")
-    print("| --- |" + " --: |" * (len(runs) * len(peers)))
+    out("| grammar | " + " | ".join(f"{v} {p}" for v in runs for p in peers) + " |")
+    out("| --- |" + " --: |" * (len(runs) * len(peers)))
     examples = []
     for g in grammars:
         cells = []
@@ -733,15 +738,15 @@ def main() -> None:
                 cells.append(f"{a.text_bad}/{a.positions} ({a.eos_bad})" if a.positions else "—")
                 top = sorted(a.kinds.values(), key=lambda k: -k[0])[:4]
                 examples += [f"- {g} / {v} / {p}: {n} position(s) like {x}" for n, x in top]
-        print(f"| {g} | " + " | ".join(cells) + " |")
+        out(f"| {g} | " + " | ".join(cells) + " |")
     if examples:
-        print(
+        out(
             "\nCommonest kinds of difference, grouped by (first genlab-only token, first peer-only token), "
             "with the first position of each (tokens shown as bytes, #id = special token):\n"
         )
-        print("\n".join(examples))
+        out("\n".join(examples))
 
-    print("\n### genlab's slowest positions (cold mask; the p99 is among these)\n")
+    out("\n### genlab's slowest positions (cold mask; the p99 is among these)\n")
     for g, (_, sents) in grammars.items():
         for v, (results, tokenized, (tok, vocab)) in runs.items():
             r = results[g].get("genlab")
@@ -753,14 +758,14 @@ def main() -> None:
                 continue
             p99 = pct([t for t, _, _ in flat], 99)
             flat.sort(reverse=True)
-            print(
+            out(
                 f"- {g} / {v}: p99 {fmt(p99)} µs; {sum(t >= p99 for t, _, _ in flat)} of {len(flat)} positions "
                 f"at or above it; slowest:"
             )
             for t, s, i in flat[:4]:
                 toks = tokenized[g][s]
                 nxt = repr(vocab.token_bytes[toks[i]])[1:] if i < len(toks) else "end"
-                print(
+                out(
                     f"  - {fmt(t)} µs (warm {fmt(r.warm[s].mask_us[i])}): {s} position {i}/{len(toks)}, after "
                     f"{tok.decode(toks[:i])[-30:]!r}, next {nxt}, state {r.cold[s].notes[i]}"
                 )
@@ -768,15 +773,15 @@ def main() -> None:
             al.sort(reverse=True)
             for t, s, i in al[:2]:
                 toks = tokenized[g][s]
-                print(
+                out(
                     f"  - allows {fmt(t)} µs: {s} position {i}, after {tok.decode(toks[:i])[-30:]!r}, "
                     f"token {vocab.token_bytes[toks[i]]!r}"
                 )
 
     if args.detail:
-        print("\n### Per sentence: compile ms / cold mask p50 µs / cold mask max µs\n")
-        print("| grammar | vocab | sentence | tokens | " + " | ".join(e.name for e in engines) + " |")
-        print("| --- | --- | --- | --: |" + " --: |" * len(engines))
+        out("\n### Per sentence: compile ms / cold mask p50 µs / cold mask max µs\n")
+        out("| grammar | vocab | sentence | tokens | " + " | ".join(e.name for e in engines) + " |")
+        out("| --- | --- | --- | --: |" + " --: |" * len(engines))
         for g, (_, sents) in grammars.items():
             for v, (results, tokenized, _) in runs.items():
                 for s, _ in sents:
@@ -791,14 +796,21 @@ def main() -> None:
                             )
                         else:
                             cells.append("failed")
-                    print(f"| {g} | {v} | {s} | {len(tokenized[g][s])} | " + " | ".join(cells) + " |")
+                    out(f"| {g} | {v} | {s} | {len(tokenized[g][s])} | " + " | ".join(cells) + " |")
     spent = ", ".join(
         f"{g}/{v}/{e} {r.wall_s:.0f}"
         for v, (results, _, _) in runs.items()
         for g, rs in results.items()
         for e, r in rs.items()
     )
-    print(f"\n(total run {time.perf_counter() - started:.0f} s; seconds per grammar/vocab/engine: {spent})")
+    out(f"\n(total run {time.perf_counter() - started:.0f} s; seconds per grammar/vocab/engine: {spent})")
+
+    settings = (
+        f"{os.cpu_count()} CPU cores; grammars {args.grammars}; vocabularies {args.vocabs}; engines "
+        f"{', '.join(e.name for e in engines)}; fastest of {repeats} repeat(s); first walks stopped after "
+        f"{args.max_walk_s:g} s"
+    )
+    write_report(args.output, "Grammar masks", settings, out.text)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ genlab beside llguidance and XGrammar, in one run.
 Usage: python benchmarks/jsonschema_bench.py [--quick] [--limit N] [--vocabs smollm2,qwen2]
                                              [--engines genlab,llguidance,xgrammar] [--max-masks-per-schema 200]
                                              [--compile-budget-s 2] [--hard-limit-s 60] [--llg-lenient]
+                                             [--output docs/benchmarks/jsonschema_bench.md]
 
 Data: `../shared/data/maskbench-dev.jsonl.gz` (relative to the repository root; see ../shared/data/README.md),
 7,950 schemas, each with labelled instances (`{"valid": bool, "data": ...}`). The collection of a schema is its
@@ -73,6 +74,7 @@ import argparse
 import gc
 import gzip
 import json
+import os
 import random
 import re
 import signal
@@ -95,6 +97,7 @@ from peer_walkers import (  # noqa: E402
     pct,
     versions,
 )
+from report import Printed, write_report  # noqa: E402
 from tokenizer_assets import load_tokenizer  # noqa: E402
 
 from genlab import TokenVocabulary  # noqa: E402
@@ -564,7 +567,8 @@ def ratios(mine: Stats, theirs: Stats) -> dict[str, float | int]:
 
 def report(
     rows: list[dict], runs: dict[str, dict[str, Stats]], strict_cov: dict, extra: GenlabExtra, args, wall: float
-) -> None:
+) -> str:
+    """Print the tables and lists; return what was printed."""
     names = list(next(iter(runs.values())))
     peers = [n for n in names if n != "genlab"]
     colls = Counter(collection(r["id"]) for r in rows)
@@ -575,9 +579,10 @@ def report(
     n_valid = sum(t["valid"] for r in rows for t in r["tests"])
     n_tests = sum(len(r["tests"]) for r in rows)
 
-    print(f"\n### JSON Schema on MaskBench dev: {len(rows)} schemas, {n_tests} instances ({n_valid} valid)\n")
-    print(f"Versions: {versions(ROOT, ('llguidance', 'xgrammar', 'jsonschema'))}\n")
-    print(
+    out = Printed()
+    out(f"\n### JSON Schema on MaskBench dev: {len(rows)} schemas, {n_tests} instances ({n_valid} valid)\n")
+    out(f"Versions: {versions(ROOT, ('llguidance', 'xgrammar', 'jsonschema'))}\n")
+    out(
         f"Compile budget {args.compile_budget_s:g} s (slower compiles count as not covered), walks capped at "
         f"{args.max_masks_per_schema} masks per schema, llguidance lenient: {args.llg_lenient}. "
         "Coverage = compiled within budget, and (genlab) no crash. VR = valid instances rejected, "
@@ -588,15 +593,15 @@ def report(
     )
 
     for v, stats in runs.items():
-        print(f"#### (a) Per collection ({v})\n")
+        out(f"#### (a) Per collection ({v})\n")
         head = (
             ["collection", "schemas", "genlab", "genlab strict"]
             + peers
             + [f"VR {n}" for n in names]
             + [f"IA {n}" for n in names]
         )
-        print("| " + " | ".join(head) + " |")
-        print("| --- |" + " --: |" * (len(head) - 1))
+        out("| " + " | ".join(head) + " |")
+        out("| --- |" + " --: |" * (len(head) - 1))
         for c in order + ["all"]:
             ids = [r["id"] for r in rows] if c == "all" else by_coll[c]
             total = len(ids)
@@ -609,10 +614,10 @@ def report(
                 cells += [str(sum(stats[n].ia.values())) for n in names]
             else:
                 cells += [str(stats[n].vr[c]) for n in names] + [str(stats[n].ia[c]) for n in names]
-            print("| " + " | ".join(cells) + " |")
-        print()
+            out("| " + " | ".join(cells) + " |")
+        out()
 
-    print("#### (b) Overall\n")
+    out("#### (b) Overall\n")
     head = [
         "vocab",
         "engine",
@@ -632,8 +637,8 @@ def report(
         "mask misses",
         "run s",
     ]
-    print("| " + " | ".join(head) + " |")
-    print("| --- | --- |" + " --: |" * (len(head) - 2))
+    out("| " + " | ".join(head) + " |")
+    out("| --- | --- |" + " --: |" * (len(head) - 2))
     total = len(rows)
     for v, stats in runs.items():
         for n in names:
@@ -660,71 +665,71 @@ def report(
                 str(st.misses),
                 f"{st.seconds:.0f}",
             ]
-            print("| " + " | ".join(cells) + " |")
-    print(
+            out("| " + " | ".join(cells) + " |")
+    out(
         "\nVR order: of the valid instances rejected, those the peer accepts written in their own key order "
         "(compact): a property-order difference with genlab's writer, not a coverage fault."
     )
-    print(
+    out(
         "\nRatios genlab / peer (< 1: genlab faster); compile over the schemas both compiled, masks over the "
         "schemas both walked on the same instance:\n"
     )
     head = ["vocab", "peer", "schemas compiled", "compile p50", "compile p99", "schemas walked", "mask p50", "mask p99"]
-    print("| " + " | ".join(head) + " |")
-    print("| --- | --- |" + " --: |" * (len(head) - 2))
+    out("| " + " | ".join(head) + " |")
+    out("| --- | --- |" + " --: |" * (len(head) - 2))
     for v, stats in runs.items():
         for p in peers:
             r = ratios(stats["genlab"], stats[p])
-            print(
+            out(
                 f"| {v} | {p} | {r['compiled']} | {r['compile p50']:.2f} | {r['compile p99']:.2f} | "
                 f"{r['walked']} | {r['mask p50']:.2f} | {r['mask p99']:.2f} |"
             )
 
     g0 = next(iter(runs.values()))["genlab"]
-    print(f"\n#### (c) genlab only ({next(iter(runs))} run)\n")
-    print(f"- schemas with end_checks: {extra.with_end_checks} of {len(g0.compile_ms)} compiled")
+    out(f"\n#### (c) genlab only ({next(iter(runs))} run)\n")
+    out(f"- schemas with end_checks: {extra.with_end_checks} of {len(g0.compile_ms)} compiled")
     top = ", ".join(f"{k} {n}" for k, n in extra.keywords.most_common(12))
-    print(f"- end-check keywords (schemas): {top or 'none'}")
-    print(f"- valid rejected: {extra.vr_grammar} by the grammar, {extra.vr_validator} by the validator only")
-    print(
+    out(f"- end-check keywords (schemas): {top or 'none'}")
+    out(f"- valid rejected: {extra.vr_grammar} by the grammar, {extra.vr_validator} by the validator only")
+    out(
         f"- invalid instances accepted by the grammar and rejected by the end validation: {extra.ia_caught} of "
         f"{extra.invalid_total} checked"
     )
     if extra.unserialisable:
-        print(f"- instances genlab's serialize refused: {extra.unserialisable}")
+        out(f"- instances genlab's serialize refused: {extra.unserialisable}")
     walks = g0.walk_failures
-    print(
+    out(
         f"- mask walks: {len(g0.masks)} schemas walked, {walks} walks rejected (another instance tried), "
         f"{g0.unwalked} covered schemas with valid instances but no walk, {g0.misses} mask misses"
     )
     strict_fail = Counter(reason_kind(r) for s, r in strict_cov.items() if r != "ok")
-    print(
+    out(
         f"- strict=True failures: {sum(strict_fail.values())}; default (strict=False) failures: "
         f"{sum(extra.reasons.values())}"
     )
     top = ", ".join(f"{k} {n}" for k, n in extra.annotations.most_common(12))
-    print(
+    out(
         f"- schemas compiled with unknown keywords/formats ignored as annotations: {extra.with_annotations}; "
         f"commonest (schemas): {top or 'none'}"
     )
-    print("\nCommonest default (strict=False) failure kinds (specifics blanked):\n")
+    out("\nCommonest default (strict=False) failure kinds (specifics blanked):\n")
     for k, n in extra.reasons.most_common(15):
-        print(f"- {n}: {k}")
+        out(f"- {n}: {k}")
     if not extra.reasons:
-        print("none")
-    print("\nCommonest strict=True failure kinds:\n")
+        out("none")
+    out("\nCommonest strict=True failure kinds:\n")
     for k, n in strict_fail.most_common(12):
-        print(f"- {n}: {k}")
+        out(f"- {n}: {k}")
     if not strict_fail:
-        print("none")
+        out("none")
 
-    print(f"\n### genlab schemas not covered ({next(iter(runs))} run, default strict=False; first 20)\n")
+    out(f"\n### genlab schemas not covered ({next(iter(runs))} run, default strict=False; first 20)\n")
     for sid, msg in list(g0.failures.items())[:20]:
-        print(f"- {sid}: {msg}")
+        out(f"- {sid}: {msg}")
     if not g0.failures:
-        print("none")
+        out("none")
 
-    print("\n### genlab crashes (exceptions other than GenlabError: bugs)\n")
+    out("\n### genlab crashes (exceptions other than GenlabError: bugs)\n")
     crashes = {}
     for stats in runs.values():
         for sid, msg in stats["genlab"].crashes.items():
@@ -733,19 +738,21 @@ def report(
         if msg.startswith("crash: ") and sid not in crashes:
             crashes[sid] = f"JsonSchema(strict=True): {msg[7:]}"
     for sid, msg in crashes.items():
-        print(f"- {sid}: {msg}")
+        out(f"- {sid}: {msg}")
     if not crashes:
-        print("none")
+        out("none")
     for v, stats in runs.items():
         for n in names:
             st = stats[n]
             if st.vr_examples or st.ia_examples:
-                print(f"\n### {n} / {v}: first valid rejected / invalid accepted\n")
+                out(f"\n### {n} / {v}: first valid rejected / invalid accepted\n")
                 for x in st.vr_examples[:10]:
-                    print(f"- VR {x}")
+                    out(f"- VR {x}")
                 for x in st.ia_examples[:10]:
-                    print(f"- IA {x}")
-    print(f"\n(total run {wall:.0f} s)")
+                    out(f"- IA {x}")
+    out(f"\n(total run {wall:.0f} s)")
+
+    return out.text
 
 
 def main() -> None:
@@ -768,6 +775,7 @@ def main() -> None:
         help="stop genlab's Python-level compile, walk or checks after this many seconds",
     )
     parser.add_argument("--llg-lenient", action="store_true", help="llguidance ignores unimplemented keywords")
+    parser.add_argument("--output", default="docs/benchmarks/jsonschema_bench.md", help="markdown file ('' for none)")
     args = parser.parse_args()
     if args.quick:
         args.limit = args.limit or 200
@@ -802,7 +810,12 @@ def main() -> None:
     runs = {}
     for k, v in enumerate(args.vocabs.split(",")):
         runs[v] = run_vocab(v, engines, rows, args, strict_cov if k == 0 else None, extra if k == 0 else None)
-    report(rows, runs, strict_cov, extra, args, time.perf_counter() - started)
+    body = report(rows, runs, strict_cov, extra, args, time.perf_counter() - started)
+    settings = (
+        f"{os.cpu_count()} CPU cores; vocabularies {args.vocabs}; engines {', '.join(e.name for e in engines)}; "
+        f"{len(rows)} schemas" + (f" (first {args.limit} of a seeded shuffle)" if args.limit is not None else "")
+    )
+    write_report(args.output, "JSON Schema on MaskBench dev", settings, body)
 
 
 if __name__ == "__main__":

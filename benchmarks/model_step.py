@@ -6,17 +6,19 @@ with max_new_tokens = min_new_tokens = K. Both produce N*K tokens and the script
 genlab's count is conservative: its K steps run K decoding forward passes (the last one scores a token nobody
 reads), `generate` runs K - 1. The two are timed alternately so that load on the machine hits both alike.
 
-    python benchmarks/model_step.py [--n 1 4 16] [--k 32] [--repeats 3]
+    python benchmarks/model_step.py [--n 1 4 16] [--k 32] [--repeats 3] [--output docs/benchmarks/model_step.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from functools import partial
 
 import torch
+from report import Printed, write_report
 
 from genlab.models import load
 
@@ -63,13 +65,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--k", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--output", default="docs/benchmarks/model_step.md", help="markdown file ('' for none)")
     args = parser.parse_args()
 
     lm = load()
     prompt = lm.encode(PROMPT)
     print(f"{lm!r}; prompt {len(prompt)} tokens; K = {args.k}; torch threads {torch.get_num_threads()}")
-    print("\n| N | genlab tok/s | generate tok/s | ratio | same tokens |")
-    print("|---|---|---|---|---|")
+    out = Printed()
+    out("\n| N | genlab tok/s | generate tok/s | ratio | same tokens |")
+    out("|---|---|---|---|---|")
     with torch.inference_mode():
         for n in args.n:
             ours = partial(genlab_greedy, lm, prompt, n, args.k)
@@ -80,12 +84,17 @@ def main() -> None:
             theirs_s = [t[0] for _, t in runs]
             same = all(o[1] == t[1] for o, t in runs)
             tokens = n * args.k
-            print(
+            out(
                 f"| {n} | {tokens / min(ours_s):.0f} (median {tokens / statistics.median(ours_s):.0f}) "
                 f"| {tokens / min(theirs_s):.0f} (median {tokens / statistics.median(theirs_s):.0f}) "
                 f"| {min(theirs_s) / min(ours_s):.2f} | {same} |",
                 flush=True,
             )
+    settings = (
+        f"{lm!r}; prompt {len(prompt)} tokens; K = {args.k}; fastest (and median) of {args.repeats} repeats; "
+        f"torch threads {torch.get_num_threads()}; {os.cpu_count()} CPU cores"
+    )
+    write_report(args.output, "Model step: KVBatch against generate", settings, out.text)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Regex constraints: compile time and per-token mask time, genlab beside llguidance, XGrammar and outlines-core.
 
 Usage: python benchmarks/regex_masks.py [--quick] [--vocabs smollm2,qwen2] [--engines genlab,llguidance,...]
-                                        [--detail]
+                                        [--detail] [--repeats 3] [--output docs/benchmarks/regex_masks.md]
 
 For each pattern and vocabulary, every engine compiles the regex (timed; tokenizer-level setup is built once per
 vocabulary, outside the timing), then walks one matching example string, tokenized by the HF tokenizer: at
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import re
 import sys
 import time
@@ -45,6 +46,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from report import Printed, write_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from peer_walkers import (  # noqa: E402
@@ -323,6 +325,7 @@ def main() -> None:
         default=3,
         help="compile and walk each pattern this many times; keep the fastest of each measurement",
     )
+    parser.add_argument("--output", default="docs/benchmarks/regex_masks.md", help="markdown file ('' for none)")
     args = parser.parse_args()
 
     patterns = [p for p in PATTERNS if not args.quick or p[0] in QUICK]
@@ -359,19 +362,20 @@ def main() -> None:
         "advance p50",
     ]
     ratio_cols = ["compile p50", "compile+1st mask p50", "mask p50", "mask p99"]
-    print(f"\n### Regex masks: {len(patterns)} patterns, times in µs (lower is better)\n")
-    print(
+    out = Printed()
+    out(f"\n### Regex masks: {len(patterns)} patterns, times in µs (lower is better)\n")
+    out(
         "Each engine's figures are over the patterns it compiled and walked; ratio = genlab / peer over the "
         "patterns both completed (< 1: genlab faster).\n"
     )
-    print(
+    out(
         "| vocab | engine | "
         + " | ".join(cols)
         + " | masks | patterns ok | "
         + " | ".join(f"ratio {c}" for c in ratio_cols)
         + " |"
     )
-    print("| --- | --- |" + " --: |" * (len(cols) + 2 + len(ratio_cols)))
+    out("| --- | --- |" + " --: |" * (len(cols) + 2 + len(ratio_cols)))
     for vname, results in all_results.items():
         ours_ok = ok_patterns(results["genlab"], patterns) if "genlab" in results else []
         for e in engines:
@@ -383,7 +387,7 @@ def main() -> None:
             else:
                 mine, theirs = summarize(results["genlab"], both), summarize(results[e.name], both)
                 ratios = [f"{mine[c] / theirs[c]:.2f}" for c in ratio_cols]
-            print(
+            out(
                 f"| {vname} | {e.name} | "
                 + " | ".join(fmt(s[c]) for c in cols)
                 + f" | {s['masks']} | {s['ok']}/{len(patterns)} | "
@@ -391,17 +395,17 @@ def main() -> None:
                 + " |"
             )
 
-    print("\n### Failures\n")
+    out("\n### Failures\n")
     failures = [(v, e, p, msg) for v, rs in all_results.items() for e, r in rs.items() for p, msg in r.errors.items()]
     for v, e, p, msg in failures:
-        print(f"- {v} / {e} / {p}: {msg}")
+        out(f"- {v} / {e} / {p}: {msg}")
     if not failures:
-        print("none")
+        out("none")
 
-    print("\n### Agreement with genlab: masks whose text-token sets differ / masks compared (EOS differences)\n")
+    out("\n### Agreement with genlab: masks whose text-token sets differ / masks compared (EOS differences)\n")
     peers = [e.name for e in engines if e.name != "genlab"]
-    print("| pattern | " + " | ".join(f"{v} {p}" for v in all_results for p in peers) + " |")
-    print("| --- |" + " --: |" * (len(all_results) * len(peers)))
+    out("| pattern | " + " | ".join(f"{v} {p}" for v in all_results for p in peers) + " |")
+    out("| --- |" + " --: |" * (len(all_results) * len(peers)))
     examples = []
     for pname, _, _ in patterns:
         cells = []
@@ -415,15 +419,15 @@ def main() -> None:
                 cells.append(f"{bad}/{n}" + (f" ({eos_bad})" if eos_bad else ""))
                 if ex:
                     examples.append(f"- {v} / {p} / {pname}: first differing mask: {ex}")
-        print(f"| {pname} | " + " | ".join(cells) + " |")
+        out(f"| {pname} | " + " | ".join(cells) + " |")
     if examples:
-        print("\nFirst difference per (vocab, peer, pattern):\n")
-        print("\n".join(examples))
+        out("\nFirst difference per (vocab, peer, pattern):\n")
+        out("\n".join(examples))
 
     if args.detail:
-        print("\n### Per pattern: compile µs / cold mask p50 µs / cold mask max µs\n")
-        print("| vocab | pattern | tokens | " + " | ".join(e.name for e in engines) + " |")
-        print("| --- | --- | --: |" + " --: |" * len(engines))
+        out("\n### Per pattern: compile µs / cold mask p50 µs / cold mask max µs\n")
+        out("| vocab | pattern | tokens | " + " | ".join(e.name for e in engines) + " |")
+        out("| --- | --- | --: |" + " --: |" * len(engines))
         for v, rs in all_results.items():
             for pname, _, _ in patterns:
                 cells = []
@@ -434,8 +438,13 @@ def main() -> None:
                         cells.append(f"{fmt(r.compile_us[pname])} / {fmt(pct(w, 50))} / {fmt(max(w))}")
                     else:
                         cells.append("failed")
-                print(f"| {v} | {pname} | {runs[v][1][pname]} | " + " | ".join(cells) + " |")
-    print(f"\n(total run {time.perf_counter() - started:.0f} s)")
+                out(f"| {v} | {pname} | {runs[v][1][pname]} | " + " | ".join(cells) + " |")
+    out(f"\n(total run {time.perf_counter() - started:.0f} s)")
+    settings = (
+        f"{os.cpu_count()} CPU cores; vocabularies {args.vocabs}; engines {', '.join(e.name for e in engines)}; "
+        f"fastest of {args.repeats} repeats"
+    )
+    write_report(args.output, "Regex masks", settings, out.text)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/spider.py [--limit 20] [--seed 0] [--particles 8] [--max-tokens 64] [--temperature 1.0]
                                    [--methods free,mask,smc,smc+critic] [--json OUT [--resume]]
+                                   [--output docs/benchmarks/spider.md]
 
 A seeded sample of `--limit` Spider dev questions is put to SmolLM2-135M-Instruct (`genlab.load()`) with a
 one-shot chat prompt: a system message with the database's CREATE statements, then one solved question on the
@@ -32,6 +33,7 @@ import argparse
 import functools
 import json
 import math
+import os
 import random
 import sqlite3
 import sys
@@ -43,6 +45,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import lark
+import torch
+from report import write_report
 
 import genlab
 from genlab.constraints.grammar import GRAMMARS_DIR
@@ -316,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="keep the rows already in --json and run only the (question, method) pairs they lack",
     )
+    ap.add_argument("--output", default="docs/benchmarks/spider.md", help="markdown file for the table ('' for none)")
     args = ap.parse_args(argv)
     methods = args.methods.split(",")
     if unknown := set(methods) - set(METHODS):
@@ -352,11 +357,15 @@ def main(argv: list[str] | None = None) -> None:
     rows = [r for r in rows if r.index in examples and r.method in methods]
     total = sum(r.seconds for r in rows)
 
-    print(
+    settings = (
         f"model {DEFAULT_MODEL}, n={args.particles}, {len(examples)} Spider dev questions (seed {args.seed}), "
-        f"max_tokens {args.max_tokens}, temperature {args.temperature}; generation {total:.0f} s in all\n"
+        f"max_tokens {args.max_tokens}, temperature {args.temperature}; generation {total:.0f} s in all"
     )
-    print(table(rows, methods))
+    body = table(rows, methods)
+    print(settings + "\n")
+    print(body)
+    machine = f"torch threads {torch.get_num_threads()}; {os.cpu_count()} CPU cores"
+    write_report(args.output, "Spider dev: text-to-SQL", f"{settings}; {machine}", body, argv)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import sys
 import types
 
+import genlab.cache  # noqa: F401  (first: it routes numba's cache before any kernel is defined)
 from genlab.constraints import SQL, Constraint, Grammar, JsonSchema, Matcher, Pattern, Predicate, Regex
 from genlab.errors import (
     AssetError,

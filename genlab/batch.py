@@ -48,6 +48,7 @@ class BatchConfig:
     chat: bool = True  # plain "prompt" texts go through the chat template (when the tokenizer has one)
     constraint: dict | None = None
     device: str | None = None
+    drafts: bool | None = None  # None: genlab.generate's default for the method
 
 
 @dataclass
@@ -198,6 +199,7 @@ class Runner:
                 max_tokens=self.config.max_tokens,
                 temperature=self.config.temperature,
                 seed=_seed(self.config.seed, record["id"]),
+                drafts=self.config.drafts,
             )
         except Exception as e:  # noqa: BLE001 - one bad record must not stop the batch; its row says why
             row.update(status="error", error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0)

@@ -166,6 +166,7 @@ def _run(lm, prompt, constraint, method: str, args: argparse.Namespace, label: s
             max_tokens=args.max_tokens,
             temperature=args.temperature,
             seed=args.seed,
+            drafts=args.drafts,
             progress=progress,
         )
     finally:
@@ -342,6 +343,7 @@ def _batch(args: argparse.Namespace) -> int:
         chat=not args.raw,
         constraint=spec,
         device=args.device,
+        drafts=args.drafts,
     )
     bar = tqdm(desc="records", unit="record", disable=True if args.quiet else None)
 
@@ -436,6 +438,8 @@ def _demo_regex(lm, args: argparse.Namespace) -> None:
     )
 
 
+DEMO_REGEX = r"\([0-9]{3}\) [0-9]{3}-[0-9]{4}"
+DEMO_REGEX_PROMPT = "Make up a US phone number for a fictional pizza shop."
 DEMO_PERSON = {
     "type": "object",
     "additionalProperties": False,
@@ -577,6 +581,12 @@ def _add_generation(group, *, particles: int, seed_help: str = "random seed (def
         "--temperature", type=_positive_float, default=1.0, metavar="T", help="sampling temperature, > 0 (default: 1.0)"
     )
     group.add_argument("--seed", type=int, default=0, metavar="S", help=seed_help)
+    group.add_argument(
+        "--drafts",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="verify guessed tokens several per forward pass; the same outputs either way (default: on for masking)",
+    )
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -742,12 +752,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-tokens", type=_positive_int, default=40, help="most tokens per output (default: 40)")
     demo.add_argument(
         "--regex",
-        default=r"\([0-9]{3}\) [0-9]{3}-[0-9]{4}",
+        default=DEMO_REGEX,
         help="pattern for the constrained part (re semantics: \\d also admits non-ASCII digits)",
     )
     demo.add_argument(
         "--regex-prompt",
-        default="Make up a US phone number for a fictional pizza shop.",
+        default=DEMO_REGEX_PROMPT,
         help="prompt of the regex-constrained samples",
     )
     demo.add_argument("--samples", type=_positive_int, default=3, help="regex-constrained samples (default: 3)")

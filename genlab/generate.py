@@ -12,6 +12,8 @@ from genlab.samplers.prompt import Prompt
 from genlab.samplers.result import GenerationResult
 
 METHODS = ("smc", "smc-mask", "awrs", "mask", "rejection", "rerank")
+# where drafts are on unless asked otherwise: the methods for which benchmarks/drafts.py measured a speed-up on CPU
+DRAFTS_BY_DEFAULT = frozenset({"mask"})
 
 
 def generate(
@@ -25,6 +27,7 @@ def generate(
     max_tokens: int = 64,
     temperature: float = 1.0,
     seed: int | None = None,
+    drafts: bool | None = None,
     **options,
 ) -> GenerationResult:
     """Sample outputs of `model` after `prompt` that satisfy `constraint`.
@@ -39,9 +42,14 @@ def generate(
     - "mask": token masking (locally renormalised; weights say how far it is from the target);
     - "rejection": locally constrained decoding by rejection, unweighted; "rerank": free samples, filtered.
 
+    `drafts` (`genlab.samplers.drafts`): verify guessed tokens (forced by the constraint, or copied from the
+    prompt or other samples) several per forward pass; the draws and their law are the same either way, only the
+    number of forwards changes. None (default) turns them on where they were measured to pay (`DRAFTS_BY_DEFAULT`:
+    masking); "rerank" has none.
+
     `options` go to the sampler (e.g. `estimator`, `max_rejections`, `resampling` ("optimal", the default, or a
-    classic scheme), `share_rows`, `critic` for SMC; `drafts=True` for "mask"; `progress(step, running)`, a
-    per-step hook, for any method).
+    classic scheme), `share_rows`, `critic` for SMC; `max_draft`; `progress(step, running)`, a per-step hook, for
+    any method).
 
     A pair is wrapped anew on every call (the vocabulary is rebuilt and the constraint recompiled): to generate
     many times, wrap it once with `genlab.HFModel(model, tokenizer)` and pass that.
@@ -55,10 +63,13 @@ def generate(
     constraint = as_constraint(constraint)
     lm = as_model(model)
     common: dict[str, Any] = dict(max_tokens=max_tokens, temperature=temperature, seed=seed)
+    if method == "rerank":
+        if drafts:
+            raise ValueError("method 'rerank' has no drafts (drafts=True was asked)")
+        return sample_rerank(lm, constraint, prompt, n=n_particles, **common, **options)
+    common["drafts"] = method in DRAFTS_BY_DEFAULT if drafts is None else drafts
     if method == "mask":
         return masked_sampling(lm, constraint, prompt, n=n_particles, **common, **options)
-    if method == "rerank":
-        return sample_rerank(lm, constraint, prompt, n=n_particles, **common, **options)
     if method == "rejection":
         return smc(
             lm, constraint, prompt, n_particles=n_particles, ess_threshold=0.0, keep_weights=False, **common, **options

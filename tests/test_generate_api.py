@@ -180,3 +180,23 @@ def test_generate_stays_the_function_after_its_module_is_imported():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
+def test_drafts_default_per_method_and_same_outputs(lm):
+    """Drafts are on by default where `DRAFTS_BY_DEFAULT` says (masking) and off elsewhere; on or off, the seeded
+    outputs are the same; rerank refuses them rather than ignoring the request."""
+    from genlab.generate import DRAFTS_BY_DEFAULT
+
+    assert DRAFTS_BY_DEFAULT == {"mask"}
+    prompt = "My order number is 48213. Repeat it: order"
+    regex = r" [0-9]{5}\."
+    default = genlab.generate(lm, prompt, regex, method="mask", n_particles=2, max_tokens=10, seed=1)
+    off = genlab.generate(lm, prompt, regex, method="mask", n_particles=2, max_tokens=10, seed=1, drafts=False)
+    assert default.counts.drafts_proposed > 0 and off.counts.drafts_proposed == 0
+    assert default.token_ids == off.token_ids
+    smc_default = genlab.generate(lm, prompt, regex, n_particles=2, max_tokens=10, seed=1)
+    smc_on = genlab.generate(lm, prompt, regex, n_particles=2, max_tokens=10, seed=1, drafts=True)
+    assert smc_default.counts.drafts_proposed == 0 and smc_on.counts.drafts_proposed > 0
+    assert smc_default.token_ids == smc_on.token_ids
+    with pytest.raises(ValueError, match="rerank"):
+        genlab.generate(lm, prompt, regex, method="rerank", n_particles=2, max_tokens=4, drafts=True)

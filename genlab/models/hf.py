@@ -277,6 +277,7 @@ class KVBatch:
             self._logprobs = self._logprobs.clone()
             self._logprobs[torch.tensor(rows, device=device)] = fresh
             self._holes = True
+            self._drop_dead_slots()  # slots cut from every row (a lone row's draft): gone, and the fast mask back
         for i in rows:
             del self._rows[i][len(self._rows[i]) - cuts[i] :]
             recent[i] = recent[i][: len(recent[i]) - cuts[i]]

@@ -16,17 +16,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from genlab.cache import cache_dir
 from genlab.errors import AssetError
-
-
-def cache_dir() -> Path:
-    """Where genlab keeps fetched and converted assets: `$GENLAB_CACHE`, else `~/.cache/genlab`."""
-    root = os.environ.get("GENLAB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "genlab"
-    )
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def fetch(requirement: str, members: list[str], *, sdist: bool = False) -> list[Path]:

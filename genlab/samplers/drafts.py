@@ -6,13 +6,17 @@ own distribution exactly as it would have without the draft; while the draws equ
 are already there, and at the first difference the rest of the draft is cut (`KVBatch.truncate`). A good draft
 saves forward passes; a bad one costs a wider forward and nothing else.
 
-Sources, in order:
+Sources, in turn (a draft chains them: forced text, then what the lookup finds after it, then forced text again):
 - the constraint's forced continuation (`Matcher.forced_bytes`: a JSON key and its `":"`, closing brackets),
-  tokenized as the tokenizer would write it and trimmed to what the matcher allows;
+  split first into tokens the run's outputs have used (under a constraint a model often splits text otherwise
+  than its tokenizer would, e.g. `":` and `"` for `":"`), the rest as the tokenizer writes it, and trimmed to what
+  the matcher allows;
 - lookup: the longest n-gram (n <= 3) at the end of the output that also occurs in the prompt or in the outputs
   of the run's other rows (sibling samples or particles, and the row's own earlier tokens), and the tokens that
   follow it there: extraction copies names and numbers from its source text, and samples of one prompt repeat
-  each other.
+  each other;
+- the prompt's text after the output's last bytes (at least 3), for a copy split into other tokens than the
+  prompt's.
 
 Draft length adapts per row: it doubles (up to `max_draft`) while whole drafts are accepted and falls back to one
 more than the accepted length otherwise.
@@ -27,6 +31,7 @@ import numpy as np
 from genlab.constraints.base import Matcher, State
 
 _NGRAM = 3
+_MIN_BYTES = 3  # the shortest output tail looked up in the prompt's text
 _SEP = -1  # between the sequences of the lookup text: never a token
 
 
@@ -44,8 +49,12 @@ class Drafter:
         self.matcher = matcher
         self.encode = encode
         self.prompt = np.asarray([int(t) for t in prompt_ids] + [_SEP], dtype="<i4")
+        self._prompt_bytes = matcher.vocab.decode([int(t) for t in prompt_ids])
         self.max_draft = max_draft
         self.length = [min(4, max_draft)] * rows
+        self._habits: dict[bytes, int] = {}  # the bytes of each token the run's outputs used, to that token
+        self._longest = 0
+        self._seen = np.zeros(len(matcher.vocab.token_bytes), np.bool_)
         self.observe([])
 
     def observe(self, outputs: Sequence[Sequence[int]]) -> None:
@@ -56,14 +65,29 @@ class Drafter:
                 parts += [np.asarray(out, dtype="<i4"), np.full(1, _SEP, "<i4")]
         self._text = np.concatenate(parts)
         self._bytes = self._text.tobytes()
+        used = np.unique(self._text[len(self.prompt) :])
+        used = used[used >= 0]
+        for t in used[~self._seen[used]].tolist():
+            piece = self.matcher.vocab.token_bytes[t]
+            if piece:
+                self._habits[piece] = t
+                self._longest = max(self._longest, len(piece))
+        self._seen[used] = True
 
     def propose(self, row: int, state: State, tokens: Sequence[int], room: int) -> list[int]:
         """At most min(room, the row's draft length) tokens the matcher allows after `state`."""
         k = min(room, self.length[row])
-        if k <= 0:
-            return []
-        draft = self._forced(state, k) or self._lookup(tokens, k)
-        return self._trim(state, draft[:k])
+        draft: list[int] = []
+        history = list(tokens)
+        while len(draft) < k:  # pieces in turn: forced text, then what the lookup finds after it, and so on
+            want = k - len(draft)
+            guess = self._forced(state, want) or self._lookup(history, want) or self._lookup_bytes(history, want)
+            piece, state = self._trim(state, guess[:want])
+            if not piece:
+                break
+            draft += piece
+            history += piece
+        return draft
 
     def update(self, row: int, proposed: int, accepted: int) -> None:
         """Adapt the row's draft length to how much of its last draft was accepted."""
@@ -75,13 +99,29 @@ class Drafter:
             self.length[row] = max(1, accepted + 1)
 
     def _forced(self, state: State, k: int) -> list[int]:
-        forced = self.matcher.forced_bytes(state, limit=8 * k)
-        text = forced.decode("utf-8", errors="ignore")  # an unfinished character at the end is left to the model
-        if not text:
-            return []
-        ids = [int(t) for t in self.encode(text)]
-        # a tokenizer that writes a dummy prefix space before a text on its own (SentencePiece) spells other bytes
-        return ids if self.matcher.vocab.decode(ids) == text.encode() else []
+        return self._tokenize(self.matcher.forced_bytes(state, limit=8 * k))
+
+    def _tokenize(self, data: bytes) -> list[int]:
+        """Tokens spelling `data` (an unfinished character at the end left out): first the tokens the outputs already
+        used (the model's habits under the constraint), then the tokenizer's own encoding of the rest."""
+        data = data.decode("utf-8", errors="ignore").encode()
+        ids = []
+        at = 0
+        while at < len(data):
+            for size in range(min(self._longest, len(data) - at), 0, -1):
+                t = self._habits.get(data[at : at + size])
+                if t is not None:
+                    ids.append(t)
+                    at += size
+                    break
+            else:
+                break
+        if at < len(data):
+            rest = [int(t) for t in self.encode(data[at:].decode())]
+            # a tokenizer that writes a dummy prefix space before a text on its own (SentencePiece) spells other bytes
+            if self.matcher.vocab.decode(rest) == data[at:]:
+                ids += rest
+        return ids
 
     def _lookup(self, tokens: Sequence[int], k: int) -> list[int]:
         """What follows the last occurrence of the longest matching tail n-gram (a byte search over 4-byte ids)."""
@@ -99,12 +139,22 @@ class Drafter:
                     return follow.tolist()
         return []
 
-    def _trim(self, state: State, draft: list[int]) -> list[int]:
-        """The longest prefix of `draft` the matcher allows token by token."""
+    def _lookup_bytes(self, tokens: Sequence[int], k: int) -> list[int]:
+        """The prompt's text after the longest tail (>= 3 bytes) of the output's last tokens that occurs in it: a
+        value copied from the prompt is often split otherwise than there (no leading space after a quote)."""
+        tail = self.matcher.vocab.decode(list(tokens[-_NGRAM:]))
+        for size in range(len(tail), _MIN_BYTES - 1, -1):
+            at = self._prompt_bytes.rfind(tail[-size:])
+            if at >= 0:
+                return self._tokenize(self._prompt_bytes[at + size : at + size + 8 * k])[:k]
+        return []
+
+    def _trim(self, state: State, draft: list[int]) -> tuple[list[int], State]:
+        """The longest prefix of `draft` the matcher allows token by token, and the state after it."""
         out = []
         for t in draft:
             if not self.matcher.allows(state, t):
                 break
             out.append(t)
             state = self.matcher.advance(state, t)
-        return out
+        return out, state

@@ -1,0 +1,102 @@
+"""First use: how long each constraint kind takes on a machine whose numba cache is empty, beside a warm cache.
+
+Usage: python benchmarks/cold_start.py [--output docs/benchmarks/cold_start.md]
+
+Every measurement runs in a fresh Python process with `NUMBA_CACHE_DIR` set to a new empty folder ("cold": the
+kernels compile) and then again in another fresh process on the folder the first one filled ("warm": the kernels
+load from the cache); the model and its vocabulary are loaded outside the timings. Parts:
+
+- regex compile: `Regex(<the demo's regex>)` and `.compile(vocab)` (token trie, DFA, first masks' tables);
+- regex first generation: the demo's masking run (`genlab demo`'s regex part);
+- JSON Schema compile: `JsonSchema(<the demo's schema>)` and `.compile(vocab)`;
+- JSON Schema first generation: the demo's SMC-AWRS run;
+- SQL demo part: `genlab demo`'s SQL part as a whole (SQL constraint on a SQLite file, SMC-AWRS with the execution
+  critic, 40 tokens);
+- each alone in its own process, and then all in one process in the demo's order (what a new user's first
+  `genlab demo` pays: the later parts reuse kernels the earlier ones compiled).
+
+Goals (issue 25): on 2 cores, the first regex and JSON Schema compiles <= 3 s each, the SQL demo part <= 10 s.
+Run on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from report import render, write_report
+
+CHILD = r"""
+import json, sys, time, argparse
+from genlab.models import load
+from genlab import cli
+lm = load(None, device="cpu")
+args = argparse.Namespace(seed=0, samples=3, max_tokens=40, regex=cli.DEMO_REGEX, regex_prompt=cli.DEMO_REGEX_PROMPT)
+out = {}
+def timed(name, fn):
+    t0 = time.perf_counter(); fn(); out[name] = time.perf_counter() - t0
+for part in sys.argv[1].split(","):
+    if part == "regex":
+        from genlab import Regex
+        timed("regex compile", lambda: Regex(cli.DEMO_REGEX).compile(lm.vocab))
+        timed("regex first generation", lambda: cli._demo_regex(lm, args))
+    elif part == "json":
+        from genlab import JsonSchema
+        timed("JSON Schema compile", lambda: JsonSchema(cli.DEMO_PERSON).compile(lm.vocab))
+        timed("JSON Schema first generation", lambda: cli._demo_json(lm, args))
+    elif part == "sql":
+        timed("SQL demo part", lambda: cli._demo_sql(lm, args))
+print("RESULT " + json.dumps(out))
+"""
+
+
+def run(parts: str, kernels: Path) -> dict[str, float]:
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(kernels)}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, parts], env=env, capture_output=True, text=True, check=False, timeout=3600
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        raise SystemExit(f"child failed ({parts}):\n{done.stdout}\n{done.stderr}")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", default="docs/benchmarks/cold_start.md")
+    args = parser.parse_args()
+    rows: dict[str, dict[str, float]] = {}
+    for setting, groups in (("alone", ["regex", "json", "sql"]), ("demo order", ["regex,json,sql"])):
+        for parts in groups:
+            with tempfile.TemporaryDirectory(prefix="genlab-kernels-") as folder:
+                cold = run(parts, Path(folder))
+                warm = run(parts, Path(folder))
+            for name, seconds in cold.items():
+                rows[f"{name} ({setting})"] = {"cold": seconds, "warm": warm[name]}
+                print(f"  {name} ({setting}): cold {seconds:.2f} s, warm {warm[name]:.2f} s", file=sys.stderr)
+    goals = {"regex compile": 3.0, "JSON Schema compile": 3.0, "SQL demo part": 10.0}
+    settings = (
+        f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}; each row a fresh process, numba's cache "
+        "empty (cold) or filled by the cold run (warm); model loading outside the timings."
+    )
+    lines = [
+        "| part | cold s | warm s | cold / warm | goal (cold) |",
+        "| --- | --: | --: | --: | --- |",
+    ]
+    for name, t in rows.items():
+        goal = next((g for k, g in goals.items() if name.startswith(k)), None)
+        verdict = "" if goal is None else f"<= {goal:.0f} s: {'met' if t['cold'] <= goal else 'missed'}"
+        lines.append(f"| {name} | {t['cold']:.2f} | {t['warm']:.2f} | {t['cold'] / t['warm']:.1f}x | {verdict} |")
+    body = "\n".join(lines)
+    print(render("Cold start", settings, body))
+    write_report(args.output, "Cold start", settings, body)
+
+
+if __name__ == "__main__":
+    main()
