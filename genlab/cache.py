@@ -3,6 +3,7 @@
 `$GENLAB_CACHE`, else `$XDG_CACHE_HOME/genlab` (`~/.cache/genlab`). Kernels go to its `numba` folder unless
 `NUMBA_CACHE_DIR` is set: one place per machine, written by the first process that compiles a kernel and read by
 every later one (other processes, Ray workers on the node), whether genlab is installed editable or read-only.
+The first compile in a process logs one line (logger "genlab", level WARNING), so a first run's wait is explained.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 _log = logging.getLogger("genlab")
@@ -32,30 +31,42 @@ def kernel_dir() -> Path:
     return Path(os.environ.get("NUMBA_CACHE_DIR") or cache_dir() / "numba")
 
 
+_compiled = [0]  # genlab kernels compiled (not loaded from the cache) in this process
+
+
+def kernels_compiled() -> int:
+    """How many genlab kernels this process has compiled so far (a timing that grew it paid first-use compiles)."""
+    return _compiled[0]
+
+
 def route_numba_cache() -> None:
-    """Send numba's on-disk cache to `kernel_dir()` (before genlab's kernels are defined). The environment variable
-    is set too, so that child processes (Ray workers) share the folder."""
+    """Send numba's on-disk cache to `kernel_dir()` (before genlab's kernels are defined) and log the first compile
+    of a genlab kernel in this process. The environment variable is set too, so that child processes (Ray workers)
+    share the folder."""
     folder = str(kernel_dir())
     os.environ["NUMBA_CACHE_DIR"] = folder
     config = sys.modules.get("numba.core.config")
     if config is not None:  # numba was imported before genlab: it read the variable already
         config.CACHE_DIR = folder  # type: ignore[attr-defined]
+    from numba.core import event
 
+    class FirstCompile(event.Listener):
+        def on_start(self, event) -> None:
+            dispatcher = event.data.get("dispatcher") if isinstance(event.data, dict) else None
+            module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
+            if not module.startswith("genlab."):
+                return
+            if _compiled[0] == 0:
+                _log.warning(
+                    "genlab: compiling its numba kernels for this machine (first use only: they are cached in %s)",
+                    folder,
+                )
+            _compiled[0] += 1
 
-@contextmanager
-def first_compile(what: str) -> Iterator[None]:
-    """Log one line before `what` compiles its kernels for the first time on this machine (tens of seconds once,
-    cached after), and remember that it did."""
-    from genlab import __version__
+        def on_end(self, event) -> None:
+            pass
 
-    marker = kernel_dir() / f".compiled-{what}-{__version__}"
-    if marker.exists():
-        yield
-        return
-    _log.warning("genlab: compiling the %s kernels for this machine, once (cached in %s)", what, kernel_dir())
-    yield
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.touch()
+    event.register("numba:compile", FirstCompile())
 
 
 route_numba_cache()  # on import, which genlab/__init__.py does first: numba reads the folder as kernels are defined

@@ -122,18 +122,19 @@ def test_smc_with_drafts_draws_the_same_particles(tiny, options):
     """Seeded SMC (every resampling and proposal) draws the same particles and weights with drafts as without: the
     draws see the same distributions, only fewer forward passes produce them. Same draws, same law."""
     regex = Regex(PERSON)
-    saved = 0
-    for seed in range(3):
-        plain = smc(tiny, regex, "Person:", n_particles=4, max_tokens=30, seed=seed, **options)
-        drafted = smc(tiny, regex, "Person:", n_particles=4, max_tokens=30, seed=seed, drafts=True, **options)
-        assert drafted.token_ids == plain.token_ids
-        np.testing.assert_allclose(drafted.log_weights, plain.log_weights, rtol=1e-6)
-        assert drafted.complete == plain.complete
-        assert all(text in PEOPLE for text, ok in zip(drafted.texts, drafted.complete) if ok)
-        assert 0 < drafted.counts.drafts_accepted <= drafted.counts.drafts_proposed
-        assert drafted.counts.model_calls <= plain.counts.model_calls
-        saved += plain.counts.model_calls - drafted.counts.model_calls
-    assert saved > 0
+    for n in (1, 4):
+        for seed in range(3):
+            plain = smc(tiny, regex, "Person:", n_particles=n, max_tokens=30, seed=seed, **options)
+            drafted = smc(tiny, regex, "Person:", n_particles=n, max_tokens=30, seed=seed, drafts=True, **options)
+            assert drafted.token_ids == plain.token_ids
+            np.testing.assert_allclose(drafted.log_weights, plain.log_weights, rtol=1e-6)
+            assert drafted.complete == plain.complete
+            assert all(text in PEOPLE for text, ok in zip(drafted.texts, drafted.complete) if ok)
+            assert 0 < drafted.counts.drafts_accepted <= drafted.counts.drafts_proposed
+            assert drafted.counts.model_calls <= plain.counts.model_calls
+            if n == 1:  # one row: every accepted draft token is a step without a forward
+                saved = plain.counts.model_calls - drafted.counts.model_calls
+                assert saved == drafted.counts.drafts_accepted > 0
 
 
 def test_smc_with_drafts_respects_max_tokens(tiny):
@@ -151,7 +152,7 @@ def test_lookup_finds_continuations_in_sibling_outputs(tiny):
     matcher = Regex(r"[a-z ]+").compile(tiny.vocab)
     encode = lambda text: tiny.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     drafter = Drafter(matcher, encode, encode("unrelated words"), rows=2, max_draft=8)
-    mine, sibling = encode("the quick"), encode("the quick brown fox")
+    mine, sibling = encode("the quick"), encode("the quick brown fox jumps over the dog")
     drafter.observe([mine, sibling])
     draft = drafter.propose(0, matcher.advance_many(matcher.start(), mine), mine, room=8)
     assert draft and sibling[len(mine) :][: len(draft)] == draft
@@ -159,5 +160,5 @@ def test_lookup_finds_continuations_in_sibling_outputs(tiny):
     assert drafter.propose(0, matcher.advance_many(matcher.start(), mine), mine, room=8) == []
     again = encode(" the cat and the")
     drafter.observe([again])
-    draft = drafter.propose(0, matcher.advance_many(matcher.start(), again), again, room=2)
+    draft = drafter.propose(0, matcher.advance_many(matcher.start(), again), again, room=3)
     assert tiny.vocab.decode(draft).startswith(b" cat"), tiny.vocab.decode(draft)

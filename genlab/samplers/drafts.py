@@ -19,7 +19,7 @@ Sources, in turn (a draft chains them: forced text, then what the lookup finds a
   prompt's.
 
 Draft length adapts per row: it doubles (up to `max_draft`) while whole drafts are accepted and falls back to one
-more than the accepted length otherwise.
+more than the accepted length (at least `MIN_DRAFT`) otherwise; a guess shorter than `MIN_DRAFT` is not proposed.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ import numpy as np
 from genlab.constraints.base import Matcher, State
 
 _NGRAM = 3
+# Shorter drafts are dropped: on CPU a forward over 2-3 tokens costs 1.5-2x one over a single token (a matrix-vector
+# product becomes a small matrix product), about what 5-9 tokens cost, so a 1-2 token guess rarely pays
+# (benchmarks/drafts.py, JSON extraction with SmolLM2 on 2 cores: 1.18x with 1, 1.30x with 3, the same forwards).
+MIN_DRAFT = 3
 _MIN_BYTES = 3  # the shortest output tail looked up in the prompt's text
 _SEP = -1  # between the sequences of the lookup text: never a token
 
@@ -87,7 +91,7 @@ class Drafter:
                 break
             draft += piece
             history += piece
-        return draft
+        return draft if len(draft) >= min(MIN_DRAFT, self.max_draft) else []
 
     def update(self, row: int, proposed: int, accepted: int) -> None:
         """Adapt the row's draft length to how much of its last draft was accepted."""
@@ -96,7 +100,7 @@ class Drafter:
         if accepted == proposed:
             self.length[row] = min(self.max_draft, 2 * self.length[row])
         else:
-            self.length[row] = max(1, accepted + 1)
+            self.length[row] = max(MIN_DRAFT, accepted + 1)
 
     def _forced(self, state: State, k: int) -> list[int]:
         return self._tokenize(self.matcher.forced_bytes(state, limit=8 * k))
