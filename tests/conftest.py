@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported: the tests never touch a hub
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -21,3 +23,43 @@ def tokenizer_and_vocab(name: str):
     """(tokenizer, TokenVocabulary) for a named test tokenizer, built once per test session."""
     tok = load_tokenizer(name)
     return tok, TokenVocabulary.from_tokenizer(tok)
+
+
+# Tests that each take 10-90 s on two cores (pytest --durations, 2026-12-07): end-to-end runs through the `genlab`
+# console script, the example scripts and a Ray cluster, brute-force masks repeated on a second large vocabulary,
+# corpus-wide replays. Each leaves a faster test of the same path in the default run. The default run (CI, and
+# README's test command) deselects them with pyproject's `-m "not slow"`, as it does the Gemma-3 tests;
+# `pytest -m slow` runs only them, `pytest -m ""` runs everything.
+_SENTENCE_SETS = ("json", "keywords", "ambiguous", "sqlite")
+SLOW_TESTS = (
+    "tests/test_batch.py::test_batch_on_local_ray_survives_a_killed_worker",
+    "tests/test_cli.py::test_batch_command_resumes",
+    "tests/test_cli.py::test_generate_sql",
+    "tests/test_cli.py::test_generate_pydantic_model",
+    "tests/test_cli.py::test_generate_json_schema_json_output[mask]",
+    "tests/test_cli.py::test_generate_shipped_grammar",
+    "tests/test_cli.py::test_compare_table",
+    "tests/test_examples.py::test_masking_vs_smc_table",
+    "tests/test_examples.py::test_hf_generate_outputs_fullmatch",
+    "tests/test_examples.py::test_json_extraction_outputs_validate",
+    "tests/test_examples.py::test_regex_formats_outputs_fullmatch",
+    "tests/test_sql_match.py::test_gold_queries_match_themselves_and_respellings",
+    "tests/test_sqlite_grammar.py::test_gold_queries_parse_dynamic_complete_sample",
+    "tests/test_sql.py::test_sampled_queries_parse_in_sqlite",
+    *(f"tests/test_grammar.py::test_mask_equals_brute_force_along_sentences[{g}-qwen2]" for g in _SENTENCE_SETS),
+    "tests/test_grammar.py::test_sampler_outputs_parse_with_lark[mask-",
+    "tests/test_grammar.py::test_matchers_sharing_a_vocabulary_interleave",
+    "tests/test_generate_api.py::test_progress_hook",
+    "tests/test_continuation.py::test_masks_survive_tiny_level_buffers[3]",
+    "tests/test_continuation.py::test_compiled_resolution_matches_python[True]",
+    "tests/test_shipped_grammars.py::test_json_corpus_from_shared_data",
+    "tests/test_json_schema.py::test_bounded_strings_mask_equals_brute_force_at_every_position[qwen2]",
+    "tests/test_sql_example.py::test_example_runs_and_its_top_queries_compile",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if item.nodeid.startswith(SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)

@@ -120,12 +120,15 @@ SMC_SETTINGS = [
 @pytest.mark.parametrize("options", SMC_SETTINGS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
 def test_smc_with_drafts_draws_the_same_particles(tiny, options):
     """Seeded SMC (every resampling and proposal) draws the same particles and weights with drafts as without: the
-    draws see the same distributions, only fewer forward passes produce them. Same draws, same law."""
+    draws see the same distributions, only fewer forward passes produce them. Same draws, same law. Drafts are
+    allowed on every row here (`draft_rows=n`), so that drafted rows fork, are cut and run ahead of each other."""
     regex = Regex(PERSON)
     for n in (1, 4):
         for seed in range(3):
             plain = smc(tiny, regex, "Person:", n_particles=n, max_tokens=30, seed=seed, **options)
-            drafted = smc(tiny, regex, "Person:", n_particles=n, max_tokens=30, seed=seed, drafts=True, **options)
+            drafted = smc(
+                tiny, regex, "Person:", n_particles=n, max_tokens=30, seed=seed, drafts=True, draft_rows=n, **options
+            )
             assert drafted.token_ids == plain.token_ids
             np.testing.assert_allclose(drafted.log_weights, plain.log_weights, rtol=1e-6)
             assert drafted.complete == plain.complete
@@ -141,7 +144,7 @@ def test_smc_with_drafts_respects_max_tokens(tiny):
     regex = Regex(PERSON)
     for limit in (1, 3, 7):
         plain = smc(tiny, regex, "Person:", n_particles=3, max_tokens=limit, seed=0)
-        drafted = smc(tiny, regex, "Person:", n_particles=3, max_tokens=limit, seed=0, drafts=True)
+        drafted = smc(tiny, regex, "Person:", n_particles=3, max_tokens=limit, seed=0, drafts=True, draft_rows=3)
         assert drafted.token_ids == plain.token_ids and drafted.complete == plain.complete
         assert all(len(ids) <= limit for ids in drafted.token_ids)
 

@@ -225,6 +225,7 @@ def smc(
     device_candidates: bool | None = None,
     drafts: bool = False,
     max_draft: int = 8,
+    draft_rows: int = 1,
 ) -> GenerationResult:
     """SMC with N particles; see the module docstring. `ess_threshold=0` never resamples (importance sampling).
 
@@ -239,10 +240,12 @@ def smc(
     when no more than N are left (kept with probability w / c, then weighing c = prune * total): still unbiased,
     and it spares rows and forwards for tokenizations of negligible mass (at 1e-4, 0 to 0.02 nats of KL on the
     benchmark's problems; 1e-3 cost 0.9 nats on one seed of one).
-    `drafts` (`genlab.samplers.drafts`): a row that needs a forward is also fed a draft of up to `max_draft` tokens
-    (forced by the constraint, or looked up in the prompt and the other particles); while its particles draw the
-    draft's tokens the next distributions are already there and the step runs no forward. The draws, and so the
-    law, are the same as without drafts; `counts` reports the draft tokens proposed and accepted.
+    `drafts` (`genlab.samplers.drafts`): while the live particles share at most `draft_rows` rows (prefixes; a step
+    skips its forward only when every row's draft holds, which on CPU rarely repays a wider forward over several
+    rows), a row that needs a forward is also fed a draft of up to `max_draft` tokens (forced by the constraint, or looked up in the prompt and the particles'
+    outputs); while the particles draw the draft's tokens the next distributions are already there and the step
+    runs no forward. The draws, and so the law, are the same as without drafts; `counts` reports the draft tokens
+    proposed and accepted.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -263,7 +266,9 @@ def smc(
     ids = prompt_ids(lm, prompt)
     batch = lm.prefill(ids, 1)
     counts = Counts(model_calls=1)
-    rows = _DraftRows(Drafter(matcher, encoder(lm), ids, 1, max_draft), batch.logprobs()[0]) if drafts else None
+    rows = None
+    if drafts:
+        rows = _DraftRows(Drafter(matcher, encoder(lm), ids, 1, max_draft), batch.logprobs()[0], draft_rows)
     optimal = resampling == "optimal" and ess_threshold > 0
     p = _Particles(matcher.start(), 1 if optimal else n)
     stepper = _Step(constraint, matcher, vocab, critic, counts)
@@ -438,8 +443,9 @@ class _DraftRows:
     """Drafts in SMC: per row of the batch, the draft tokens it was fed after its last drawn token (`fed`) and the
     next-token log-probs after each prefix of them (`pending`; pending[0] is the row's next distribution)."""
 
-    def __init__(self, drafter: Drafter, first: torch.Tensor):
+    def __init__(self, drafter: Drafter, first: torch.Tensor, max_rows: int):
         self.drafter = drafter
+        self.max_rows = max_rows
         self.fed: list[list[int]] = [[]]
         self.pending = [[first]]
         self.proposed = [0]  # the length of the draft the row's `fed` is left of
@@ -480,7 +486,9 @@ class _DraftRows:
         need = [j for j, f in enumerate(feed) if f is not None]
         if need:
             drafter.observe([p.tokens[i] for i in holders])
-            for j in need:
+            # a step skips its forward only when every row's draft holds: with one row a draft pays as in masking;
+            # with several it rarely repays the wider forward on CPU (benchmarks/drafts.py)
+            for j in need if len(parents) <= self.max_rows else ():
                 i = holders[j]
                 draft = drafter.propose(0, p.states[i], p.tokens[i], max_tokens - len(p.tokens[i]) - 1)
                 fed[j], proposed[j] = draft, len(draft)
