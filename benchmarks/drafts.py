@@ -154,6 +154,7 @@ def main() -> None:
         "| --- | --- | --- | --: | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
     ]
     lookup_failures: list[str] = []
+    differed: list[str] = []
     for model in args.models.split(","):
         lm = genlab.load(None if model == "smollm2" else model, device="cpu")
         warm = prompts[0]
@@ -175,8 +176,17 @@ def main() -> None:
                             lookup_failures.append(f"{model}/{label}")
                         row.update(hf_tps=a_tok / a_t, hf_lookup_tps=lookup_tps)
                     totals.setdefault((task, method), []).append(row)
+                    if not row["same"]:
+                        differed.append(f"{model}/{label} {method}")
         for (task, method), rs in totals.items():
             lines.append(f"| {model} | {task} | {method} | " + summarise(rs, args.anchor and method == "mask"))
+    if differed:
+        lines += [
+            "",
+            f"Outputs or weights differed with drafts on {', '.join(differed)}: a float32 forward over a draft rounds "
+            "the logits differently from one over a single token, which can move an inversion draw across a token "
+            "boundary (check the tokens' masses there before suspecting the sampler).",
+        ]
     if lookup_failures:
         lines += [
             "",
