@@ -45,7 +45,7 @@ def generate(
     `drafts` (`genlab.samplers.drafts`): verify guessed tokens (forced by the constraint, or copied from the
     prompt or other samples) several per forward pass; the draws and their law are the same either way, only the
     number of forwards changes. None (default) turns them on where they were measured to pay (`DRAFTS_BY_DEFAULT`:
-    masking); "rerank" has none.
+    masking).
 
     `options` go to the sampler (e.g. `estimator`, `max_rejections`, `resampling` ("optimal", the default, or a
     classic scheme), `share_rows`, `critic` for SMC; `max_draft`; `progress(step, running)`, a per-step hook, for
@@ -63,11 +63,9 @@ def generate(
     constraint = as_constraint(constraint)
     lm = as_model(model)
     common: dict[str, Any] = dict(max_tokens=max_tokens, temperature=temperature, seed=seed)
-    if method == "rerank":
-        if drafts:
-            raise ValueError("method 'rerank' has no drafts (drafts=True was asked)")
-        return sample_rerank(lm, constraint, prompt, n=n_particles, **common, **options)
     common["drafts"] = method in DRAFTS_BY_DEFAULT if drafts is None else drafts
+    if method == "rerank":
+        return sample_rerank(lm, constraint, prompt, n=n_particles, **common, **options)
     if method == "mask":
         return masked_sampling(lm, constraint, prompt, n=n_particles, **common, **options)
     if method == "rejection":

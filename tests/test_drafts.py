@@ -13,6 +13,7 @@ import test_smc
 from genlab import JsonSchema, Regex
 from genlab.samplers.drafts import Drafter
 from genlab.samplers.masking import masked_sampling
+from genlab.samplers.rerank import sample_rerank
 from genlab.samplers.smc import smc
 
 NAMES = ("bob", "al", "bobby")
@@ -165,3 +166,19 @@ def test_lookup_finds_continuations_in_sibling_outputs(tiny):
     drafter.observe([again])
     draft = drafter.propose(0, matcher.advance_many(matcher.start(), again), again, room=3)
     assert tiny.vocab.decode(draft).startswith(b" cat"), tiny.vocab.decode(draft)
+
+
+def test_rerank_with_drafts_draws_the_same_samples(tiny):
+    """Rerank's free draws (masking's loop with every token allowed) are the same with drafts; with one row every
+    accepted draft token is a forward saved."""
+    regex = Regex(PERSON)
+    for n in (1, 3):
+        for seed in range(2):
+            plain = sample_rerank(tiny, regex, "Person: Person:", n=n, max_tokens=20, seed=seed)
+            drafted = sample_rerank(tiny, regex, "Person: Person:", n=n, max_tokens=20, seed=seed, drafts=True)
+            assert drafted.token_ids == plain.token_ids and drafted.complete == plain.complete
+            assert plain.counts.drafts_proposed == 0
+            assert drafted.counts.drafts_accepted <= drafted.counts.drafts_proposed
+            if n == 1:
+                saved = plain.counts.model_calls - drafted.counts.model_calls
+                assert saved == drafted.counts.drafts_accepted

@@ -184,7 +184,7 @@ def test_generate_stays_the_function_after_its_module_is_imported():
 
 def test_drafts_default_per_method_and_same_outputs(lm):
     """Drafts are on by default where `DRAFTS_BY_DEFAULT` says (masking) and off elsewhere; on or off, the seeded
-    outputs are the same; rerank refuses them rather than ignoring the request."""
+    outputs are the same."""
     from genlab.generate import DRAFTS_BY_DEFAULT
 
     assert DRAFTS_BY_DEFAULT == {"mask"}
@@ -198,5 +198,6 @@ def test_drafts_default_per_method_and_same_outputs(lm):
     smc_on = genlab.generate(lm, prompt, regex, n_particles=2, max_tokens=10, seed=1, drafts=True)
     assert smc_default.counts.drafts_proposed == 0 and smc_on.counts.drafts_proposed > 0
     assert smc_default.token_ids == smc_on.token_ids
-    with pytest.raises(ValueError, match="rerank"):
-        genlab.generate(lm, prompt, regex, method="rerank", n_particles=2, max_tokens=4, drafts=True)
+    rerank_off = genlab.generate(lm, prompt, regex, method="rerank", n_particles=2, max_tokens=10, seed=1)
+    rerank_on = genlab.generate(lm, prompt, regex, method="rerank", n_particles=2, max_tokens=10, seed=1, drafts=True)
+    assert rerank_off.counts.drafts_proposed == 0 and rerank_on.token_ids == rerank_off.token_ids

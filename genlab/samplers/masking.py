@@ -10,6 +10,7 @@ towards) the target.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -50,7 +51,56 @@ def masked_sampling(
         raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}")
     t0 = time.perf_counter()
     vocab = lm.vocab
-    matcher = constraint.compile(vocab)
+    rows = sample_rows(
+        lm, constraint.compile(vocab), prompt, n, max_tokens, temperature, greedy, seed, progress, drafts, max_draft
+    )
+    samples = []
+    for i in range(n):
+        data = vocab.decode(rows.tokens[i])
+        valid = not rows.complete[i] or constraint.validate(_text(data))
+        log_w = float(sum(rows.log_z[i])) if valid else -np.inf
+        samples.append(Sample(tuple(rows.tokens[i]), data, log_w, rows.complete[i], valid))
+    rows.counts.wall_time = time.perf_counter() - t0
+    return GenerationResult(
+        "greedy-mask" if greedy else "mask",
+        samples,
+        rows.counts,
+        step_log_z=rows.log_z,
+        end_checks=constraint.end_checks,
+        parser=constraint.parse,
+    )
+
+
+@dataclass
+class Rows:
+    """What `sample_rows` drew: per row its tokens (EOS or the stopping token left out), the log allowed mass of
+    each draw, and whether it ended with EOS; the counts of the run."""
+
+    tokens: list[list[int]]
+    log_z: list[list[float]]
+    complete: list[bool]
+    counts: Counts
+
+
+def sample_rows(
+    lm: LanguageModel,
+    matcher,
+    prompt: Prompt,
+    n: int,
+    max_tokens: int,
+    temperature: float,
+    greedy: bool,
+    seed: int | None,
+    progress: Progress | None,
+    drafts: bool,
+    max_draft: int,
+    stop_ids: frozenset[int] = frozenset(),
+) -> Rows:
+    """The draw loop of masking (and of rerank, whose matcher allows everything): n rows, each drawing by inversion
+    from its own random stream from p restricted to `matcher`'s mask, with drafts verified in the same forwards.
+    A row ends at EOS (complete), at a token of `stop_ids` (incomplete), when nothing is allowed, or at
+    `max_tokens`."""
+    vocab = lm.vocab
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
     ids = prompt_ids(lm, prompt)
     batch = lm.prefill(ids, n)
@@ -80,9 +130,9 @@ def masked_sampling(
                 counts.masks += 1
                 counts.tokens += 1
                 log_z[i].append(z)
-                if token < 0 or token in vocab.eos_ids:  # stuck (no token can continue), or the end
+                if token < 0 or token in vocab.eos_ids or token in stop_ids:  # stuck, the end, or a stop
                     done[i] = True
-                    complete[i] = token >= 0
+                    complete[i] = token in vocab.eos_ids
                     break
                 states[i] = matcher.advance(states[i], token)
                 tokens[i].append(token)
@@ -125,21 +175,7 @@ def masked_sampling(
         else:
             fresh = batch.logprobs()
             pending = [[fresh[i]] if feed[i] is not None else [] for i in range(n)]
-    samples = []
-    for i in range(n):
-        data = vocab.decode(tokens[i])
-        valid = not complete[i] or constraint.validate(_text(data))
-        log_w = float(sum(log_z[i])) if valid else -np.inf
-        samples.append(Sample(tuple(tokens[i]), data, log_w, complete[i], valid))
-    counts.wall_time = time.perf_counter() - t0
-    return GenerationResult(
-        "greedy-mask" if greedy else "mask",
-        samples,
-        counts,
-        step_log_z=log_z,
-        end_checks=constraint.end_checks,
-        parser=constraint.parse,
-    )
+    return Rows(tokens, log_z, complete, counts)
 
 
 def _draw(

@@ -8,13 +8,39 @@ from __future__ import annotations
 
 import time
 
-import torch
+import numpy as np
 
 from genlab.constraints.base import Constraint
 from genlab.models.base import LanguageModel
-from genlab.samplers.prompt import Prompt, prompt_ids
-from genlab.samplers.result import Counts, GenerationResult, Progress, Sample
+from genlab.samplers.masking import sample_rows
+from genlab.samplers.prompt import Prompt
+from genlab.samplers.result import GenerationResult, Progress, Sample
 from genlab.samplers.smc import Critic
+
+
+class _Unconstrained:
+    """A matcher that allows every token: masking's draw loop with it draws from the model itself."""
+
+    has_masks = True
+
+    def __init__(self, vocab, width: int):
+        self.vocab = vocab
+        self._all = np.ones(width, np.bool_)
+
+    def start(self):
+        return 0
+
+    def advance(self, state, token: int):
+        return state
+
+    def allows(self, state, token: int) -> bool:
+        return True
+
+    def mask(self, state) -> np.ndarray:
+        return self._all
+
+    def forced_bytes(self, state, limit: int = 64) -> bytes:
+        return b""
 
 
 def sample_rerank(
@@ -28,53 +54,47 @@ def sample_rerank(
     seed: int | None = None,
     critic: Critic | None = None,
     progress: Progress | None = None,
+    drafts: bool = False,
+    max_draft: int = 8,
 ) -> GenerationResult:
     """n free samples; those that end with EOS and pass `constraint.check` (and the critic) are complete, weighted
-    by the critic's log-weight (0 without one); the rest are incomplete and excluded from the posterior.
-    `progress(step, running)` is called after each step, if given (progress bars)."""
+    by the critic's log-weight (0 without one); the rest are incomplete and excluded from the posterior. A special
+    token other than EOS ends a sample, incomplete. `progress(round, running)` is called after each round of draws,
+    if given (progress bars).
+
+    The draws are masking's loop with every token allowed (one random stream per row, by inversion), so `drafts`
+    (copies from the prompt and the other samples; there is no constraint to force text) change no output."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     t0 = time.perf_counter()
     vocab = lm.vocab
-    generator = torch.Generator(device=lm.device)
-    if seed is not None:
-        generator.manual_seed(seed)
-    batch = lm.prefill(prompt_ids(lm, prompt), n)
-    counts = Counts(model_calls=1)
-    tokens: list[list[int]] = [[] for _ in range(n)]
-    ended = [False] * n
-    for step in range(max_tokens):
-        active = [i for i in range(n) if not ended[i]]
-        if not active:
-            break
-        probs = torch.softmax(batch.logprobs()[active] / temperature, dim=-1)
-        chosen = torch.multinomial(probs, 1, generator=generator).squeeze(1).tolist()
-        moves: list[int | None] = [None] * n
-        for i, token in zip(active, chosen):
-            counts.tokens += 1
-            if token in vocab.eos_ids:
-                ended[i] = True
-            elif not vocab.is_text[token]:  # a special token inside the text: never valid output
-                ended[i] = True
-                tokens[i].append(token)
-            else:
-                tokens[i].append(token)
-                moves[i] = token
-        if any(m is not None for m in moves):
-            batch.extend(moves)
-            counts.model_calls += 1
-            counts.rows += batch.size
-        if progress is not None:
-            progress(step + 1, n - sum(ended))
+    special = frozenset(np.flatnonzero(~np.asarray(vocab.is_text, np.bool_)).tolist()) - vocab.eos_ids
+    rows = sample_rows(
+        lm,
+        _Unconstrained(vocab, lm.vocab_size),
+        prompt,
+        n,
+        max_tokens,
+        temperature,
+        False,
+        seed,
+        progress,
+        drafts,
+        max_draft,
+        stop_ids=special,
+    )
+    counts = rows.counts
+    counts.masks = 0  # nothing was masked
     samples = []
     for i in range(n):
-        data = vocab.decode(tokens[i])
-        ok = ended[i] and all(vocab.is_text[t] for t in tokens[i]) and constraint.check(data)
-        counts.checks += int(ended[i])
+        data = vocab.decode(rows.tokens[i])
+        ended = rows.complete[i]
+        ok = ended and constraint.check(data)
+        counts.checks += int(ended)
         log_w = 0.0
         if ok and critic is not None:
             log_w = critic(data.decode("utf-8", errors="replace"), True)
             ok = log_w != float("-inf")
-        samples.append(Sample(tuple(tokens[i]), data, log_w, bool(ok)))
+        samples.append(Sample(tuple(rows.tokens[i]), data, log_w, bool(ok)))
     counts.wall_time = time.perf_counter() - t0
     return GenerationResult("rerank", samples, counts, end_checks=constraint.end_checks, parser=constraint.parse)
