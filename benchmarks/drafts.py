@@ -19,8 +19,9 @@ the two runs gave the same outputs and weights ("same" column). Columns: output 
 speed-up (drafts on / off).
 
 Anchor (peers' nearest equivalent), for masking: transformers' `model.generate(do_sample=True)` with genlab's
-`ConstraintLogitsProcessor`, with and without `prompt_lookup_num_tokens=8` (prompt lookup decoding). Its outputs
-are not the same draws (its random stream differs), so only its speed is compared.
+`ConstraintLogitsProcessor` and with a processor over llguidance's `LLMatcher` (when llguidance is installed; JSON
+and regex only), each with and without `prompt_lookup_num_tokens=8` (prompt lookup decoding). Their outputs are
+not the same draws (the random stream differs), so only their speed is compared.
 
 Run on an otherwise idle machine: the ratios are only meaningful there.
 """
@@ -111,10 +112,71 @@ def run(method: str, lm, constraint, prompt, max_tokens: int, seed: int, drafts:
     return smc(lm, constraint, prompt, n_particles=4, max_tokens=max_tokens, seed=seed, drafts=drafts)
 
 
-def anchor(lm, prompt, constraint, max_tokens: int, lookup: int | None, seed: int) -> tuple[int, float]:
-    """transformers' generate with genlab's logits processor: (output tokens, seconds)."""
+class LLGuidanceProcessor:
+    """A transformers logits processor over llguidance's `LLMatcher` (one row). Assisted generation (prompt lookup)
+    calls it on candidate prefixes that grow and shrink: the matcher follows by rolling back and consuming; on a
+    prefix that leaves the grammar (a draft token the mask refused) it leaves the scores as they are, since the
+    sampler has rejected that candidate before it reads them."""
+
+    def __init__(self, grammar: str, lm, prompt_len: int):
+        import llguidance
+        import llguidance.hf
+        import llguidance.torch
+
+        self.torch_api = llguidance.torch
+        tokenizer = llguidance.hf.from_tokenizer(lm.tokenizer, n_vocab=lm.vocab_size, eos_token=lm.eos_token_ids[0])
+        self.matcher = llguidance.LLMatcher(tokenizer, grammar)
+        self.bitmask = llguidance.torch.allocate_token_bitmask(1, lm.vocab_size)
+        self.prompt_len = prompt_len
+        self.consumed: list[int] = []
+
+    def __call__(self, input_ids, scores):
+        out = input_ids[0, self.prompt_len :].tolist()
+        k = 0
+        while k < min(len(out), len(self.consumed)) and out[k] == self.consumed[k]:
+            k += 1
+        if k < len(self.consumed):
+            self.matcher.rollback(len(self.consumed) - k)
+            del self.consumed[k:]
+        rest = out[k:]
+        if self.matcher.validate_tokens(rest) < len(rest):
+            return scores
+        if rest:
+            self.matcher.consume_tokens(rest)
+            self.consumed += rest
+        self.torch_api.fill_next_token_bitmask(self.matcher, self.bitmask, 0)
+        self.torch_api.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device))
+        return scores
+
+
+def llguidance_grammar(constraint) -> str | None:
+    """The llguidance grammar of a benchmark constraint (compact JSON as genlab writes it); None for SQL."""
+    try:
+        import llguidance
+    except ImportError:
+        return None
+    if isinstance(constraint, genlab.JsonSchema):
+        return llguidance.LLMatcher.grammar_from_json_schema(
+            constraint.schema, overrides={"whitespace_flexible": False}
+        )
+    if isinstance(constraint, genlab.Regex):
+        return llguidance.LLMatcher.grammar_from_regex(constraint.pattern)
+    return None
+
+
+def anchor(
+    lm, prompt, constraint, max_tokens: int, lookup: int | None, seed: int, engine: str = "genlab"
+) -> tuple[int, float] | None:
+    """transformers' generate with genlab's (or llguidance's) logits processor: (output tokens, seconds); None where
+    the engine has no grammar for the constraint."""
     ids = torch.tensor([prompt_ids(lm, prompt)])
-    processor = ConstraintLogitsProcessor(constraint, lm.tokenizer, vocab=lm.vocab)
+    if engine == "genlab":
+        processor = ConstraintLogitsProcessor(constraint, lm.tokenizer, vocab=lm.vocab)
+    else:
+        grammar = llguidance_grammar(constraint)
+        if grammar is None:
+            return None
+        processor = LLGuidanceProcessor(grammar, lm, ids.shape[1])
     torch.manual_seed(seed)
     extra = {"prompt_lookup_num_tokens": lookup} if lookup else {}
     t0 = time.perf_counter()
@@ -150,8 +212,9 @@ def main() -> None:
     )
     lines = [
         "| model | task | method | prompts | output tokens | same outputs | forwards/token off | on | "
-        "accepted/forward | accept rate | tok/s off | on | speed-up | hf generate tok/s | + prompt lookup |",
-        "| --- | --- | --- | --: | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
+        "accepted/forward | accept rate | tok/s off | on | speed-up | hf generate + genlab processor tok/s | "
+        "+ prompt lookup | hf generate + llguidance processor tok/s | + prompt lookup |",
+        "| --- | --- | --- | --: | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
     ]
     lookup_failures: list[str] = []
     differed: list[str] = []
@@ -167,14 +230,15 @@ def main() -> None:
                 for seed in range(args.seeds):
                     row = measure(lm, method, label, prompt, constraint, args.max_tokens, seed)
                     if args.anchor and method == "mask":
-                        a_tok, a_t = anchor(lm, prompt, constraint, args.max_tokens, None, seed)
-                        try:
-                            b_tok, b_t = anchor(lm, prompt, constraint, args.max_tokens, 8, seed)
-                            lookup_tps = b_tok / b_t
-                        except genlab.GenlabError:  # generate's prompt lookup kept a token the processor refused
-                            lookup_tps = float("nan")
-                            lookup_failures.append(f"{model}/{label}")
-                        row.update(hf_tps=a_tok / a_t, hf_lookup_tps=lookup_tps)
+                        for engine, key in (("genlab", "hf"), ("llguidance", "ll")):
+                            plain = anchor(lm, prompt, constraint, args.max_tokens, None, seed, engine)
+                            try:
+                                looked = anchor(lm, prompt, constraint, args.max_tokens, 8, seed, engine)
+                            except genlab.GenlabError:  # generate's prompt lookup kept a token the processor refused
+                                looked = None
+                                lookup_failures.append(f"{model}/{label}")
+                            row[f"{key}_tps"] = plain[0] / plain[1] if plain else float("nan")
+                            row[f"{key}_lookup_tps"] = looked[0] / looked[1] if looked else float("nan")
                     totals.setdefault((task, method), []).append(row)
                     if not row["same"]:
                         differed.append(f"{model}/{label} {method}")
@@ -190,8 +254,8 @@ def main() -> None:
     if lookup_failures:
         lines += [
             "",
-            f"transformers' prompt lookup failed on {', '.join(lookup_failures)}: its draft verification kept a "
-            "token that genlab's logits processor had masked (the processor raises when a row leaves the constraint).",
+            f"transformers' prompt lookup with genlab's processor failed on {', '.join(lookup_failures)}: its draft "
+            "verification kept a token that the processor had masked (it raises when a row leaves the constraint).",
         ]
     body = "\n".join(lines)
     print(render("Drafts", settings, body))
@@ -235,14 +299,20 @@ def summarise(rs: list[dict], with_anchor: bool) -> str:
     calls_off, calls_on = sum(r["calls_off"] for r in rs), sum(r["calls_on"] for r in rs)
     t_off, t_on = sum(r["t_off"] for r in rs), sum(r["t_on"] for r in rs)
     prop, acc = sum(r["proposed"] for r in rs), sum(r["accepted"] for r in rs)
-    hf = "n/a | n/a"
+    hf = "n/a | n/a | n/a | n/a"
     if with_anchor:
-        ok = [r for r in rs if r["hf_lookup_tps"] == r["hf_lookup_tps"]]  # NaN where the run failed
-        lookup = f"failed on all {len(rs)}"
-        if ok:
-            rate = sum(r["tokens"] for r in ok) / sum(r["tokens"] / r["hf_lookup_tps"] for r in ok)
-            lookup = f"{rate:.1f} ({len(rs) - len(ok)} of {len(rs)} failed)"
-        hf = f"{tok / sum(r['tokens'] / r['hf_tps'] for r in rs):.1f} | {lookup}"
+        cells = []
+        for key in ("hf", "ll"):
+            for column in (f"{key}_tps", f"{key}_lookup_tps"):
+                ok = [r for r in rs if r[column] == r[column]]  # NaN where the run failed or had no grammar
+                if not ok:
+                    cells.append("n/a")
+                    continue
+                rate = sum(r["tokens"] for r in ok) / sum(r["tokens"] / r[column] for r in ok)
+                cells.append(
+                    f"{rate:.1f}" + (f" ({len(rs) - len(ok)} of {len(rs)} failed)" if len(ok) < len(rs) else "")
+                )
+        hf = " | ".join(cells)
     return (
         f"{len(rs)} | {tok} | {sum(r['same'] for r in rs)}/{len(rs)} | {calls_off / tok:.2f} | {calls_on / tok:.2f} | "
         f"{acc / max(1, calls_on):.2f} | {acc / max(1, prop):.2f} | {tok / t_off:.1f} | {tok / t_on:.1f} | "
