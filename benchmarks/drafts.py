@@ -105,6 +105,13 @@ def tasks(names: list[str], sql_questions: int):
     return out
 
 
+def for_model(lm, messages: list[dict]):
+    """The chat messages, or for a base model without a chat template (Gemma-3-270M) their texts, one a line."""
+    if getattr(lm.tokenizer, "chat_template", None):
+        return messages
+    return "\n".join(m["content"] for m in messages) + "\n"
+
+
 def run(method: str, lm, constraint, prompt, max_tokens: int, seed: int, drafts: bool) -> genlab.GenerationResult:
     """masking (n = 1) or SMC-AWRS (N = 4, the default optimal resampling), drafts on or off."""
     if method == "mask":
@@ -222,9 +229,10 @@ def main() -> None:
         lm = genlab.load(None if model == "smollm2" else model, device="cpu")
         warm = prompts[0]
         for method in methods:  # compiled kernels and first masks outside the timings
-            run(method, lm, warm[3], warm[2], 2, 0, True)
+            run(method, lm, warm[3], for_model(lm, warm[2]), 2, 0, True)
         totals: dict[tuple[str, str], list[dict]] = {}
-        for task, label, prompt, constraint in prompts:
+        for task, label, messages, constraint in prompts:
+            prompt = for_model(lm, messages)
             constraint.compile(lm.vocab)  # compile (and warm) outside the timings
             for method in methods:
                 for seed in range(args.seeds):
