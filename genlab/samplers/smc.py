@@ -242,10 +242,10 @@ def smc(
     benchmark's problems; 1e-3 cost 0.9 nats on one seed of one).
     `drafts` (`genlab.samplers.drafts`): while the live particles share at most `draft_rows` rows (prefixes; a step
     skips its forward only when every row's draft holds, which on CPU rarely repays a wider forward over several
-    rows), a row that needs a forward is also fed a draft of up to `max_draft` tokens (forced by the constraint, or looked up in the prompt and the particles'
-    outputs); while the particles draw the draft's tokens the next distributions are already there and the step
-    runs no forward. The draws, and so the law, are the same as without drafts; `counts` reports the draft tokens
-    proposed and accepted.
+    rows), a row that needs a forward is also fed a draft of up to `max_draft` tokens (forced by the constraint,
+    or looked up in the prompt and the particles' outputs); while the particles draw the draft's tokens the next
+    distributions are already there and the step runs no forward. The draws, and so the law, are the same as
+    without drafts; `counts` reports the draft tokens proposed and accepted.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -448,7 +448,7 @@ class _DraftRows:
         self.max_rows = max_rows
         self.fed: list[list[int]] = [[]]
         self.pending = [[first]]
-        self.proposed = [0]  # the length of the draft the row's `fed` is left of
+        self.proposed = [0]  # the length of the draft whose rest is `fed`
         self.accepted = [0]
 
     def logprobs(self) -> torch.Tensor:
