@@ -97,7 +97,8 @@ def sample_rows(
     stop_ids: frozenset[int] = frozenset(),
 ) -> Rows:
     """The draw loop of masking (and of rerank, whose matcher allows everything): n rows, each drawing by inversion
-    from its own random stream from p restricted to `matcher`'s mask, with drafts verified in the same forwards.
+    from its own random stream from p restricted to `matcher`'s mask (None: unrestricted), with drafts verified in
+    the same forwards.
     A row ends at EOS (complete), at a token of `stop_ids` (incomplete), when nothing is allowed, or at
     `max_tokens`."""
     vocab = lm.vocab
@@ -126,8 +127,9 @@ def sample_rows(
                 if len(tokens[i]) == max_tokens:  # cut short: incomplete
                     done[i] = True
                     break
-                token, z = _draw(logp, matcher.mask(states[i]), temperature, greedy, streams[i])
-                counts.masks += 1
+                allowed = matcher.mask(states[i])
+                token, z = _draw(logp, allowed, temperature, greedy, streams[i])
+                counts.masks += allowed is not None
                 counts.tokens += 1
                 log_z[i].append(z)
                 if token < 0 or token in vocab.eos_ids or token in stop_ids:  # stuck, the end, or a stop
@@ -179,15 +181,18 @@ def sample_rows(
 
 
 def _draw(
-    logp: torch.Tensor, allowed: np.ndarray, temperature: float, greedy: bool, stream: np.random.Generator
+    logp: torch.Tensor, allowed: np.ndarray | None, temperature: float, greedy: bool, stream: np.random.Generator
 ) -> tuple[int, float]:
-    """A token of p restricted to `allowed` (argmax when greedy, else by inversion of one uniform from `stream`)
-    and log Z, the allowed mass; (-1, -inf) when nothing allowed has mass."""
+    """A token of p restricted to `allowed` (None: every token; argmax when greedy, else by inversion of one uniform
+    from `stream`) and log Z, the allowed mass; (-1, -inf) when nothing allowed has mass."""
     logp = logp.double()
     if temperature != 1.0:
         logp = torch.log_softmax(logp / temperature, dim=-1)
-    ok = torch.from_numpy(np.array(allowed, dtype=bool)).to(logp.device)  # a writable copy
-    masked = logp.masked_fill(~ok, -torch.inf)
+    if allowed is None:
+        masked = logp
+    else:
+        ok = torch.from_numpy(np.array(allowed, dtype=bool)).to(logp.device)  # a writable copy
+        masked = logp.masked_fill(~ok, -torch.inf)
     log_z = float(torch.logsumexp(masked, 0))
     if log_z == -np.inf:
         return -1, -np.inf
@@ -196,7 +201,7 @@ def _draw(
     cdf = torch.cumsum(torch.exp(masked - log_z), 0)
     u = torch.tensor([stream.random() * float(cdf[-1])], dtype=cdf.dtype, device=cdf.device)
     token = int(torch.searchsorted(cdf, u, right=True).clamp(max=len(cdf) - 1))
-    while not bool(ok[token]) or masked[token] == -torch.inf:  # past the last allowed token by rounding
+    while masked[token] == -torch.inf:  # past the last allowed token by rounding
         token -= 1
     return token, log_z
 

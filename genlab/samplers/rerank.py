@@ -19,13 +19,11 @@ from genlab.samplers.smc import Critic
 
 
 class _Unconstrained:
-    """A matcher that allows every token: masking's draw loop with it draws from the model itself."""
+    """A matcher that allows every token (its mask is None: nothing to restrict): masking's draw loop with it draws
+    from the model itself."""
 
-    has_masks = True
-
-    def __init__(self, vocab, width: int):
+    def __init__(self, vocab):
         self.vocab = vocab
-        self._all = np.ones(width, np.bool_)
 
     def start(self):
         return 0
@@ -36,8 +34,8 @@ class _Unconstrained:
     def allows(self, state, token: int) -> bool:
         return True
 
-    def mask(self, state) -> np.ndarray:
-        return self._all
+    def mask(self, state) -> None:
+        return None
 
     def forced_bytes(self, state, limit: int = 64) -> bytes:
         return b""
@@ -71,7 +69,7 @@ def sample_rerank(
     special = frozenset(np.flatnonzero(~np.asarray(vocab.is_text, np.bool_)).tolist()) - vocab.eos_ids
     rows = sample_rows(
         lm,
-        _Unconstrained(vocab, lm.vocab_size),
+        _Unconstrained(vocab),
         prompt,
         n,
         max_tokens,
@@ -84,7 +82,6 @@ def sample_rerank(
         stop_ids=special,
     )
     counts = rows.counts
-    counts.masks = 0  # nothing was masked
     samples = []
     for i in range(n):
         data = vocab.decode(rows.tokens[i])
