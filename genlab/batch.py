@@ -49,6 +49,7 @@ class BatchConfig:
     constraint: dict | None = None
     device: str | None = None
     drafts: bool | None = None  # None: genlab.generate's default for the method
+    heal: bool | None = None  # token healing; None: genlab.generate's default (text prompts, not chat)
 
 
 @dataclass
@@ -200,6 +201,7 @@ class Runner:
                 temperature=self.config.temperature,
                 seed=_seed(self.config.seed, record["id"]),
                 drafts=self.config.drafts,
+                heal=self.config.heal,
             )
         except Exception as e:  # noqa: BLE001 - one bad record must not stop the batch; its row says why
             row.update(status="error", error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0)

@@ -169,6 +169,7 @@ def _run(lm, prompt, constraint, method: str, args: argparse.Namespace, label: s
             temperature=args.temperature,
             seed=args.seed,
             drafts=args.drafts,
+            heal=args.heal,
             progress=progress,
         )
     finally:
@@ -346,6 +347,7 @@ def _batch(args: argparse.Namespace) -> int:
         constraint=spec,
         device=args.device,
         drafts=args.drafts,
+        heal=args.heal,
     )
     bar = tqdm(desc="records", unit="record", disable=True if args.quiet else None)
 
@@ -597,6 +599,13 @@ def _add_generation(group, *, particles: int, seed_help: str = "random seed (def
         action=argparse.BooleanOptionalAction,
         default=None,
         help="verify guessed tokens several per forward pass; the same outputs either way (default: on for masking)",
+    )
+    group.add_argument(
+        "--heal",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="token healing: back off the prompt's last tokens that a token could run past (a trailing space, a "
+        "cut word) and make the output start with their bytes (default: on for --raw prompts, off for chat)",
     )
 
 

@@ -28,6 +28,7 @@ def generate(
     temperature: float = 1.0,
     seed: int | None = None,
     drafts: bool | None = None,
+    heal: bool | None = None,
     **options,
 ) -> GenerationResult:
     """Sample outputs of `model` after `prompt` that satisfy `constraint`.
@@ -47,6 +48,13 @@ def generate(
     number of forwards changes. None (default) turns them on where they were measured to pay (`DRAFTS_BY_DEFAULT`:
     masking).
 
+    `heal` (`genlab.samplers.prompt`): token healing. A text prompt's last tokens that a vocabulary token could run
+    past ("The sky is " ends in a lone space token, "https://exa" in "a") are backed off, and every output is
+    generated to start with their bytes, so the model reads a boundary it was trained on and the target is its
+    distribution over text given the prompt text. The outputs leave those bytes out; `result.healed` has them.
+    None (default) heals text prompts, not token ids or chat messages (a chat model was tuned on its template's
+    own tokens).
+
     `options` go to the sampler (e.g. `estimator`, `max_rejections`, `resampling` ("optimal", the default, or a
     classic scheme), `share_rows`, `critic` for SMC; `max_draft`; `progress(step, running)`, a per-step hook, for
     any method).
@@ -64,6 +72,7 @@ def generate(
     lm = as_model(model)
     common: dict[str, Any] = dict(max_tokens=max_tokens, temperature=temperature, seed=seed)
     common["drafts"] = method in DRAFTS_BY_DEFAULT if drafts is None else drafts
+    common["heal"] = heal
     if method == "rerank":
         return sample_rerank(lm, constraint, prompt, n=n_particles, **common, **options)
     if method == "mask":

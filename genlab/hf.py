@@ -4,6 +4,13 @@
 
 Works with greedy decoding, sampling and batches (one matcher state per row). This is token masking, so the
 outputs are valid but distributed as masking distributes them; `genlab`'s samplers give the true conditional.
+
+Token healing (a prompt that ends in a space or mid-word):
+
+    ids, prefix = heal(tokenizer, "Visit https://exa")
+    processor = ConstraintLogitsProcessor(Regex(r"mple\.com/\w+"), tokenizer, prefix=prefix)
+    out = model.generate(torch.tensor([ids]), logits_processor=[processor], ...)
+    processor.texts(out)  # the outputs after the healed bytes
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ import torch
 from transformers import LogitsProcessor
 
 from genlab.constraints.base import Constraint, Matcher
+from genlab.constraints.prefixed import PrefixedMatcher
 from genlab.errors import GenlabError
+from genlab.samplers.prompt import heal as heal_ids
 from genlab.vocab import TokenVocabulary
 
 
@@ -24,11 +33,15 @@ class ConstraintLogitsProcessor(LogitsProcessor):
 
     The first call fixes where generation starts (the prompt length); a processor serves one `generate` call.
     After a row emits EOS, only EOS stays allowed for it, so the row stays finished whatever ids `generate` uses
-    to stop or pad. Pass `vocab` to reuse a vocabulary built already (its size must equal the logits width).
+    to stop or pad. Pass `vocab` to reuse a vocabulary built already (its size must equal the logits width), and
+    `prefix`, the bytes `heal` backed off the prompt, to make every row start with them.
     """
 
-    def __init__(self, constraint: Constraint, tokenizer, vocab: TokenVocabulary | None = None) -> None:
+    def __init__(
+        self, constraint: Constraint, tokenizer, vocab: TokenVocabulary | None = None, prefix: bytes = b""
+    ) -> None:
         self.constraint = constraint
+        self.prefix = bytes(prefix)
         self.tokenizer = tokenizer
         self.vocab = vocab
         self.matcher: Matcher | None = None
@@ -41,6 +54,8 @@ class ConstraintLogitsProcessor(LogitsProcessor):
         if self.vocab is None or self.vocab.size != width:
             self.vocab = TokenVocabulary.from_tokenizer(self.tokenizer, model_vocab_size=width)
         self.matcher = self.constraint.compile(self.vocab)
+        if self.prefix:
+            self.matcher = PrefixedMatcher(self.matcher, self.prefix)
         self._prompt_length = self._seen = input_ids.shape[1]
         self._states = [self.matcher.start()] * input_ids.shape[0]
         self._finished = [None] * input_ids.shape[0]
@@ -90,3 +105,30 @@ class ConstraintLogitsProcessor(LogitsProcessor):
         allowed = torch.from_numpy(np.stack(masks)).to(scores.device)
         # a float tensor like `scores`; torch types masked_fill as returning a plain Tensor
         return cast(torch.FloatTensor, scores.masked_fill(~allowed, -torch.inf))
+
+    def texts(self, sequences) -> list[str]:
+        """Each row of `generate`'s output as text: the tokens after the prompt up to EOS, without the healed prefix
+        (an unfinished UTF-8 character shows as U+FFFD)."""
+        if self.vocab is None or self._prompt_length is None:
+            raise GenlabError("texts() reads a generate() output: call it after generate ran with this processor")
+        out = []
+        for row in sequences.tolist() if isinstance(sequences, torch.Tensor) else sequences:
+            tokens = []
+            for token in row[self._prompt_length :]:
+                if token in self.vocab.eos_ids:
+                    break
+                tokens.append(token)
+            out.append(self.vocab.decode(tokens)[len(self.prefix) :].decode("utf-8", errors="replace"))
+        return out
+
+
+def heal(tokenizer, text: str, vocab: TokenVocabulary | None = None) -> tuple[list[int], bytes]:
+    """Token healing for `model.generate`: the ids of `text` backed off by the last tokens a vocabulary token could
+    run past (a trailing space, a cut word), and the bytes they spelled, which the output must start with (pass them
+    as `ConstraintLogitsProcessor(..., prefix=...)`). b"" when nothing needed healing. A prompt healed to nothing
+    starts from the tokenizer's BOS (else its EOS)."""
+    vocab = vocab or TokenVocabulary.from_tokenizer(tokenizer)
+    start = getattr(tokenizer, "bos_token_id", None)
+    if start is None:
+        start = min(vocab.eos_ids) if vocab.eos_ids else None
+    return heal_ids(vocab, tokenizer(text)["input_ids"], start)

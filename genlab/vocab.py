@@ -19,6 +19,7 @@ tokenizer) is never allowed. Two ids with the same bytes stay two tokens.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
@@ -264,6 +265,18 @@ class TokenVocabulary:
         for i in one[::-1].tolist():
             out[self.data[self.offsets[i]]] = i
         return out
+
+    @cached_property
+    def _sorted_text(self) -> list[bytes]:
+        """The text tokens' bytes, sorted (for prefix queries by bisection)."""
+        return sorted(b for b, text in zip(self.token_bytes, self.text_list) if text)
+
+    def extends(self, prefix: bytes) -> bool:
+        """Whether some text token's bytes start with `prefix` and are longer: a token could cross the point where
+        `prefix` ends (what token healing backs off over)."""
+        tokens = self._sorted_text
+        i = bisect.bisect_right(tokens, prefix)
+        return i < len(tokens) and tokens[i].startswith(prefix)
 
     def decode(self, ids: Iterable[int]) -> bytes:
         """The bytes of a token sequence; EOS and other non-text ids add nothing."""

@@ -27,7 +27,7 @@ import torch
 from genlab.constraints.base import Constraint, Matcher
 from genlab.errors import ConstraintError, GenlabError
 from genlab.models.base import LanguageModel
-from genlab.samplers.prompt import Prompt, prompt_ids
+from genlab.samplers.prompt import Prompt, prepare
 
 _CHUNK = 256  # rows converted to float64 at once
 
@@ -38,6 +38,7 @@ class ExactPosterior:
 
     sequences: list[tuple[tuple[int, ...], float]]
     log_marginal: float
+    healed: bytes = b""  # token healing: the bytes every sequence starts with, left out of `text_posterior`
 
     def posterior(self) -> dict[tuple[int, ...], float]:
         """p(x | x in L) for each token sequence (empty when the language has no probability)."""
@@ -49,12 +50,13 @@ class ExactPosterior:
         """p(text | x in L), summed over the tokenizations of each text.
 
         `vocab` is a `TokenVocabulary` (or anything with a `.vocab`, such as the model). Texts are the UTF-8
-        decoding of the token bytes; invalid bytes become surrogate escapes, so distinct byte strings stay apart.
+        decoding of the token bytes after the healed ones; invalid bytes become surrogate escapes, so distinct byte
+        strings stay apart.
         """
         vocab = getattr(vocab, "vocab", vocab)
         out: dict[str, float] = {}
         for ids, p in self.posterior().items():
-            text = vocab.decode(ids).decode("utf-8", errors="surrogateescape")
+            text = vocab.decode(ids)[len(self.healed) :].decode("utf-8", errors="surrogateescape")
             out[text] = out.get(text, 0.0) + p
         return out
 
@@ -80,25 +82,32 @@ def exact_posterior(
     *,
     temperature: float = 1.0,
     max_sequences: int = 200_000,
+    heal: bool | None = False,
 ) -> ExactPosterior:
     """Enumerate every token sequence of at most `max_tokens` tokens that `constraint` allows after `prompt`.
 
     `temperature` tempers each next-token distribution (log_softmax(log p / T)) before scoring. Raises
     `GenlabError` when some allowed prefix is still unfinished at `max_tokens` (the language is not finite within
     that many tokens) or when a depth would need more than `max_sequences` rows.
+
+    `heal` (`genlab.samplers.prompt`): the prompt is backed off by the tokens a vocabulary token could cross, and
+    every sequence starts with their bytes, in every tokenization: the target over text that healed samplers
+    converge to. `max_tokens` then grows by the number of tokens backed off.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if max_tokens < 0:
         raise ValueError(f"max_tokens must be >= 0, got {max_tokens}")
     vocab = lm.vocab
-    matcher = constraint.compile(vocab)
+    begin = prepare(lm, prompt, heal)
+    matcher = begin.matcher(constraint.compile(vocab))
+    max_tokens += begin.removed
     eos_ids = sorted(t for t in vocab.eos_ids if t < lm.vocab_size)
     eos = set(eos_ids)
     text_ids = np.flatnonzero(vocab.is_text)
     live = getattr(matcher, "live", None)
 
-    batch = lm.prefill(prompt_ids(lm, prompt), 1)
+    batch = lm.prefill(begin.ids, 1)
     # One entry per batch row: (tokens so far, matcher state, log p(tokens | prompt) in float64).
     frontier: list[tuple[tuple[int, ...], object, float]] = [((), matcher.start(), 0.0)]
     sequences: list[tuple[tuple[int, ...], float]] = []
@@ -152,4 +161,4 @@ def exact_posterior(
         log_marginal = float(np.logaddexp.reduce(np.array([lp for _, lp in sequences], dtype=np.float64)))
     else:
         log_marginal = -math.inf
-    return ExactPosterior(sequences, log_marginal)
+    return ExactPosterior(sequences, log_marginal, begin.healed)

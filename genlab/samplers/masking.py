@@ -18,7 +18,7 @@ import torch
 from genlab.constraints.base import Constraint
 from genlab.models.base import LanguageModel
 from genlab.samplers.drafts import Drafter, encoder
-from genlab.samplers.prompt import Prompt, prompt_ids
+from genlab.samplers.prompt import Prompt, prepare
 from genlab.samplers.result import Counts, GenerationResult, Progress, Sample
 
 
@@ -35,6 +35,7 @@ def masked_sampling(
     progress: Progress | None = None,
     drafts: bool = False,
     max_draft: int = 8,
+    heal: bool | None = False,
 ) -> GenerationResult:
     """n independent masked samples (or greedy decodes) after `prompt`, batched through one KV cache.
 
@@ -45,18 +46,21 @@ def masked_sampling(
 
     Each row draws its tokens by inversion from a random stream of its own (one uniform per token), so a seeded
     run gives the same outputs with `drafts` on or off: drafts (`genlab.samplers.drafts`) only let one forward
-    pass serve several tokens; `counts` reports the draft tokens proposed and accepted.
+    pass serve several tokens; `counts` reports the draft tokens proposed and accepted. `heal`: token healing, as
+    in `smc` (`genlab.samplers.prompt`).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}")
     t0 = time.perf_counter()
     vocab = lm.vocab
+    start = prepare(lm, prompt, heal)
+    matcher = start.matcher(constraint.compile(vocab))
     rows = sample_rows(
-        lm, constraint.compile(vocab), prompt, n, max_tokens, temperature, greedy, seed, progress, drafts, max_draft
+        lm, matcher, start.ids, n, max_tokens + start.removed, temperature, greedy, seed, progress, drafts, max_draft
     )
     samples = []
     for i in range(n):
-        data = vocab.decode(rows.tokens[i])
+        data = start.output(vocab.decode(rows.tokens[i]))
         valid = not rows.complete[i] or constraint.validate(_text(data))
         log_w = float(sum(rows.log_z[i])) if valid else -np.inf
         samples.append(Sample(tuple(rows.tokens[i]), data, log_w, rows.complete[i], valid))
@@ -68,6 +72,7 @@ def masked_sampling(
         step_log_z=rows.log_z,
         end_checks=constraint.end_checks,
         parser=constraint.parse,
+        healed=start.healed,
     )
 
 
@@ -85,7 +90,7 @@ class Rows:
 def sample_rows(
     lm: LanguageModel,
     matcher,
-    prompt: Prompt,
+    ids: list[int],
     n: int,
     max_tokens: int,
     temperature: float,
@@ -98,12 +103,10 @@ def sample_rows(
 ) -> Rows:
     """The draw loop of masking (and of rerank, whose matcher allows everything): n rows, each drawing by inversion
     from its own random stream from p restricted to `matcher`'s mask (None: unrestricted), with drafts verified in
-    the same forwards.
-    A row ends at EOS (complete), at a token of `stop_ids` (incomplete), when nothing is allowed, or at
+    the same forwards, after the prompt `ids`. A row ends at EOS (complete), at a token of `stop_ids` (incomplete), when nothing is allowed, or at
     `max_tokens`."""
     vocab = lm.vocab
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
-    ids = prompt_ids(lm, prompt)
     batch = lm.prefill(ids, n)
     counts = Counts(model_calls=1)
     drafter = Drafter(matcher, encoder(lm), ids, n, max_draft) if drafts else None

@@ -13,7 +13,7 @@ import numpy as np
 from genlab.constraints.base import Constraint
 from genlab.models.base import LanguageModel
 from genlab.samplers.masking import sample_rows
-from genlab.samplers.prompt import Prompt
+from genlab.samplers.prompt import Prompt, prepare
 from genlab.samplers.result import GenerationResult, Progress, Sample
 from genlab.samplers.smc import Critic
 
@@ -54,6 +54,7 @@ def sample_rerank(
     progress: Progress | None = None,
     drafts: bool = False,
     max_draft: int = 8,
+    heal: bool | None = False,
 ) -> GenerationResult:
     """n free samples; those that end with EOS and pass `constraint.check` (and the critic) are complete, weighted
     by the critic's log-weight (0 without one); the rest are incomplete and excluded from the posterior. A special
@@ -61,18 +62,21 @@ def sample_rerank(
     if given (progress bars).
 
     The draws are masking's loop with every token allowed (one random stream per row, by inversion), so `drafts`
-    (copies from the prompt and the other samples; there is no constraint to force text) change no output."""
+    (copies from the prompt and the other samples; there is no constraint to force text) change no output.
+    `heal`: token healing, as in `smc`; a sample is then kept when it starts with the healed bytes and the rest
+    passes (free samples rarely do after a prompt cut mid-word)."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     t0 = time.perf_counter()
     vocab = lm.vocab
+    start = prepare(lm, prompt, heal)
     special = frozenset(np.flatnonzero(~np.asarray(vocab.is_text, np.bool_)).tolist()) - vocab.eos_ids
     rows = sample_rows(
         lm,
         _Unconstrained(vocab),
-        prompt,
+        start.ids,
         n,
-        max_tokens,
+        max_tokens + start.removed,
         temperature,
         False,
         seed,
@@ -84,9 +88,10 @@ def sample_rerank(
     counts = rows.counts
     samples = []
     for i in range(n):
-        data = vocab.decode(rows.tokens[i])
+        whole = vocab.decode(rows.tokens[i])
+        data = start.output(whole)
         ended = rows.complete[i]
-        ok = ended and constraint.check(data)
+        ok = ended and whole.startswith(start.healed) and constraint.check(data)
         counts.checks += int(ended)
         log_w = 0.0
         if ok and critic is not None:
@@ -94,4 +99,6 @@ def sample_rerank(
             ok = log_w != float("-inf")
         samples.append(Sample(tuple(rows.tokens[i]), data, log_w, bool(ok)))
     counts.wall_time = time.perf_counter() - t0
-    return GenerationResult("rerank", samples, counts, end_checks=constraint.end_checks, parser=constraint.parse)
+    return GenerationResult(
+        "rerank", samples, counts, end_checks=constraint.end_checks, parser=constraint.parse, healed=start.healed
+    )

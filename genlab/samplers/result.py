@@ -79,6 +79,9 @@ class GenerationResult:
     # the constraint's conditions checked only on finished outputs (e.g. JSON Schema's uniqueItems)
     end_checks: tuple[str, ...] = ()
     parser: Callable[[str], Any] | None = field(default=None, repr=False)
+    # token healing: the bytes backed off the prompt, which every output was generated to start with and which
+    # the samples leave out (b"" when the prompt was not healed)
+    healed: bytes = b""
 
     @property
     def parsed(self) -> list[Any]:
@@ -176,6 +179,7 @@ class GenerationResult:
             "ess": self.ess,
             "ess_history": self.ess_history,
             "end_checks": list(self.end_checks),
+            "healed": self.healed.decode("utf-8", errors="backslashreplace"),
             "counts": asdict(self.counts),
         }
 

@@ -44,7 +44,7 @@ from genlab.constraints.base import Constraint
 from genlab.models.base import LanguageModel
 from genlab.samplers.awrs import AWRS, Memo, _logsumexp
 from genlab.samplers.drafts import Drafter, encoder
-from genlab.samplers.prompt import Prompt, prompt_ids
+from genlab.samplers.prompt import Prompt, Start, prepare
 from genlab.samplers.result import Counts, GenerationResult, Progress, Sample
 
 Critic = Callable[[str, bool], float]
@@ -164,14 +164,20 @@ class _Particles:
 class _Step:
     """One SMC step's shared context: the matcher, the constraint's extra checks, the critic and the counts."""
 
-    def __init__(self, constraint: Constraint, matcher, vocab, critic: Critic | None, counts: Counts):
+    def __init__(
+        self, constraint: Constraint, matcher, vocab, critic: Critic | None, counts: Counts, start: Start
+    ) -> None:
         self.constraint, self.matcher, self.vocab, self.critic, self.counts = constraint, matcher, vocab, critic, counts
+        self.start = start  # the user's part of a text is what follows the healed bytes
+
+    def text(self, data: bytes) -> str:
+        return _text(self.start.output(data))
 
     def finish(self, p: _Particles, i: int) -> None:
         """Particle i drew EOS: it is complete; `validate` and the critic's final score apply."""
         p.done[i] = p.complete[i] = True
         p.row[i] = -1
-        text = _text(p.data[i])
+        text = self.text(p.data[i])
         if not self.constraint.validate(text):
             p.logw[i] = -np.inf
             p.valid[i] = False
@@ -183,11 +189,11 @@ class _Step:
         p.states[i] = self.matcher.advance(p.states[i], token)
         p.tokens[i] = p.tokens[i] + (token,)
         p.data[i] = p.data[i] + self.vocab.token_bytes[token]
-        if not self.constraint.check_prefix(_text(p.data[i])):  # no completion of a failed part passes
+        if not self.constraint.check_prefix(self.text(p.data[i])):  # no completion of a failed part passes
             self.kill(p, i)
             return False
         if self.critic is not None:
-            phi = self.critic(_text(p.data[i]), False)
+            phi = self.critic(self.text(p.data[i]), False)
             p.logw[i] += phi - p.twist[i]
             p.twist[i] = phi
             if phi == -np.inf:
@@ -226,6 +232,7 @@ def smc(
     drafts: bool = False,
     max_draft: int = 8,
     draft_rows: int = 1,
+    heal: bool | None = False,
 ) -> GenerationResult:
     """SMC with N particles; see the module docstring. `ess_threshold=0` never resamples (importance sampling).
 
@@ -246,6 +253,9 @@ def smc(
     or looked up in the prompt and the particles' outputs); while the particles draw the draft's tokens the next
     distributions are already there and the step runs no forward. The draws, and so the law, are the same as
     without drafts; `counts` reports the draft tokens proposed and accepted.
+    `heal` (`genlab.samplers.prompt`): back the prompt off by the tokens a vocabulary token could cross and make
+    every output start with their bytes (None: for text prompts); outputs leave those bytes out (`result.healed`),
+    and `max_tokens` grows by the number of tokens backed off.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -260,10 +270,12 @@ def smc(
     t0 = time.perf_counter()
     n = n_particles
     vocab = lm.vocab
-    matcher = constraint.compile(vocab)
+    start = prepare(lm, prompt, heal)
+    matcher = start.matcher(constraint.compile(vocab))
+    max_tokens += start.removed
     rng = np.random.default_rng(seed)
     sampler = AWRS(estimator=estimator, max_rejections=max_rejections, skip_tolerance=skip_tolerance)
-    ids = prompt_ids(lm, prompt)
+    ids = start.ids
     batch = lm.prefill(ids, 1)
     counts = Counts(model_calls=1)
     rows = None
@@ -271,7 +283,7 @@ def smc(
         rows = _DraftRows(Drafter(matcher, encoder(lm), ids, 1, max_draft), batch.logprobs()[0], draft_rows)
     optimal = resampling == "optimal" and ess_threshold > 0
     p = _Particles(matcher.start(), 1 if optimal else n)
-    stepper = _Step(constraint, matcher, vocab, critic, counts)
+    stepper = _Step(constraint, matcher, vocab, critic, counts, start)
     memo = Memo()  # verdicts and fetched masks by state, shared by the particles (see awrs.py)
     history = [float(n)]
     for t in range(max_tokens):
@@ -311,12 +323,19 @@ def smc(
     if not keep_weights:
         logw = np.where(p.complete & p.valid, 0.0, -np.inf)
     samples = [
-        Sample(p.tokens[i], p.data[i], float(logw[i]), bool(p.complete[i]), bool(p.valid[i])) for i in range(len(p))
+        Sample(p.tokens[i], start.output(p.data[i]), float(logw[i]), bool(p.complete[i]), bool(p.valid[i]))
+        for i in range(len(p))
     ]
     counts.wall_time = time.perf_counter() - t0
     name = f"{'smc' if ess_threshold > 0 else 'is'}-{proposal}" if keep_weights else f"unweighted-{proposal}"
     return GenerationResult(
-        name, samples, counts, ess_history=history, end_checks=constraint.end_checks, parser=constraint.parse
+        name,
+        samples,
+        counts,
+        ess_history=history,
+        end_checks=constraint.end_checks,
+        parser=constraint.parse,
+        healed=start.healed,
     )
 
 
