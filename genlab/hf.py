@@ -8,7 +8,7 @@ outputs are valid but distributed as masking distributes them; `genlab`'s sample
 Token healing (a prompt that ends in a space or mid-word):
 
     ids, prefix = heal(tokenizer, "Visit https://exa")
-    processor = ConstraintLogitsProcessor(Regex(r"mple\.com/\w+"), tokenizer, prefix=prefix)
+    processor = ConstraintLogitsProcessor(Regex(r"mple\\.com/\\w+"), tokenizer, prefix=prefix)
     out = model.generate(torch.tensor([ids]), logits_processor=[processor], ...)
     processor.texts(out)  # the outputs after the healed bytes
 """
