@@ -233,11 +233,22 @@ def _generate(args: argparse.Namespace) -> int:
         return 0
     print("\n".join(_header(lm, args, constraint, kind)))
     print(f"method      {args.method} ({METHOD_HELP[args.method]}), {args.particles} particles, seed {args.seed}")
+    print(_healed_line(result, args))
     print()
     print(result.table(limit=args.show, width=100))
     print()
     print(result.summary())
     return 0
+
+
+def _healed_line(result: GenerationResult, args: argparse.Namespace) -> str:
+    """The header line on token healing: what was backed off the prompt, or why nothing was."""
+    if not result.healed:
+        if args.heal is False:
+            return "healing     off (--no-heal)"
+        return "healing     none (no token runs past the prompt's end, or the prompt went through the chat template)"
+    shown = result.healed.decode("utf-8", errors="backslashreplace")
+    return f"healing     {shown!r} backed off the prompt: every output starts with it (left out below)"
 
 
 COMPARED = (("mask", "token masking"), ("smc", "SMC-AWRS"))
@@ -260,6 +271,7 @@ def _compare(args: argparse.Namespace) -> int:
         return 0
     print("\n".join(_header(lm, args, constraint, kind)))
     print(f"runs        {args.particles} particles/samples each, max {args.max_tokens} tokens, seed {args.seed}")
+    print(_healed_line(next(iter(results.values())), args))
     print()
     print(compare_table([(label, results[m]) for m, label in COMPARED], top=args.show))
     return 0

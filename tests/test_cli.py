@@ -178,6 +178,21 @@ def test_generate_regex_outputs_fullmatch():
     assert float(m[1]) < 0 and int(m[2]) > 1 and int(m[3]) > 0 and int(m[4]) == 0 and int(m[5]) >= 10
 
 
+def test_generate_heals_raw_prompts():
+    """`--raw` text prompts are healed by default (the header says what was backed off), `--no-heal` turns it off,
+    chat prompts are not healed; outputs are the user's part and fullmatch the regex."""
+    pattern = r"(red|grey|blue)\."
+    args = ["generate", "The color of the sky is ", "--regex", pattern, "--max-tokens", "6", *QUICK]
+    run = genlab(*args, "--raw")
+    assert run.returncode == 0, run.stderr
+    assert "healing     ' ' backed off the prompt" in run.stdout, run.stdout
+    complete = [text for _, _, status, text in _table_outputs(run.stdout) if status == "complete"]
+    assert complete and all(re.fullmatch(pattern, text) for text in complete), run.stdout
+    off = genlab(*args, "--raw", "--no-heal", "--json")
+    assert off.returncode == 0 and json.loads(off.stdout)["healed"] == "", off.stderr
+    assert "healing     none" in genlab(*args).stdout  # through the chat template
+
+
 PERSON_SCHEMA = {
     "type": "object",
     "properties": {
