@@ -108,7 +108,7 @@ def main() -> None:
                 masks.append(f"{kl(freq, target):.3f} ({top(freq)})")
             worst_healed = max(worst_healed, *smc_healed)
             out(
-                f"| {name} {prompt!r} | {healed_exact.healed.decode('utf-8', 'backslashreplace')!r} | {top(target)} "
+                f"| {name} {prompt!r} | {repr(healed_exact.healed)[1:]} | {top(target)} "
                 f"| {top(raw)} | {kl(raw, target):.3f} | {max(smc_healed):.3f} | {max(smc_raw):.3f} "
                 f"| {masks[0]} | {masks[1]} |"
             )

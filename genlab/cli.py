@@ -254,6 +254,13 @@ def _healed_line(result: GenerationResult, args: argparse.Namespace) -> str:
 COMPARED = (("mask", "token masking"), ("smc", "SMC-AWRS"))
 
 
+def compared_runs(results: dict[str, GenerationResult]) -> list[tuple[str, GenerationResult]]:
+    """The columns of a comparison: masking as its users get it (each sample counts once), masking's own weights
+    (how far those samples are from the target, corrected), and SMC-AWRS."""
+    mask = results["mask"]
+    return [("token masking, as sampled", mask.unweighted()), ("masking, weighted", mask), ("SMC-AWRS", results["smc"])]
+
+
 def _compare(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -273,7 +280,7 @@ def _compare(args: argparse.Namespace) -> int:
     print(f"runs        {args.particles} particles/samples each, max {args.max_tokens} tokens, seed {args.seed}")
     print(_healed_line(next(iter(results.values())), args))
     print()
-    print(compare_table([(label, results[m]) for m, label in COMPARED], top=args.show))
+    print(compare_table(compared_runs(results), top=args.show))
     return 0
 
 
@@ -553,13 +560,13 @@ def _demo_compare(lm, args: argparse.Namespace) -> None:
     pattern, prompt = r" (red|grey|blue-green|bluish)\.", "The color of the sky is"
     regex = Regex(pattern)
     n = args.compare_particles
-    runs = [
-        (label, generate(lm, prompt, regex, method=method, n_particles=n, max_tokens=13, seed=args.seed))
-        for method, label in COMPARED
-    ]
+    results = {
+        method: generate(lm, prompt, regex, method=method, n_particles=n, max_tokens=13, seed=args.seed)
+        for method, _ in COMPARED
+    }
     print()
     print(f"compare   {prompt!r} + regex {pattern!r}, {n} samples/particles each (exact posterior: ' red.' 0.94)")
-    print(compare_table(runs, top=3))
+    print(compare_table(compared_runs(results), top=3))
 
 
 # ---------------------------------------------------------------------------------------------------- parser

