@@ -34,8 +34,9 @@ CONCERTS = [
 ]
 PERFORMANCES = [(1, 2), (1, 3), (2, 1), (2, 4), (3, 3), (3, 5), (4, 6)]
 
-# a solved question to show a model before the real one (a one-shot prompt)
-EXAMPLE = ("Which singers are older than 40?", "SELECT name FROM singer WHERE age > 40")
+# a solved question to show a model before the real one (a one-shot prompt); SmolLM2-135M follows its shape, and
+# answers "What are the names of the singers from France?" (the demo's question) with the right query
+EXAMPLE = ("Which singers are from Nigeria?", "SELECT name FROM singer WHERE country = 'Nigeria'")
 SYSTEM = (
     "You are a SQLite expert. Given the database schema, answer the question with one SQLite query and nothing else."
 )
