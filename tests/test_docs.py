@@ -77,3 +77,11 @@ def test_block_runs(block, tmp_path):
             assert any(json.loads(out)["complete"]), out
         tables = run.stdout.count("complete ") + run.stdout.count("(100%)")
         assert outputs or tables, run.stdout  # the tables show complete outputs
+
+
+def test_readme_test_command_is_what_ci_runs():
+    """README's second command is `.ci/run`'s, character for character."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
+    commands = [code.strip() for page, _, lang, code, _ in ALL if page == "README.md" and lang == "bash"]
+    assert ci in commands, (ci, commands)
+    assert "mkdocs build --strict" in ci and "pytest" in ci
