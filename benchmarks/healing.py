@@ -27,20 +27,20 @@ import re
 from report import Printed, write_report
 
 import genlab
-from genlab import Regex
+from genlab import GenlabError, Regex
 from genlab.samplers.exact import exact_posterior
 from genlab.samplers.masking import masked_sampling
 from genlab.samplers.smc import smc
 
-PROBLEMS = [  # (name, prompt, continuations)
-    ("trailing space", "The color of the sky is ", ["red.", "grey.", "blue.", "black."]),
-    ("cut word", "My favourite fruit is the ban", ["ana.", "anas.", "quet."]),
-    ("cut URL", "The documentation is at https://exa", ["mple.com.", "mple.org.", "ct.io."]),
-    ("cut number", "Water boils at 10", ["0 degrees.", "5 degrees.", " degrees."]),
-    ("open quote", 'She answered: "', ['Yes."', 'No."', 'Maybe."']),
+PROBLEMS = [  # (name, prompt, continuations): short texts, so that exact enumeration over every tokenization fits
+    ("trailing space", "The color of the sky is ", ["red", "grey", "blue", "black"]),
+    ("cut word", "My favourite fruit is the ban", ["ana", "anas", "quet"]),
+    ("cut URL", "The documentation is at https://exa", ["mple.com", "mple.org", "ct.io"]),
+    ("cut number", "Water boils at 10", ["0 C", "5 C", " C"]),
+    ("open quote", 'She answered: "', ['Yes"', 'No"', 'Maybe"']),
     ("operator", "def add(a, b):\n    return a +", [" b", "b", " a"]),
     ("cut character", "中文字符", ["串", "集", "。"]),
-    ("no boundary", "The capital of France is", [" Paris.", " Lyon.", " Nice."]),
+    ("no boundary", "The capital of France is", [" Paris", " Lyon", " Nice"]),
 ]
 
 
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--particles", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=4, help="tokens beyond the longest text's bytes")
+    parser.add_argument("--max-sequences", type=int, default=5000, help="exact enumeration's bound on prefixes")
     parser.add_argument("--output", default="docs/benchmarks/healing.md")
     args = parser.parse_args()
     out = Printed()
@@ -87,9 +88,17 @@ def main() -> None:
         for name, prompt, words in PROBLEMS:
             regex = Regex("|".join(re.escape(w) for w in words))
             max_tokens = args.max_tokens + max(len(w.encode()) for w in words)  # every tokenization fits
-            healed_exact = exact_posterior(lm, prompt, regex, max_tokens=max_tokens, heal=True)
-            target = healed_exact.text_posterior(lm)
-            raw = exact_posterior(lm, prompt, regex, max_tokens=max_tokens).text_posterior(lm)
+            try:
+                healed_exact = exact_posterior(
+                    lm, prompt, regex, max_tokens=max_tokens, heal=True, max_sequences=args.max_sequences
+                )
+                target = healed_exact.text_posterior(lm)
+                raw = exact_posterior(
+                    lm, prompt, regex, max_tokens=max_tokens, max_sequences=args.max_sequences
+                ).text_posterior(lm)
+            except GenlabError as e:  # too many tokenizations to enumerate: no exact target to compare with
+                out(f"| {name} {prompt!r} | exact target not computed: {str(e).split(';')[0]} | | | | | | | |")
+                continue
             smc_healed = [
                 kl(
                     smc(lm, regex, prompt, n_particles=n, seed=s, max_tokens=max_tokens, heal=True).text_posterior(),

@@ -25,6 +25,7 @@ from genlab.constraints.base import Constraint, Matcher
 from genlab.constraints.prefixed import PrefixedMatcher
 from genlab.errors import GenlabError
 from genlab.samplers.prompt import heal as heal_ids
+from genlab.samplers.prompt import start_id
 from genlab.vocab import TokenVocabulary
 
 
@@ -128,7 +129,4 @@ def heal(tokenizer, text: str, vocab: TokenVocabulary | None = None) -> tuple[li
     as `ConstraintLogitsProcessor(..., prefix=...)`). b"" when nothing needed healing. A prompt healed to nothing
     starts from the tokenizer's BOS (else its EOS)."""
     vocab = vocab or TokenVocabulary.from_tokenizer(tokenizer)
-    start = getattr(tokenizer, "bos_token_id", None)
-    if start is None:
-        start = min(vocab.eos_ids) if vocab.eos_ids else None
-    return heal_ids(vocab, tokenizer(text)["input_ids"], start)
+    return heal_ids(vocab, tokenizer(text)["input_ids"], start_id(tokenizer, vocab))

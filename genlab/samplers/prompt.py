@@ -70,14 +70,13 @@ def _cut(vocab: TokenVocabulary, ids: list[int]) -> int:
     return cut
 
 
-def start_id(lm: LanguageModel) -> int | None:
+def start_id(tokenizer, vocab: TokenVocabulary) -> int | None:
     """The token a text starts from when its prompt is empty: the tokenizer's BOS, else its first EOS id (GPT-2's
     convention of one marker between texts)."""
-    tokenizer = getattr(lm, "tokenizer", None)
     bos = getattr(tokenizer, "bos_token_id", None)
     if bos is not None:
         return int(bos)
-    eos = sorted(lm.vocab.eos_ids)
+    eos = sorted(vocab.eos_ids)
     return eos[0] if eos else None
 
 
@@ -100,13 +99,13 @@ class Start:
 
 
 def prepare(lm: LanguageModel, prompt: Prompt, heal_prompt: bool | None = False) -> Start:
-    """The prompt's ids, healed when `heal_prompt` is True, or when it is None and the prompt is text without special
-    tokens. Chat prompts (messages, or text with the template's markers) are not healed by default: a chat model was tuned on its template's own tokens, so the boundary after the
-    template is the one it learned, and healing it would change nothing for the better."""
+    """The prompt's ids, healed when `heal_prompt` is True, or when it is None and the prompt is text without
+    special tokens. Chat prompts (messages, or text with the template's markers) are not healed by default: a chat
+    model was tuned on its template's own tokens, so the boundary after the template is the one it learned."""
     ids = prompt_ids(lm, prompt)
     if heal_prompt is None:  # text, but not text that went through a chat template (special tokens past a BOS)
         heal_prompt = isinstance(prompt, str) and all(lm.vocab.text_list[t] for t in ids[1:])
     if not heal_prompt:
         return Start(ids)
-    kept, removed = heal(lm.vocab, ids, start_id(lm))
+    kept, removed = heal(lm.vocab, ids, start_id(getattr(lm, "tokenizer", None), lm.vocab))
     return Start(kept, removed, len(ids) - _cut(lm.vocab, ids)) if removed else Start(ids)
