@@ -25,7 +25,7 @@ def tokenizer_and_vocab(name: str):
     return tok, TokenVocabulary.from_tokenizer(tok)
 
 
-# Tests that each take 10-90 s on two cores (pytest --durations, 2026-12-07): end-to-end runs through the `genlab`
+# Tests that each take 9-90 s on two cores (pytest --durations, 2026-12-07): end-to-end runs through the `genlab`
 # console script, the example scripts and a Ray cluster, brute-force masks repeated on a second large vocabulary,
 # corpus-wide replays. Each leaves a faster test of the same path in the default run. The default run (CI, and
 # README's test command) deselects them with pyproject's `-m "not slow"`, as it does the Gemma-3 tests;
@@ -60,6 +60,14 @@ SLOW_TESTS = (
     "tests/test_shipped_grammars.py::test_json_corpus_from_shared_data",
     "tests/test_json_schema.py::test_bounded_strings_mask_equals_brute_force_at_every_position[qwen2]",
     "tests/test_sql_example.py::test_example_runs_and_its_top_queries_compile",
+    "tests/test_sqlite_grammar.py::test_gold_queries_parse_dynamic",
+    "tests/test_cache.py::test_kernels_compile_once_into_the_cache_folder_and_load_after",
+    "tests/test_cli.py::test_generate_heals_raw_prompts",
+    "tests/test_json_schema.py::test_maskbench_sample",
+    "tests/test_sql_match.py::test_mutated_gold_queries_do_not_match",
+    "tests/test_grammar.py::test_compile_warm_up_changes_no_mask[sqlite]",
+    "tests/test_grammar.py::test_mask_equals_brute_force_along_sentences[sqlite-smollm2]",
+    "tests/test_smc.py::test_smc_posterior_converges_and_beats_masking[smollm2]",
 )
 
 

@@ -41,8 +41,8 @@ RUNNABLE = [b for b in ALL if b[4] is None and b[2] in ("python", "bash")]
 
 
 def _param(block):
-    page, line, _, _, _ = block
-    marks = [] if page == "README.md" else [pytest.mark.slow]
+    page, line, language, _, _ = block
+    marks = [] if page == "README.md" and language == "python" else [pytest.mark.slow]
     return pytest.param(block, id=f"{page}:{line}", marks=marks)
 
 
