@@ -27,7 +27,8 @@ def tokenizer_and_vocab(name: str):
 
 # Tests that each take 9-90 s on two cores (pytest --durations, 2026-12-07): end-to-end runs through the `genlab`
 # console script, the example scripts and a Ray cluster, brute-force masks repeated on a second large vocabulary,
-# corpus-wide replays. Each leaves a faster test of the same path in the default run. The default run (CI, and
+# corpus-wide replays, a cold numba compile, statistical runs repeated on the real model. Each leaves a faster test
+# of the same path in the default run. The default run (CI, and
 # README's test command) deselects them with pyproject's `-m "not slow"`, as it does the Gemma-3 tests;
 # `pytest -m slow` runs only them, `pytest -m ""` runs everything.
 _SENTENCE_SETS = ("json", "keywords", "ambiguous", "sqlite")
