@@ -83,6 +83,7 @@ def test_progress_hook(lm):
             n_particles=2,
             max_tokens=10,
             seed=0,
+            heal=False,  # healing adds the tokens it backs off to the steps
             progress=lambda step, running: seen.append((step, running)),
         )
         steps = [s for s, _ in seen]
