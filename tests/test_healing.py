@@ -297,3 +297,20 @@ def test_logits_processor_with_healing(lm):
     (text,) = processor.texts(out)
     assert re.fullmatch(r"mple\.(com|org)", text), text
     assert lm.vocab.decode(out[0, len(ids) :].tolist()).startswith(b"exa")
+
+
+def test_prefixed_matcher_without_single_byte_tokens():
+    """A vocabulary with no token for the byte `y`: a token crossing the prefix is fed to the inner matcher with the
+    longest tokens that spell its rest, and the mask still agrees with the language."""
+    from genlab.vocab import TokenVocabulary
+
+    pieces = [None, b"x", b"xyz", b"yz", b"xyw", b"yw", b"q", b"xq"]
+    vocab = TokenVocabulary.from_bytes(pieces, eos_ids=[0])
+    assert vocab.byte_tokens[ord("y")] < 0
+    matcher = PrefixedMatcher(Regex("yz|yw").compile(vocab), b"x")
+    mask = matcher.mask(matcher.start())
+    assert (mask == allowed_oracle(vocab, b"x", 0, [b"yz", b"yw"])).all(), np.flatnonzero(mask)
+    assert sorted(np.flatnonzero(mask).tolist()) == [1, 2, 4]
+    state = matcher.advance(matcher.start(), 2)
+    assert state is not None and matcher.is_final(state)
+    assert matcher.advance_many(matcher.start(), [1, 3]) is not None and matcher.advance(matcher.start(), 7) is None

@@ -105,20 +105,36 @@ class PrefixedMatcher(Matcher[tuple[int, Hashable]]):
         return np.flatnonzero(self.mask(state))
 
     def _feed(self, state: Hashable, data: bytes) -> Hashable | None:
-        """The inner state after the bytes `data` (one single-byte token at a time), None if they leave L."""
+        """The inner state after the bytes `data`, None if they leave L. Fed one single-byte token at a time, or,
+        for a byte the vocabulary has no such token for, the longest token that spells the bytes from there."""
         byte_tokens = self.vocab.byte_tokens
-        for b in data:
-            token = int(byte_tokens[b])
+        i = 0
+        while i < len(data):
+            token, width = int(byte_tokens[data[i]]), 1
             if token < 0:
-                raise VocabularyError(
-                    f"token healing needs a single-byte token for byte 0x{b:02x} to check a token that crosses the "
-                    f"healed prefix {self.prefix!r}; this vocabulary has none (turn healing off for this prompt)"
-                )
+                token, width = self._longest_token(data, i)
             after = self.inner.advance(state, token)
             if after is None:
                 return None
-            state = after
+            state, i = after, i + width
         return state
+
+    def _longest_token(self, data: bytes, i: int) -> tuple[int, int]:
+        """(a token, its length) spelling the most bytes of `data` from `i` on (a trie walk)."""
+        trie = TokenTrie.of(self.vocab)
+        node, best = 0, (-1, 0)
+        for j in range(i, len(data)):
+            node = _child(trie, node, data[j])
+            if node < 0:
+                break
+            if trie.token_end[node] > trie.token_start[node]:
+                best = (int(trie.order[trie.token_start[node]]), j + 1 - i)
+        if best[0] < 0:
+            raise VocabularyError(
+                f"token healing cannot check a token that crosses the healed prefix {self.prefix!r}: no token of "
+                f"this vocabulary starts with byte 0x{data[i]:02x} (turn healing off for this prompt)"
+            )
+        return best
 
     def _prefix_mask(self, rest: bytes) -> np.ndarray:
         """Tokens allowed before the prefix's last `len(rest)` bytes are read: those spelling a start of `rest`,

@@ -103,8 +103,8 @@ def sample_rows(
 ) -> Rows:
     """The draw loop of masking (and of rerank, whose matcher allows everything): n rows, each drawing by inversion
     from its own random stream from p restricted to `matcher`'s mask (None: unrestricted), with drafts verified in
-    the same forwards, after the prompt `ids`. A row ends at EOS (complete), at a token of `stop_ids` (incomplete), when nothing is allowed, or at
-    `max_tokens`."""
+    the same forwards, after the prompt `ids`. A row ends at EOS (complete), at a token of `stop_ids`
+    (incomplete), when nothing is allowed, or at `max_tokens`."""
     vocab = lm.vocab
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
     batch = lm.prefill(ids, n)
