@@ -522,6 +522,22 @@ class TokenTrie:
     def n_nodes(self) -> int:
         return self.byte.shape[0]
 
+    def children(self, node: int) -> list[int]:
+        """The node's children, in increasing byte order (Python: for walks outside the kernels)."""
+        out = []
+        child = int(self.first_child[node])
+        while child >= 0:
+            out.append(child)
+            child = int(self.next_sibling[child])
+        return out
+
+    def child(self, node: int, byte: int) -> int:
+        """The node's child on `byte`, -1 when no token goes on with that byte."""
+        child = int(self.first_child[node])
+        while child >= 0 and self.byte[child] != byte:
+            child = int(self.next_sibling[child])
+        return child
+
     def class_trie(self, classes: np.ndarray) -> ClassTrie | None:
         """The trie of this vocabulary read through the byte partition `classes` (int32[256], 0..k-1), or None
         where it would be big (over `MAX_CLASSES` classes, 16,384 nodes or a quarter of the byte trie): there the

@@ -271,6 +271,11 @@ class TokenVocabulary:
         """The text tokens' bytes, sorted (for prefix queries by bisection)."""
         return sorted(b for b, text in zip(self.token_bytes, self.text_list) if text)
 
+    @cached_property
+    def longest_text(self) -> int:
+        """The byte length of the longest text token."""
+        return max(map(len, self._sorted_text), default=0)
+
     def extends(self, prefix: bytes) -> bool:
         """Whether some text token's bytes start with `prefix` and are longer: a token could cross the point where
         `prefix` ends (what token healing backs off over)."""

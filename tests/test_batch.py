@@ -16,11 +16,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from tiny_models import smollm2_tokenizer, tiny_llama_model
 
 from genlab.batch import BatchConfig, BatchError, ResultWriter, batch, read_records
-from genlab.models.loading import resolve
 
 PHONE = r"[0-9]{3}-[0-9]{4}"
 PERSON = {
@@ -37,18 +35,8 @@ PERSON = {
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("tiny-llama")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=49152,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        initializer_range=0.2,
-    )
-    LlamaForCausalLM(config).eval().save_pretrained(folder)
-    AutoTokenizer.from_pretrained(resolve(None), local_files_only=True).save_pretrained(folder)
+    tiny_llama_model().save_pretrained(folder)
+    smollm2_tokenizer().save_pretrained(folder)
     return str(folder)
 
 

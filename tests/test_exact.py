@@ -10,11 +10,10 @@ import re
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from tiny_models import tiny_llama
 
 from genlab import GenlabError, Pattern, Predicate, Regex
-from genlab.models import HFModel, load
-from genlab.models.loading import resolve
+from genlab.models import load
 from genlab.samplers.exact import exact_posterior
 
 PROMPT = "Once upon a time"
@@ -22,20 +21,8 @@ PROMPT = "Once upon a time"
 
 @pytest.fixture(scope="module")
 def tiny():
-    """A random-initialised 2-layer Llama over SmolLM2's tokenizer: sharp, arbitrary next-token distributions."""
-    tokenizer = AutoTokenizer.from_pretrained(resolve(None), local_files_only=True)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=49152,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        initializer_range=0.2,
-        attn_implementation="sdpa",
-    )
-    return HFModel(LlamaForCausalLM(config).eval(), tokenizer)
+    """The tests' tiny random Llama over SmolLM2's tokenizer: sharp, arbitrary next-token distributions."""
+    return tiny_llama(attention="sdpa")
 
 
 def tokenizations(vocab, text: bytes) -> list[tuple[int, ...]]:

@@ -15,15 +15,14 @@ import pytest
 import torch
 from conftest import tokenizer_and_vocab
 from test_exact import tokenizations
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from tiny_models import tiny_llama
 
 import genlab
 from genlab import GenlabError, JsonSchema, Regex
 from genlab.constraints.prefixed import PrefixedMatcher
 from genlab.hf import ConstraintLogitsProcessor
 from genlab.hf import heal as hf_heal
-from genlab.models import HFModel, load
-from genlab.models.loading import resolve
+from genlab.models import load
 from genlab.samplers.exact import exact_posterior
 from genlab.samplers.masking import masked_sampling
 from genlab.samplers.prompt import heal, prepare
@@ -50,19 +49,7 @@ def lm():
 
 @pytest.fixture(scope="module")
 def tiny():
-    """A random-initialised 2-layer Llama over SmolLM2's tokenizer: arbitrary, sharp next-token distributions."""
-    tokenizer = AutoTokenizer.from_pretrained(resolve(None), local_files_only=True)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=49152,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        initializer_range=0.2,
-    )
-    return HFModel(LlamaForCausalLM(config).eval(), tokenizer)
+    return tiny_llama()
 
 
 def brute_cut(vocab, ids: list[int]) -> int:
@@ -230,10 +217,11 @@ def kl(estimate: dict[str, float], exact: dict[str, float]) -> float:
 def test_smc_with_healing_converges_to_the_text_level_posterior(tiny, prompt, words):
     """KL <= 0.05 at N = 64 on each of three seeds (a user runs SMC once)."""
     regex = Regex("|".join(re.escape(w) for w in words))
-    exact = exact_posterior(tiny, prompt, regex, max_tokens=6, heal=True).text_posterior(tiny)
+    enumerated = exact_posterior(tiny, prompt, regex, max_tokens=6, heal=True)
+    exact = enumerated.text_posterior(tiny)
     for seed in range(3):
         result = smc(tiny, regex, prompt, n_particles=64, seed=seed, max_tokens=6, heal=True)
-        assert result.healed == exact_posterior(tiny, prompt, regex, max_tokens=6, heal=True).healed
+        assert result.healed == enumerated.healed
         assert all(re.fullmatch("|".join(map(re.escape, words)), t) for t in result.texts if t), result.texts
         assert kl(result.text_posterior(), exact) <= 0.05, (seed, result.text_posterior(), exact)
 

@@ -9,14 +9,13 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiny_models import VOCAB, tiny_llama_model
 from transformers import (
     AutoTokenizer,
     Gemma3ForCausalLM,
     Gemma3TextConfig,
     GPT2Config,
     GPT2LMHeadModel,
-    LlamaConfig,
-    LlamaForCausalLM,
     MistralConfig,
     MistralForCausalLM,
 )
@@ -26,7 +25,6 @@ from genlab.models import BatchState, HFModel, KVBatch, LanguageModel, load
 from genlab.models.loading import resolve
 
 TOL = 1e-4
-VOCAB = 49152
 PROMPT = (504, 3575, 282, 4649, 314)  # "The capital of France is" in SmolLM2's tokenizer
 
 
@@ -36,18 +34,7 @@ def tokenizer():
 
 
 def tiny_llama(tokenizer, attention="sdpa", vocab_size=VOCAB) -> HFModel:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        initializer_range=0.2,
-        attn_implementation=attention,
-    )
-    return HFModel(LlamaForCausalLM(config).eval(), tokenizer)
+    return HFModel(tiny_llama_model(attention, vocab_size), tokenizer)
 
 
 def tiny_gpt2(tokenizer, attention="sdpa") -> HFModel:

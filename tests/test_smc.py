@@ -7,13 +7,11 @@ import re
 
 import numpy as np
 import pytest
-import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from tiny_models import tiny_llama
 
 import genlab
 from genlab import Regex
-from genlab.models import HFModel, load
-from genlab.models.loading import resolve
+from genlab.models import load
 from genlab.samplers.exact import exact_posterior
 from genlab.samplers.masking import masked_sampling
 from genlab.samplers.rerank import sample_rerank
@@ -30,18 +28,7 @@ def lm():
 
 @pytest.fixture(scope="module")
 def tiny():
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=49152,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        initializer_range=0.2,
-    )
-    tok = AutoTokenizer.from_pretrained(resolve(None), local_files_only=True)
-    return HFModel(LlamaForCausalLM(config).eval(), tok)
+    return tiny_llama()
 
 
 def kl(estimate: dict[str, float], exact: dict[str, float]) -> float:

@@ -124,7 +124,7 @@ class PrefixedMatcher(Matcher[tuple[int, Hashable]]):
         trie = TokenTrie.of(self.vocab)
         node, best = 0, (-1, 0)
         for j in range(i, len(data)):
-            node = _child(trie, node, data[j])
+            node = trie.child(node, data[j])
             if node < 0:
                 break
             if trie.token_end[node] > trie.token_start[node]:
@@ -144,11 +144,11 @@ class PrefixedMatcher(Matcher[tuple[int, Hashable]]):
         mask = np.zeros(vocab.size, np.bool_)
         node = 0
         for b in rest:
-            node = _child(trie, node, b)
+            node = trie.child(node, b)
             if node < 0:
                 return mask
             mask[trie.order[trie.token_start[node] : trie.token_end[node]]] = True
-        stack = [(child, self._start) for child in _children(trie, node)]
+        stack = [(child, self._start) for child in trie.children(node)]
         byte_tokens = vocab.byte_tokens
         while stack:
             node, state = stack.pop()
@@ -161,21 +161,5 @@ class PrefixedMatcher(Matcher[tuple[int, Hashable]]):
             if after is None:
                 continue
             mask[trie.order[trie.token_start[node] : trie.token_end[node]]] = True
-            stack.extend((child, after) for child in _children(trie, node))
+            stack.extend((child, after) for child in trie.children(node))
         return mask
-
-
-def _children(trie: TokenTrie, node: int) -> list[int]:
-    out = []
-    child = int(trie.first_child[node])
-    while child >= 0:
-        out.append(child)
-        child = int(trie.next_sibling[child])
-    return out
-
-
-def _child(trie: TokenTrie, node: int, byte: int) -> int:
-    child = int(trie.first_child[node])
-    while child >= 0 and trie.byte[child] != byte:
-        child = int(trie.next_sibling[child])
-    return child

@@ -41,8 +41,22 @@ def heal(vocab: TokenVocabulary, ids: Sequence[int], start_id: int | None = None
     proper prefix of some vocabulary token (a token could cross the prompt's end there); returns the kept ids and
     the removed bytes (b"" when no token could cross). Special tokens (BOS, chat markers) are never removed. When
     every token goes, the kept prompt is `[start_id]` (the BOS the model starts texts with)."""
-    ids = [int(t) for t in ids]
-    cut = _cut(vocab, ids)
+    kept, removed, _ = _heal(vocab, [int(t) for t in ids], start_id)
+    return kept, removed
+
+
+def _heal(vocab: TokenVocabulary, ids: list[int], start_id: int | None) -> tuple[list[int], bytes, int]:
+    """`heal`'s kept ids and removed bytes, and how many tokens were removed."""
+    cut = len(ids)
+    tail = b""
+    for j in range(len(ids) - 1, -1, -1):
+        if not vocab.text_list[ids[j]]:
+            break
+        tail = vocab.token_bytes[ids[j]] + tail
+        if len(tail) >= vocab.longest_text:  # no token is longer: none can extend this or any longer tail
+            break
+        if vocab.extends(tail):
+            cut = j
     kept, removed = ids[:cut], vocab.decode(ids[cut:])
     if removed and not kept:
         if start_id is None:
@@ -51,23 +65,7 @@ def heal(vocab: TokenVocabulary, ids: Sequence[int], start_id: int | None = None
                 "pass heal=False or a longer prompt"
             )
         kept = [start_id]
-    return kept, removed
-
-
-def _cut(vocab: TokenVocabulary, ids: list[int]) -> int:
-    """How many of `ids` healing keeps (see `heal`)."""
-    longest = int((vocab.offsets[1:] - vocab.offsets[:-1]).max(initial=0))
-    cut = len(ids)
-    tail = b""
-    for j in range(len(ids) - 1, -1, -1):
-        if not vocab.text_list[ids[j]]:
-            break
-        tail = vocab.token_bytes[ids[j]] + tail
-        if len(tail) >= longest:  # no token is longer: none can extend this or any longer tail
-            break
-        if vocab.extends(tail):
-            cut = j
-    return cut
+    return kept, removed, len(ids) - cut
 
 
 def start_id(tokenizer, vocab: TokenVocabulary) -> int | None:
@@ -107,5 +105,5 @@ def prepare(lm: LanguageModel, prompt: Prompt, heal_prompt: bool | None = False)
         heal_prompt = isinstance(prompt, str) and all(lm.vocab.text_list[t] for t in ids[1:])
     if not heal_prompt:
         return Start(ids)
-    kept, removed = heal(lm.vocab, ids, start_id(getattr(lm, "tokenizer", None), lm.vocab))
-    return Start(kept, removed, len(ids) - _cut(lm.vocab, ids)) if removed else Start(ids)
+    kept, removed, n_removed = _heal(lm.vocab, ids, start_id(getattr(lm, "tokenizer", None), lm.vocab))
+    return Start(kept, removed, n_removed) if removed else Start(ids)

@@ -156,23 +156,27 @@ class GenerationResult:
         out = [DistinctOutput(text, status, count, weight) for (text, status), (count, weight) in rows.items()]
         return sorted(out, key=lambda r: (-r.weight, -r.count, r.status != "complete"))
 
+    def _finished(self) -> list[DistinctOutput]:
+        """`distinct()`'s complete outputs that carry weight, heaviest first."""
+        return [r for r in self.distinct() if r.status == "complete" and r.weight > 0]
+
     @property
     def ranked(self) -> list[tuple[Any, float]]:
         """The distinct complete, valid outputs as values (`parsed`'s: JSON values, Pydantic instances, texts) with
         their summed posterior weight, heaviest first."""
         parse = self.parser or (lambda text: text)
-        return [(parse(r.text), r.weight) for r in self.distinct() if r.status == "complete" and r.weight > 0]
+        return [(parse(r.text), r.weight) for r in self._finished()]
 
     @property
     def best(self) -> Any:
         """The output with the most posterior weight, as a value (see `ranked`); None when no output finished."""
-        ranked = self.ranked
-        return ranked[0][0] if ranked else None
+        text = self.best_text
+        return None if text is None else (self.parser or (lambda t: t))(text)
 
     @property
     def best_text(self) -> str | None:
         """The text of `best`; None when no output finished."""
-        rows = [r for r in self.distinct() if r.status == "complete" and r.weight > 0]
+        rows = self._finished()
         return rows[0].text if rows else None
 
     def unweighted(self) -> GenerationResult:
