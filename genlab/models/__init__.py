@@ -4,5 +4,6 @@
 from genlab.models.loading import load, path  # isort: skip
 from genlab.models.base import BatchState, LanguageModel
 from genlab.models.hf import HFModel, KVBatch
+from genlab.models.shared import SharedModel, SharedRows
 
-__all__ = ["BatchState", "HFModel", "KVBatch", "LanguageModel", "load", "path"]
+__all__ = ["BatchState", "HFModel", "KVBatch", "LanguageModel", "SharedModel", "SharedRows", "load", "path"]

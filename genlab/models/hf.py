@@ -304,6 +304,53 @@ class KVBatch:
         self._rows = [list(self._rows[i]) for i in order]
         self._recent = None if self._recent is None else [self._recent[i] for i in order]
 
+    def absorb(self, other: KVBatch) -> None:
+        """Append `other`'s rows after these (rows of another prompt: `SharedModel` pools concurrent runs into one
+        batch). The narrower batch gets holes on the right so both have the same slots; `other` is used up."""
+        if other.lm is not self.lm:
+            raise ValueError("absorb needs a batch of the same model")
+        with torch.inference_mode():
+            width = max(self._width, other._width)
+            self._pad(width - self._width)
+            other._pad(width - other._width)
+            for mine, theirs in zip(self._cache.layers, other._cache.layers):
+                mine.keys = torch.cat([mine.keys, theirs.keys])  # type: ignore[list-item]
+                mine.values = torch.cat([mine.values, theirs.values])  # type: ignore[list-item]
+            self._mask = torch.cat([self._mask[:, :width], other._mask[:, :width]])
+            self._pos = torch.cat([self._pos[:, :width], other._pos[:, :width]])
+            self._resize(2 * width)
+            self._logprobs = torch.cat([self._logprobs, other._logprobs])
+            self._next_pos = torch.cat([self._next_pos, other._next_pos])
+            self._holes = self._holes or other._holes
+        if self._recent is not None:  # the new rows have no draft to cut back
+            self._recent += other._recent or [self._logprobs[:0]] * other.size
+        self._rows += other._rows
+
+    def release(self, rows: range) -> None:
+        """Drop a contiguous range of rows (a finished run's, in a pool)."""
+        self.select([i for i in range(self.size) if i not in rows])
+
+    def rows_tokens(self, rows: range) -> list[tuple[int, ...]]:
+        """The tokens after the prompt of each row in `rows` (copies)."""
+        return [tuple(self._rows[i]) for i in rows]
+
+    def _pad(self, k: int) -> None:
+        """Add k hole slots on the right of every row (cache and bookkeeping)."""
+        if k <= 0:
+            return
+        for layer in self._cache.layers:
+            keys, values = layer.keys, layer.values  # type: ignore[union-attr]
+            shape = (*keys.shape[:-2], k, keys.shape[-1])  # type: ignore[union-attr]
+            layer.keys = torch.cat([keys, keys.new_zeros(shape)], dim=-2)  # type: ignore[list-item,union-attr]
+            layer.values = torch.cat([values, values.new_zeros(shape)], dim=-2)  # type: ignore[list-item,union-attr]
+        end = self._width + k
+        if end > self._mask.shape[1]:
+            self._resize(2 * end)
+        self._mask[:, self._width : end] = False
+        self._pos[:, self._width : end] = 0
+        self._width = end
+        self._holes = True
+
     def _append_slots(self, block: torch.Tensor | None, positions: torch.Tensor):
         """Record m new slots (all real when `block` is None) and their positions; return the model's attention mask."""
         m = positions.shape[1]
