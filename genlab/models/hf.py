@@ -314,8 +314,8 @@ class KVBatch:
             self._pad(width - self._width)
             other._pad(width - other._width)
             for mine, theirs in zip(self._cache.layers, other._cache.layers):
-                mine.keys = torch.cat([mine.keys, theirs.keys])  # type: ignore[list-item]
-                mine.values = torch.cat([mine.values, theirs.values])  # type: ignore[list-item]
+                mine.keys = torch.cat([mine.keys, theirs.keys])  # type: ignore[list-item,union-attr]
+                mine.values = torch.cat([mine.values, theirs.values])  # type: ignore[list-item,union-attr]
             self._mask = torch.cat([self._mask[:, :width], other._mask[:, :width]])
             self._pos = torch.cat([self._pos[:, :width], other._pos[:, :width]])
             self._resize(2 * width)
