@@ -106,11 +106,11 @@ def as_constraint(constraint: Constraint | str | type | dict) -> Constraint:
 
 
 def as_model(model):
-    """An `HFModel` as given; a `(transformers model, tokenizer)` pair wrapped; a path, known model name or None
+    """An `HFModel` (or any `LanguageModel`, e.g. a `SharedModel`) as given; a `(transformers model, tokenizer)` pair wrapped; a path, known model name or None
     (the default model) loaded."""
-    from genlab.models import HFModel, load
+    from genlab.models import HFModel, LanguageModel, load
 
-    if isinstance(model, HFModel):
+    if isinstance(model, (HFModel, LanguageModel)):
         return model
     if isinstance(model, tuple):
         if len(model) != 2:

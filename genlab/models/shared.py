@@ -46,6 +46,7 @@ class SharedModel:
         self._pending: dict[SharedRows, tuple[list[RowTokens], bool]] = {}
         self.forwards = 0  # pooled forward passes, for benchmarks
         self.rows_forwarded = 0
+        self.most_members = 0  # the most runs one forward served
 
     def __repr__(self) -> str:
         return f"SharedModel({self.lm!r})"
@@ -140,6 +141,7 @@ class SharedModel:
             with self._torch:
                 self._batch.extend(tokens, keep_all=keep_all)
             self.forwards += 1
+            self.most_members = max(self.most_members, len(waiting))
             self.rows_forwarded += sum(t is not None and t != [] for t in tokens)
         except Exception as err:  # every waiting run sees the failure, none hangs
             for view in pending:
