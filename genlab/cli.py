@@ -3,6 +3,7 @@
   genlab generate PROMPT --regex P        weighted outputs that fullmatch P (SMC with AWRS by default)
   genlab compare PROMPT --json-schema F   token masking beside SMC-AWRS, same prompt, constraint and seed
   genlab batch IN.jsonl OUT.jsonl --regex P  every record of a JSONL file, resumable, optionally on Ray (--ray)
+  genlab serve --port 8000                an OpenAI-compatible HTTP server with constrained outputs
   genlab demo                             JSON Schema, regex and text-to-SQL runs on the default model, timed
 
 A constraint is one of --regex, --json-schema FILE, --pydantic module:Class, --grammar FILE.lark|NAME, --sql DB.
@@ -399,6 +400,42 @@ def _batch(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------------- demo
 
 
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from genlab.serve import Limits, serve
+    except ImportError as err:
+        raise UsageError(f"genlab serve needs the serve extra: pip install 'genlab[serve]' ({err})") from None
+    databases: dict[str, str | Path] = {}
+    for item in args.sql:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--sql takes NAME=PATH, got {item!r}")
+        if not Path(path).expanduser().is_file():
+            raise UsageError(f"database file {path!r} does not exist")
+        databases[name] = Path(path).expanduser()
+    if args.queue < 0:
+        raise UsageError("--queue must be >= 0")
+    limits = Limits(
+        max_tokens=args.max_tokens,
+        default_max_tokens=min(256, args.max_tokens),
+        method=args.method,
+        n_particles=args.particles,
+    )
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        databases=databases,
+        limits=limits,
+        concurrency=args.concurrency,
+        queue=args.queue,
+        timeout=args.timeout,
+        device=args.device,
+    )
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from genlab.models import load
 
@@ -674,7 +711,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `genlab` argument parser with its three subcommands."""
+    """The `genlab` argument parser and its subcommands."""
     parser = _Parser(prog="genlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--version", action="version", version=f"genlab {_version()}", help="print genlab's version and exit"
@@ -772,6 +809,51 @@ def build_parser() -> argparse.ArgumentParser:
     bat.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     bat.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     bat.set_defaults(run=_batch)
+
+    srv = sub.add_parser(
+        "serve",
+        help="an OpenAI-compatible HTTP server whose outputs match each request's constraint",
+        description=_wrap(
+            "Serve one model over HTTP with OpenAI's API (POST /v1/chat/completions, POST /v1/completions, "
+            "GET /v1/models, GET /health). Requests ask for a constraint with response_format (json_schema, "
+            "json_object) or the structured_outputs extra body (json, regex, choice, grammar, or sql: a "
+            "database given with --sql, by name), and for genlab's options in a genlab object (method, "
+            "n_particles, critic, heal, drafts). Concurrent requests share the model's forward passes. "
+            "Needs the serve extra: pip install 'genlab[serve]'."
+        ),
+        epilog="example: genlab serve --port 8000 --sql shop=shop.sqlite --api-key secret",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    srv.add_argument("--model", default=None, help="a known model name or a local folder (default: SmolLM2)")
+    srv.add_argument("--device", default=None, help="torch device, e.g. cuda (default: cuda if available, else cpu)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    srv.add_argument("--port", type=_positive_int, default=8000, help="port (default: 8000)")
+    srv.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on /v1 routes")
+    srv.add_argument(
+        "--sql",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a SQLite database requests may name (repeatable); requests never name paths",
+    )
+    srv.add_argument(
+        "--method",
+        "-m",
+        choices=list(METHOD_HELP),
+        default="smc",
+        help="method of requests that name none (default: smc)",
+    )
+    srv.add_argument("--particles", type=_positive_int, default=4, help="default SMC particles (default: 4)")
+    srv.add_argument(
+        "--max-tokens", type=_positive_int, default=1024, help="the most max_tokens a request may ask (default: 1024)"
+    )
+    srv.add_argument(
+        "--concurrency", type=_positive_int, default=8, help="requests run at once, sharing forwards (default: 8)"
+    )
+    srv.add_argument("--queue", type=int, default=64, help="requests waiting beyond those; then 429 (default: 64)")
+    srv.add_argument("--timeout", type=_positive_float, default=600.0, help="seconds per request (default: 600)")
+    srv.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    srv.set_defaults(run=_serve)
 
     demo = sub.add_parser(
         "demo",

@@ -338,7 +338,11 @@ BAD = [
         400,
         "minProperties",
     ),
-    ({"messages": [{"role": "user", "content": "x"}], "structured_outputs": {"regex": "(a"}}, 400, "missing ), unterminated subpattern"),
+    (
+        {"messages": [{"role": "user", "content": "x"}], "structured_outputs": {"regex": "(a"}},
+        400,
+        "missing ), unterminated subpattern",
+    ),
     (
         {"messages": [{"role": "user", "content": "x"}], "structured_outputs": {"grammar": "no_such_grammar"}},
         400,

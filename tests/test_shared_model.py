@@ -134,3 +134,36 @@ def test_a_failing_forward_reaches_every_waiting_run(lm):
     with pytest.raises(ValueError, match="outside"):
         _concurrently([lambda: job(5), lambda: job(10**9)])
     assert shared.members == 0
+
+
+def test_random_forks_drops_and_drafts_match_separate_batches(lm):
+    """Rows of two runs forked, dropped (spare rows reused, the pool compacted), extended and cut back at random:
+    each run's rows always hold what its own `KVBatch` holds."""
+    rng = np.random.default_rng(0)
+    shared = SharedModel(lm)
+    prompts = [lm.encode("One prompt"), lm.encode("Another, longer prompt with more tokens in it")]
+    views = [shared.prefill(p, 2) for p in prompts]
+    refs = [lm.prefill(p, 2) for p in prompts]
+    for _ in range(25):
+        for view, ref in zip(views, refs):
+            n = view.size
+            op = rng.integers(3)
+            if op == 0:
+                order = sorted(rng.integers(n, size=int(rng.integers(1, 6))).tolist())
+                view.select(order)
+                ref.select(order)
+            elif op == 1:
+                before = view.lengths
+                tokens = [rng.integers(10, 500, size=int(rng.integers(1, 4))).tolist() for _ in range(n)]
+                view.extend(tokens, keep_all=True)
+                ref.extend(tokens, keep_all=True)
+                cut = [b + int(rng.integers(1, len(t) + 1)) for b, t in zip(before, tokens)]
+                view.truncate(cut)
+                ref.truncate(cut)
+            else:
+                tokens = [int(t) for t in rng.integers(10, 500, size=n)]
+                view.extend(tokens)
+                ref.extend(tokens)
+            assert view.token_ids == ref.token_ids
+            torch.testing.assert_close(view.logprobs(), ref.logprobs(), rtol=1e-4, atol=1e-4)
+    assert shared._batch.size <= sum(v.size for v in views) + 2 + sum(v.size for v in views) // 8 + 6

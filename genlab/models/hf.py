@@ -326,12 +326,39 @@ class KVBatch:
             self._recent += other._recent or [self._logprobs[:0]] * other.size
         self._rows += other._rows
 
-    def release(self, rows: range) -> None:
-        """Drop a contiguous range of rows (a finished run's, in a pool)."""
-        self.select([i for i in range(self.size) if i not in rows])
+    def copy_rows(self, targets: Sequence[int], sources: Sequence[int]) -> None:
+        """Overwrite rows `targets` with copies of rows `sources` (cache, tokens, log-probs), in place: the other
+        rows are not copied, unlike `select`. A pool forks and moves one run's rows this way."""
+        pairs = [(int(t), int(s)) for t, s in zip(targets, sources) if t != s]
+        if not pairs:
+            return
+        with torch.inference_mode():
+            device = self.lm.device
+            to = torch.tensor([t for t, _ in pairs], dtype=torch.long, device=device)
+            src = torch.tensor([s for _, s in pairs], dtype=torch.long, device=device)
+            for layer in self._cache.layers:
+                layer.keys[to] = layer.keys[src]  # type: ignore[index,union-attr]  # the right side is a copy
+                layer.values[to] = layer.values[src]  # type: ignore[index,union-attr]
+            self._mask[to] = self._mask[src]
+            self._pos[to] = self._pos[src]
+            self._next_pos = self._next_pos.clone()
+            self._next_pos[to] = self._next_pos[src]
+            self._logprobs = self._logprobs.clone()  # samplers may hold the old one: never modified in place
+            self._logprobs[to] = self._logprobs[src]
+            self._holes = self._holes or bool((~self._mask[to, : self._width]).any())
+        copies = {s: list(self._rows[s]) for _, s in pairs}
+        recent = None if self._recent is None else {s: self._recent[s] for _, s in pairs}
+        for t, s in pairs:
+            self._rows[t] = list(copies[s])
+            if self._recent is not None and recent is not None:
+                self._recent[t] = recent[s]
 
-    def rows_tokens(self, rows: range) -> list[tuple[int, ...]]:
-        """The tokens after the prompt of each row in `rows` (copies)."""
+    def add_rows(self, k: int) -> None:
+        """Append k spare rows (copies of row 0, for `copy_rows` to overwrite)."""
+        self.select(list(range(self.size)) + [0] * k)
+
+    def rows_tokens(self, rows: Sequence[int]) -> list[tuple[int, ...]]:
+        """The tokens after the prompt of each of `rows` (copies)."""
         return [tuple(self._rows[i]) for i in rows]
 
     def _pad(self, k: int) -> None:

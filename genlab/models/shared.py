@@ -42,6 +42,7 @@ class SharedModel:
         self._changed = threading.Condition()
         self._batch: KVBatch | None = None  # every member's rows, view after view
         self._views: list[SharedRows] = []
+        self._free: list[int] = []  # spare rows of the batch (left by drops and finished runs), reused by forks
         self._members: set[int] = set()  # threads in the pool
         self._pending: dict[SharedRows, tuple[list[RowTokens], bool]] = {}
         self.forwards = 0  # pooled forward passes, for benchmarks
@@ -77,11 +78,14 @@ class SharedModel:
         with self._torch:
             own = self.lm.prefill(prompt_ids, n)
         with self._changed:
-            view = SharedRows(self, own.prompt_ids, n, threading.get_ident())
             if self._batch is None:
                 self._batch = own
+                start = 0
             else:
+                self._compact()
+                start = self._batch.size
                 self._batch.absorb(own)
+            view = SharedRows(self, own.prompt_ids, list(range(start, start + n)), threading.get_ident())
             self._views.append(view)
             self._members.add(view.thread)
             return view
@@ -90,32 +94,53 @@ class SharedModel:
         """The calling thread's rows leave the pool; the others no longer wait for it."""
         thread = threading.get_ident()
         with self._changed:
-            mine = [v for v in self._views if v.thread == thread]
-            for view in mine:
+            for view in [v for v in self._views if v.thread == thread]:
                 self._pending.pop(view, None)
-                if self._batch is not None:
-                    rows = self._rows(view)
-                    if len(rows) == self._batch.size:
-                        self._batch = None
-                    elif len(rows):
-                        self._batch.release(rows)
                 self._views.remove(view)
-                view.count = 0
+                self._free += view.slots
+                view.slots = []
             self._members.discard(thread)
+            if not self._views:
+                self._batch, self._free = None, []
+            self._compact()
             self._step_if_ready()
 
-    def _rows(self, view: SharedRows) -> range:
-        """The view's rows in the pooled batch (the rows of the views before it come first)."""
+    def _slots(self, view: SharedRows) -> list[int]:
+        """The view's rows in the pooled batch."""
+        if view not in self._views:
+            raise RuntimeError("this batch has left its SharedModel (the session ended)")
+        return view.slots
+
+    def _reslot(self, view: SharedRows, order: list[int]) -> None:
+        """The view's rows become its rows `order` (forks and drops): only its own rows are copied."""
+        assert self._batch is not None
+        old = view.slots
+        needed = len(order)
+        if needed > len(old) + len(self._free):
+            more = needed - len(old) - len(self._free) + 2
+            self._free += list(range(self._batch.size, self._batch.size + more))
+            self._batch.add_rows(more)
+        targets = old[:needed] + self._free[: max(0, needed - len(old))]
+        self._free = self._free[max(0, needed - len(old)) :] + old[needed:]
+        self._batch.copy_rows(targets, [old[i] for i in order])
+        view.slots = targets
+        self._compact()
+
+    def _compact(self) -> None:
+        """Drop spare rows once they are many: each costs a row in every forward."""
+        if self._batch is None or len(self._free) <= 2 + (self._batch.size - len(self._free)) // 8:
+            return
+        live = [slot for v in self._views for slot in v.slots]
+        self._batch.select(live)
         start = 0
         for v in self._views:
-            if v is view:
-                return range(start, start + v.count)
-            start += v.count
-        raise RuntimeError("this batch has left its SharedModel (the session ended)")
+            v.slots = list(range(start, start + len(v.slots)))
+            start += len(v.slots)
+        self._free = []
 
     def _extend(self, view: SharedRows, tokens: list[RowTokens], keep_all: bool) -> None:
         with self._changed:
-            self._rows(view)  # still a member
+            self._slots(view)  # still a member
             self._pending[view] = (tokens, keep_all)
             view.error = None
             self._step_if_ready()
@@ -132,9 +157,10 @@ class SharedModel:
         if not self._members <= waiting:
             return
         assert self._batch is not None
-        tokens: list[RowTokens] = []
-        for view in self._views:
-            tokens += self._pending[view][0] if view in self._pending else [None] * view.count
+        tokens: list[RowTokens] = [None] * self._batch.size  # spare rows and rows not extending get none
+        for view, (given, _) in self._pending.items():
+            for slot, t in zip(view.slots, given):
+                tokens[slot] = t
         keep_all = any(k for _, k in self._pending.values())
         pending, self._pending = self._pending, {}
         try:
@@ -152,25 +178,25 @@ class SharedModel:
 class SharedRows:
     """One run's rows of a `SharedModel`'s pooled batch, as the `BatchState` the samplers use."""
 
-    def __init__(self, shared: SharedModel, prompt: tuple[int, ...], count: int, thread: int):
+    def __init__(self, shared: SharedModel, prompt: tuple[int, ...], slots: list[int], thread: int):
         self.shared = shared
         self._prompt = prompt
-        self.count = count
+        self.slots = slots  # its rows in the pooled batch, in order
         self.thread = thread
         self.error: BaseException | None = None
         self.keep_all = False  # what the last extend asked: other runs' drafts may make the pooled forward keep all
 
-    def _batch(self) -> tuple[KVBatch, range]:
-        rows = self.shared._rows(self)
+    def _batch(self) -> tuple[KVBatch, list[int]]:
+        slots = self.shared._slots(self)
         assert self.shared._batch is not None
-        return self.shared._batch, rows
+        return self.shared._batch, slots
 
     @property
     def size(self) -> int:
-        return self.count
+        return len(self.slots)
 
     def __len__(self) -> int:
-        return self.count
+        return len(self.slots)
 
     @property
     def prompt_ids(self) -> tuple[int, ...]:
@@ -179,8 +205,8 @@ class SharedRows:
     @property
     def token_ids(self) -> list[tuple[int, ...]]:
         with self.shared._changed:
-            batch, rows = self._batch()
-            return batch.rows_tokens(rows)
+            batch, slots = self._batch()
+            return batch.rows_tokens(slots)
 
     @property
     def lengths(self) -> list[int]:
@@ -188,12 +214,12 @@ class SharedRows:
 
     def logprobs(self) -> torch.Tensor:
         with self.shared._changed:
-            batch, rows = self._batch()
-            return batch.logprobs()[rows.start : rows.stop]
+            batch, slots = self._batch()
+            return batch.logprobs()[slots]
 
     def extend(self, tokens: Sequence[RowTokens], *, keep_all: bool = False) -> None:
-        if len(tokens) != self.count:
-            raise ValueError(f"extend needs one entry per row ({self.count}), got {len(tokens)}")
+        if len(tokens) != len(self.slots):
+            raise ValueError(f"extend needs one entry per row ({len(self.slots)}), got {len(tokens)}")
         self.keep_all = keep_all
         self.shared._extend(self, list(tokens), keep_all)
 
@@ -202,28 +228,26 @@ class SharedRows:
         if not self.keep_all:
             return None
         with self.shared._changed:
-            batch, rows = self._batch()
+            batch, slots = self._batch()
             recent = batch.recent
-            return None if recent is None else recent[rows.start : rows.stop]
+            return None if recent is None else [recent[i] for i in slots]
 
     def truncate(self, lengths: Sequence[int]) -> None:
-        if len(lengths) != self.count:
-            raise ValueError(f"truncate needs one length per row ({self.count}), got {len(lengths)}")
+        if len(lengths) != len(self.slots):
+            raise ValueError(f"truncate needs one length per row ({len(self.slots)}), got {len(lengths)}")
         with self.shared._changed:
-            batch, rows = self._batch()
+            batch, slots = self._batch()
             everyone = batch.lengths
-            everyone[rows.start : rows.stop] = [int(k) for k in lengths]
+            for slot, k in zip(slots, lengths):
+                everyone[slot] = int(k)
             batch.truncate(everyone)
 
     def select(self, indices: Sequence[int]) -> None:
         order = [int(i) for i in indices]
         if not order:
             raise ValueError("select needs at least one row")
-        if min(order) < 0 or max(order) >= self.count:
-            raise IndexError(f"select got row indices outside 0..{self.count - 1}: {order}")
+        if min(order) < 0 or max(order) >= len(self.slots):
+            raise IndexError(f"select got row indices outside 0..{len(self.slots) - 1}: {order}")
         with self.shared._changed:
-            batch, rows = self._batch()
-            whole = list(range(rows.start)) + [rows.start + i for i in order]
-            whole += list(range(rows.stop, batch.size))
-            batch.select(whole)
-            self.count = len(order)
+            self._batch()
+            self.shared._reslot(self, order)
