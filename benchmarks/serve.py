@@ -10,7 +10,8 @@ request draws the same tokens alone or pooled: tests/test_shared_model.py): 1 cl
 another (the baseline: one request at a time); c clients keep c requests in flight. Columns: wall time for all
 requests, requests per second, latency p50 and p99, the pooled forwards and the rows and requests each served.
 The goal line: the wall time of the c = 8 wave (8 requests sent at once) over the mean latency of one request
-alone (goal <= 2: batched forwards serve the 8 together).
+alone (goal <= 2: batched forwards serve the 8 together), and over the longest request alone (the wave cannot end
+before its longest request: the bound perfect batching would reach).
 """
 
 from __future__ import annotations
@@ -103,11 +104,11 @@ def main() -> None:
             assert engine.served - served == args.requests
             shared.most_members = members
             if c == 1:
-                alone = statistics.mean(latencies)
+                alone = (statistics.mean(latencies), max(latencies))
             if c == 8 and alone is not None and args.requests == 8:
                 goals.append(
-                    f"{method}: 8 concurrent requests in {wall:.2f} s, one alone {alone:.2f} s: "
-                    f"{wall / alone:.2f}x (goal <= 2x)"
+                    f"{method}: 8 concurrent requests in {wall:.2f} s; one alone {alone[0]:.2f} s on average: "
+                    f"{wall / alone[0]:.2f}x (goal <= 2x); the longest alone {alone[1]:.2f} s: {wall / alone[1]:.2f}x"
                 )
     out("")
     for line in goals:

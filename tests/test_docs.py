@@ -2,7 +2,8 @@
 folder that sees the repository's `examples/`, on the default model. The blocks check their own outputs (asserts on
 `result.best`, `re.fullmatch`, `jsonschema`, the rows SQLite returns); the `genlab` commands' outputs are checked
 here for complete outputs. A block that cannot run in a test (the setup commands themselves, a Ray cluster) is
-preceded by `<!-- not run: reason -->`, and there are few of them.
+preceded by `<!-- not run: reason -->`, and there are few of them. A client of `genlab serve` is preceded by
+`<!-- beside: COMMAND -->`: it runs while COMMAND (the server) runs in the background of the same folder.
 
 README's blocks run by default; the pages' blocks are marked slow (`pytest -m slow` or `-m ''` runs them).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```\s*$", re.M | re.S)
 NOT_RUN = re.compile(r"<!-- not run: (.+?) -->\s*$")
+BESIDE = re.compile(r"<!-- beside: (.+?) -->\s*$")
+SERVER_START = 300  # seconds a background server may take to answer /health (it loads the model)
 
 
 def blocks(path: Path) -> list[tuple[str, int, str, str, str | None]]:
@@ -57,13 +61,54 @@ def test_blocks_are_found_and_few_are_not_run():
         assert any(p == page for p, *_ in RUNNABLE), page
 
 
+def beside(block) -> str | None:
+    """The command a block runs beside (`<!-- beside: COMMAND -->` on the line before it), if any."""
+    page, line, *_ = block
+    before = (ROOT / page).read_text(encoding="utf-8").splitlines()[: line - 1]
+    match = BESIDE.search(before[-1]) if before else None
+    return match[1] if match else None
+
+
 def _run(block, folder: Path) -> subprocess.CompletedProcess:
     _, _, language, code, _ = block
     (folder / "examples").symlink_to(ROOT / "examples")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("PYTHONPATH", None)
     command = [sys.executable, "-c", code] if language == "python" else ["bash", "-euo", "pipefail", "-c", code]
-    return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    server = beside(block)
+    if server is None:
+        return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    with open(folder / "server.log", "w+") as log:
+        background = subprocess.Popen(
+            ["bash", "-c", server], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            _wait_for(server, background, log)
+            return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+        finally:
+            os.killpg(background.pid, signal.SIGTERM)  # the shell and the server it started
+            background.wait(timeout=60)
+
+
+def _wait_for(server: str, process: subprocess.Popen, log) -> None:
+    """Until the server's /health answers (its --port, else 8000); fail with its log if it exits or never does."""
+    import time
+    import urllib.request
+
+    port = re.search(r"--port (\d+)", server)
+    url = f"http://127.0.0.1:{port[1] if port else 8000}/health"
+    deadline = time.monotonic() + SERVER_START
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"{server!r} exited with {process.returncode}:\n{log.read()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    log.seek(0)
+    pytest.fail(f"{server!r} did not answer {url} in {SERVER_START} s:\n{log.read()[-3000:]}")
 
 
 @pytest.mark.parametrize("block", [_param(b) for b in RUNNABLE])

@@ -387,6 +387,12 @@ def test_bad_requests_get_openai_errors_and_the_server_keeps_serving(server, cli
     assert re.fullmatch("[0-9]", out.choices[0].message.content)
 
 
+def test_a_prompt_the_model_cannot_read_is_a_400(server, client):
+    with pytest.raises(openai.BadRequestError, match="outside"):
+        client.completions.create(model="tiny", prompt=[5, 10**7], max_tokens=3)
+    assert server.idle()
+
+
 def test_malformed_json_and_wrong_key(server):
     auth = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     response = httpx.post(server.url + "/v1/chat/completions", content=b"{not json", headers=auth)

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from genlab.errors import GenlabError
 from genlab.serve.engine import Cancelled, Engine, Handle, Outcome, cut_at_stop, genlab_field
 from genlab.serve.protocol import Job, RequestError, parse_chat, parse_completion
 
@@ -110,6 +111,8 @@ async def _wait(handle: Handle, request: Request) -> Outcome:
         return future.result()
     except Cancelled as err:
         raise RequestError(str(err), status=504, kind="timeout_error", code="timeout") from None
+    except (GenlabError, ValueError) as err:  # what the request asked cannot run (e.g. ids outside the vocabulary)
+        raise RequestError(f"{type(err).__name__}: {err}") from None
 
 
 def _ids(job: Job) -> tuple[str, int]:
@@ -255,6 +258,8 @@ async def _stream(engine: Engine, request: Request, job: Job) -> StreamingRespon
             yield f"data: {json.dumps(body)}\n\n"
         except RequestError as err:
             yield f"data: {json.dumps(err.body())}\n\n"
+        except (GenlabError, ValueError) as err:
+            yield f"data: {json.dumps(RequestError(f'{type(err).__name__}: {err}').body())}\n\n"
         except Exception as err:  # noqa: BLE001 - the stream already started: the error goes in it
             log.exception("streamed request failed")
             body = RequestError(f"internal error ({type(err).__name__})", status=500, kind="server_error").body()

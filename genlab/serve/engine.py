@@ -228,7 +228,7 @@ class Engine:
                 max_tokens=job.max_tokens,
                 temperature=job.temperature if job.temperature > 0 else 1.0,
                 seed=job.seed,
-                drafts=job.drafts if handle.on_tokens is None else False,
+                drafts=bool(job.drafts) and handle.on_tokens is None,  # a draft widens the pooled forward of every run
                 heal=heal,
                 **options,
             )
