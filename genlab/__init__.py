@@ -7,6 +7,7 @@ import genlab.cache  # noqa: F401  (first: it routes numba's cache before any ke
 from genlab.constraints import SQL, Constraint, Grammar, JsonSchema, Matcher, Pattern, Predicate, Regex
 from genlab.errors import (
     AssetError,
+    CheckTimeoutError,
     ConstraintError,
     DatabaseError,
     EmptyLanguageError,
@@ -61,6 +62,7 @@ sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "AssetError",
+    "CheckTimeoutError",
     "Constraint",
     "GenerationResult",
     "Grammar",

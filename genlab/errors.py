@@ -74,3 +74,7 @@ class SchemaAnnotationWarning(UserWarning):
     def __init__(self, message: str, annotations: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.annotations = annotations
+
+
+class CheckTimeoutError(GenlabError):
+    """A check that runs user code or a backtracking regex ran past its time budget (`Pattern`, `Predicate`)."""

@@ -1,52 +1,171 @@
-"""`Pattern`: a pattern of the `regex` package (backreferences, lookarounds, ...) checked by partial matching.
+"""`Pattern`: a pattern of the `regex` package (backreferences, lookarounds, recursion, ...), as a DFA times a check.
 
-Patterns beyond regular languages have no DFA, so `Pattern` is a predicate constraint (`PredicateMatcher`): a prefix
-is live when `regex.fullmatch(pattern, text, partial=True)` finds a (possibly partial) match, and complete when
-`regex.fullmatch(pattern, text)` does. No token masks; use it with AWRS or SMC. For a regular language, `Regex`
-is faster and also masks.
+Such patterns have no exact automaton, but a regular superset of their language does (`automata/relax.py`: a
+backreference widened to its group's language, lookarounds dropped, ...). The matcher steps that DFA first, which
+discards most tokens with a numba step or a cached mask, and runs the exact check only on the tokens it lets
+through: `regex.fullmatch(pattern, text, partial=True)` (a prefix of some match) while generating, and
+`regex.fullmatch(pattern, text)` at the end. Masks are the DFA's, filtered by the exact check, so token masking
+works too, and AWRS gets its rejection cap. Every `regex` call has a time budget (`timeout`): a check past it
+raises `CheckTimeoutError` naming the pattern rather than hanging on a backtracking blow-up. Where no safe
+superset exists (see `relax.py`) every token is checked exactly.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import regex
 
-from genlab.constraints.base import Constraint
-from genlab.constraints.predicate import PredicateMatcher, _as_text
-from genlab.errors import InvalidPatternError
+from genlab.automata.relax import over_approximation
+from genlab.constraints.base import Constraint, Matcher
+from genlab.constraints.predicate import CHECK_TIMEOUT, PredicateMatcher, _as_text
+from genlab.constraints.regex import DFAMatcher
+from genlab.errors import CheckTimeoutError, InvalidPatternError
 from genlab.vocab import TokenVocabulary
+
+_MEMO_SIZE = 200_000  # prefix verdicts kept per pattern
 
 
 class Pattern(Constraint):
-    """Output must fullmatch `pattern` under the `regex` package's semantics (with `flags`, e.g. `regex.IGNORECASE`)."""
+    """Output must fullmatch `pattern` under the `regex` package's semantics (with `flags`, e.g. `regex.IGNORECASE`).
 
-    def __init__(self, pattern: str, flags: int = 0) -> None:
+    `timeout`: the seconds one check may take (None: no limit). `max_states` bounds the over-approximating DFA
+    (past it, no DFA: every token is checked exactly).
+    """
+
+    def __init__(
+        self, pattern: str, flags: int = 0, *, timeout: float | None = CHECK_TIMEOUT, max_states: int = 10_000
+    ) -> None:
         super().__init__()
         self.pattern = pattern
         self.flags = flags
+        self.timeout = timeout
         try:
             self.compiled = regex.compile(pattern, flags)
         except regex.error as exc:
             raise InvalidPatternError(f"invalid pattern {pattern!r}: {exc}") from None
+        self.dfa = over_approximation(pattern, flags, max_states=max_states)
+        self._prefixes: dict[str, bool] = {}
 
     def __repr__(self) -> str:
         return f"Pattern({self.pattern!r})" if not self.flags else f"Pattern({self.pattern!r}, flags={self.flags})"
 
+    def _match(self, text: str, partial: bool) -> bool:
+        try:
+            return self.compiled.fullmatch(text, partial=partial, timeout=self.timeout) is not None
+        except TimeoutError:
+            raise CheckTimeoutError(
+                f"Pattern {self.pattern!r}: matching a text of {len(text)} characters ran past its {self.timeout:g} s "
+                "budget (backtracking); simplify the pattern (e.g. an atomic group or a possessive quantifier) or "
+                "raise Pattern(..., timeout=)"
+            ) from None
+
     def prefix(self, text: str) -> bool:
-        """Whether `text` can still be extended into a full match."""
-        return self.compiled.fullmatch(text, partial=True) is not None
+        """Whether `text` can still be extended into a full match (memoised)."""
+        found = self._prefixes.get(text)
+        if found is None:
+            if len(self._prefixes) >= _MEMO_SIZE:
+                self._prefixes.clear()
+            found = self._prefixes[text] = self._match(text, True)
+        return found
 
     def complete(self, text: str) -> bool:
         """Whether `text` is a full match."""
-        return self.compiled.fullmatch(text) is not None
+        return self._match(text, False)
 
-    def _compile(self, vocab: TokenVocabulary) -> PredicateMatcher:
-        return PredicateMatcher(vocab, self.prefix, self.complete, repr(self))
+    def _compile(self, vocab: TokenVocabulary) -> PatternMatcher:
+        return PatternMatcher(self, vocab)
 
     def check(self, text: str | bytes) -> bool:
         s = _as_text(text)
         return s is not None and self.complete(s)
 
     def describe(self) -> dict[str, Any]:
-        return {"type": "pattern", "pattern": self.pattern, "flags": self.flags}
+        dfa = None if self.dfa is None else self.dfa.n_states
+        return {"type": "pattern", "pattern": self.pattern, "flags": self.flags, "prefilter_dfa_states": dfa}
+
+
+class PatternMatcher(Matcher[bytes]):
+    """The over-approximating DFA's matcher and the exact check, stepped together (see the module doc).
+
+    States are the bytes so far, as for `Predicate`; the DFA state of each is kept beside it (a function of the
+    bytes, so nothing about a state depends on how it was reached)."""
+
+    def __init__(self, pattern: Pattern, vocab: TokenVocabulary) -> None:
+        self.vocab = vocab
+        self.pattern = pattern
+        self.dfa = None if pattern.dfa is None else DFAMatcher(pattern.dfa, vocab)
+        self.exact = PredicateMatcher(vocab, pattern.prefix, pattern.complete, repr(pattern))
+        self._all = np.zeros(vocab.size, dtype=bool)
+        self._all[np.flatnonzero(vocab.is_text)] = True
+        self._all[list(vocab.eos_ids)] = True
+        self._dfa_states: dict[bytes, int] = {b"": 0 if pattern.dfa is None else pattern.dfa.start}
+        self._masks: dict[bytes, np.ndarray] = {}
+
+    def _dfa_state(self, data: bytes) -> int:
+        """The DFA's state after `data` (-1: rejected); memoised for the states `advance` returns."""
+        found = self._dfa_states.get(data)
+        if found is None:
+            assert self.pattern.dfa is not None
+            found = self.pattern.dfa.run(data)
+        return found
+
+    def start(self) -> bytes:
+        return b""
+
+    def advance(self, state: bytes, token_id: int) -> bytes | None:
+        if self.dfa is None:
+            return self.exact.advance(state, token_id)
+        dfa_state = self._dfa_state(state)
+        if dfa_state < 0:
+            return None
+        after = self.dfa.advance(dfa_state, token_id)
+        if after is None:
+            return None
+        exact = self.exact.advance(state, token_id)
+        if exact is not None and exact not in self._dfa_states:
+            if len(self._dfa_states) >= _MEMO_SIZE:
+                self._dfa_states = {b"": self._dfa_states[b""]}
+            self._dfa_states[exact] = after
+        return exact
+
+    def allows(self, state: bytes, token_id: int) -> bool:
+        return self.advance(state, token_id) is not None
+
+    def is_final(self, state: bytes) -> bool:
+        if self.dfa is not None:
+            dfa_state = self._dfa_state(state)
+            if dfa_state < 0 or not self.dfa.is_final(dfa_state):
+                return False
+        return self.exact.is_final(state)
+
+    def mask(self, state: bytes) -> np.ndarray:
+        """The DFA's mask, each token it allows checked exactly: one `regex` call per such token (memoised)."""
+        mask = self._masks.get(state)
+        if mask is None:
+            if self.dfa is None:
+                candidates = self._all
+            else:
+                dfa_state = self._dfa_state(state)
+                candidates = np.asarray(self.dfa.mask(dfa_state), dtype=bool) if dfa_state >= 0 else self._all & False
+            mask = np.zeros(self.vocab.size, dtype=bool)
+            for t in np.flatnonzero(candidates).tolist():
+                mask[t] = self.exact.advance(state, t) is not None
+            mask.flags.writeable = False
+            if len(self._masks) > 1024:
+                self._masks.clear()
+            self._masks[state] = mask
+        return mask
+
+    def forced_bytes(self, state: bytes, limit: int = 32) -> bytes:
+        """No forced bytes: reading them from exact masks would cost a `regex` call per candidate token."""
+        return b""
+
+    def inside_character(self, state: bytes) -> bool:
+        """Whether the bytes so far end inside a multi-byte character."""
+        return self.exact.inside_character(state)
+
+    def live(self, state: bytes, limit: int | None = None) -> bool:
+        """Whether some full match starts with these bytes (`PredicateMatcher.live`)."""
+        return self.exact.live(state, limit)

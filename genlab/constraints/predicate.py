@@ -16,18 +16,20 @@ continuation. Shorter pending characters are tried in full (memoised).
 from __future__ import annotations
 
 import codecs
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from genlab.constraints.base import Constraint, Matcher
-from genlab.errors import ConstraintError
+from genlab.errors import CheckTimeoutError, ConstraintError
 from genlab.vocab import TokenVocabulary
 
 TextCheck = Callable[[str], bool]
 # `advance` tries at most this many characters to see whether a pending multi-byte character can still pass
 LIVE_SEARCH_LIMIT = 4096
+CHECK_TIMEOUT = 1.0  # seconds one check may take (Predicate's callables, Pattern's regex calls)
 
 
 def _split_utf8(data: bytes) -> tuple[str, bool] | None:
@@ -169,6 +171,25 @@ class PredicateMatcher(Matcher[bytes]):
         )
 
 
+def timed(check: TextCheck | None, budget: float | None, what: str) -> TextCheck | None:
+    """`check`, raising `CheckTimeoutError` when a call took longer than `budget` seconds."""
+    if check is None or budget is None:
+        return check
+
+    def run(text: str) -> bool:
+        t0 = time.perf_counter()
+        verdict = check(text)
+        took = time.perf_counter() - t0
+        if took > budget:
+            raise CheckTimeoutError(
+                f"{what}: a check of a text of {len(text)} characters took {took:.2f} s, past its {budget:g} s "
+                "budget; make the check cheaper or raise timeout="
+            )
+        return verdict
+
+    return run
+
+
 def _as_text(text: str | bytes) -> str | None:
     """`text` as a str; None for bytes that are not valid UTF-8."""
     if isinstance(text, str):
@@ -185,10 +206,19 @@ class Predicate(Constraint):
 
     Either may be None (no check). `prefix` must be prefix-closed (if it accepts a text it accepts that text's
     prefixes) and say False only when no extension can be completed; otherwise sampling walks into dead ends.
-    Works with AWRS/SMC (`allows`), not with token masking (`mask` raises `ConstraintError`).
+    Works with AWRS/SMC (`allows`), not with token masking (`mask` raises `ConstraintError`). `timeout`: the seconds
+    one call may take; a call that returns later raises `CheckTimeoutError` (Python cannot interrupt it, so the
+    budget is checked when it returns). None: no budget.
     """
 
-    def __init__(self, prefix: TextCheck | None = None, complete: TextCheck | None = None, name: str | None = None):
+    def __init__(
+        self,
+        prefix: TextCheck | None = None,
+        complete: TextCheck | None = None,
+        name: str | None = None,
+        *,
+        timeout: float | None = CHECK_TIMEOUT,
+    ):
         super().__init__()
         if prefix is not None and not callable(prefix):
             raise TypeError(f"prefix must be callable, got {type(prefix).__name__}")
@@ -197,12 +227,14 @@ class Predicate(Constraint):
         self.prefix = prefix
         self.complete = complete
         self.name = name or getattr(complete, "__name__", None) or getattr(prefix, "__name__", None) or "predicate"
+        self.timeout = timeout
 
     def __repr__(self) -> str:
         return f"Predicate(name={self.name!r})"
 
     def _compile(self, vocab: TokenVocabulary) -> PredicateMatcher:
-        return PredicateMatcher(vocab, self.prefix, self.complete, repr(self))
+        prefix, complete = (timed(f, self.timeout, repr(self)) for f in (self.prefix, self.complete))
+        return PredicateMatcher(vocab, prefix, complete, repr(self))
 
     def check(self, text: str | bytes) -> bool:
         s = _as_text(text)

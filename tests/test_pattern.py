@@ -1,0 +1,166 @@
+"""`Pattern` as a DFA over-approximation times an exact `regex` check: the DFA contains every match (exhaustive
+and hypothesis-drawn strings against `regex`), masks equal a brute-force scan of the vocabulary by `regex` partial
+matching, every sampler's outputs fullmatch, and checks have a time budget."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+import regex
+from conftest import tokenizer_and_vocab
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tiny_models import tiny_llama
+
+from genlab import CheckTimeoutError, Pattern, Predicate
+from genlab.automata.relax import over_approximation
+from genlab.samplers.masking import masked_sampling
+from genlab.samplers.smc import smc
+
+# (pattern, flags, whether a DFA over-approximation is expected)
+PATTERNS = [
+    (r"(a|b)c\1", 0, True),  # backreference
+    (r"(?P<w>[ab]+) (?P=w)", 0, True),  # named backreference
+    (r"a(?=b)[a-c]+", 0, True),  # lookahead
+    (r"[abc]+(?<!c)", 0, True),  # negative lookbehind
+    (r"(?<=a)b|ab", 0, True),  # lookbehind
+    (r"(?!ab)[ab]{2,3}", 0, True),  # negative lookahead
+    (r"(?>a|ab)c", 0, True),  # atomic group
+    (r"a*+b?c", 0, True),  # possessive quantifier
+    (r"(a)?(?(1)b|c)", 0, True),  # conditional
+    (r"\ba b\b", 0, True),  # word boundaries
+    (r"a\Bb", 0, True),  # non-boundary
+    (r"\p{Lu}\p{Ll}+", 0, True),  # Unicode properties
+    (r"[\p{N}a]+b", 0, True),  # a property inside a class
+    (r"\((?:[^()]|(?R))*\)", 0, True),  # recursion
+    (r"(?i)(a)B\1", 0, True),  # flags and a backreference
+    (r"(?V1)[[a-c]--b]+", 0, False),  # set operations: version 1 only
+    (r"(?:abc){e<=1}", 0, False),  # fuzzy matching
+    (r"(?|(a)|(b))\1", 0, False),  # branch reset
+]
+ALPHABET = "abcAB() é1"
+
+
+def _matches(pattern: str, flags: int, text: str, partial: bool = False) -> bool:
+    return regex.fullmatch(pattern, text, flags, partial=partial) is not None
+
+
+@pytest.mark.parametrize("pattern, flags, expected", PATTERNS, ids=[p for p, _, _ in PATTERNS])
+def test_the_dfa_contains_every_match_and_every_prefix(pattern, flags, expected):
+    """Every string over a small alphabet up to 5 characters: a match is accepted by the over-approximation, and
+    a prefix of a match never leaves it (the prefix property survives the product)."""
+    dfa = over_approximation(pattern, flags)
+    assert (dfa is not None) == expected
+    if dfa is None:
+        return
+    accepted = 0
+    for n in range(6):
+        for chars in itertools.product(ALPHABET, repeat=n):
+            text = "".join(chars)
+            data = text.encode()
+            if _matches(pattern, flags, text):
+                accepted += 1
+                assert dfa.accepts(data), text
+            elif _matches(pattern, flags, text, partial=True):
+                assert dfa.run(data) >= 0, text
+    assert accepted > 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([p for p in PATTERNS if p[2]]), st.text(alphabet=st.characters(codec="utf-8"), max_size=12))
+def test_hypothesis_strings(case, text):
+    pattern, flags, _ = case
+    dfa = over_approximation(pattern, flags)
+    if _matches(pattern, flags, text):
+        assert dfa.accepts(text.encode())
+    if _matches(pattern, flags, text, partial=True):
+        assert dfa.run(text.encode()) >= 0
+
+
+@pytest.mark.parametrize("pattern", [r"(\w)\w*\1", r" (?=[A-Z])\w+(?<!s)\.", r"(?i)(ab|cd) \1!"])
+def test_masks_equal_a_brute_force_scan(pattern):
+    """At states along a walk, the mask equals `regex` partial matching of every token's text, one by one."""
+    _, vocab = tokenizer_and_vocab("smollm2")
+    constraint = Pattern(pattern)
+    matcher = constraint.compile(vocab)
+    text_ids = np.flatnonzero(vocab.is_text)
+    state = matcher.start()
+    for step in range(3):
+        mask = np.asarray(matcher.mask(state), dtype=bool)
+        text = state.decode()
+        brute = np.zeros(vocab.size, dtype=bool)
+        for t in text_ids.tolist():
+            try:
+                candidate = text + vocab.token_bytes[t].decode()
+            except UnicodeDecodeError:  # a piece of a character: the matcher decides (PredicateMatcher's tests)
+                brute[t] = mask[t]
+                continue
+            brute[t] = regex.fullmatch(pattern, candidate, partial=True) is not None
+        for e in vocab.eos_ids:
+            brute[e] = regex.fullmatch(pattern, text) is not None
+        assert np.array_equal(mask, brute), np.flatnonzero(mask != brute)[:10]
+        assert all(matcher.allows(state, t) == mask[t] for t in np.flatnonzero(mask)[:50])
+        allowed = [t for t in np.flatnonzero(mask) if t not in vocab.eos_ids]
+        if not allowed:
+            break
+        state = matcher.advance(state, allowed[(7 * step) % len(allowed)])
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_llama(attention="sdpa")
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"([a-c])[a-z]{0,3}\1", r"(?=\w{3})[a-z]{3,6}(?<!x)", r"(?>ab|a)c{1,3}", r"(a)?(?(1)b|c)d", r"\p{Ll}{2,4}"],
+)
+def test_every_sampler_output_fullmatches(tiny, pattern):
+    constraint = Pattern(pattern)
+    results = [
+        masked_sampling(tiny, constraint, "x", n=4, max_tokens=10, seed=0),
+        smc(tiny, constraint, "x", n_particles=4, max_tokens=10, seed=0),
+        smc(tiny, constraint, "x", n_particles=4, max_tokens=10, seed=1, proposal="mask"),
+    ]
+    for result in results:
+        for sample in result.samples:
+            if sample.complete:
+                assert regex.fullmatch(pattern, sample.text), (result.method, sample.text)
+            else:
+                assert regex.fullmatch(pattern, sample.text, partial=True), (result.method, sample.text)
+        assert any(result.complete), result.method
+
+
+def test_a_backtracking_check_fails_clearly_instead_of_hanging():
+    constraint = Pattern(r"(a|aa)+c", timeout=0.05)
+    t0 = time.perf_counter()
+    with pytest.raises(CheckTimeoutError, match=r"\(a\|aa\)\+c.*0.05 s"):
+        constraint.prefix("a" * 60 + "b")
+    assert time.perf_counter() - t0 < 5
+    with pytest.raises(CheckTimeoutError):
+        constraint.check("a" * 60)
+
+
+def test_a_slow_predicate_fails_clearly():
+    def slow(text: str) -> bool:
+        time.sleep(0.1)
+        return True
+
+    _, vocab = tokenizer_and_vocab("smollm2")
+    a = vocab.token_bytes.index(b"a")
+    matcher = Predicate(prefix=slow, name="slow", timeout=0.02).compile(vocab)
+    with pytest.raises(CheckTimeoutError, match="slow.*0.02 s"):
+        matcher.advance(matcher.start(), a)
+    relaxed = Predicate(prefix=slow, timeout=None).compile(vocab)
+    assert relaxed.advance(relaxed.start(), a) == b"a"
+
+
+def test_patterns_without_a_safe_superset_still_work(tiny):
+    """Version-1 set operations: no DFA; every token is checked exactly (mask included)."""
+    constraint = Pattern(r"(?V1)[[a-f]--[b-e]]{2,4}")
+    assert constraint.dfa is None
+    result = masked_sampling(tiny, constraint, "x", n=2, max_tokens=6, seed=0)
+    assert all(regex.fullmatch(r"(?V1)[[a-f]--[b-e]]{2,4}", s.text) for s in result.samples if s.complete)
