@@ -164,3 +164,34 @@ def test_patterns_without_a_safe_superset_still_work(tiny):
     assert constraint.dfa is None
     result = masked_sampling(tiny, constraint, "x", n=2, max_tokens=6, seed=0)
     assert all(regex.fullmatch(r"(?V1)[[a-f]--[b-e]]{2,4}", s.text) for s in result.samples if s.complete)
+
+
+def test_awrs_walks_the_dfa_superset_and_stays_properly_weighted():
+    """Against exact enumeration: AWRS steps on a Pattern state draw tokens with p restricted to the allowed set,
+    and their weights average to Z; the superset spares the checks of every token outside the DFA's mask."""
+    from genlab.samplers.awrs import AWRS
+
+    _, vocab = tokenizer_and_vocab("smollm2")
+    matcher = Pattern(r"([a-c])[a-z]{0,2}\1").compile(vocab)
+    state = matcher.advance(matcher.start(), vocab.token_bytes.index(b"b"))
+    rng = np.random.default_rng(0)
+    logp = rng.standard_normal(vocab.size) * 3
+    logp -= np.log(np.exp(logp).sum())
+    allowed = np.asarray(matcher.mask(state), dtype=bool)
+    z = np.exp(logp[allowed]).sum()
+    target = np.exp(logp) * allowed / z
+    draws, weights, checks = np.zeros(vocab.size), [], 0
+    awrs = AWRS()
+    for _ in range(3000):
+        step = awrs.step(logp, matcher, state, rng)
+        draws[step.token] += 1
+        weights.append(np.exp(step.log_weight))
+        checks += step.checks
+    assert abs(np.mean(weights) / z - 1) < 0.05
+    first = np.maximum(
+        vocab.first_bytes, 0
+    )  # the draws' law, by first byte: few categories, so 3,000 draws pin it down
+    seen = np.bincount(first[draws > 0], weights=draws[draws > 0], minlength=256) / draws.sum()
+    expected = np.bincount(first, weights=target, minlength=256)
+    assert 0.5 * np.abs(seen - expected).sum() < 0.05  # total variation
+    assert checks / 3000 < 10 and matcher.superset(state).sum() < 2000

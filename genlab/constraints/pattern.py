@@ -144,11 +144,8 @@ class PatternMatcher(Matcher[bytes]):
         """The DFA's mask, each token it allows checked exactly: one `regex` call per such token (memoised)."""
         mask = self._masks.get(state)
         if mask is None:
-            if self.dfa is None:
-                candidates = self._all
-            else:
-                dfa_state = self._dfa_state(state)
-                candidates = np.asarray(self.dfa.mask(dfa_state), dtype=bool) if dfa_state >= 0 else self._all & False
+            superset = self.superset(state)
+            candidates = self._all if superset is None else superset
             mask = np.zeros(self.vocab.size, dtype=bool)
             for t in np.flatnonzero(candidates).tolist():
                 mask[t] = self.exact.advance(state, t) is not None
@@ -157,6 +154,13 @@ class PatternMatcher(Matcher[bytes]):
                 self._masks.clear()
             self._masks[state] = mask
         return mask
+
+    def superset(self, state: bytes) -> np.ndarray | None:
+        """The DFA's mask: every token `allows` passes is in it (AWRS walks only these); None without a DFA."""
+        if self.dfa is None:
+            return None
+        dfa_state = self._dfa_state(state)
+        return np.asarray(self.dfa.mask(dfa_state), dtype=bool) if dfa_state >= 0 else self._all & False
 
     def forced_bytes(self, state: bytes, limit: int = 32) -> bytes:
         """No forced bytes: reading them from exact masks would cost a `regex` call per candidate token."""

@@ -49,6 +49,11 @@ Rejection cap (`max_rejections`): after that many rejections the exact mask is f
   exactly. The same happens in the second pass after `max_rejections` rejections there.
 Matchers without masks (`has_masks` False: Predicate, Pattern) have no cap: the walk goes on until an accept.
 
+A matcher may offer a cheap superset of its allowed set (`superset(state)`: `Pattern`'s over-approximating DFA
+mask, before its costly exact check). AWRS then walks p restricted to the superset, renormalised: every allowed
+token is in it, so the draw's law is unchanged, and Z = P(superset) Z' with P(superset) known exactly, so the
+weights gain log P(superset) and stay unbiased; the tokens the superset rules out cost no check.
+
 Work already done is reused through a `Memo` the caller keeps across particles and steps (SMC keeps one per
 run). It holds each state's verdicts: `allows` is a function of (state, token), so particles in the same state
 (copies after resampling, or a regex's DFA state reached by different texts) never check a token twice; `checks`
@@ -75,7 +80,7 @@ vocabulary): for them the children are k independent one-token steps, merged by 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -256,6 +261,13 @@ class AWRS:
         logp = np.asarray(logp, dtype=np.float64)
         if logp.ndim != 1:
             raise ValueError(f"logp must be one-dimensional, got shape {logp.shape}")
+        logp, shift = _within_superset(logp, matcher, state)
+        if shift == -np.inf:
+            return AWRSStep(-1, -np.inf, 0, False)
+        step = self._step(logp, matcher, state, rng, memo)
+        return step if shift == 0.0 else replace(step, log_weight=step.log_weight + shift)
+
+    def _step(self, logp: np.ndarray, matcher, state, rng: np.random.Generator, memo: Memo | None) -> AWRSStep:
         positive = logp > -np.inf  # tokens with p = 0 are never drawn
         if memo is not None and state in memo.masks:
             return self._exact(logp, np.asarray(memo.masks[state], dtype=bool) & positive, rng, 0, cached=True)
@@ -367,6 +379,13 @@ class AWRS:
         logp = np.asarray(logp, dtype=np.float64)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        logp, shift = _within_superset(logp, matcher, state)
+        if shift == -np.inf:
+            return AWRSChildren(np.zeros(0, np.int64), np.zeros(0), 0, False)
+        found = self._children(logp, matcher, state, rng, memo, k)
+        return found if shift == 0.0 else replace(found, log_weights=found.log_weights + shift)
+
+    def _children(self, logp: np.ndarray, matcher, state, rng: np.random.Generator, memo: Memo | None, k: int):
         positive = logp > -np.inf
         if memo is not None and state in memo.masks:
             ok = np.asarray(memo.masks[state], dtype=bool) & positive
@@ -551,6 +570,20 @@ class _Checks:
             if self.memo is not None:
                 self.memo.size += 1
         return v
+
+
+def _within_superset(logp: np.ndarray, matcher, state) -> tuple[np.ndarray, float]:
+    """p restricted to the matcher's cheap superset of the allowed set (`superset(state)`, e.g. `Pattern`'s DFA
+    mask) and renormalised, and log P(superset). Every allowed token lies in the superset, so p restricted to the
+    allowed set is unchanged and Z = P(superset) Z' exactly: the walk skips what the superset rules out without
+    checks, and weights gain log P(superset). (logp, 0.0) where the matcher has no superset."""
+    superset = getattr(matcher, "superset", None)
+    inside = None if superset is None else superset(state)
+    if inside is None:
+        return logp, 0.0
+    kept = np.where(inside, logp, -np.inf)
+    shift = _logsumexp(kept)
+    return (kept - shift if shift > -np.inf else kept), shift
 
 
 def _fetch_mask(matcher, state, memo: Memo | None) -> np.ndarray:
