@@ -37,7 +37,9 @@ PATTERNS = [
     (r"[\p{N}a]+b", 0, True),  # a property inside a class
     (r"\((?:[^()]|(?R))*\)", 0, True),  # recursion
     (r"(?i)(a)B\1", 0, True),  # flags and a backreference
-    (r"(?V1)[[a-c]--b]+", 0, False),  # set operations: version 1 only
+    (r"(?V1)[[a-c]--b]+", 0, True),  # set operations: version 1 only, read by the regex package itself
+    (r"[[:alpha:]é]+1", 0, True),  # a POSIX class
+    (r"(?P<p>a(?&p)?b)", 0, True),  # recursion by name
     (r"(?:abc){e<=1}", 0, False),  # fuzzy matching
     (r"(?|(a)|(b))\1", 0, False),  # branch reset
 ]
@@ -159,11 +161,24 @@ def test_a_slow_predicate_fails_clearly():
 
 
 def test_patterns_without_a_safe_superset_still_work(tiny):
-    """Version-1 set operations: no DFA; every token is checked exactly (mask included)."""
-    constraint = Pattern(r"(?V1)[[a-f]--[b-e]]{2,4}")
+    """Fuzzy matching: no DFA; every token is checked exactly (mask included)."""
+    pattern = r"(?:abc){e<=1}"
+    constraint = Pattern(pattern)
     assert constraint.dfa is None
     result = masked_sampling(tiny, constraint, "x", n=2, max_tokens=6, seed=0)
-    assert all(regex.fullmatch(r"(?V1)[[a-f]--[b-e]]{2,4}", s.text) for s in result.samples if s.complete)
+    for s in result.samples:  # an unfinished output may end inside a character: its complete part is checked
+        assert regex.fullmatch(pattern, s.data.decode("utf-8", "ignore"), partial=not s.complete), s.text
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([r"(?V1)[\w--\d]{1,3}", r"\p{Greek}+\p{Nd}", r"(?V1)[[:alpha:]&&[^a-m]]+", r"[\p{L}--]+"]),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=6) | st.text(alphabet="aqz1αβ9-_Ω", max_size=6),
+)
+def test_classes_the_regex_package_reads_are_exact(pattern, text):
+    """Properties, POSIX classes and set operations become the exact character sets: the DFA is the language."""
+    dfa = over_approximation(pattern)
+    assert dfa.accepts(text.encode()) == (regex.fullmatch(pattern, text) is not None)
 
 
 def test_awrs_walks_the_dfa_superset_and_stays_properly_weighted():

@@ -11,14 +11,16 @@ regular, and a DFA of a superset of it discards most tokens cheaply (a mask, a n
 - `\\w`, `\\d`, `\\s` (and their negations) take the characters either package gives them: the two disagree on
   some (the `regex` package counts combining marks as word characters, `re` counts `½`; their Unicode versions
   differ), so a class holds the union of both readings, and a negated class excludes only what both exclude;
-- the `regex` package's own syntax, which `re` does not parse, is widened first: a Unicode property `\\p{..}`
-  (or a character class holding one) becomes any character, a grapheme `\\X` one or more, and a recursion
-  `(?R)`, `(?1)`, `(?&name)` any text.
+- the `regex` package's own syntax, which `re` does not parse, is rewritten first: a character class `re` would
+  read otherwise (a Unicode property `\\p{..}`, a POSIX class `[[:alpha:]]`, version-1 nested sets and set
+  operations `[\\w--\\d]`) becomes the exact set of characters the `regex` package matches with it, listed as
+  ranges (so these are exact, not widened); a grapheme `\\X` one or more characters; a recursion `(?R)`, `(?1)`,
+  `(?&name)` its group's text inlined two levels deep (fewer if the DFA would be too big), then any text.
 
-Where that is not safe, there is no over-approximation (None) and `Pattern` checks every token exactly, as before:
-flags `re` does not share (`V1` set operations, full case folding, `WORD`, fuzzy matching `{e<=1}`, POSIX classes
-`[[:alpha:]]`, branch reset `(?|`, `\\K`, `\\G`), and patterns `re` cannot parse at all. In version 0 (the default)
-the `regex` package accepts `re`'s syntax with `re`'s meaning, which is what makes the tree's language a superset.
+Where that is not safe, there is no over-approximation (None) and `Pattern` checks every token exactly: full case
+folding (`(?f)`, or `IGNORECASE` in version 1), `WORD`, fuzzy matching `{e<=1}`, branch reset `(?|`, `\\K`, `\\G`,
+relative recursion `(?+1)`, and patterns `re` cannot parse even then. Otherwise the `regex` package reads `re`'s
+syntax with `re`'s meaning, which is what makes the tree's language a superset.
 """
 
 from __future__ import annotations
@@ -48,27 +50,36 @@ _ATOMIC = getattr(C, "ATOMIC_GROUP", None)
 _POSSESSIVE = getattr(C, "POSSESSIVE_REPEAT", None)
 ANY = r"[\s\S]"
 # constructs with no safe widening: the pattern gets no over-approximation
-_UNSAFE = re.compile(r"\(\?\||\\[KGmM]|\{\s*[eids]\s*(?:<=?|[+-])|\[:\^?[a-z]+:\]|\(\?[a-zA-Z]*[VfwrpbeL]")
-_RECURSION = re.compile(r"\(\?(?:R|[+-]?\d+|&\w+|P>\w+)\)")
+_UNSAFE = re.compile(r"\(\?\||\\[KGmM]|\{\s*[eids]\s*(?:<=?|[+-])|\(\?[a-zA-Z]*[fwrpbeL]|.\(\?[a-zA-Z]*V")
+_RECURSION = re.compile(r"\(\?(R|\d+|&\w+|P>\w+)\)")  # relative ones, (?+1) (?-1), are left unsafe
+RECURSION_DEPTH = 2  # a recursion is inlined this deep, then widened to any text
 
 
 def over_approximation(pattern: str, flags: int = 0, *, max_states: int = 10_000) -> ByteDFA | None:
     """The minimal byte DFA of a regular superset of the strings `regex.fullmatch(pattern, s, flags)` accepts,
-    or None where no safe one is found (see the module doc) or its DFA would pass `max_states`."""
-    tree = relaxed_tree(pattern, flags)
-    if tree is None:
-        return None
-    try:
-        return compile_parsed(tree, pattern, max_states=max_states)
-    except (StateLimitError, UnsupportedConstraintError):  # too big, or a construct this relaxation does not know
-        return None
+    or None where no safe one is found (see the module doc) or its DFA would pass `max_states` (recursions are
+    inlined less deep until it fits)."""
+    depths = range(RECURSION_DEPTH, -1, -1) if _RECURSION.search(pattern) else [0]
+    for depth in depths:
+        tree = relaxed_tree(pattern, flags, depth)
+        if tree is None:
+            return None
+        try:
+            return compile_parsed(tree, pattern, max_states=max_states)
+        except StateLimitError:
+            continue
+        except UnsupportedConstraintError:  # a construct this relaxation does not know
+            return None
+    return None
 
 
-def relaxed_tree(pattern: str, flags: int = 0):
+def relaxed_tree(pattern: str, flags: int = 0, depth: int = RECURSION_DEPTH):
     """`re`'s parse tree of the widened pattern, relaxed in place (see the module doc); None where unsafe."""
-    if flags & ~SHARED_FLAGS or _UNSAFE.search(pattern):
+    if flags & ~(SHARED_FLAGS | regex.V0 | regex.V1) or _UNSAFE.search(pattern) or re.search(r"\(\?[+-]\d", pattern):
         return None
-    widened = widen(pattern)
+    widened = widen(pattern, flags, depth)
+    if widened is None:
+        return None
     try:
         tree = _parser.parse(widened, flags & SHARED_FLAGS)
     except (re.error, OverflowError, RecursionError):
@@ -81,41 +92,137 @@ def relaxed_tree(pattern: str, flags: int = 0):
     return tree
 
 
-def widen(pattern: str) -> str:
-    """`pattern` with the `regex` package's own escapes and recursions replaced by `re` syntax for a superset:
-    `\\p{..}`/`\\P{..}` (and any character class holding one) by any character, `\\X` by one or more characters, a
-    recursion by any text."""
+def widen(pattern: str, flags: int = 0, depth: int = RECURSION_DEPTH) -> str | None:
+    """`pattern` in `re` syntax for a superset of its language: each character class the `regex` package reads
+    otherwise than `re` (a property `\\p{..}`, a POSIX class, version-1 nested sets and set operations) becomes the
+    exact set of characters `regex` matches with it, listed as ranges; a grapheme `\\X` one or more characters; a
+    recursion its group's text, `depth` levels deep, then any text. None where that is not safe."""
+    version1 = bool(flags & regex.V1)
+    head = re.match(r"\(\?V([01])\)", pattern)
+    if head:
+        version1, pattern = head[1] == "1", pattern[head.end() :]
+    ignorecase = bool(flags & regex.IGNORECASE) or re.match(r"\(\?[a-zA-Z]*i", pattern) is not None
+    if version1 and ignorecase:  # version 1 folds case fully (ss matches ß): beyond what `re` can say
+        return None
+    groups = _groups(pattern, version1)
+    if groups is None:
+        return None
+    class_flags = (regex.V1 if version1 else regex.V0) | (regex.IGNORECASE if ignorecase else 0)
+    return _widen(pattern, groups, class_flags, version1, depth)
+
+
+def _widen(text: str, groups: dict, class_flags: int, version1: bool, depth: int) -> str | None:
     out: list[str] = []
-    i, n = 0, len(pattern)
+    i, n = 0, len(text)
     while i < n:
-        c = pattern[i]
+        c = text[i]
         if c == "\\" and i + 1 < n:
-            kind = pattern[i + 1]
+            kind = text[i + 1]
             if kind in "pP":
-                out.append(ANY)
-                i = _property_end(pattern, i + 2)
+                end = _property_end(text, i + 2)
+                out.append(_exact_class(text[i:end], class_flags))
+                i = end
                 continue
             if kind == "X":
                 out.append(f"(?:{ANY}+)")
                 i += 2
                 continue
-            out.append(pattern[i : i + 2])
+            out.append(text[i : i + 2])
             i += 2
             continue
         if c == "[":
-            end = _class_end(pattern, i)
-            body = pattern[i:end]
-            out.append(ANY if re.search(r"\\[pPX]", body) else body)
+            end = _class_end(text, i, version1)
+            body = text[i:end]
+            special = re.search(r"\\[pP]|\[:", body) or (version1 and re.search(r"--|&&|\|\||~~|.\[", body[1:]))
+            out.append(_exact_class(body, class_flags) if special else body)
             i = end
             continue
-        m = _RECURSION.match(pattern, i)
+        m = _RECURSION.match(text, i)
         if m:
-            out.append(f"(?:{ANY}*)")
+            target = m[1].removeprefix("&").removeprefix("P>")
+            if depth <= 0 or target not in groups:
+                out.append(f"(?:{ANY}*)")
+            else:
+                inner = _widen(_uncaptured(groups[target]), groups, class_flags, version1, depth - 1)
+                if inner is None:
+                    return None
+                out.append(f"(?:{inner})")
             i = m.end()
             continue
         out.append(c)
         i += 1
     return "".join(out)
+
+
+@cache
+def _every_character() -> tuple[np.ndarray, str]:
+    """Every code point but the surrogates, as an array and as one string."""
+    points = np.r_[0:0xD800, 0xE000:0x110000]
+    return points, "".join(map(chr, points.tolist()))
+
+
+@cache
+def _exact_class(text: str, class_flags: int) -> str:
+    """The `re` class of exactly the characters the `regex` package matches with the one-character item `text`."""
+    points, chars = _every_character()
+    members = np.zeros(0x110000, dtype=bool)
+    try:
+        found = [m.start() for m in regex.compile(text, class_flags).finditer(chars)]
+    except regex.error:
+        return ANY
+    members[points[found]] = True
+    items = []
+    for op, av in _ranges(members):
+        lo, hi = (av, av) if op is C.LITERAL else av
+        items.append(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}")
+    return "[" + "".join(items) + "]" if items else "[^\\s\\S]"
+
+
+def _groups(pattern: str, version1: bool) -> dict | None:
+    """The text of each capturing group, by number (as text, and "0"/"R" for the whole pattern) and by name."""
+    out: dict[str, str] = {"0": pattern, "R": pattern}
+    stack: list[tuple[int, str | None]] = []
+    number = 0
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            i = _class_end(pattern, i, version1)
+            continue
+        if c == "(":
+            name: str | None = None
+            m = re.match(r"\(\?P?<(\w+)>", pattern[i:])
+            if m:
+                number += 1
+                name = m[1]
+                stack.append((i + m.end(), f"{number} {name}"))
+                i += m.end()
+                continue
+            if pattern.startswith("(?", i):
+                stack.append((i + 1, None))
+            else:
+                number += 1
+                stack.append((i + 1, str(number)))
+            i += 1
+            continue
+        if c == ")":
+            if not stack:
+                return None
+            start, label = stack.pop()
+            if label is not None:
+                for key in label.split(" "):
+                    out[key] = pattern[start:i]
+        i += 1
+    return out if not stack else None
+
+
+def _uncaptured(text: str) -> str:
+    """A group's text to inline: its capturing groups made non-capturing, so the numbers of the others stay."""
+    text = re.sub(r"\(\?P?<\w+>", "(?:", text)
+    return re.sub(r"(?<!\\)\((?!\?)", "(?:", text)
 
 
 def _property_end(pattern: str, i: int) -> int:
@@ -126,8 +233,9 @@ def _property_end(pattern: str, i: int) -> int:
     return min(i + 1, len(pattern))
 
 
-def _class_end(pattern: str, i: int) -> int:
-    """The index after the character class opening at `i` (`re`'s rules: a `]` first, or after `^`, is literal)."""
+def _class_end(pattern: str, i: int, version1: bool = False) -> int:
+    """The index after the character class opening at `i` (a `]` first, or after `^`, is literal; version 1
+    nests classes)."""
     j = i + 1
     if j < len(pattern) and pattern[j] == "^":
         j += 1
@@ -136,6 +244,9 @@ def _class_end(pattern: str, i: int) -> int:
     while j < len(pattern):
         if pattern[j] == "\\":
             j += 2
+            continue
+        if pattern[j] == "[" and (version1 or pattern.startswith("[:", j)):
+            j = _class_end(pattern, j, version1) if version1 else pattern.find(":]", j) + 2
             continue
         if pattern[j] == "]":
             return j + 1
@@ -226,8 +337,7 @@ _CATEGORIES = {  # category -> (the positive class, negated)
 def _members(engine: str, name: str) -> np.ndarray:
     """Which code points `\\<name>` matches under `re` or the `regex` package (bool over 0..0x10FFFF; surrogates
     False)."""
-    points = np.r_[0:0xD800, 0xE000:0x110000]
-    text = "".join(map(chr, points.tolist()))
+    points, text = _every_character()
     module: Any = regex if engine == "regex" else re
     out = np.zeros(0x110000, dtype=bool)
     out[points[[m.start() for m in module.finditer(f"\\{name}", text)]]] = True
