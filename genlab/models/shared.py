@@ -6,7 +6,9 @@ live run (different prompts, aligned with holes); the run gets a `SharedRows` vi
 waits until every run in the pool has asked for its next forward, and then one forward serves them all: the
 batched forward costs little more than one row's on a memory-bound device, so concurrent runs share forwards
 instead of queueing for them. Every row keeps its own positions and attention mask, so a run's log-probs are
-those it would get alone (up to float rounding of a wider batch).
+those it would get alone (up to float rounding of a wider batch). A run's rows are slots of the pooled batch: a
+fork copies only that run's rows into spare slots, a drop or a finished run frees its slots, and the batch is
+compacted (one copy of everything) only once spare slots pile up, since each costs a row in every forward.
 
 A run joins the pool at its first `prefill` and must leave it when it finishes (`with shared.session(): ...`):
 a forward waits for every member, so a member that stops extending without leaving would stall the others.

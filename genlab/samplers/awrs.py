@@ -47,7 +47,9 @@ Rejection cap (`max_rejections`): after that many rejections the exact mask is f
   has expectation below Z, because of the +r in its denominator). Instead the walk continues with the mask as
   the oracle (no more `allows` calls, vectorised scans), which reproduces the uncapped estimator's distribution
   exactly. The same happens in the second pass after `max_rejections` rejections there.
-Matchers without masks (`has_masks` False: Predicate, Pattern) have no cap: the walk goes on until an accept.
+Matchers without masks (`has_masks` False: Predicate) have no cap: the walk goes on until an accept. Where the
+matcher offers a superset (below), the cap is at least 1/16 of the superset's size: its mask costs a check per
+token in the superset (`Pattern`'s), so the walk may go further before fetching it.
 
 A matcher may offer a cheap superset of its allowed set (`superset(state)`: `Pattern`'s over-approximating DFA
 mask, before its costly exact check). AWRS then walks p restricted to the superset, renormalised: every allowed
@@ -261,21 +263,38 @@ class AWRS:
         logp = np.asarray(logp, dtype=np.float64)
         if logp.ndim != 1:
             raise ValueError(f"logp must be one-dimensional, got shape {logp.shape}")
-        logp, shift = _within_superset(logp, matcher, state)
+        logp, shift, cap = self._within_superset(logp, matcher, state)
         if shift == -np.inf:
             return AWRSStep(-1, -np.inf, 0, False)
-        step = self._step(logp, matcher, state, rng, memo)
+        step = self._step(logp, matcher, state, rng, memo, cap)
         return step if shift == 0.0 else replace(step, log_weight=step.log_weight + shift)
 
-    def _step(self, logp: np.ndarray, matcher, state, rng: np.random.Generator, memo: Memo | None) -> AWRSStep:
+    def _within_superset(self, logp: np.ndarray, matcher, state) -> tuple[np.ndarray, float, float]:
+        """p restricted to the matcher's cheap superset of the allowed set (`superset(state)`, e.g. `Pattern`'s DFA
+        mask) and renormalised, log P(superset), and the rejection cap. Every allowed token lies in the superset,
+        so p restricted to the allowed set is unchanged and Z = P(superset) Z' exactly: the walk skips what the
+        superset rules out without checks, and weights gain log P(superset). The cap grows with the superset
+        (1/16 of its size): the mask it would fetch costs a check per token in it. Matchers without masks
+        (Predicate) have no cap: they cannot fall back."""
+        cap = float(self.max_rejections) if getattr(matcher, "has_masks", True) else np.inf
+        superset = getattr(matcher, "superset", None)
+        inside = None if superset is None else superset(state)
+        if inside is None:
+            return logp, 0.0, cap
+        kept = np.where(inside, logp, -np.inf)
+        shift = _logsumexp(kept)
+        cap = max(cap, int(np.count_nonzero(inside)) // 16)
+        return (kept - shift if shift > -np.inf else kept), shift, cap
+
+    def _step(
+        self, logp: np.ndarray, matcher, state, rng: np.random.Generator, memo: Memo | None, cap: float
+    ) -> AWRSStep:
         positive = logp > -np.inf  # tokens with p = 0 are never drawn
         if memo is not None and state in memo.masks:
             return self._exact(logp, np.asarray(memo.masks[state], dtype=bool) & positive, rng, 0, cached=True)
         n_pos = int(np.count_nonzero(positive))
         allows = _Checks(matcher, state, memo)
 
-        # matchers without masks (Predicate, Pattern) cannot fall back: no cap for them
-        cap = self.max_rejections if getattr(matcher, "has_masks", True) else np.inf
         order = _LazyOrder(logp + _gumbel(rng, logp.size), n_pos)
         rejected: list[int] = []
         ok = None  # the exact mask (restricted to positive tokens), once the cap is hit
@@ -379,13 +398,15 @@ class AWRS:
         logp = np.asarray(logp, dtype=np.float64)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        logp, shift = _within_superset(logp, matcher, state)
+        logp, shift, cap = self._within_superset(logp, matcher, state)
         if shift == -np.inf:
             return AWRSChildren(np.zeros(0, np.int64), np.zeros(0), 0, False)
-        found = self._children(logp, matcher, state, rng, memo, k)
+        found = self._children(logp, matcher, state, rng, memo, k, cap)
         return found if shift == 0.0 else replace(found, log_weights=found.log_weights + shift)
 
-    def _children(self, logp: np.ndarray, matcher, state, rng: np.random.Generator, memo: Memo | None, k: int):
+    def _children(
+        self, logp: np.ndarray, matcher, state, rng: np.random.Generator, memo: Memo | None, k: int, cap: float
+    ) -> AWRSChildren:
         positive = logp > -np.inf
         if memo is not None and state in memo.masks:
             ok = np.asarray(memo.masks[state], dtype=bool) & positive
@@ -402,7 +423,7 @@ class AWRS:
             t = order[pos]
             if t < 0:  # every token of positive mass visited: the accepted ones are all of A
                 break
-            if rejections >= self.max_rejections:  # the cap: the same top keys, read from the mask
+            if rejections >= cap:  # the cap: the same top keys, read from the mask
                 ok = np.asarray(_fetch_mask(matcher, state, memo), dtype=bool) & positive
                 return _top_allowed(logp, np.flatnonzero(ok), keys, k, rng, allows.calls, fell_back=True)
             if allows(t):
@@ -570,20 +591,6 @@ class _Checks:
             if self.memo is not None:
                 self.memo.size += 1
         return v
-
-
-def _within_superset(logp: np.ndarray, matcher, state) -> tuple[np.ndarray, float]:
-    """p restricted to the matcher's cheap superset of the allowed set (`superset(state)`, e.g. `Pattern`'s DFA
-    mask) and renormalised, and log P(superset). Every allowed token lies in the superset, so p restricted to the
-    allowed set is unchanged and Z = P(superset) Z' exactly: the walk skips what the superset rules out without
-    checks, and weights gain log P(superset). (logp, 0.0) where the matcher has no superset."""
-    superset = getattr(matcher, "superset", None)
-    inside = None if superset is None else superset(state)
-    if inside is None:
-        return logp, 0.0
-    kept = np.where(inside, logp, -np.inf)
-    shift = _logsumexp(kept)
-    return (kept - shift if shift > -np.inf else kept), shift
 
 
 def _fetch_mask(matcher, state, memo: Memo | None) -> np.ndarray:
