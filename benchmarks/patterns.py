@@ -146,6 +146,12 @@ PATTERNS = [
 ]
 
 
+def entities(pattern: str) -> str:
+    """The pattern for a raw-HTML `<code>` cell: every sign as a character reference, so that neither the table
+    (`|`), nor Markdown (`\\`, `[`, `*`, `_`), nor its HTML reader (`<!`) takes it for syntax."""
+    return "".join(c if c.isalnum() or c == " " else f"&#{ord(c)};" for c in pattern)
+
+
 def prompt_of(description: str) -> str:
     return f"Write {description}, and nothing else.\nAnswer:"
 
@@ -281,9 +287,9 @@ def main() -> None:
     for r in rows:
         g = genlm.get(str(r["i"]))
         vs = f"{g['wall_s'] / r['wall']:.1f}x" if g else ""
-        shown = r["pattern"].replace("|", "\\|")
+        shown = entities(r["pattern"])
         out(
-            f"| {r['i']} | {r['category']} | `{shown}` | {r['mode']} | {r['wall'] / r['free']:.2f}x "
+            f"| {r['i']} | {r['category']} | <code>{shown}</code> | {r['mode']} | {r['wall'] / r['free']:.2f}x "
             f"| {r['checks']:.2f} | {r['valid']}/{n} | {vs} |"
         )
     settings = (

@@ -200,10 +200,7 @@ class Engine:
         job = handle.job
         t0 = time.perf_counter()
         lm = _Tracked(self.shared)
-        heal = job.heal
-        start = prepare(lm, job.prompt, heal)
-        healed = start.healed
-        handle.healed = healed
+        handle.healed = prepare(lm, job.prompt, job.heal).healed  # what the streamed tokens start with
 
         def progress(step: int, running: int) -> None:
             self._check(handle)
@@ -229,7 +226,7 @@ class Engine:
                 temperature=job.temperature if job.temperature > 0 else 1.0,
                 seed=job.seed,
                 drafts=bool(job.drafts) and handle.on_tokens is None,  # a draft widens the pooled forward of every run
-                heal=heal,
+                heal=job.heal,
                 **options,
             )
         prompt_tokens = len(prepare(lm, job.prompt, False).ids)
