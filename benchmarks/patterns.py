@@ -277,8 +277,8 @@ def main() -> None:
         speed = [g / w for g, w in pairs]
         out(
             f"- genlm-control 0.4.1 on the {len(pairs)} backreference patterns: its time / genlab's p50 "
-            f"{statistics.median(speed):.1f}x, min {min(speed):.1f}x (goal >= 10x); total {sum(g for g, _ in pairs):.0f} s "
-            f"against {sum(w for _, w in pairs):.0f} s"
+            f"{statistics.median(speed):.1f}x, min {min(speed):.1f}x (goal >= 10x); total "
+            f"{sum(g for g, _ in pairs):.0f} s against {sum(w for _, w in pairs):.0f} s"
         )
     else:
         out(f"- genlm-control: {why}")

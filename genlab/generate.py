@@ -106,8 +106,8 @@ def as_constraint(constraint: Constraint | str | type | dict) -> Constraint:
 
 
 def as_model(model):
-    """An `HFModel` (or any `LanguageModel`, e.g. a `SharedModel`) as given; a `(transformers model, tokenizer)` pair wrapped; a path, known model name or None
-    (the default model) loaded."""
+    """An `HFModel` (or any `LanguageModel`, e.g. a `SharedModel`) as given; a `(transformers model, tokenizer)`
+    pair wrapped; a path, known model name or None (the default model) loaded."""
     from genlab.models import HFModel, LanguageModel, load
 
     if isinstance(model, (HFModel, LanguageModel)):

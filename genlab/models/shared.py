@@ -67,6 +67,12 @@ class SharedModel:
         with self._changed:
             return len(self._members)
 
+    def thread_rows(self) -> SharedRows | None:
+        """The rows the calling thread prefilled last (a server streams their tokens), or None."""
+        thread = threading.get_ident()
+        with self._changed:
+            return next((v for v in reversed(self._views) if v.thread == thread), None)
+
     @contextmanager
     def session(self) -> Iterator[None]:
         """Run a sampler in this block: the thread's rows leave the pool at the end, even on an error."""

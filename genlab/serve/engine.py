@@ -199,13 +199,15 @@ class Engine:
 
         job = handle.job
         t0 = time.perf_counter()
-        lm = _Tracked(self.shared)
+        lm = self.shared
         handle.healed = prepare(lm, job.prompt, job.heal).healed  # what the streamed tokens start with
 
         def progress(step: int, running: int) -> None:
             self._check(handle)
-            if handle.on_tokens is not None and lm.rows is not None:
-                handle.on_tokens(lm.rows.token_ids)
+            stream = handle.on_tokens
+            rows = lm.thread_rows() if stream is not None else None
+            if stream is not None and rows is not None:
+                stream(rows.token_ids)
 
         method = "mask" if job.method == "greedy" else job.method
         options: dict[str, Any] = {"progress": progress}
@@ -275,23 +277,3 @@ def genlab_field(outcome: Outcome) -> dict[str, Any]:
         "statuses": [c.status for c in outcome.choices],
         "seconds": outcome.seconds,
     }
-
-
-class _Tracked:
-    """A request's view of the shared model that remembers the rows it prefilled (for streaming)."""
-
-    def __init__(self, shared: SharedModel):
-        self.shared = shared
-        self.vocab_size = shared.vocab_size
-        self.eos_token_ids = shared.eos_token_ids
-        self.tokenizer = shared.tokenizer
-        self.device = shared.device
-        self.vocab = shared.vocab
-        self.rows: Any = None
-
-    def encode(self, text: str) -> list[int]:
-        return self.shared.encode(text)
-
-    def prefill(self, prompt_ids, n: int = 1):
-        self.rows = self.shared.prefill(prompt_ids, n)
-        return self.rows
