@@ -39,6 +39,7 @@ PATTERNS = [
     (r"(?i)(a)B\1", 0, True),  # flags and a backreference
     (r"(?V1)[[a-c]--b]+", 0, True),  # set operations: version 1 only, read by the regex package itself
     (r"[[:alpha:]é]+1", 0, True),  # a POSIX class
+    (r"[[:abc]x|[a[:digit:]]b", 0, True),  # an unclosed "[:" is literal; a POSIX class inside a class
     (r"(?P<p>a(?&p)?b)", 0, True),  # recursion by name
     (r"(?:abc){e<=1}", 0, False),  # fuzzy matching
     (r"(?|(a)|(b))\1", 0, False),  # branch reset

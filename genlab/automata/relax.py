@@ -245,8 +245,11 @@ def _class_end(pattern: str, i: int, version1: bool = False) -> int:
         if pattern[j] == "\\":
             j += 2
             continue
-        if pattern[j] == "[" and (version1 or pattern.startswith("[:", j)):
-            j = _class_end(pattern, j, version1) if version1 else pattern.find(":]", j) + 2
+        if pattern[j] == "[" and version1:
+            j = _class_end(pattern, j, version1)
+            continue
+        if pattern.startswith("[:", j) and pattern.find(":]", j) > 0:  # a POSIX class: its `]` is not the end
+            j = pattern.find(":]", j) + 2
             continue
         if pattern[j] == "]":
             return j + 1
