@@ -52,6 +52,7 @@ ANY = r"[\s\S]"
 # constructs with no safe widening: the pattern gets no over-approximation
 _UNSAFE = re.compile(r"\(\?\||\\[KGmM]|\{\s*[eids]\s*(?:<=?|[+-])|\(\?[a-zA-Z]*[fwrpbeL]|.\(\?[a-zA-Z]*V")
 _RECURSION = re.compile(r"\(\?(R|\d+|&\w+|P>\w+)\)")  # relative ones, (?+1) (?-1), are left unsafe
+_POSIX = re.compile(r"\[:\^?[a-zA-Z]+:\]")
 RECURSION_DEPTH = 2  # a recursion is inlined this deep, then widened to any text
 
 
@@ -248,8 +249,9 @@ def _class_end(pattern: str, i: int, version1: bool = False) -> int:
         if pattern[j] == "[" and version1:
             j = _class_end(pattern, j, version1)
             continue
-        if pattern.startswith("[:", j) and pattern.find(":]", j) > 0:  # a POSIX class: its `]` is not the end
-            j = pattern.find(":]", j) + 2
+        posix = _POSIX.match(pattern, j)
+        if posix:  # a POSIX class: its `]` is not the class's end
+            j = posix.end()
             continue
         if pattern[j] == "]":
             return j + 1
