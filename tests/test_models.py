@@ -9,9 +9,9 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tiny_models import VOCAB, tiny_llama_model
+from tiny_models import VOCAB, smollm2_tokenizer
+from tiny_models import tiny_llama as shared_tiny_llama
 from transformers import (
-    AutoTokenizer,
     Gemma3ForCausalLM,
     Gemma3TextConfig,
     GPT2Config,
@@ -22,7 +22,6 @@ from transformers import (
 
 from genlab.errors import ModelLoadError
 from genlab.models import BatchState, HFModel, KVBatch, LanguageModel, load
-from genlab.models.loading import resolve
 
 TOL = 1e-4
 PROMPT = (504, 3575, 282, 4649, 314)  # "The capital of France is" in SmolLM2's tokenizer
@@ -30,11 +29,12 @@ PROMPT = (504, 3575, 282, 4649, 314)  # "The capital of France is" in SmolLM2's 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return AutoTokenizer.from_pretrained(resolve(None), local_files_only=True)
+    return smollm2_tokenizer()
 
 
 def tiny_llama(tokenizer, attention="sdpa", vocab_size=VOCAB) -> HFModel:
-    return HFModel(tiny_llama_model(attention, vocab_size), tokenizer)
+    """The shared tiny Llama with the signature of this file's other tiny models (sdpa unless given)."""
+    return shared_tiny_llama(tokenizer, attention, vocab_size)
 
 
 def tiny_gpt2(tokenizer, attention="sdpa") -> HFModel:

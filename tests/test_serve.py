@@ -251,6 +251,16 @@ def test_stream_equals_the_same_seeded_request(client):
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
 
 
+def test_a_healed_stream_leaves_the_healed_bytes_out(client):
+    """Healing backs off the prompt's trailing space: the stream, like the whole response, starts after it."""
+    body = dict(model="tiny", prompt="The code is ", max_tokens=12, seed=2)
+    body["extra_body"] = {"structured_outputs": {"regex": "[0-9]{4}"}, "genlab": {"method": "mask"}}
+    whole = client.completions.create(**body)
+    chunks = list(client.completions.create(stream=True, **body))
+    assert whole.model_extra["genlab"]["healed"] == " "
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == whole.choices[0].text
+
+
 def test_smc_stream_sends_the_chosen_answer(client):
     chunks = list(
         _chat(

@@ -300,11 +300,11 @@ def _relax(tree, groups: dict[int, object], state) -> None:
         if op is _POSSESSIVE:
             op = C.MAX_REPEAT
         if op is C.CATEGORY and not ascii_only:
-            op, av = C.IN, _ranges(_category(av, widest=True))
+            op, av = C.IN, list(_category_items(av, widest=True))
         elif op is C.IN and not ascii_only and any(o is C.CATEGORY for o, _ in av):
             negated = bool(av) and av[0][0] is C.NEGATE
             av = [(o, a) for o, a in av if o is not C.CATEGORY] + [
-                item for o, a in av if o is C.CATEGORY for item in _ranges(_category(a, widest=not negated))
+                item for o, a in av if o is C.CATEGORY for item in _category_items(a, widest=not negated)
             ]
             if negated:  # NEGATE stays first
                 av.remove((C.NEGATE, None))
@@ -349,15 +349,17 @@ def _members(engine: str, name: str) -> np.ndarray:
     return out
 
 
-def _category(code, widest: bool) -> np.ndarray:
-    """A category's code points under both packages: all that either matches (`widest`), or those both match."""
+@cache
+def _category_items(code, widest: bool) -> tuple:
+    """A category's code points under both packages as `re` class items: all that either matches (`widest`), or
+    those both match (computed once per category and reading)."""
     name, negated = _CATEGORIES[code]
     a, b = _members("re", name), _members("regex", name)
     if negated:
         a, b = ~a, ~b
     both = (a | b) if widest else (a & b)
     both[0xD800:0xE000] = False
-    return both
+    return tuple(_ranges(both))
 
 
 def _ranges(members: np.ndarray) -> list:

@@ -158,7 +158,8 @@ class _Streams:
         self.vocab = vocab
         self.text = [""] * n  # decoded so far
         self.sent = [""] * n
-        self.read = [0] * n  # bytes of each row decoded so far
+        self.read = [0] * n  # tokens of each row decoded so far
+        self.skipped = [0] * n  # of healing's bytes, those already dropped
         self.stopped = [False] * n
         self.decoders = [codecs.getincrementaldecoder("utf-8")(errors="replace") for _ in range(n)]
         self.hold = max((len(s) for s in job.stop), default=1) - 1
@@ -169,9 +170,11 @@ class _Streams:
         for i, row in enumerate(rows[: len(self.sent)]):
             if self.stopped[i]:
                 continue
-            data = self.vocab.decode(list(row))[skip:]
-            self.text[i] += self.decoders[i].decode(data[self.read[i] :])
-            self.read[i] = len(data)
+            data = self.vocab.decode(list(row[self.read[i] :]))  # only the tokens drawn since the last call
+            self.read[i] = len(row)
+            drop = min(len(data), skip - self.skipped[i])
+            self.skipped[i] += drop
+            self.text[i] += self.decoders[i].decode(data[drop:])
             text, cut = cut_at_stop(self.text[i], self.job.stop)
             # a stop string that is still being written could start in the last `hold` characters
             end = len(text) if cut else max(len(self.sent[i]), len(text) - self.hold)
