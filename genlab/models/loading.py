@@ -126,11 +126,14 @@ def path(name: str | None = None) -> Path:
     return resolve(name)
 
 
-def load(name_or_path: str | os.PathLike | None = None, *, device: str | None = None, dtype=None):
+def load(
+    name_or_path: str | os.PathLike | None = None, *, device: str | None = None, dtype=None, cpu_kernels: bool = True
+):
     """An `HFModel` for the default model (None), a known PyPI model name, or a local HF model folder.
 
     Runs on CUDA in bfloat16 when a GPU is present, else on the CPU in float32, unless `device`/`dtype` say
-    otherwise.
+    otherwise. On the CPU in float32 its `Linear` layers take genlab's decode-sized kernel
+    (`genlab.models.cpu_linear`) unless `cpu_kernels` is False.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -147,4 +150,9 @@ def load(name_or_path: str | os.PathLike | None = None, *, device: str | None = 
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"could not load a causal LM from {folder}: {err}") from err
-    return HFModel(model.to(device).eval(), tokenizer)  # type: ignore[arg-type]  # `to` is typed too narrowly
+    model = model.to(device).eval()  # type: ignore[arg-type]  # `to` is typed too narrowly
+    if cpu_kernels and torch.device(device).type == "cpu" and dtype == torch.float32:
+        from genlab.models import cpu_linear
+
+        cpu_linear.install(model)
+    return HFModel(model, tokenizer)
