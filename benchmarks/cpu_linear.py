@@ -7,7 +7,7 @@ log-probs kept). Both sides run on the same loaded model, the kernel installed a
 `nn.Linear` on torch's BLAS (MKL). The last column is the largest log-prob difference between the two, and a
 greedy 32-token run checks that both choose the same tokens.
 
-    python benchmarks/cpu_linear.py [--rows 1 2 4 8 12] [--drafts 2 4 8] [--repeats 20]
+    python benchmarks/cpu_linear.py [--rows 1 2 4 8 16 24] [--drafts 2 4 8] [--repeats 20]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def greedy(lm, prompt: list[int], k: int) -> tuple[int, ...]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[1, 2, 4, 8, 12])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1, 2, 4, 8, 16, 24])
     parser.add_argument("--drafts", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--output", default="docs/benchmarks/cpu_linear.md", help="markdown file ('' for none)")

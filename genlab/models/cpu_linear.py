@@ -18,24 +18,49 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-# Rows up to which the kernel beat MKL on 2 cores (benchmarks/cpu_linear.py: 1.26x at 12 rows, 0.96x at 16); above,
+# Rows up to which the kernel beat MKL on 2 cores (benchmarks/cpu_linear.py: 1.2x at 16 rows, 0.95x at 24); above,
 # gemm's blocking wins.
-MAX_ROWS = 12
-_BLOCK = 8  # weight rows per parallel chunk
+MAX_ROWS = 16
 
 
 @njit(parallel=True, fastmath=True, cache=True)
 def _rows_times_weight(x, w, out):  # pragma: no cover - compiled
-    """out[m, j] = sum_k x[m, k] * w[j, k]: each weight row is read once, from memory, for all m."""
+    """out[m, j] = sum_k x[m, k] * w[j, k]: each weight row is read from memory once for all m.
+
+    A block of 8 weight rows is multiplied by one input row at a time, so each load of x feeds 8 multiply-adds.
+    Which code computes out[m, j] depends on j and the weight's shape only, never on the number of rows m."""
     m_rows, k_dim = x.shape
     n_out = w.shape[0]
-    for block in prange((n_out + _BLOCK - 1) // _BLOCK):
-        for j in range(block * _BLOCK, min(n_out, block * _BLOCK + _BLOCK)):
+    for block in prange((n_out + 7) // 8):
+        j = block * 8
+        if j + 8 <= n_out:
             for m in range(m_rows):
-                acc = np.float32(0.0)
+                a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(0.0)
                 for k in range(k_dim):
-                    acc += w[j, k] * x[m, k]
-                out[m, j] = acc
+                    v = x[m, k]
+                    a0 += w[j, k] * v
+                    a1 += w[j + 1, k] * v
+                    a2 += w[j + 2, k] * v
+                    a3 += w[j + 3, k] * v
+                    a4 += w[j + 4, k] * v
+                    a5 += w[j + 5, k] * v
+                    a6 += w[j + 6, k] * v
+                    a7 += w[j + 7, k] * v
+                out[m, j] = a0
+                out[m, j + 1] = a1
+                out[m, j + 2] = a2
+                out[m, j + 3] = a3
+                out[m, j + 4] = a4
+                out[m, j + 5] = a5
+                out[m, j + 6] = a6
+                out[m, j + 7] = a7
+        else:
+            for jj in range(j, n_out):
+                for m in range(m_rows):
+                    acc = np.float32(0.0)
+                    for k in range(k_dim):
+                        acc += w[jj, k] * x[m, k]
+                    out[m, jj] = acc
 
 
 def _forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
