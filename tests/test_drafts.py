@@ -9,9 +9,11 @@ import os
 import numpy as np
 import pytest
 import test_smc
+from tiny_models import tiny_llama_model
 
 from genlab import JsonSchema, Regex
-from genlab.samplers.drafts import Drafter
+from genlab.models import HFModel, cpu_linear
+from genlab.samplers.drafts import FLOOR, Drafter
 from genlab.samplers.masking import masked_sampling
 from genlab.samplers.rerank import sample_rerank
 from genlab.samplers.smc import smc
@@ -23,6 +25,19 @@ PEOPLE = [f'{{"name": "{n}", "age": {a}}}' for n, a in itertools.product(NAMES, 
 
 
 tiny = test_smc.tiny  # the module-scoped tiny Llama on SmolLM2's tokenizer, shared
+
+
+@pytest.fixture(scope="module")
+def tiny_kernel(tiny):
+    """The same tiny Llama with genlab's CPU Linear kernel (drafts of 1-2 tokens proposed, rows batch-invariant)."""
+    model = tiny_llama_model()
+    cpu_linear.install(model)
+    return HFModel(model, tiny.tokenizer)
+
+
+@pytest.fixture(params=["torch", "kernel"])
+def any_tiny(request, tiny, tiny_kernel):
+    return tiny if request.param == "torch" else tiny_kernel
 
 
 def common_prefix(texts: list[bytes]) -> bytes:
@@ -82,13 +97,32 @@ def test_drafter_trims_to_the_constraint_and_looks_up_the_prompt(tiny):
     drafter.update(0, proposed=4, accepted=4)
     assert drafter.length[0] == 8
     drafter.update(0, proposed=8, accepted=2)
-    assert drafter.length[0] == 3
+    assert drafter.length[0] == FLOOR
+    drafter.update(0, proposed=4, accepted=4)
+    drafter.update(0, proposed=8, accepted=6)
+    assert drafter.length[0] == 7
+
+
+def test_min_draft_follows_the_cost_of_a_wide_forward(tiny):
+    """A guess shorter than the model's `min_draft` is not proposed: 3 for torch's CPU matmul, 1 with genlab's kernel."""
+    matcher = Regex(r"(ab|cd)\.").compile(tiny.vocab)
+    encode = lambda text: tiny.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    after = encode("ab")
+    state = matcher.advance_many(matcher.start(), after)
+    assert tiny.vocab.decode(Drafter(matcher, encode, [], rows=1).propose(0, state, after, room=8)) == b"."
+    assert Drafter(matcher, encode, [], rows=1, min_draft=3).propose(0, state, after, room=8) == []
+    model = tiny_llama_model()
+    lm = HFModel(model, tiny.tokenizer)
+    assert lm.min_draft == 3 and Drafter.for_model(lm, matcher, [], 1).min_draft == 3
+    cpu_linear.install(model)
+    assert lm.min_draft == 1 and Drafter.for_model(lm, matcher, [], 1).min_draft == 1
 
 
 @pytest.mark.parametrize("greedy", [False, True])
-def test_masking_with_drafts_draws_the_same_outputs(tiny, greedy):
+def test_masking_with_drafts_draws_the_same_outputs(any_tiny, greedy):
     """Seeded masking gives the same tokens and weights with drafts as without, in fewer forward passes."""
     regex = Regex(PERSON)
+    tiny = any_tiny
     for seed in range(3):
         plain = masked_sampling(tiny, regex, "Person:", n=4, max_tokens=30, seed=seed, greedy=greedy)
         drafted = masked_sampling(tiny, regex, "Person:", n=4, max_tokens=30, seed=seed, greedy=greedy, drafts=True)
@@ -119,11 +153,13 @@ SMC_SETTINGS = [
 
 
 @pytest.mark.parametrize("options", SMC_SETTINGS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
-def test_smc_with_drafts_draws_the_same_particles(tiny, options):
+def test_smc_with_drafts_draws_the_same_particles(tiny, tiny_kernel, options):
     """Seeded SMC (every resampling and proposal) draws the same particles and weights with drafts as without: the
     draws see the same distributions, only fewer forward passes produce them. Same draws, same law. Drafts are
     allowed on every row here (`draft_rows=n`), so that drafted rows fork, are cut and run ahead of each other."""
     regex = Regex(PERSON)
+    if options.get("resampling") == "stratified":  # one setting also with genlab's kernel: drafts of 1-2 tokens
+        tiny = tiny_kernel
     for n in (1, 4):
         for seed in range(3):
             plain = smc(tiny, regex, "Person:", n_particles=n, max_tokens=30, seed=seed, **options)

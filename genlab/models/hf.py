@@ -25,6 +25,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
 from genlab.errors import GenlabError
+from genlab.models import cpu_linear
 from genlab.models.base import RowTokens
 
 if TYPE_CHECKING:
@@ -68,6 +69,13 @@ class HFModel:
     def __repr__(self) -> str:
         name = type(self.model).__name__
         return f"HFModel({name}, vocab_size={self.vocab_size}, device={self.device}, dtype={self.model.dtype})"
+
+    @property
+    def min_draft(self) -> int:
+        """The shortest draft worth a forward: 1 where a forward over a few tokens costs about one over a single
+        token (a GPU, or genlab's CPU kernel), 3 where torch's float32 CPU matmul makes 2-3 tokens cost 1.5-2x one."""
+        cpu_float32 = self.device.type == "cpu" and self.model.dtype == torch.float32
+        return 3 if cpu_float32 and not cpu_linear.installed(self.model) else 1
 
     @cached_property
     def vocab(self) -> TokenVocabulary:

@@ -40,6 +40,7 @@ class SharedModel:
         self.eos_token_ids = lm.eos_token_ids
         self.tokenizer = lm.tokenizer
         self.device = lm.device
+        self.min_draft = lm.min_draft
         self._torch = threading.Lock()  # one forward at a time: two on the same cores slow each other down
         self._changed = threading.Condition()
         self._batch: KVBatch | None = None  # every member's rows, view after view

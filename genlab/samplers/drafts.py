@@ -19,7 +19,9 @@ Sources, in turn (a draft chains them: forced text, then what the lookup finds a
   prompt's.
 
 Draft length adapts per row: it doubles (up to `max_draft`) while whole drafts are accepted and falls back to one
-more than the accepted length (at least `MIN_DRAFT`) otherwise; a guess shorter than `MIN_DRAFT` is not proposed.
+more than the accepted length (at least `FLOOR`) otherwise. A guess shorter than the model's `min_draft` is not
+proposed: 1 where a forward over a few tokens costs about one over a single token (a GPU, or genlab's CPU kernel),
+3 where torch's CPU matmul makes 2-3 tokens cost 1.5-2x one.
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ import numpy as np
 from genlab.constraints.base import Matcher, State
 
 _NGRAM = 3
-# Shorter drafts are dropped: on CPU a forward over 2-3 tokens costs 1.5-2x one over a single token (a matrix-vector
-# product becomes a small matrix product), about what 5-9 tokens cost, so a 1-2 token guess rarely pays
-# (benchmarks/drafts.py, JSON extraction with SmolLM2 on 2 cores: 1.18x with 1, 1.30x with 3, the same forwards).
-MIN_DRAFT = 3
+# The draft length a rejection falls back to: with genlab's CPU kernel a 4-token forward costs 1.2x a 1-token one
+# (benchmarks/cpu_linear.py), and on JSON extraction with SmolLM2 a floor of 4 gave 0.48 forwards per token where
+# one more than the accepted length gave 0.53 (benchmarks/drafts.py; 8 cost SQL its gain: 1.02x against 1.09x).
+FLOOR = 4
 _MIN_BYTES = 3  # the shortest output tail looked up in the prompt's text
 _SEP = -1  # between the sequences of the lookup text: never a token
 
@@ -49,17 +51,25 @@ class Drafter:
     """Drafts for one run: the matcher, the tokenizer's encoding of forced text, and the text to look up (the prompt
     and, after `observe`, the rows' outputs)."""
 
-    def __init__(self, matcher: Matcher, encode, prompt_ids: Sequence[int], rows: int, max_draft: int = 8):
+    def __init__(
+        self, matcher: Matcher, encode, prompt_ids: Sequence[int], rows: int, max_draft: int = 8, min_draft: int = 1
+    ):
         self.matcher = matcher
+        self.min_draft = min(min_draft, max_draft)
         self.encode = encode
         self.prompt = np.asarray([int(t) for t in prompt_ids] + [_SEP], dtype="<i4")
         self._prompt_bytes = matcher.vocab.decode([int(t) for t in prompt_ids])
         self.max_draft = max_draft
-        self.length = [min(4, max_draft)] * rows
+        self.length = [min(FLOOR, max_draft)] * rows
         self._habits: dict[bytes, int] = {}  # the bytes of each token the run's outputs used, to that token
         self._longest = 0
         self._seen = np.zeros(len(matcher.vocab.token_bytes), np.bool_)
         self.observe([])
+
+    @classmethod
+    def for_model(cls, lm, matcher: Matcher, prompt_ids: Sequence[int], rows: int, max_draft: int = 8) -> Drafter:
+        """The drafter for a run of `lm`: its tokenizer, and the shortest draft its forwards make worth proposing."""
+        return cls(matcher, encoder(lm), prompt_ids, rows, max_draft, min_draft=getattr(lm, "min_draft", 1))
 
     def observe(self, outputs: Sequence[Sequence[int]]) -> None:
         """Look up drafts in the prompt and these outputs (each row's tokens so far) until the next call."""
@@ -91,7 +101,7 @@ class Drafter:
                 break
             draft += piece
             history += piece
-        return draft if len(draft) >= min(MIN_DRAFT, self.max_draft) else []
+        return draft if len(draft) >= self.min_draft else []
 
     def update(self, row: int, proposed: int, accepted: int) -> None:
         """Adapt the row's draft length to how much of its last draft was accepted."""
@@ -100,7 +110,7 @@ class Drafter:
         if accepted == proposed:
             self.length[row] = min(self.max_draft, 2 * self.length[row])
         else:
-            self.length[row] = max(MIN_DRAFT, accepted + 1)
+            self.length[row] = min(self.max_draft, max(FLOOR, accepted + 1))
 
     def _forced(self, state: State, k: int) -> list[int]:
         return self._tokenize(self.matcher.forced_bytes(state, limit=8 * k))

@@ -17,7 +17,7 @@ import torch
 
 from genlab.constraints.base import Constraint
 from genlab.models.base import LanguageModel
-from genlab.samplers.drafts import Drafter, encoder
+from genlab.samplers.drafts import Drafter
 from genlab.samplers.prompt import Prompt, prepare
 from genlab.samplers.result import Counts, GenerationResult, Progress, Sample
 
@@ -109,7 +109,7 @@ def sample_rows(
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
     batch = lm.prefill(ids, n)
     counts = Counts(model_calls=1)
-    drafter = Drafter(matcher, encoder(lm), ids, n, max_draft) if drafts else None
+    drafter = Drafter.for_model(lm, matcher, ids, n, max_draft) if drafts else None
     states = [matcher.start()] * n
     tokens: list[list[int]] = [[] for _ in range(n)]
     log_z: list[list[float]] = [[] for _ in range(n)]

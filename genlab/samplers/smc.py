@@ -43,7 +43,7 @@ import torch
 from genlab.constraints.base import Constraint
 from genlab.models.base import LanguageModel
 from genlab.samplers.awrs import AWRS, Memo, _logsumexp
-from genlab.samplers.drafts import Drafter, encoder
+from genlab.samplers.drafts import Drafter
 from genlab.samplers.prompt import Prompt, Start, prepare
 from genlab.samplers.result import Counts, GenerationResult, Progress, Sample
 
@@ -280,7 +280,7 @@ def smc(
     counts = Counts(model_calls=1)
     rows = None
     if drafts:
-        rows = _DraftRows(Drafter(matcher, encoder(lm), ids, 1, max_draft), batch.logprobs()[0], draft_rows)
+        rows = _DraftRows(Drafter.for_model(lm, matcher, ids, 1, max_draft), batch.logprobs()[0], draft_rows)
     optimal = resampling == "optimal" and ess_threshold > 0
     p = _Particles(matcher.start(), 1 if optimal else n)
     stepper = _Step(constraint, matcher, vocab, critic, counts, start)
