@@ -175,17 +175,23 @@ class Engine:
         return handle
 
     def _run(self, handle: Handle, constraint: Constraint) -> None:
-        try:
-            if not handle.future.set_running_or_notify_cancel():
-                return
-            outcome = self._generate(handle, constraint)
+        outcome: Outcome | None = None
+        error: BaseException | None = None
+        running = handle.future.set_running_or_notify_cancel()
+        if running:
+            try:
+                outcome = self._generate(handle, constraint)
+            except BaseException as err:  # the request's failure, handed to whoever waits on it
+                error = err
+        with self._lock:  # counted before the client hears back, so `served` is never behind an answered request
+            self._admitted -= 1
+            self.served += 1
+        if not running:
+            return
+        if outcome is None:
+            handle.future.set_exception(error or RuntimeError("the run ended without an outcome"))
+        else:
             handle.future.set_result(outcome)
-        except BaseException as err:  # the request's failure, handed to whoever waits on it
-            handle.future.set_exception(err)
-        finally:
-            with self._lock:
-                self._admitted -= 1
-                self.served += 1
 
     def _check(self, handle: Handle) -> None:
         """Stop a run whose client went away or whose deadline passed (queued time counts)."""
