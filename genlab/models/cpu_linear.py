@@ -1,11 +1,12 @@
 """A decode-sized matmul for `nn.Linear` on the CPU: genlab's own kernel for the few rows a sampling step forwards.
 
 A decoding step multiplies a handful of rows (one per distinct prefix, or a draft's k + 1 tokens) by every weight
-matrix of the model, so it is bound by reading the weights once from memory. MKL's float32 sgemm/sgemv reach about
-half that bandwidth on the AMD CPUs tested and repack the weights for every call with 2 to 8 rows (2 rows cost 1.5x
-one row). `install` swaps each float32 CPU `Linear`'s forward for one that sends at most `MAX_ROWS` rows through a
-numba kernel reading each weight row once for all input rows, and anything larger (prefill, training, other
-dtypes or devices) to `torch.nn.functional.linear` as before. Every output element is the same dot-product loop
+matrix of the model, so it is bound by reading the weights once from memory. On the 2-core AMD EPYC machine genlab
+is benchmarked on, MKL's float32 sgemv reaches about half that bandwidth and its sgemm repacks the weights for every
+call with 2 to 8 rows (a forward over 2 rows cost 1.6x one over a single row). `install` swaps each float32 CPU
+`Linear`'s forward for one that sends at most `MAX_ROWS` rows through a numba kernel reading each weight row once
+for all input rows, and anything larger (prefill, training, other dtypes or devices) to
+`torch.nn.functional.linear` as before. Every output element is the same dot-product loop
 whatever the number of rows, so a row's logits do not depend on which other rows share its forward.
 """
 
@@ -18,8 +19,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-# Rows up to which the kernel beat MKL on 2 cores (benchmarks/cpu_linear.py: 1.2x at 16 rows, 0.95x at 24); above,
-# gemm's blocking wins.
+# Rows up to which the kernel beat MKL on 2 cores (benchmarks/cpu_linear.py, run once with the limit raised to 32:
+# 1.2x at 16 rows, 0.95x at 24); above, gemm's blocking wins.
 MAX_ROWS = 16
 
 
