@@ -143,3 +143,32 @@ def test_non_contiguous_input(rows: int) -> None:
     assert not x.is_contiguous()
     with torch.inference_mode():
         torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight), rtol=1e-5, atol=1e-5)
+
+
+def test_nan_and_inf_propagate_as_in_torch() -> None:
+    layer = _layer(32, 16, bias=False)
+    x = torch.randn(3, 32)
+    x[0, 4] = float("nan")
+    x[1, 7] = float("inf")
+    with torch.inference_mode():
+        ours, theirs = layer(x), torch.nn.functional.linear(x, layer.weight)
+    assert torch.equal(ours.isnan(), theirs.isnan()) and torch.equal(ours.isinf(), theirs.isinf())
+    torch.testing.assert_close(ours[2], theirs[2], rtol=1e-5, atol=1e-5)
+
+
+def test_threads_calling_at_once_get_their_own_results() -> None:
+    """Forwards from several Python threads at once (a server's requests): each gets what it gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    layer = _layer(256, 512, bias=True)
+    inputs = [torch.randn(1 + i % 5, 256) for i in range(16)]
+    with torch.inference_mode():
+        alone = [layer(x) for x in inputs]
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return [layer(x) for _ in range(20)][-1]
+
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(run, inputs))
+    assert all(torch.equal(a, b) for a, b in zip(alone, together, strict=True))

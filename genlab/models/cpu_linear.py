@@ -24,7 +24,7 @@ from numba import njit, prange
 MAX_ROWS = 16
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath={"reassoc", "contract"}, cache=True)
 def _rows_times_weight(x, w, out):  # pragma: no cover - compiled
     """out[m, j] = sum_k x[m, k] * w[j, k]: each weight row is read from memory once for all m.
 
