@@ -19,7 +19,7 @@ import regex
 
 from genlab.automata.relax import over_approximation
 from genlab.constraints.base import Constraint, Matcher
-from genlab.constraints.predicate import CHECK_TIMEOUT, PredicateMatcher, _as_text
+from genlab.constraints.predicate import CHECK_TIMEOUT, PredicateMatcher, _as_text, _split_utf8
 from genlab.constraints.regex import DFAMatcher
 from genlab.errors import CheckTimeoutError, InvalidPatternError
 from genlab.vocab import TokenVocabulary
@@ -141,18 +141,54 @@ class PatternMatcher(Matcher[bytes]):
         return self.exact.is_final(state)
 
     def mask(self, state: bytes) -> np.ndarray:
-        """The DFA's mask, each token it allows checked exactly: one `regex` call per such token (memoised)."""
+        """The DFA's mask with each token it allows checked exactly (memoised). The candidates are walked as a trie
+        of their bytes: where a shared prefix (ending on a character) is no prefix of any match, the tokens below
+        it are all refused after one `regex` call, since a text that cannot start a match cannot once extended."""
         mask = self._masks.get(state)
         if mask is None:
             superset = self.superset(state)
             candidates = self._all if superset is None else superset
-            mask = np.zeros(self.vocab.size, dtype=bool)
-            for t in np.flatnonzero(candidates).tolist():
-                mask[t] = self.exact.advance(state, t) is not None
+            mask = self._checked(state, np.flatnonzero(candidates).tolist())
             mask.flags.writeable = False
             if len(self._masks) > 1024:
                 self._masks.clear()
             self._masks[state] = mask
+        return mask
+
+    def _checked(self, state: bytes, candidates: list[int]) -> np.ndarray:
+        """The candidates `advance` passes after `state`, with shared prefixes checked once (see `mask`)."""
+        mask = np.zeros(self.vocab.size, dtype=bool)
+        pieces = self.vocab.token_bytes
+        order = sorted((t for t in candidates if pieces[t]), key=pieces.__getitem__)
+        for t in candidates:
+            if not pieces[t]:  # EOS and tokens without bytes: their own rule
+                mask[t] = self.exact.advance(state, t) is not None
+        keys = [pieces[t] for t in order]
+        stack = [(0, len(order), 0)]
+        while stack:
+            lo, hi, depth = stack.pop()
+            if hi - lo <= 2:  # checking the tokens costs no more than their prefix
+                for i in range(lo, hi):
+                    mask[order[i]] = self.exact.advance(state, order[i]) is not None
+                continue
+            if depth > 0:
+                split = _split_utf8(state + keys[lo][:depth])
+                if split is None:  # not UTF-8, whatever follows
+                    continue
+                text, pending = split
+                if not pending and not self.pattern.prefix(text):
+                    continue
+            i = lo
+            while i < hi and len(keys[i]) == depth:  # the prefix itself is a token (sorted first)
+                mask[order[i]] = self.exact.advance(state, order[i]) is not None
+                i += 1
+            while i < hi:
+                byte = keys[i][depth]
+                j = i + 1
+                while j < hi and keys[j][depth] == byte:
+                    j += 1
+                stack.append((i, j, depth + 1))
+                i = j
         return mask
 
     def superset(self, state: bytes) -> np.ndarray | None:
