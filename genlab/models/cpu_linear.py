@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-# Rows up to which the kernel beat MKL on 2 cores (benchmarks/cpu_linear.py, run once with the limit raised to 32:
-# 1.2x at 16 rows, 0.95x at 24); above, gemm's blocking wins.
+# Rows up to which the kernel beat MKL on 2 cores (benchmarks/cpu_linear.py: 1.3x at 16 rows; once with the limit
+# raised to 32, 0.95x at 24); above, gemm's blocking wins.
 MAX_ROWS = 16
 
 

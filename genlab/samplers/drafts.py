@@ -33,8 +33,8 @@ import numpy as np
 from genlab.constraints.base import Matcher, State
 
 _NGRAM = 3
-# The draft length a rejection falls back to: with genlab's CPU kernel a 4-token forward cost 1.2x a 1-token one
-# (benchmarks/cpu_linear.py, calm runs), and on JSON extraction with SmolLM2 a floor of 4 gave 0.48 forwards per token where
+# The draft length a rejection falls back to: with genlab's CPU kernel a 4-token forward costs 1.3x a 1-token one
+# (benchmarks/cpu_linear.py), and on JSON extraction with SmolLM2 a floor of 4 gave 0.48 forwards per token where
 # one more than the accepted length gave 0.53 (benchmarks/drafts.py; 8 cost SQL its gain: 1.02x against 1.09x).
 FLOOR = 4
 _MIN_BYTES = 3  # the shortest output tail looked up in the prompt's text
