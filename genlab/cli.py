@@ -442,6 +442,7 @@ def _demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     lm = load(args.model)
     t_load = time.perf_counter() - t0
+    before = kernels_compiled()  # the first forward may compile genlab's CPU Linear kernel
     messages = [{"role": "user", "content": args.prompt}]
     prompt = lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     t1 = time.perf_counter()
@@ -466,7 +467,7 @@ def _demo(args: argparse.Namespace) -> int:
     rate = len(out) / t_gen if t_gen > 0 else float("nan")
     print(
         f"timings   load {t_load:.1f} s, prefill {t_prefill * 1000:.0f} ms, "
-        f"{len(out)} tokens in {t_gen:.2f} s ({rate:.1f} tok/s)"
+        f"{len(out)} tokens in {t_gen:.2f} s ({rate:.1f} tok/s){_first_use(before)}"
     )
     _demo_regex(lm, args)
     _demo_json(lm, args)

@@ -62,3 +62,23 @@ def test_a_chosen_numba_cache_dir_is_kept(tmp_path):
     chosen = tmp_path / "elsewhere"
     got = fields(run_child(tmp_path, ROUTE_ONLY, NUMBA_CACHE_DIR=str(chosen)).stdout)
     assert got["DIR"] == f"{chosen} {chosen}"
+
+
+KERNEL = """
+import torch, genlab
+from genlab.cache import kernels_compiled
+from genlab.models import cpu_linear
+layer = torch.nn.Linear(8, 4)
+cpu_linear.install(layer)
+with torch.inference_mode():
+    layer(torch.ones(2, 8))
+print("COMPILED", kernels_compiled())
+"""
+
+
+def test_the_cpu_linear_kernel_is_counted_and_cached_like_the_others(tmp_path):
+    """`genlab demo` says which timings paid for compiling: the CPU Linear kernel is counted too, once."""
+    first = run_child(tmp_path, KERNEL)
+    assert int(fields(first.stdout)["COMPILED"]) > 0
+    assert "compiling its numba kernels" in first.stderr
+    assert fields(run_child(tmp_path, KERNEL).stdout)["COMPILED"] == "0"
