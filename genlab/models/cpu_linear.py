@@ -7,7 +7,7 @@ call with 2 to 8 rows (a forward over 2 rows cost 1.6x one over a single row). `
 `Linear`'s forward for one that sends at most `MAX_ROWS` rows through a numba kernel reading each weight row once
 for all input rows, and anything larger (prefill, training, other dtypes or devices) to
 `torch.nn.functional.linear` as before. Every output element is the same dot-product loop
-whatever the number of rows, so a row's logits do not depend on which other rows share its forward.
+whatever the number of rows, so a row's products do not depend on which other rows share its forward.
 """
 
 from __future__ import annotations
