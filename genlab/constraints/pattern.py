@@ -22,6 +22,7 @@ from genlab.constraints.base import Constraint, Matcher
 from genlab.constraints.predicate import CHECK_TIMEOUT, PredicateMatcher, _as_text, _split_utf8
 from genlab.constraints.regex import DFAMatcher
 from genlab.errors import CheckTimeoutError, InvalidPatternError
+from genlab.trie import TokenTrie
 from genlab.vocab import TokenVocabulary
 
 _MEMO_SIZE = 200_000  # prefix verdicts kept per pattern
@@ -148,21 +149,23 @@ class PatternMatcher(Matcher[bytes]):
         if mask is None:
             superset = self.superset(state)
             candidates = self._all if superset is None else superset
-            mask = self._checked(state, np.flatnonzero(candidates).tolist())
+            mask = self._checked(state, candidates)
             mask.flags.writeable = False
             if len(self._masks) > 1024:
                 self._masks.clear()
             self._masks[state] = mask
         return mask
 
-    def _checked(self, state: bytes, candidates: list[int]) -> np.ndarray:
+    def _checked(self, state: bytes, candidates: np.ndarray) -> np.ndarray:
         """The candidates `advance` passes after `state`, with shared prefixes checked once (see `mask`)."""
         mask = np.zeros(self.vocab.size, dtype=bool)
+        by_bytes = TokenTrie.of(self.vocab).order  # the text tokens sorted by their bytes, shared per vocabulary
+        order = by_bytes[candidates[by_bytes]].tolist()
+        others = candidates.copy()
+        others[by_bytes] = False
+        for t in np.flatnonzero(others).tolist():  # EOS and the other non-text ids: their own rule
+            mask[t] = self.exact.advance(state, t) is not None
         pieces = self.vocab.token_bytes
-        order = sorted((t for t in candidates if pieces[t]), key=pieces.__getitem__)
-        for t in candidates:
-            if not pieces[t]:  # EOS and tokens without bytes: their own rule
-                mask[t] = self.exact.advance(state, t) is not None
         keys = [pieces[t] for t in order]
         stack = [(0, len(order), 0)]
         while stack:

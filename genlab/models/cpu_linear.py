@@ -104,8 +104,7 @@ def uninstall(model: torch.nn.Module) -> int:
     """Undo `install`: every `nn.Linear` in `model` runs torch's own forward again; returns how many it restored."""
     count = 0
     for module in model.modules():
-        forward = module.__dict__.get("forward")
-        if isinstance(forward, MethodType) and forward.__func__ is _forward:
+        if _has_kernel(module):
             del module.forward
             count += 1
     return count
@@ -113,6 +112,9 @@ def uninstall(model: torch.nn.Module) -> int:
 
 def installed(model: torch.nn.Module) -> bool:
     """Whether `install` has given this model's `Linear` layers the kernel."""
-    return any(
-        isinstance(f := m.__dict__.get("forward"), MethodType) and f.__func__ is _forward for m in model.modules()
-    )
+    return any(_has_kernel(m) for m in model.modules())
+
+
+def _has_kernel(module: torch.nn.Module) -> bool:
+    forward = module.__dict__.get("forward")
+    return isinstance(forward, MethodType) and forward.__func__ is _forward
