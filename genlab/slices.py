@@ -16,9 +16,9 @@ import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
 from genlab import bitset
+from genlab.jit import njit
 from genlab.trie import TokenTrie
 
 

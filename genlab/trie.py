@@ -23,9 +23,9 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from genlab.bitset import mark
+from genlab.jit import njit
 from genlab.vocab import TokenVocabulary
 
 

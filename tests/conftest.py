@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported: the tests never touch a hub
+# Kernels compile where they are called, as numba does: a test's timing and threads do not depend on a helper
+# process's progress. tests/test_jit.py runs the other modes (Python versions, the helper) in child processes.
+os.environ.setdefault("GENLAB_KERNELS", "compile")
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -13,11 +13,11 @@ back to Python only to build a lexer start or to make room. Python's own reads (
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from genlab.automata.bundle import replaced
 from genlab.automata.earley import EXPECTED, OK, scan_memo
 from genlab.automata.intern import find_slot, grown_pairs, put_pair
+from genlab.jit import njit
 
 NEED_START, GROW_CONFIGS, GROW_TABLE = 100, 101, 102  # `resolve_end` statuses beside the chart's (`earley`)
 GUARD_BITS = 16  # keys `column << 16 | guard` (configurations), `expected-set id << 16 | guard` (lexer starts)

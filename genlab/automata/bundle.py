@@ -14,12 +14,15 @@ a copied bundle (deepcopy, pickle) builds its table anew from its own arrays.
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from llvmlite import ir
-from numba import carray, njit, types
+from numba import carray, types
 from numba.extending import intrinsic
+
+from genlab.jit import njit, python_version_of
 
 _GENERATION = [0]  # replacements so far, process-wide
 _SLOT = 3  # int64s per slot: address, rows, columns (1 for a 1-d array)
@@ -125,3 +128,20 @@ def i32_2d(table, k):
 @njit(cache=True)
 def i64_2d(table, k):
     return carray(_pointer(table[_SLOT * k]), (table[_SLOT * k + 1], table[_SLOT * k + 2]), np.int64)
+
+
+def _view(table: np.ndarray, k: int, dtype: type, ndim: int) -> np.ndarray:
+    """Slot `k`'s array as numpy sees it: what the kernels below give when they run as Python (`genlab.jit`)."""
+    rows, columns = int(table[_SLOT * k + 1]), int(table[_SLOT * k + 2])
+    shape = (rows, columns) if ndim == 2 else (rows,)
+    if rows * columns == 0:
+        return np.empty(shape, dtype)
+    pointer = ctypes.cast(int(table[_SLOT * k]), ctypes.POINTER(np.ctypeslib.as_ctypes_type(dtype)))
+    return np.ctypeslib.as_array(pointer, shape)
+
+
+python_version_of(i32)(lambda table, k: _view(table, k, np.int32, 1))
+python_version_of(i64)(lambda table, k: _view(table, k, np.int64, 1))
+python_version_of(b1)(lambda table, k: _view(table, k, np.bool_, 1))
+python_version_of(i32_2d)(lambda table, k: _view(table, k, np.int32, 2))
+python_version_of(i64_2d)(lambda table, k: _view(table, k, np.int64, 2))

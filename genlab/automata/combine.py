@@ -9,12 +9,12 @@ over the reachable pairs only, then minimised to the canonical `ByteDFA`.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.intern import find_slot, put_pair
 from genlab.automata.minimize import minimal_dfa
 from genlab.errors import StateLimitError
+from genlab.jit import njit
 
 
 def intersect(a: ByteDFA, b: ByteDFA, *, max_states: int = 100_000) -> ByteDFA | None:

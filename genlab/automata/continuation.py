@@ -15,12 +15,12 @@ kernel both draw from, so stamps stay unique across matchers sharing work arrays
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from genlab.automata.boundaries import resolve_end
 from genlab.automata.earley import OK
 from genlab.automata.intern import find_slot
 from genlab.automata.lexer import walk_lexer
+from genlab.jit import njit
 
 STAMPS = np.ones(1, np.int64)  # the next unused walk stamp
 

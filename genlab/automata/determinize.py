@@ -21,10 +21,10 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
 from genlab.automata.intern import find_list, list_hash
 from genlab.errors import StateLimitError
+from genlab.jit import njit
 
 # anchor kinds
 AT_START, AT_LINE_START, AT_END, AT_LINE_END, AT_END_OR_FINAL_NEWLINE = range(5)

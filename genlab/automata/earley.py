@@ -22,11 +22,11 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from genlab.automata.bundle import replaced
 from genlab.automata.intern import find_list, find_slot, grown_pairs, list_hash
 from genlab.errors import EmptyLanguageError, GrammarError, StateLimitError
+from genlab.jit import njit
 
 Item = int  # origin column << _SHIFT | position of (rule, dot)
 _SHIFT = 24

@@ -9,7 +9,8 @@ lexer starts, boundary table and the chart's scan memo are keyed tables.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from genlab.jit import njit
 
 
 @njit(cache=True)

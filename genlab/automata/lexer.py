@@ -26,7 +26,6 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from genlab.automata.bundle import replaced
 from genlab.automata.charclass import char_set
@@ -35,6 +34,7 @@ from genlab.automata.dfa import ByteDFA
 from genlab.automata.intern import find_list, list_hash
 from genlab.automata.regex import CHAR_ITEMS, compile_parsed, parse_regex, tree_items
 from genlab.errors import ConstraintError, EmptyLanguageError, StateLimitError, UnsupportedConstraintError
+from genlab.jit import njit
 from genlab.trie import BULK_DEPTH, byte_classes, extend_run, stays_below, write_run
 
 if sys.version_info >= (3, 11):

@@ -10,9 +10,9 @@ states and k byte runs.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from genlab.automata.dfa import ByteDFA
+from genlab.jit import njit
 
 
 def minimal_dfa(table: np.ndarray, accepting: np.ndarray) -> ByteDFA | None:

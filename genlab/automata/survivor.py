@@ -12,13 +12,13 @@ to build a lexer start or make room. Its ~35 arrays come as one `ArrayBundle` ta
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from genlab.automata.boundaries import resolve_end
 from genlab.automata.bundle import b1, i32, i32_2d, i64, i64_2d
 from genlab.automata.earley import OK
 from genlab.automata.intern import find_slot
 from genlab.automata.lexer import lexeme_ends
+from genlab.jit import njit
 
 # the bundle's slots: the lexer's transitions and acceptance, the configurations' lexer starts and resets, the
 # boundary table, then what `resolve_end` takes (`GrammarParser.resolution_arrays`, the chart's arrays last)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from genlab import bitset
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.regex import compile_regex
 from genlab.constraints.base import Constraint, Matcher
+from genlab.jit import njit
 from genlab.trie import TokenTrie, byte_classes, loop_flags, self_loops
 from genlab.vocab import TokenVocabulary
 

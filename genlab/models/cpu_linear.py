@@ -19,9 +19,12 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from genlab import jit
+
 # Rows up to which the kernel beat MKL on 2 cores (benchmarks/cpu_linear.py: 1.3x at 16 rows; once with the limit
 # raised to 32, 0.95x at 24); above, gemm's blocking wins.
 MAX_ROWS = 16
+_ready = [False]  # the kernel is compiled in this process (or loaded from the cache): `jit.ready` need not ask
 
 
 @njit(parallel=True, fastmath={"reassoc", "contract"}, cache=True)
@@ -84,7 +87,12 @@ def _forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
         numba.set_num_threads(threads)
     flat = x.reshape(rows, k_dim).contiguous()
     out = torch.empty(rows, weight.shape[0], dtype=torch.float32)
-    _rows_times_weight(flat.numpy(), weight.detach().numpy(), out.numpy())
+    args = (flat.numpy(), weight.detach().numpy(), out.numpy())
+    if not _ready[0]:  # on a machine whose cache lacks the kernel, torch's matmul serves while it compiles elsewhere
+        if not jit.ready(_rows_times_weight, *args):
+            return torch.nn.functional.linear(x, weight, self.bias)
+        _ready[0] = True
+    _rows_times_weight(*args)
     if self.bias is not None:
         out.add_(self.bias)
     return out.reshape(*x.shape[:-1], weight.shape[0])
