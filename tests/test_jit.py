@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from genlab import jit
 from genlab.automata import intern
+from genlab.errors import GenlabError
 
 HERE = Path(__file__).parent
 SCHEMA = {
@@ -107,6 +108,7 @@ def test_python_versions_walk_every_kind_like_the_compiled_kernels(tmp_path):
 BACKGROUND = """
 import numpy as np
 from genlab import jit
+from genlab.errors import GenlabError
 from genlab.automata import intern
 from genlab.cache import kernels_compiled
 keys = np.full(64, -1, np.int64)
@@ -167,7 +169,7 @@ def test_python_hashes_equal_the_compiled_ones(values, data):
 
 def test_an_unknown_mode_is_refused(monkeypatch):
     monkeypatch.setenv("GENLAB_KERNELS", "fast")
-    with pytest.raises(ValueError, match="GENLAB_KERNELS='fast'.*background, compile, python"):
+    with pytest.raises(GenlabError, match="GENLAB_KERNELS='fast'.*background, compile, python"):
         jit.ready(intern.find_slot, np.full(4, -1, np.int64), 1)
 
 

@@ -108,6 +108,15 @@ def test_default_ignores_them_with_exactly_one_warning_that_lists_them():
     assert len(caught) == 1
 
 
+def test_a_long_list_is_cut_in_the_warning_and_whole_in_describe():
+    schema = {"type": "object", "properties": {f"p{i}": {"type": "integer", "x-note": i} for i in range(40)}}
+    c, caught = _compile_recording(schema)
+    message = str(caught[0].message)
+    assert "ignored 40 unknown keyword(s)" in message and "and 28 more (`describe()` lists them all)" in message
+    assert message.count("unknown keyword 'x-note'") == 12
+    assert len(caught[0].message.annotations) == 40 and len(c.describe()["annotations"]) == 40
+
+
 def test_describe_lists_them():
     c, _ = _compile_recording(WILD)
     assert c.describe()["annotations"] == list(WILD_ANNOTATIONS)

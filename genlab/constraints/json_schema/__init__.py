@@ -24,6 +24,8 @@ WHITESPACE = ("compact", "flexible")
 PROPERTY_ORDERS = ("schema", "any")
 
 
+_ANNOTATIONS_SHOWN = 12  # a warning names this many (a real-world schema had 4,641); `describe()` has all
+
 class JsonSchema(Constraint):
     """Output must be JSON that validates against `schema` (a dict, JSON text, or Pydantic v2 model class).
 
@@ -92,10 +94,13 @@ class JsonSchema(Constraint):
             f"unknown {kind} {name!r} at {ptr or '/'}" for kind, name, ptr in compiler.annotations
         )
         if self.annotations:
+            shown = "; ".join(self.annotations[:_ANNOTATIONS_SHOWN])
+            if len(self.annotations) > _ANNOTATIONS_SHOWN:
+                shown += f"; and {len(self.annotations) - _ANNOTATIONS_SHOWN} more (`describe()` lists them all)"
             warnings.warn(
                 SchemaAnnotationWarning(
                     f"JsonSchema ignored {len(self.annotations)} unknown keyword(s)/format(s) as annotations (they "
-                    "constrain nothing; strict=True refuses them): " + "; ".join(self.annotations),
+                    "constrain nothing; strict=True refuses them): " + shown,
                     self.annotations,
                 ),
                 stacklevel=2,
