@@ -18,6 +18,10 @@ compiles in the calling process before it runs). Parts:
 - each alone in its own process, and then all in one process in the demo's order (what a new user's first
   `genlab demo` pays: the later parts reuse kernels the earlier ones compiled).
 
+`--schemas N` measures instead the N largest schemas of MaskBench's dev set (`../shared/data`), compiled one after
+another in one process (each with its first mask), the same three ways: does running kernels as Python ever cost
+more than compiling them first, on inputs far larger than the demo's? It writes docs/benchmarks/cold_start_schemas.md.
+
 Goals (issue 25): on 2 cores, the first regex and JSON Schema compiles <= 3 s each, the SQL demo part <= 10 s.
 Run on an otherwise idle machine.
 """
@@ -62,10 +66,37 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def run(parts: str, kernels: Path, mode: str = "background") -> dict[str, float]:
+SCHEMAS = r"""
+import gzip, json, sys, time, warnings
+from genlab.models import load
+from genlab import JsonSchema, jit
+warnings.simplefilter("ignore")
+rows = [json.loads(line) for line in gzip.open(sys.argv[1], "rt")]
+rows.sort(key=lambda r: -len(json.dumps(r["schema"])))
+lm = load(None, device="cpu")
+out = {}
+start = time.perf_counter()
+for r in rows[: int(sys.argv[2])]:
+    t0 = time.perf_counter()
+    matcher = JsonSchema(r["schema"]).compile(lm.vocab)
+    matcher.mask(matcher.start())
+    out[f"{r['id']} ({len(json.dumps(r['schema'])) / 1000:.0f} KB)"] = time.perf_counter() - t0
+jit.wait_for_compiler()
+out["helper done"] = time.perf_counter() - start
+print("RESULT " + json.dumps(out))
+"""
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "maskbench-dev.jsonl.gz"
+
+
+def run(parts: str, kernels: Path, mode: str = "background", child: list[str] | None = None) -> dict[str, float]:
     env = {**os.environ, "NUMBA_CACHE_DIR": str(kernels), "GENLAB_KERNELS": mode}
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, parts], env=env, capture_output=True, text=True, check=False, timeout=3600
+        [sys.executable, "-c", *(child or [CHILD, parts])],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
@@ -75,8 +106,13 @@ def run(parts: str, kernels: Path, mode: str = "background") -> dict[str, float]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", default="docs/benchmarks/cold_start.md")
+    parser.add_argument("--output", default=None, help="default docs/benchmarks/cold_start[_schemas].md")
+    parser.add_argument("--schemas", type=int, default=0, help="measure the N largest MaskBench dev schemas instead")
     args = parser.parse_args()
+    if args.schemas:
+        schemas(args.schemas, "docs/benchmarks/cold_start_schemas.md" if args.output is None else args.output)
+        return
+    args.output = "docs/benchmarks/cold_start.md" if args.output is None else args.output
     rows: dict[str, dict[str, float]] = {}
     helper: dict[str, float] = {}
     for setting, groups in (("alone", ["regex", "json", "sql"]), ("demo order", ["regex,json,sql"])):
@@ -117,6 +153,36 @@ def main() -> None:
     body = "\n".join(lines)
     print(render("Cold start", settings, body))
     write_report(args.output, "Cold start", settings, body)
+
+
+def schemas(count: int, output: str) -> None:
+    if not DATA.exists():
+        print(f"{DATA} not found (the shared data folder is not next to this clone); nothing to measure.")
+        return
+    child = [SCHEMAS, str(DATA), str(count)]
+    with tempfile.TemporaryDirectory(prefix="genlab-kernels-") as folder:
+        cold = run("", Path(folder), child=child)
+        warm = run("", Path(folder), child=child)
+    with tempfile.TemporaryDirectory(prefix="genlab-kernels-") as folder:
+        here = run("", Path(folder), "compile", child=child)
+    helper = cold.pop("helper done")
+    lines = [
+        "| schema (in order) | cold s (default) | cold s (compiled here) | warm s | default / compiled here |",
+        "| --- | --: | --: | --: | --: |",
+    ]
+    for name, seconds in cold.items():
+        lines.append(f"| {name} | {seconds:.2f} | {here[name]:.2f} | {warm[name]:.2f} | {seconds / here[name]:.2f}x |")
+    totals = [sum(t[name] for name in cold) for t in (cold, here, warm)]
+    lines.append(f"| all | {totals[0]:.2f} | {totals[1]:.2f} | {totals[2]:.2f} | {totals[0] / totals[1]:.2f}x |")
+    lines += ["", f"The helper had compiled every kernel asked of it {helper:.1f} s after the first schema's start."]
+    settings = (
+        f"{os.cpu_count()} cores; the {count} largest schemas of MaskBench's dev set, each compiled and its first mask "
+        "taken, one after another in one fresh process: numba's cache empty (cold: by default, kernels run as Python "
+        "while the helper compiles them; compiled here: `GENLAB_KERNELS=compile`) or filled by the cold run (warm)."
+    )
+    body = "\n".join(lines)
+    print(render("Cold start on large schemas", settings, body))
+    write_report(output, "Cold start on large schemas", settings, body)
 
 
 if __name__ == "__main__":
