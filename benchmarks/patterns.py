@@ -196,6 +196,7 @@ def run_genlm(args, lm, tasks: list[dict]) -> tuple[dict, str | None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="only the first N patterns")
+    parser.add_argument("--only", default=None, help="only these patterns, by number (e.g. 84,86,99)")
     parser.add_argument("--particles", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--genlm-python", default=None)
@@ -204,11 +205,12 @@ def main() -> None:
     parser.add_argument("--output", default="docs/benchmarks/patterns.md")
     args = parser.parse_args()
     lm = genlab.load(None, device="cpu")
-    patterns = PATTERNS[: args.limit]
+    chosen = range(len(PATTERNS)) if args.only is None else [int(k) for k in args.only.split(",")]
+    patterns = [(i, PATTERNS[i]) for i in chosen][: args.limit]
     n, T = args.particles, args.max_tokens
     smc(lm, Pattern(r" ([a-z])\1"), prompt_of("two equal letters"), n_particles=n, max_tokens=4, seed=0)  # warm-up
     rows = []
-    for i, (category, description, pattern) in enumerate(patterns):
+    for i, (category, description, pattern) in patterns:
         prompt = prompt_of(description)
         ids = lm.encode(prompt)
         constraint = Pattern(pattern)

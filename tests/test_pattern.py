@@ -72,6 +72,40 @@ def test_the_dfa_contains_every_match_and_every_prefix(pattern, flags, expected)
     assert accepted > 0
 
 
+RECURSIONS = [  # (pattern, alphabet, longest string): deep enough to pass the inlining depth
+    (r"(<(?:a|(?1)){0,3}>)", "<>a1", 8),
+    (r"((?:(a|b)(?1)\2)|c)", "abc1", 9),
+    (r"(\((?:[0-9+]|(?1))*\))", "()1+x", 8),
+    (r"(x(?=[xy])(?1)?y)", "xyz", 10),
+    (r"(?x) ( a (?1)? b )", "ab ", 9),  # verbose: the cut-off stays any text
+    (r"(?i)(A(?1)?b)", "aAbB", 8),
+]
+
+
+@pytest.mark.parametrize("pattern, alphabet, longest", RECURSIONS, ids=[p for p, _, _ in RECURSIONS])
+def test_recursions_past_the_inlining_depth_keep_every_match(pattern, alphabet, longest):
+    """Past the inlining depth a recursion is widened to runs of its group's characters: every match (nested
+    deeper than the inlining) is still accepted, and a prefix of one never leaves the DFA."""
+    dfa = over_approximation(pattern)
+    deep = 0
+    for n in range(longest + 1):
+        for chars in itertools.product(alphabet, repeat=n):
+            text = "".join(chars)
+            if _matches(pattern, 0, text):
+                deep += n > 6
+                assert dfa.accepts(text.encode()), text
+            elif _matches(pattern, 0, text, partial=True):
+                assert dfa.run(text.encode()) >= 0, text
+    assert deep > 0
+
+
+def test_a_recursion_cut_off_admits_only_its_group_characters():
+    """Nested three deep, the cut-off admits what the group can hold and no other character."""
+    dfa = over_approximation(r"(<(?:a|(?1)){0,3}>)")
+    assert dfa.accepts(b"<<<<a>a<>>>>")
+    assert dfa.run(b"<<<<1") < 0 and dfa.run(b"<<< ") < 0  # the old cut-off (any text) let both through
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from([p for p in PATTERNS if p[2]]), st.text(alphabet=st.characters(codec="utf-8"), max_size=12))
 def test_hypothesis_strings(case, text):

@@ -15,7 +15,8 @@ regular, and a DFA of a superset of it discards most tokens cheaply (a mask, a n
   read otherwise (a Unicode property `\\p{..}`, a POSIX class `[[:alpha:]]`, version-1 nested sets and set
   operations `[\\w--\\d]`) becomes the exact set of characters the `regex` package matches with it, listed as
   ranges (so these are exact, not widened); a grapheme `\\X` one or more characters; a recursion `(?R)`, `(?1)`,
-  `(?&name)` its group's text inlined two levels deep (fewer if the DFA would be too big), then any text.
+  `(?&name)` its group's text inlined two levels deep (fewer if the DFA would be too big), then any run of the
+  characters the group can hold (any text where its characters are not plain: `_cutoff`).
 
 Where that is not safe, there is no over-approximation (None) and `Pattern` checks every token exactly: full case
 folding (`(?f)`, or `IGNORECASE` in version 1), `WORD`, fuzzy matching `{e<=1}`, branch reset `(?|`, `\\K`, `\\G`,
@@ -53,7 +54,7 @@ ANY = r"[\s\S]"
 _UNSAFE = re.compile(r"\(\?\||\\[KGmM]|\{\s*[eids]\s*(?:<=?|[+-])|\(\?[a-zA-Z]*[fwrpbeL]|.\(\?[a-zA-Z]*V")
 _RECURSION = re.compile(r"\(\?(R|\d+|&\w+|P>\w+)\)")  # relative ones, (?+1) (?-1), are left unsafe
 _POSIX = re.compile(r"\[:\^?[a-zA-Z]+:\]")
-RECURSION_DEPTH = 2  # a recursion is inlined this deep, then widened to any text
+RECURSION_DEPTH = 2  # a recursion is inlined this deep, then widened to runs of its group's characters
 
 
 def over_approximation(pattern: str, flags: int = 0, *, max_states: int = 10_000) -> ByteDFA | None:
@@ -97,7 +98,7 @@ def widen(pattern: str, flags: int = 0, depth: int = RECURSION_DEPTH) -> str | N
     """`pattern` in `re` syntax for a superset of its language: each character class the `regex` package reads
     otherwise than `re` (a property `\\p{..}`, a POSIX class, version-1 nested sets and set operations) becomes the
     exact set of characters `regex` matches with it, listed as ranges; a grapheme `\\X` one or more characters; a
-    recursion its group's text, `depth` levels deep, then any text. None where that is not safe."""
+    recursion its group's text, `depth` levels deep, then runs of its characters. None where that is not safe."""
     version1 = bool(flags & regex.V1)
     head = re.match(r"\(\?V([01])\)", pattern)
     if head:
@@ -141,8 +142,12 @@ def _widen(text: str, groups: dict, class_flags: int, version1: bool, depth: int
         m = _RECURSION.match(text, i)
         if m:
             target = m[1].removeprefix("&").removeprefix("P>")
-            if depth <= 0 or target not in groups:
+            if depth < 0:  # `_cutoff`'s reading: the nested match dropped
+                out.append("(?:)")
+            elif target not in groups:
                 out.append(f"(?:{ANY}*)")
+            elif depth == 0:
+                out.append(_cutoff(target, groups, class_flags, version1))
             else:
                 inner = _widen(_uncaptured(groups[target]), groups, class_flags, version1, depth - 1)
                 if inner is None:
@@ -153,6 +158,75 @@ def _widen(text: str, groups: dict, class_flags: int, version1: bool, depth: int
         out.append(c)
         i += 1
     return "".join(out)
+
+
+def _cutoff(target: str, groups: dict, class_flags: int, version1: bool) -> str:
+    """A recursion into group `target` past the inlining depth: any run of the characters the group's strings can
+    hold, or any text where those are not plain. Every character of a nested match comes from one level's own
+    items, so the characters of the group's text read with each recursion dropped (and each backreference as its
+    group's text) are all of them."""
+    text = _widen(_uncaptured(groups[target]), groups, class_flags, version1, -1)
+    if text is None or re.search(r"\(\?[a-zA-Z]*x", groups["0"]):  # verbose text reads otherwise alone
+        return f"(?:{ANY}*)"
+    text = _BACKREFERENCE.sub(
+        lambda m: m[0] if m[2] is None and m[1] is None else f"(?:{_uncaptured(groups.get(m[1] or m[2], '(?!)'))})",
+        text,
+    )
+    try:
+        tree = _parser.parse(text, 0)
+    except (re.error, OverflowError, RecursionError):
+        return f"(?:{ANY}*)"
+    items: list[str] = []
+    if not _characters(list(tree), items):
+        return f"(?:{ANY}*)"
+    return f"(?:[{''.join(sorted(set(items)))}]*)" if items else "(?:)"
+
+
+_BACKREFERENCE = re.compile(r"\\([1-9]\d*)|\(\?P=(\w+)\)|\\.")  # the last: other escapes, kept
+_CATEGORIES = {
+    C.CATEGORY_DIGIT: r"\d",
+    C.CATEGORY_NOT_DIGIT: r"\D",
+    C.CATEGORY_SPACE: r"\s",
+    C.CATEGORY_NOT_SPACE: r"\S",
+    C.CATEGORY_WORD: r"\w",
+    C.CATEGORY_NOT_WORD: r"\W",
+}
+
+
+def _characters(items: list, out: list[str]) -> bool:
+    """Add to `out` class items covering every character `items` (a `re` parse) can match; False where that is
+    not plain (any character, a negation, a backreference, a scoped flag)."""
+    for op, av in items:
+        if op is C.LITERAL:
+            out.append(f"\\U{av:08x}")
+        elif op is C.IN:
+            for kind, value in av:
+                if kind is C.LITERAL:
+                    out.append(f"\\U{value:08x}")
+                elif kind is C.RANGE:
+                    out.append(f"\\U{value[0]:08x}-\\U{value[1]:08x}")
+                elif kind is C.CATEGORY and value in _CATEGORIES:
+                    out.append(_CATEGORIES[value])
+                else:
+                    return False
+        elif op in (C.MAX_REPEAT, C.MIN_REPEAT, _POSSESSIVE):
+            if not _characters(list(av[2]), out):
+                return False
+        elif op is C.SUBPATTERN:
+            if av[1] or av[2] or not _characters(list(av[3]), out):
+                return False
+        elif op is _ATOMIC:
+            if not _characters(list(av), out):
+                return False
+        elif op is C.BRANCH:
+            if not all(_characters(list(branch), out) for branch in av[1]):
+                return False
+        elif op is C.GROUPREF_EXISTS:
+            if not all(_characters(list(branch), out) for branch in av[1:] if branch is not None):
+                return False
+        elif op not in (C.AT, C.ASSERT, C.ASSERT_NOT):  # those consume nothing
+            return False
+    return True
 
 
 @cache
