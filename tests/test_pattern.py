@@ -79,6 +79,7 @@ RECURSIONS = [  # (pattern, alphabet, longest string): deep enough to pass the i
     (r"(x(?=[xy])(?1)?y)", "xyz", 10),
     (r"(?x) ( a (?1)? b )", "ab ", 9),  # verbose: the cut-off stays any text
     (r"(?i)(A(?1)?b)", "aAbB", 8),
+    (r"(\[(?:\d|\s|(?1)){0,3}\])", "[]1 a", 8),  # classes by category
 ]
 
 
@@ -104,6 +105,8 @@ def test_a_recursion_cut_off_admits_only_its_group_characters():
     dfa = over_approximation(r"(<(?:a|(?1)){0,3}>)")
     assert dfa.accepts(b"<<<<a>a<>>>>")
     assert dfa.run(b"<<<<1") < 0 and dfa.run(b"<<< ") < 0  # the old cut-off (any text) let both through
+    digits = over_approximation(r"(\[(?:\d|(?1)){0,3}\])")
+    assert digits.accepts("[[[[٣]]]]".encode()) and digits.run(b"[[[[a") < 0  # \d: any digit, nothing else
 
 
 @settings(max_examples=300, deadline=None)

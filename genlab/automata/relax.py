@@ -177,20 +177,12 @@ def _cutoff(target: str, groups: dict, class_flags: int, version1: bool) -> str:
     except (re.error, OverflowError, RecursionError):
         return f"(?:{ANY}*)"
     items: list[str] = []
-    if not _characters(list(tree), items):
+    if not _characters(tree.data, items):
         return f"(?:{ANY}*)"
     return f"(?:[{''.join(sorted(set(items)))}]*)" if items else "(?:)"
 
 
 _BACKREFERENCE = re.compile(r"\\([1-9]\d*)|\(\?P=(\w+)\)|\\.")  # the last: other escapes, kept
-_CATEGORIES = {
-    C.CATEGORY_DIGIT: r"\d",
-    C.CATEGORY_NOT_DIGIT: r"\D",
-    C.CATEGORY_SPACE: r"\s",
-    C.CATEGORY_NOT_SPACE: r"\S",
-    C.CATEGORY_WORD: r"\w",
-    C.CATEGORY_NOT_WORD: r"\W",
-}
 
 
 def _characters(items: list, out: list[str]) -> bool:
@@ -206,7 +198,8 @@ def _characters(items: list, out: list[str]) -> bool:
                 elif kind is C.RANGE:
                     out.append(f"\\U{value[0]:08x}-\\U{value[1]:08x}")
                 elif kind is C.CATEGORY and value in _CATEGORIES:
-                    out.append(_CATEGORIES[value])
+                    name, negated = _CATEGORIES[value]
+                    out.append("\\" + (name.upper() if negated else name))
                 else:
                     return False
         elif op in (C.MAX_REPEAT, C.MIN_REPEAT, _POSSESSIVE):

@@ -26,6 +26,7 @@ PROPERTY_ORDERS = ("schema", "any")
 
 _ANNOTATIONS_SHOWN = 12  # a warning names this many (a real-world schema had 4,641); `describe()` has all
 
+
 class JsonSchema(Constraint):
     """Output must be JSON that validates against `schema` (a dict, JSON text, or Pydantic v2 model class).
 
