@@ -585,18 +585,24 @@ def _demo_sql(lm, args: argparse.Namespace) -> None:
     )
 
 
-def _kernel_work() -> tuple[int, int]:
-    """Kernels compiled in this process and kernel calls run as Python so far (see `_first_use`)."""
-    return kernels_compiled(), jit.counts()["python calls"]
+def _kernel_work() -> tuple[int, int, int]:
+    """Kernels compiled in this process, kernel calls run as Python, and matrix products left to torch while the
+    CPU kernel compiles, so far (see `_first_use`)."""
+    counts = jit.counts()
+    return kernels_compiled(), counts["python calls"], counts["not ready"]
 
 
-def _first_use(before: tuple[int, int]) -> str:
+def _first_use(before: tuple[int, int, int]) -> str:
     """A note for a timings line that paid a first use of genlab's kernels on this machine: compiling them here, or
-    running them as Python while the helper process compiles them (`genlab.jit`)."""
-    compiled, as_python = (now - then for now, then in zip(_kernel_work(), before, strict=True))
+    running them as Python (or torch's matmul) while the helper process compiles them (`genlab.jit`)."""
+    compiled, as_python, on_torch = (now - then for now, then in zip(_kernel_work(), before, strict=True))
     notes = [f"compiling {compiled} numba kernels (cached now)"] if compiled else []
     if as_python:
-        notes.append(f"{as_python} kernel calls run as Python while a background process compiles them")
+        notes.append(f"{as_python} kernel calls run as Python")
+    if on_torch:
+        notes.append(f"{on_torch} matrix products on torch's matmul")
+    if as_python or on_torch:
+        notes[-1] += " while a background process compiles the kernels"
     return f"; includes {' and '.join(notes)}: a first-use cost" if notes else ""
 
 

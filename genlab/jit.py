@@ -38,7 +38,7 @@ _log = logging.getLogger("genlab")
 _MODES = ("background", "compile", "python")
 _python: dict[Dispatcher, Callable] = {}  # each kernel's Python version, built on first need
 _declared: dict[Dispatcher, Callable] = {}  # Python versions written by hand (kernels built on numba intrinsics)
-_counts = {"python calls": 0, "requests": 0, "loaded": 0}
+_counts = {"python calls": 0, "requests": 0, "loaded": 0, "not ready": 0}
 
 
 def mode() -> str:
@@ -146,14 +146,16 @@ def ready(kernel: Dispatcher, *args: Any) -> bool:
     says False, so the caller takes its own path meanwhile; compile mode compiles here (True), python mode never
     compiles (False)."""
     chosen = mode()
-    if chosen != "background":
-        return chosen == "compile"
-    signature = tuple(kernel.typeof_pyval(a) for a in args)
-    if signature in kernel.overloads:
+    if chosen == "compile":
         return True
-    if _loadable(kernel, signature):
-        kernel.compile(signature)
-        return True
+    if chosen == "background":
+        signature = tuple(kernel.typeof_pyval(a) for a in args)
+        if signature in kernel.overloads:
+            return True
+        if _loadable(kernel, signature):
+            kernel.compile(signature)
+            return True
+    _counts["not ready"] += 1
     return False
 
 
@@ -235,7 +237,8 @@ def wait_for_compiler(timeout: float | None = None) -> bool:
 
 
 def counts() -> dict[str, int]:
-    """Kernel calls run as Python, compiles asked of the helper, and kernels loaded from the cache it filled."""
+    """Kernel calls run as Python, compiles asked of the helper, kernels loaded from the cache it filled, and
+    calls that found a kernel with no Python version not ready (`ready`)."""
     return dict(_counts)
 
 

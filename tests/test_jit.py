@@ -189,5 +189,19 @@ def test_cpu_linear_uses_torch_until_its_kernel_is_ready(monkeypatch):
     assert not calls and not cpu_linear._ready[0]
 
 
+def test_demo_timings_say_what_the_first_use_cost(monkeypatch):
+    from genlab import cli
+
+    monkeypatch.setattr(cli, "kernels_compiled", lambda: 0)
+    monkeypatch.setattr(jit, "_counts", {"python calls": 5, "requests": 2, "loaded": 0, "not ready": 3})
+    assert cli._first_use((0, 0, 0)) == (
+        "; includes 5 kernel calls run as Python and 3 matrix products on torch's matmul while a background "
+        "process compiles the kernels: a first-use cost"
+    )
+    assert cli._first_use((0, 5, 3)) == ""
+    monkeypatch.setattr(cli, "kernels_compiled", lambda: 4)
+    assert cli._first_use((0, 5, 3)) == "; includes compiling 4 numba kernels (cached now): a first-use cost"
+
+
 if __name__ == "__main__":
     print(json.dumps(walks(sys.argv[1])))
