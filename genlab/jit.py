@@ -19,11 +19,12 @@ import importlib
 import logging
 import os
 import pickle
+import select
 import subprocess
 import sys
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numba
@@ -170,19 +171,24 @@ class _Compiler:
     _lock = threading.Lock()
 
     def __init__(self) -> None:
-        self.process: subprocess.Popen | None = None  # started by the first request
+        self.process: subprocess.Popen | None = None  # started by a request when none is running
+        self.started = False  # whether a helper was ever started (the stderr line is written once)
         self.asked: set[str] = set()
         self.done: set[str] = set()
         self.failed: set[str] = set()
         self.idle = threading.Condition()
 
     def _start(self) -> subprocess.Popen:
-        if self.process is None:
+        if self.process is not None and self.process.poll() is not None:  # it left after a minute without work
+            self.process = None
+        elif self.process is None and not self.started:
+            self.started = True
             _log.warning(
                 "genlab: compiling its numba kernels for this machine in a background process (first use only: "
                 "they run as Python meanwhile, and are cached in %s)",
                 kernel_dir(),
             )
+        if self.process is None:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "genlab.jit"],
                 stdin=subprocess.PIPE,
@@ -202,17 +208,16 @@ class _Compiler:
             return cls._one
 
     def ask(self, kernel: Dispatcher, signature: tuple, key: str) -> None:
-        with self.idle:
-            self.asked.add(key)
         _counts["requests"] += 1
         request = (kernel.py_func.__module__, kernel.py_func.__qualname__, signature, key)
-        try:
-            stdin = self._start().stdin
-            assert stdin is not None
-            stdin.write(base64.b64encode(pickle.dumps(request)).decode() + "\n")
-            stdin.flush()
-        except OSError:  # the helper is gone: the kernel compiles here on its next call
-            with self.idle:
+        with self.idle:  # one thread at a time starts a helper and writes to it
+            self.asked.add(key)
+            try:
+                stdin = self._start().stdin
+                assert stdin is not None
+                stdin.write(base64.b64encode(pickle.dumps(request)).decode() + "\n")
+                stdin.flush()
+            except OSError:  # the helper is gone: the kernel compiles here on its next call
                 self.failed.add(key)
 
     def _read(self, process: subprocess.Popen) -> None:
@@ -242,6 +247,26 @@ def counts() -> dict[str, int]:
     return dict(_counts)
 
 
+# seconds the helper waits for another request before it exits (the caller starts a new one when it needs one)
+HELPER_IDLE = float(os.environ.get("GENLAB_KERNEL_HELPER_IDLE", "60"))
+
+
+def _requests(idle: float) -> Iterator[bytes]:
+    """The request lines on stdin, until it closes or (POSIX) `idle` seconds pass without one. Read from the file
+    descriptor itself, so that waiting sees every byte (a buffered reader could hold lines back from `select`)."""
+    fd, pending = sys.stdin.fileno(), b""
+    while True:
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            yield line
+        if os.name == "posix" and not select.select([fd], [], [], idle)[0]:
+            return
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return
+        pending += chunk
+
+
 def _serve() -> None:
     """The helper's loop: compile each request (numba writes it to the cache), answer `done KEY` or `failed KEY`."""
     listening = True
@@ -250,7 +275,7 @@ def _serve() -> None:
     except (AttributeError, OSError):  # not Linux
         if hasattr(os, "nice"):
             os.nice(19)
-    for line in sys.stdin:
+    for line in _requests(HELPER_IDLE):
         module, qualname, signature, key = pickle.loads(base64.b64decode(line))
         try:
             kernel = importlib.import_module(module)

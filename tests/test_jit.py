@@ -120,12 +120,18 @@ print("WAITED", jit.wait_for_compiler(300))
 again = [int(intern.find_slot(keys, k)) for k in (5, 9, 7)] + [int(intern.list_hash(values, 2, 19))]
 print("AGAIN", jit.counts()["python calls"], jit.counts()["loaded"], len(intern.find_slot.signatures))
 print("SAME", first == again)
+helper = jit._Compiler.get().process
+if helper is not None:
+    helper.wait(timeout=60)  # idle for GENLAB_KERNEL_HELPER_IDLE seconds: it leaves
+intern.find_slot(np.full(64, -1, np.int32), 5)  # new argument types: a new helper compiles them
+print("RESTARTED", jit.wait_for_compiler(300), jit._Compiler.get().process is not helper)
 print("COMPILED", kernels_compiled())
 """
 
 
 def background(cache: Path) -> tuple[dict[str, str], str]:
     env = {**os.environ, "GENLAB_KERNELS": "background", "NUMBA_CACHE_DIR": str(cache)}
+    env["GENLAB_KERNEL_HELPER_IDLE"] = "2"
     done = subprocess.run(
         [sys.executable, "-c", BACKGROUND], capture_output=True, text=True, timeout=600, env=env, check=True
     )
@@ -140,6 +146,7 @@ def test_the_helper_compiles_into_the_cache_while_kernels_run_as_python(tmp_path
     assert first["WAITED"] == "True"
     assert first["AGAIN"] == "4 2 1"  # no more Python calls: both loaded from the cache the helper filled
     assert first["SAME"] == "True"
+    assert first["RESTARTED"] == "True True"  # the helper left when idle; the next request started another
     assert first["COMPILED"] == "0"  # nothing compiled in the calling process
     assert stderr.count("compiling its numba kernels for this machine in a background process") == 1, stderr
     assert any(tmp_path.rglob("*.nbi"))
