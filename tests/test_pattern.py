@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 from tiny_models import tiny_llama
 
 from genlab import CheckTimeoutError, Pattern, Predicate
-from genlab.automata.relax import over_approximation
+from genlab.automata.relax import character_cells, over_approximation
+from genlab.constraints.predicate import PredicateMatcher
 from genlab.samplers.masking import masked_sampling
 from genlab.samplers.smc import smc
+from genlab.vocab import TokenVocabulary
 
 # (pattern, flags, whether a DFA over-approximation is expected)
 PATTERNS = [
@@ -107,6 +109,40 @@ def test_a_recursion_cut_off_admits_only_its_group_characters():
     assert dfa.run(b"<<<<1") < 0 and dfa.run(b"<<< ") < 0  # the old cut-off (any text) let both through
     digits = over_approximation(r"(\[(?:\d|(?1)){0,3}\])")
     assert digits.accepts("[[[[٣]]]]".encode()) and digits.run(b"[[[[a") < 0  # \d: any digit, nothing else
+
+
+CELL_CASES = [  # (pattern, texts that start a match)
+    (r"(?i) \b(\w{2,8})\b \1\b\.", [" Hello ", " Hello hel", " ab", " 漢字 ", " Straße str", " ǅx "]),
+    (r" ([α-ω]{1,4})-\1", [" αβ-", " αβ-α", " ω"]),
+    (r"\p{Han}{2}[^\p{Han}\s]", ["漢", "漢字", ""]),
+    (r"(?=\w*[٠-٩])\w{1,5}\.", ["ab", "٣", "x٣y"]),
+    (r"(?i)(?:straße|σας)+!", ["stra", "STRA", "σα", "straßeσ"]),
+    (r"(\w)\1+(?<!ा)\b", ["क", "कक", "é"]),
+]
+LEADS = [bytes([b]) for b in range(0xC2, 0xF0)] + [b"\xe4\xb8", b"\xce", b"\xe0\xa5", b"\xc3"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(range(len(CELL_CASES))), st.data())
+def test_live_tries_one_character_per_cell_and_agrees_with_trying_all(case, data):
+    """Whether some character can follow a text, told by one character of each cell of interchangeable ones (and
+    the text's own), is what trying every character the pending bytes can start says."""
+    pattern, texts = CELL_CASES[case]
+    constraint = Pattern(pattern)
+    assert character_cells(pattern) is not None
+    text = data.draw(st.sampled_from(texts) | st.text(alphabet="abé漢字٣αβ -ßσΣक", max_size=6))
+    state = text.encode() + data.draw(st.sampled_from(LEADS))
+    vocab = TokenVocabulary.from_bytes([b"a"], eos_ids=[])
+    fast = PredicateMatcher(vocab, constraint.prefix, constraint.complete, "fast", constraint.characters)
+    every = PredicateMatcher(vocab, constraint.prefix, constraint.complete, "every")
+    assert fast.live(state) == every.live(state), (pattern, state)
+
+
+def test_characters_are_few_for_a_block_the_pattern_does_not_split():
+    constraint = Pattern(r"(?i) \b(\w{2,8})\b \1\b\.")
+    assert len(constraint.characters(" Hello ", 0x4000, 0x4FFF)) <= 3  # CJK: word characters, none cased
+    assert 0x4E2D in constraint.characters(" 中 ", 0x4000, 0x4FFF)  # the text's own characters are tried
+    assert character_cells(r"\X+") is None  # graphemes: no cells, every character tried
 
 
 @settings(max_examples=300, deadline=None)

@@ -222,6 +222,95 @@ def _characters(items: list, out: list[str]) -> bool:
     return True
 
 
+def character_cells(pattern: str, flags: int = 0) -> np.ndarray | None:
+    """Cells of interchangeable characters for the `regex` package's matching of `pattern`: int32 over every code
+    point, equal where no item of the pattern tells two characters apart. A character class or category either
+    holds both or neither (each range, each `\\w \\d \\s` under both packages' readings), neither is a
+    literal, a newline or cased (case folding relates cased characters only), so matching cannot tell them apart
+    but through backreferences, which compare with characters of the text (the caller keeps those apart). None
+    where the pattern has an item this reading does not cover (graphemes, version 1's word boundaries, ...)."""
+    if flags & (regex.V1 | regex.LOCALE | regex.WORD) or re.search(r"\\X|\\L<|\(\?[a-zA-Z]*[VwLf]", pattern):
+        return None
+    widened = widen(pattern, flags) if relaxed_tree(pattern, flags) is not None else None
+    if widened is None:
+        return None
+    try:
+        tree = _parser.parse(widened, flags & SHARED_FLAGS)
+    except (re.error, OverflowError, RecursionError):
+        return None
+    singles: set[int] = {ord("\n")}
+    ranges: set[tuple[int, int]] = set()
+    categories: set[str] = {"w"}
+    if not _atoms(tree.data, singles, ranges, categories):
+        return None
+    cells = np.zeros(0x110000, dtype=np.int64)
+    masks = [_members(engine, name) for name in sorted(categories) for engine in ("re", "regex")]
+    for lo, hi in sorted(ranges):
+        inside = np.zeros(0x110000, dtype=bool)
+        inside[lo : hi + 1] = True
+        masks.append(inside)
+    for inside in masks:  # refine: each mask splits every cell in two
+        cells = cells * 2 + inside
+        cells = np.unique(cells, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    points = np.array(sorted(singles | set(np.flatnonzero(_cased()).tolist())), dtype=np.int64)
+    cells[points] = cells.max() + 1 + np.arange(points.size)
+    cells[0xD800:0xE000] = cells.max() + 1  # surrogates are never text: their own cell, never tried
+    return cells.astype(np.int32)
+
+
+def _atoms(items: list, singles: set[int], ranges: set[tuple[int, int]], categories: set[str]) -> bool:
+    """Collect what tells characters apart in a `re` parse: literals, class ranges, categories; False where an
+    item is not one this reading knows."""
+    for op, av in items:
+        if op in (C.LITERAL, C.NOT_LITERAL):
+            singles.add(av)
+        elif op is C.IN:
+            for kind, value in av:
+                if kind is C.LITERAL:
+                    singles.add(value)
+                elif kind is C.RANGE:
+                    ranges.add(value)
+                elif kind is C.CATEGORY and value in _CATEGORIES:
+                    categories.add(_CATEGORIES[value][0])
+                elif kind is not C.NEGATE:
+                    return False
+        elif op is C.ANY or op is C.GROUPREF or op is C.AT:
+            continue  # newline, the text's own characters and word characters are told apart already
+        elif op in (C.MAX_REPEAT, C.MIN_REPEAT, _POSSESSIVE):
+            if not _atoms(list(av[2]), singles, ranges, categories):
+                return False
+        elif op is C.SUBPATTERN:
+            if not _atoms(list(av[3]), singles, ranges, categories):
+                return False
+        elif op in (C.ASSERT, C.ASSERT_NOT):
+            if not _atoms(list(av[1]), singles, ranges, categories):
+                return False
+        elif op is _ATOMIC:
+            if not _atoms(list(av), singles, ranges, categories):
+                return False
+        elif op is C.BRANCH:
+            if not all(_atoms(list(branch), singles, ranges, categories) for branch in av[1]):
+                return False
+        elif op is C.GROUPREF_EXISTS:
+            if not all(_atoms(list(b), singles, ranges, categories) for b in av[1:] if b is not None):
+                return False
+        else:
+            return False
+    return True
+
+
+@cache
+def _cased() -> np.ndarray:
+    """The code points with a case mapping (lower, upper or fold differs): case-insensitive matching relates them."""
+    _, chars = _every_character()
+    points, _ = _every_character()
+    out = np.zeros(0x110000, dtype=bool)
+    for i, c in enumerate(chars):
+        if c.lower() != c or c.upper() != c or c.casefold() != c:
+            out[points[i]] = True
+    return out
+
+
 @cache
 def _every_character() -> tuple[np.ndarray, str]:
     """Every code point but the surrogates, as an array and as one string."""

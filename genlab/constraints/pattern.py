@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import regex
 
-from genlab.automata.relax import over_approximation
+from genlab.automata.relax import character_cells, over_approximation
 from genlab.constraints.base import Constraint, Matcher
 from genlab.constraints.predicate import CHECK_TIMEOUT, PredicateMatcher, _as_text, _split_utf8
 from genlab.constraints.regex import DFAMatcher
@@ -48,6 +48,7 @@ class Pattern(Constraint):
             raise InvalidPatternError(f"invalid pattern {pattern!r}: {exc}") from None
         self.dfa = over_approximation(pattern, flags, max_states=max_states)
         self._prefixes: dict[str, bool] = {}
+        self._cells: np.ndarray | None | bool = False  # `character_cells`, computed on first need
 
     def __repr__(self) -> str:
         return f"Pattern({self.pattern!r})" if not self.flags else f"Pattern({self.pattern!r}, flags={self.flags})"
@@ -70,6 +71,19 @@ class Pattern(Constraint):
                 self._prefixes.clear()
             found = self._prefixes[text] = self._match(text, True)
         return found
+
+    def characters(self, text: str, lo: int, hi: int) -> list[int]:
+        """The characters of lo..hi worth trying after `text` to learn whether any can follow it: one of each cell
+        of interchangeable characters (`relax.character_cells`), and every character of the text itself (a
+        backreference may compare with it); all of them where the pattern has no cells."""
+        if self._cells is False:
+            self._cells = character_cells(self.pattern, self.flags)
+        if self._cells is None:
+            return list(range(lo, hi + 1))
+        assert isinstance(self._cells, np.ndarray)
+        first = np.unique(self._cells[lo : hi + 1], return_index=True)[1] + lo
+        tried = set(first.tolist()) | {ord(c) for c in set(text) if lo <= ord(c) <= hi}
+        return sorted(c for c in tried if not 0xD800 <= c <= 0xDFFF)
 
     def complete(self, text: str) -> bool:
         """Whether `text` is a full match."""
@@ -97,7 +111,7 @@ class PatternMatcher(Matcher[bytes]):
         self.vocab = vocab
         self.pattern = pattern
         self.dfa = None if pattern.dfa is None else DFAMatcher(pattern.dfa, vocab)
-        self.exact = PredicateMatcher(vocab, pattern.prefix, pattern.complete, repr(pattern))
+        self.exact = PredicateMatcher(vocab, pattern.prefix, pattern.complete, repr(pattern), pattern.characters)
         self._all = np.zeros(vocab.size, dtype=bool)
         self._all[np.flatnonzero(vocab.is_text)] = True
         self._all[list(vocab.eos_ids)] = True

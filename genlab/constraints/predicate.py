@@ -74,11 +74,19 @@ class PredicateMatcher(Matcher[bytes]):
 
     has_masks = False
 
-    def __init__(self, vocab: TokenVocabulary, prefix: TextCheck | None, complete: TextCheck | None, what: str):
+    def __init__(
+        self,
+        vocab: TokenVocabulary,
+        prefix: TextCheck | None,
+        complete: TextCheck | None,
+        what: str,
+        characters: Callable[[str, int, int], list[int]] | None = None,
+    ):
         self.vocab = vocab
         self.prefix = prefix
         self.complete = complete
         self.what = what
+        self.characters = characters  # (text, lo, hi) -> the characters of lo..hi worth trying after text
         self._is_text = vocab.is_text
         self._eos = vocab.eos_ids
         # Text tokens split by their first byte: only those starting with a UTF-8 continuation byte (0x80-0xBF)
@@ -88,7 +96,7 @@ class PredicateMatcher(Matcher[bytes]):
         continues = (first >= 0x80) & (first < 0xC0)
         self._continuation_ids = text_ids[continues]
         self._fresh_ids = text_ids[~continues]
-        self._live: dict[tuple[str, bytes], bool] = {}
+        self._live: dict[tuple[str, bytes], tuple[bool, int]] = {}  # (text, tail) -> (live, characters tried)
 
     def start(self) -> bytes:
         return b""
@@ -129,8 +137,8 @@ class PredicateMatcher(Matcher[bytes]):
         passes `prefix`.
 
         Exact but slow for a dead lead byte (it tries every character the bytes can start, up to ~10^6 for a
-        4-byte lead); memoised. With `limit`, a pending character that can still become more than `limit`
-        characters counts as live without trying them (what `advance` does, so sampling never stalls on it).
+        4-byte lead, or those `characters` picks); memoised. With `limit`, a pending character that needs more
+        than `limit` tries counts as live without them (what `advance` does, so sampling never stalls on it).
         """
         split = _split_utf8(state)
         if split is None:
@@ -139,23 +147,23 @@ class PredicateMatcher(Matcher[bytes]):
         if not pending or self.prefix is None:
             return True
         tail = state[len(state) - _pending_length(state) :]
-        if limit is not None:
-            lo, hi = _code_point_range(tail)
-            if hi - lo + 1 > limit:
-                return True
         key = (text, tail)
         found = self._live.get(key)
         if found is None:
-            if len(tail) > 1 and not self.live(state[:-1]):  # a dead shorter tail covers this one's characters
-                found = False
+            lo, hi = _code_point_range(tail)
+            tried = range(lo, hi + 1) if self.characters is None else self.characters(text, lo, hi)
+            if len(tail) > 1 and not self.live(state[:-1], limit):  # a dead shorter tail covers these characters
+                verdict = False
+            elif limit is not None and len(tried) > limit:
+                return True  # not memoised: the exact verdict is still unknown
             else:
-                lo, hi = _code_point_range(tail)
                 prefix = self.prefix
-                found = any(prefix(text + chr(c)) for c in range(lo, hi + 1) if not 0xD800 <= c <= 0xDFFF)
+                verdict = any(prefix(text + chr(c)) for c in tried if not 0xD800 <= c <= 0xDFFF)
             if len(self._live) > 100_000:
                 self._live.clear()
-            self._live[key] = found
-        return found
+            found = self._live[key] = (verdict, len(tried))
+        verdict, tries = found
+        return True if limit is not None and tries > limit else verdict
 
     def allowed_tokens(self, state: bytes) -> np.ndarray:
         """The non-EOS ids that `allows` accepts after `state`, one `prefix` call per candidate token: the slow,
