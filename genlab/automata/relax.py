@@ -243,15 +243,14 @@ def character_cells(pattern: str, flags: int = 0) -> np.ndarray | None:
     categories: set[str] = {"w"}
     if not _atoms(tree.data, singles, ranges, categories):
         return None
-    cells = np.zeros(0x110000, dtype=np.int64)
-    masks = [_members(engine, name) for name in sorted(categories) for engine in ("re", "regex")]
-    for lo, hi in sorted(ranges):
-        inside = np.zeros(0x110000, dtype=bool)
-        inside[lo : hi + 1] = True
-        masks.append(inside)
-    for inside in masks:  # refine: each mask splits every cell in two
-        cells = cells * 2 + inside
-        cells = np.unique(cells, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    # Between two consecutive range ends every range holds all characters or none: the stretch is the range part
+    # of a cell (two stretches alike stay apart: more cells than needed, never fewer); the categories split them.
+    ends = np.unique(np.array([e for lo, hi in ranges for e in (lo, hi + 1)], dtype=np.int64))
+    cells = np.searchsorted(ends, np.arange(0x110000), side="right").astype(np.int64)
+    for name in sorted(categories):
+        for engine in ("re", "regex"):
+            cells = cells * 2 + _members(engine, name)
+    cells = np.unique(cells, return_inverse=True)[1].reshape(-1).astype(np.int64)
     points = np.array(sorted(singles | set(np.flatnonzero(_cased()).tolist())), dtype=np.int64)
     cells[points] = cells.max() + 1 + np.arange(points.size)
     cells[0xD800:0xE000] = cells.max() + 1  # surrogates are never text: their own cell, never tried
@@ -301,10 +300,11 @@ def _atoms(items: list, singles: set[int], ranges: set[tuple[int, int]], categor
 
 @cache
 def _cased() -> np.ndarray:
-    """The code points with a case mapping (lower, upper or fold differs): case-insensitive matching relates them."""
-    _, chars = _every_character()
-    points, _ = _every_character()
+    """The code points with a case mapping (lower, upper, title or fold differs) by Python's tables or the `regex`
+    package's, which may be of another Unicode version: case-insensitive matching relates only these."""
+    points, chars = _every_character()
     out = np.zeros(0x110000, dtype=bool)
+    out[points[[m.start() for m in regex.finditer(r"[\p{CWCM}\p{CWCF}]", chars)]]] = True
     for i, c in enumerate(chars):
         if c.lower() != c or c.upper() != c or c.casefold() != c:
             out[points[i]] = True
