@@ -77,14 +77,8 @@ def over_approximation(pattern: str, flags: int = 0, *, max_states: int = 10_000
 
 def relaxed_tree(pattern: str, flags: int = 0, depth: int = RECURSION_DEPTH):
     """`re`'s parse tree of the widened pattern, relaxed in place (see the module doc); None where unsafe."""
-    if flags & ~(SHARED_FLAGS | regex.V0 | regex.V1) or _UNSAFE.search(pattern) or re.search(r"\(\?[+-]\d", pattern):
-        return None
-    widened = widen(pattern, flags, depth)
-    if widened is None:
-        return None
-    try:
-        tree = _parser.parse(widened, flags & SHARED_FLAGS)
-    except (re.error, OverflowError, RecursionError):
+    tree = _widened_tree(pattern, flags, depth)
+    if tree is None:
         return None
     groups: dict[int, object] = {}
     _collect_groups(tree, groups)
@@ -92,6 +86,19 @@ def relaxed_tree(pattern: str, flags: int = 0, depth: int = RECURSION_DEPTH):
         _relax(group, groups, tree.state)
     _relax(tree, groups, tree.state)
     return tree
+
+
+def _widened_tree(pattern: str, flags: int, depth: int):
+    """`re`'s parse tree of the widened pattern, not relaxed; None where unsafe."""
+    if flags & ~(SHARED_FLAGS | regex.V0 | regex.V1) or _UNSAFE.search(pattern) or re.search(r"\(\?[+-]\d", pattern):
+        return None
+    widened = widen(pattern, flags, depth)
+    if widened is None:
+        return None
+    try:
+        return _parser.parse(widened, flags & SHARED_FLAGS)
+    except (re.error, OverflowError, RecursionError):
+        return None
 
 
 def widen(pattern: str, flags: int = 0, depth: int = RECURSION_DEPTH) -> str | None:
@@ -231,12 +238,8 @@ def character_cells(pattern: str, flags: int = 0) -> np.ndarray | None:
     where the pattern has an item this reading does not cover (graphemes, version 1's word boundaries, ...)."""
     if flags & (regex.V1 | regex.LOCALE | regex.WORD) or re.search(r"\\X|\\L<|\(\?[a-zA-Z]*[VwLf]", pattern):
         return None
-    widened = widen(pattern, flags) if relaxed_tree(pattern, flags) is not None else None
-    if widened is None:
-        return None
-    try:
-        tree = _parser.parse(widened, flags & SHARED_FLAGS)
-    except (re.error, OverflowError, RecursionError):
+    tree = _widened_tree(pattern, flags, RECURSION_DEPTH)
+    if tree is None:
         return None
     singles: set[int] = {ord("\n")}
     ranges: set[tuple[int, int]] = set()
