@@ -108,7 +108,6 @@ def test_python_versions_walk_every_kind_like_the_compiled_kernels(tmp_path):
 BACKGROUND = """
 import numpy as np
 from genlab import jit
-from genlab.errors import GenlabError
 from genlab.automata import intern
 from genlab.cache import kernels_compiled
 keys = np.full(64, -1, np.int64)
