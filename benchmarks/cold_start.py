@@ -88,10 +88,11 @@ print("RESULT " + json.dumps(out))
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "maskbench-dev.jsonl.gz"
 
 
-def run(parts: str, kernels: Path, mode: str = "background", child: list[str] | None = None) -> dict[str, float]:
+def run(child: list[str], kernels: Path, mode: str = "background") -> dict[str, float]:
+    """The RESULT dict a child (`python -c CODE ARGS...`) prints, run on the numba cache `kernels`."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(kernels), "GENLAB_KERNELS": mode}
     done = subprocess.run(
-        [sys.executable, "-c", *(child or [CHILD, parts])],
+        [sys.executable, "-c", *child],
         env=env,
         capture_output=True,
         text=True,
@@ -100,7 +101,7 @@ def run(parts: str, kernels: Path, mode: str = "background", child: list[str] | 
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
-        raise SystemExit(f"child failed ({parts}):\n{done.stdout}\n{done.stderr}")
+        raise SystemExit(f"child failed ({child[1:]}):\n{done.stdout}\n{done.stderr}")
     return json.loads(lines[-1][len("RESULT ") :])
 
 
@@ -118,10 +119,10 @@ def main() -> None:
     for setting, groups in (("alone", ["regex", "json", "sql"]), ("demo order", ["regex,json,sql"])):
         for parts in groups:
             with tempfile.TemporaryDirectory(prefix="genlab-kernels-") as folder:
-                cold = run(parts, Path(folder))
-                warm = run(parts, Path(folder))
+                cold = run([CHILD, parts], Path(folder))
+                warm = run([CHILD, parts], Path(folder))
             with tempfile.TemporaryDirectory(prefix="genlab-kernels-") as folder:
-                here = run(parts, Path(folder), "compile")
+                here = run([CHILD, parts], Path(folder), "compile")
             helper[f"{parts} ({setting})"] = cold.pop("helper done")
             for name, seconds in cold.items():
                 rows[f"{name} ({setting})"] = {"cold": seconds, "here": here[name], "warm": warm[name]}
@@ -161,10 +162,10 @@ def schemas(count: int, output: str) -> None:
         return
     child = [SCHEMAS, str(DATA), str(count)]
     with tempfile.TemporaryDirectory(prefix="genlab-kernels-") as folder:
-        cold = run("", Path(folder), child=child)
-        warm = run("", Path(folder), child=child)
+        cold = run(child, Path(folder))
+        warm = run(child, Path(folder))
     with tempfile.TemporaryDirectory(prefix="genlab-kernels-") as folder:
-        here = run("", Path(folder), "compile", child=child)
+        here = run(child, Path(folder), "compile")
     helper = cold.pop("helper done")
     lines = [
         "| schema (in order) | cold s (default) | cold s (compiled here) | warm s | default / compiled here |",

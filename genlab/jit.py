@@ -73,6 +73,7 @@ def python_version_of(kernel: Dispatcher) -> Callable[[Callable], Callable]:
     return register
 
 
+@functools.cache
 def python_version(kernel: Dispatcher) -> Callable:
     """`kernel` as Python: its source run by the interpreter, each kernel it calls (a global of its module) replaced
     by that kernel's Python version, integer overflow wrapping silently as it does in machine code."""
@@ -102,13 +103,9 @@ def _source(kernel: Dispatcher) -> Callable:
 
 
 def _run_as_python(kernel: Dispatcher) -> Callable:
-    version = python_version(kernel)
-
-    def run(*args: Any) -> Any:
-        _counts["python calls"] += 1
-        return version(*args)
-
-    return run
+    """The Python version for numba's dispatcher to call this once (it asks again on every call until compiled)."""
+    _counts["python calls"] += 1
+    return python_version(kernel)
 
 
 def _compile_or_python(kernel: Dispatcher, *args: Any, **kws: Any) -> Any:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -183,48 +184,75 @@ def _cutoff(target: str, groups: dict, class_flags: int, version1: bool) -> str:
         tree = _parser.parse(text, 0)
     except (re.error, OverflowError, RecursionError):
         return f"(?:{ANY}*)"
-    items: list[str] = []
-    if not _characters(tree.data, items):
+    found = _Characters()
+    if not _collect(tree.data, found, lookarounds=False) or not found.plain:
         return f"(?:{ANY}*)"
-    return f"(?:[{''.join(sorted(set(items)))}]*)" if items else "(?:)"
+    items = [f"\\U{c:08x}" for c in sorted(found.singles)]
+    items += [f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in sorted(found.ranges)]
+    for code in sorted(found.categories):
+        name, negated = _CATEGORIES[code]
+        items.append("\\" + (name.upper() if negated else name))
+    return f"(?:[{''.join(items)}]*)" if items else "(?:)"
 
 
 _BACKREFERENCE = re.compile(r"\\([1-9]\d*)|\(\?P=(\w+)\)|\\.")  # the last: other escapes, kept
 
 
-def _characters(items: list, out: list[str]) -> bool:
-    """Add to `out` class items covering every character `items` (a `re` parse) can match; False where that is
-    not plain (any character, a negation, a backreference, a scoped flag)."""
+@dataclass
+class _Characters:
+    """What the items of a `re` parse can match: literals, class ranges, categories (codes); `plain` is False once
+    an item matches characters these do not list (any character, a negated class or literal, a backreference) or
+    reads under a scoped flag."""
+
+    singles: set[int] = field(default_factory=set)
+    ranges: set[tuple[int, int]] = field(default_factory=set)
+    categories: set[Any] = field(default_factory=set)
+    plain: bool = True
+
+
+def _collect(items: list, found: _Characters, lookarounds: bool) -> bool:
+    """Add what `items` can match to `found` (and, with `lookarounds`, what their lookaround bodies test); False
+    where an item is not one this reading knows."""
     for op, av in items:
-        if op is C.LITERAL:
-            out.append(f"\\U{av:08x}")
+        if op in (C.LITERAL, C.NOT_LITERAL):
+            found.singles.add(av)
+            found.plain &= op is C.LITERAL
         elif op is C.IN:
             for kind, value in av:
                 if kind is C.LITERAL:
-                    out.append(f"\\U{value:08x}")
+                    found.singles.add(value)
                 elif kind is C.RANGE:
-                    out.append(f"\\U{value[0]:08x}-\\U{value[1]:08x}")
+                    found.ranges.add(value)
                 elif kind is C.CATEGORY and value in _CATEGORIES:
-                    name, negated = _CATEGORIES[value]
-                    out.append("\\" + (name.upper() if negated else name))
+                    found.categories.add(value)
+                elif kind is C.NEGATE:
+                    found.plain = False
                 else:
                     return False
+        elif op is C.ANY or op is C.GROUPREF:
+            found.plain = False
+        elif op is C.AT:
+            continue
         elif op in (C.MAX_REPEAT, C.MIN_REPEAT, _POSSESSIVE):
-            if not _characters(list(av[2]), out):
+            if not _collect(list(av[2]), found, lookarounds):
                 return False
         elif op is C.SUBPATTERN:
-            if av[1] or av[2] or not _characters(list(av[3]), out):
+            found.plain &= not (av[1] or av[2])
+            if not _collect(list(av[3]), found, lookarounds):
+                return False
+        elif op in (C.ASSERT, C.ASSERT_NOT):
+            if lookarounds and not _collect(list(av[1]), found, lookarounds):
                 return False
         elif op is _ATOMIC:
-            if not _characters(list(av), out):
+            if not _collect(list(av), found, lookarounds):
                 return False
         elif op is C.BRANCH:
-            if not all(_characters(list(branch), out) for branch in av[1]):
+            if not all(_collect(list(branch), found, lookarounds) for branch in av[1]):
                 return False
         elif op is C.GROUPREF_EXISTS:
-            if not all(_characters(list(branch), out) for branch in av[1:] if branch is not None):
+            if not all(_collect(list(b), found, lookarounds) for b in av[1:] if b is not None):
                 return False
-        elif op not in (C.AT, C.ASSERT, C.ASSERT_NOT):  # those consume nothing
+        else:
             return False
     return True
 
@@ -241,11 +269,11 @@ def character_cells(pattern: str, flags: int = 0) -> np.ndarray | None:
     tree = _widened_tree(pattern, flags, RECURSION_DEPTH)
     if tree is None:
         return None
-    singles: set[int] = {ord("\n")}
-    ranges: set[tuple[int, int]] = set()
-    categories: set[str] = {"w"}
-    if not _atoms(tree.data, singles, ranges, categories):
+    found = _Characters(singles={ord("\n")})  # newline: `.` and the anchors tell it apart
+    if not _collect(tree.data, found, lookarounds=True):
         return None
+    singles, ranges = found.singles, found.ranges
+    categories = {"w"} | {_CATEGORIES[code][0] for code in found.categories}  # \w: word boundaries
     # Between two consecutive range ends every range holds all characters or none: the stretch is the range part
     # of a cell (two stretches alike stay apart: more cells than needed, never fewer); the categories split them.
     ends = np.unique(np.array([e for lo, hi in ranges for e in (lo, hi + 1)], dtype=np.int64))
@@ -258,47 +286,6 @@ def character_cells(pattern: str, flags: int = 0) -> np.ndarray | None:
     cells[points] = cells.max() + 1 + np.arange(points.size)
     cells[0xD800:0xE000] = cells.max() + 1  # surrogates are never text: their own cell, never tried
     return cells.astype(np.int32)
-
-
-def _atoms(items: list, singles: set[int], ranges: set[tuple[int, int]], categories: set[str]) -> bool:
-    """Collect what tells characters apart in a `re` parse: literals, class ranges, categories; False where an
-    item is not one this reading knows."""
-    for op, av in items:
-        if op in (C.LITERAL, C.NOT_LITERAL):
-            singles.add(av)
-        elif op is C.IN:
-            for kind, value in av:
-                if kind is C.LITERAL:
-                    singles.add(value)
-                elif kind is C.RANGE:
-                    ranges.add(value)
-                elif kind is C.CATEGORY and value in _CATEGORIES:
-                    categories.add(_CATEGORIES[value][0])
-                elif kind is not C.NEGATE:
-                    return False
-        elif op is C.ANY or op is C.GROUPREF or op is C.AT:
-            continue  # newline, the text's own characters and word characters are told apart already
-        elif op in (C.MAX_REPEAT, C.MIN_REPEAT, _POSSESSIVE):
-            if not _atoms(list(av[2]), singles, ranges, categories):
-                return False
-        elif op is C.SUBPATTERN:
-            if not _atoms(list(av[3]), singles, ranges, categories):
-                return False
-        elif op in (C.ASSERT, C.ASSERT_NOT):
-            if not _atoms(list(av[1]), singles, ranges, categories):
-                return False
-        elif op is _ATOMIC:
-            if not _atoms(list(av), singles, ranges, categories):
-                return False
-        elif op is C.BRANCH:
-            if not all(_atoms(list(branch), singles, ranges, categories) for branch in av[1]):
-                return False
-        elif op is C.GROUPREF_EXISTS:
-            if not all(_atoms(list(b), singles, ranges, categories) for b in av[1:] if b is not None):
-                return False
-        else:
-            return False
-    return True
 
 
 @cache

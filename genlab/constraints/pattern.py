@@ -12,6 +12,7 @@ superset exists (see `relax.py`) every token is checked exactly.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,6 @@ class Pattern(Constraint):
             raise InvalidPatternError(f"invalid pattern {pattern!r}: {exc}") from None
         self.dfa = over_approximation(pattern, flags, max_states=max_states)
         self._prefixes: dict[str, bool] = {}
-        self._cells: np.ndarray | None | bool = False  # `character_cells`, computed on first need
 
     def __repr__(self) -> str:
         return f"Pattern({self.pattern!r})" if not self.flags else f"Pattern({self.pattern!r}, flags={self.flags})"
@@ -72,15 +72,17 @@ class Pattern(Constraint):
             found = self._prefixes[text] = self._match(text, True)
         return found
 
+    @cached_property
+    def _cells(self) -> np.ndarray | None:
+        """`relax.character_cells` of the pattern, computed on the first pending character that needs them."""
+        return character_cells(self.pattern, self.flags)
+
     def characters(self, text: str, lo: int, hi: int) -> list[int]:
         """The characters of lo..hi worth trying after `text` to learn whether any can follow it: one of each cell
         of interchangeable characters (`relax.character_cells`), and every character of the text itself (a
         backreference may compare with it); all of them where the pattern has no cells."""
-        if self._cells is False:
-            self._cells = character_cells(self.pattern, self.flags)
         if self._cells is None:
             return list(range(lo, hi + 1))
-        assert isinstance(self._cells, np.ndarray)
         first = np.unique(self._cells[lo : hi + 1], return_index=True)[1] + lo
         tried = set(first.tolist()) | {ord(c) for c in set(text) if lo <= ord(c) <= hi}
         return sorted(c for c in tried if not 0xD800 <= c <= 0xDFFF)
