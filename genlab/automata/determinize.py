@@ -51,11 +51,15 @@ _ANCHOR_NEEDS = {
 
 @dataclass
 class ByteNFA:
-    """Thompson-style NFA over bytes: per state, epsilon targets, `(anchor kind, target)` and `(lo, hi, target)`."""
+    """Thompson-style NFA over bytes: per state, epsilon targets, `(anchor kind, target)` and `(lo, hi, target)`;
+    and `(assertion kind, argument, target)` moves with the lookaround bodies they name (`assertions.py`)."""
 
     eps: list[list[int]] = field(default_factory=list)
     anchors: list[list[tuple[int, int]]] = field(default_factory=list)
     edges: list[list[tuple[int, int, int]]] = field(default_factory=list)
+    asserts: list[list[tuple[int, int, int]]] = field(default_factory=list)
+    ahead: list = field(default_factory=list)  # lookahead bodies, `assertions.Body`
+    behind: list = field(default_factory=list)  # lookbehind bodies
     start: int = 0
     final: int = 0
 
@@ -66,6 +70,7 @@ class ByteNFA:
             self.eps.append([])
             self.anchors.append([])
             self.edges.append([])
+            self.asserts.append([])
         return first
 
     @property
@@ -78,8 +83,10 @@ def determinize(nfa: ByteNFA, max_states: int, source: str) -> tuple[np.ndarray,
 
     Raises `StateLimitError` (naming `source`) as soon as more than `max_states` DFA states exist. An NFA
     without anchors (most patterns) is determinised in numba, the rest here in Python (threads carry anchors'
-    requirements).
+    requirements). NFAs with assertion moves go to `assertions.determinize_assertions` instead.
     """
+    if any(nfa.asserts):
+        raise ValueError("an NFA with assertion moves: use assertions.determinize_assertions")
     if not any(nfa.anchors):
         found = _plain_subsets(nfa, max_states)
         if found is None:

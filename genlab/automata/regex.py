@@ -9,7 +9,11 @@ construction gives a DFA (`determinize.py`, anchors included); `minimize.py` pru
 Supported: literals, classes, `.`, categories, alternation, groups, inline and scoped flags (`i`, `s`, `m`, `a`,
 `x`, `u`), greedy and lazy quantifiers (laziness does not change what a full match accepts), and the anchors
 `^ $ \\A \\Z` anywhere, with `re`'s meaning (`$` also matches before a final "\\n"; `(?m)` makes `^ $` line anchors).
-Refused: backreferences, lookarounds, conditionals, possessive quantifiers, atomic groups, `\\b` and `\\B`.
+With `assertions` (what `compile_regex` passes; grammar terminals do not, a lexeme's lookahead would look past
+it): lookaheads and lookbehinds with regular bodies, `\\b` and `\\B` (as lookarounds on `\\w`), and conditionals
+on a group `(?(1)yes|no)`, exactly (`assertions.py`). Refused: backreferences, atomic groups and possessive
+quantifiers, and lookaround bodies that would look the other way (a lookbehind, `\\b` or `^` inside a lookahead,
+a lookahead or `$` inside a lookbehind, a conditional inside either).
 """
 
 from __future__ import annotations
@@ -19,6 +23,17 @@ import sys
 
 import numpy as np
 
+from genlab.automata.assertions import (
+    IF_GROUP,
+    IF_NOT_GROUP,
+    LOOKAHEAD,
+    LOOKBEHIND,
+    NOT_LOOKAHEAD,
+    NOT_LOOKBEHIND,
+    SET_GROUP,
+    Body,
+    determinize_assertions,
+)
 from genlab.automata.charclass import char_set
 from genlab.automata.determinize import (
     AT_END,
@@ -48,6 +63,8 @@ _ATOMIC = getattr(C, "ATOMIC_GROUP", None)
 
 
 NFA_STATES_PER_DFA_STATE = 10
+# `re` before Python 3.14 lets `\\B` match nowhere in an empty text (the `regex` package lets it match there)
+RE_EMPTY_NON_BOUNDARY = re.fullmatch(r"\\B", "") is not None
 
 
 def tree_items(tree) -> list:
@@ -59,11 +76,12 @@ def tree_items(tree) -> list:
 def compile_regex(pattern: str, *, max_states: int = 10_000) -> ByteDFA:
     """The minimal byte DFA of the UTF-8 encodings of the strings `s` with `re.fullmatch(pattern, s)`.
 
-    Raises `InvalidPatternError` (what `re` rejects), `UnsupportedConstraintError` (no finite automaton; the
-    construct and its offset are named), `EmptyLanguageError` (nothing matches) and `StateLimitError` (the NFA
-    or DFA would exceed `max_states` states; raised while building, before anything huge exists).
+    Raises `InvalidPatternError` (what `re` rejects), `UnsupportedConstraintError` (no finite automaton, or one
+    this compiler does not build; the construct and its offset are named), `EmptyLanguageError` (nothing
+    matches) and `StateLimitError` (the NFA or DFA would exceed `max_states` states; raised while building,
+    before anything huge exists).
     """
-    return compile_parsed(parse_regex(pattern), pattern, max_states=max_states)
+    return compile_parsed(parse_regex(pattern), pattern, max_states=max_states, assertions=True)
 
 
 def parse_regex(pattern: str):
@@ -83,19 +101,27 @@ def parse_regex(pattern: str):
     return tree
 
 
-def compile_parsed(tree, pattern: str, *, max_states: int = 10_000) -> ByteDFA:
+def compile_parsed(
+    tree,
+    pattern: str,
+    *,
+    max_states: int = 10_000,
+    assertions: bool = False,
+    empty_non_boundary: bool = RE_EMPTY_NON_BOUNDARY,
+) -> ByteDFA:
     """`compile_regex` from a parse tree of `pattern` (from `parse_regex`, or a part of one; `pattern` locates
-    refused constructs and names the source in errors)."""
+    refused constructs and names the source in errors). `assertions`: compile lookarounds, `\\b`, `\\B` and
+    conditionals (else refuse them); `empty_non_boundary`: whether `\\B` matches in the empty text (`re`'s answer
+    by default; the `regex` package's is True)."""
     flags = tree.state.flags
-    _refuse_unsupported(tree, pattern, bool(flags & C.SRE_FLAG_VERBOSE))
+    _refuse_unsupported(tree, pattern, bool(flags & C.SRE_FLAG_VERBOSE), assertions)
     source = f"regex {pattern!r}"
     chain = _ascii_chain(tree, flags)
     if chain is not None:
         return chain
     # NFA states are cheap and many collapse in the DFA (one Unicode \w is ~310 of them): allow ten per DFA state.
-    nfa = _Thompson(NFA_STATES_PER_DFA_STATE * max_states, source).build(tree, flags)
-    table, accepting = determinize(nfa, max_states, source)
-    dfa = minimal_dfa(table, accepting)
+    builder = _Thompson(NFA_STATES_PER_DFA_STATE * max_states, source, empty_non_boundary)
+    dfa = builder.dfa(builder.build(tree, flags), max_states)
     if dfa is None:
         raise EmptyLanguageError(f"{source} matches no string (no valid UTF-8 text satisfies it)")
     return dfa
@@ -131,15 +157,28 @@ def _ascii_chain(tree, flags: int) -> ByteDFA | None:
 class _Thompson:
     """Builds the byte NFA right to left: `_seq(items, flags, nxt)` reads `items`, then goes on to state `nxt`."""
 
-    def __init__(self, max_states: int, source: str):
+    def __init__(self, max_states: int, source: str, empty_non_boundary: bool = RE_EMPTY_NON_BOUNDARY):
         self.nfa = ByteNFA()
         self.max_states = max_states
         self.source = source
+        self.empty_non_boundary = empty_non_boundary
+        self.group_bits: dict[int, int] = {}  # groups a conditional tests -> their bit in a thread
+        self._bodies: dict[tuple, int] = {}  # (direction, body key) -> index in nfa.ahead / nfa.behind
 
     def build(self, tree, flags: int) -> ByteNFA:
+        for group in sorted(_conditional_groups(tree)):
+            self.group_bits[group] = len(self.group_bits)
         self.nfa.final = self._new()
         self.nfa.start = self._seq(tree, flags, self.nfa.final)
         return self.nfa
+
+    def dfa(self, nfa: ByteNFA, max_states: int) -> ByteDFA | None:
+        """The minimal DFA of `nfa` (None if its language is empty)."""
+        if any(nfa.asserts):
+            table, accepting = determinize_assertions(nfa, max_states, self.source)
+        else:
+            table, accepting = determinize(nfa, max_states, self.source)
+        return minimal_dfa(table, accepting)
 
     def _new(self, count: int = 1) -> int:
         if len(self.nfa.eps) + count > self.max_states:
@@ -166,16 +205,80 @@ class _Thompson:
         if op is C.BRANCH:
             return self._split(*(self._seq(alt, flags, nxt) for alt in av[1]))
         if op is C.SUBPATTERN:
-            _group, add, drop, body = av
+            group, add, drop, body = av
             if add & _parser.TYPE_FLAGS:  # re._compiler._combine_flags: a type flag replaces the others
                 flags &= ~_parser.TYPE_FLAGS
+            if group in self.group_bits:  # a conditional tests it: the thread notes that it matched
+                nxt = self._assert(SET_GROUP, self.group_bits[group], nxt)
             return self._seq(body, (flags | add) & ~drop, nxt)
         if op in _REPEATS:
             lo, hi, body = av
             return self._repeat(lo, hi, body, flags, nxt)
         if op is C.AT:
+            if av in (C.AT_BOUNDARY, C.AT_NON_BOUNDARY):
+                return self._boundary(av is C.AT_BOUNDARY, flags, nxt)
             return self._anchor(av, flags, nxt)
+        if op is C.ASSERT or op is C.ASSERT_NOT:
+            direction, body = av
+            negative = op is C.ASSERT_NOT
+            if direction == 1:
+                return self._assert(NOT_LOOKAHEAD if negative else LOOKAHEAD, self._body(1, body, flags), nxt)
+            return self._assert(NOT_LOOKBEHIND if negative else LOOKBEHIND, self._body(-1, body, flags), nxt)
+        if op is C.GROUPREF_EXISTS:
+            group, yes, no = av
+            bit = self.group_bits[group]
+            s = self._new()
+            self.nfa.asserts[s].append((IF_GROUP, bit, self._seq(yes, flags, nxt)))
+            self.nfa.asserts[s].append((IF_NOT_GROUP, bit, nxt if no is None else self._seq(no, flags, nxt)))
+            return s
         raise AssertionError(f"unexpected regex node {op}")  # _refuse_unsupported has vetted the tree
+
+    def _assert(self, kind: int, arg: int, nxt: int) -> int:
+        s = self._new()
+        self.nfa.asserts[s].append((kind, arg, nxt))
+        return s
+
+    def _body(self, direction: int, body, flags: int) -> int:
+        """The index of a lookaround body's automaton (L(body)Σ* ahead, Σ*L(body) behind), built once per body."""
+        key = (direction, _tree_key(body), flags)
+        found = self._bodies.get(key)
+        if found is not None:
+            return found
+        sub = _Thompson(self.max_states, self.source, self.empty_non_boundary)
+        nfa = sub.nfa
+        nfa.final = sub._new()
+        loop = sub._new()
+        anything = sub._chars(char_set(C.ANY, None, C.SRE_FLAG_DOTALL), loop)
+        if direction == 1:
+            nfa.eps[loop].extend((anything, nfa.final))
+            nfa.start = sub._seq(body, flags, loop)
+        else:
+            nfa.eps[loop].extend((anything, sub._seq(body, flags, nfa.final)))
+            nfa.start = loop
+        bodies = self.nfa.ahead if direction == 1 else self.nfa.behind
+        bodies.append(Body(sub.dfa(nfa, self.max_states // NFA_STATES_PER_DFA_STATE)))
+        found = self._bodies[key] = len(bodies) - 1
+        return found
+
+    def _boundary(self, word_boundary: bool, flags: int, nxt: int) -> int:
+        """`\\b` as `(?<=\\w)(?!\\w)|(?<!\\w)(?=\\w)`; `\\B` as `(?<=\\w)(?=\\w)|(?<!\\w)(?!\\w)`, the latter
+        also needing a character on some side where the engine's `\\B` does not match in the empty text."""
+        word = [(C.CATEGORY, C.CATEGORY_WORD)]
+        after, before = self._body(1, word, flags), self._body(-1, word, flags)
+        if word_boundary:
+            one = self._assert(LOOKBEHIND, before, self._assert(NOT_LOOKAHEAD, after, nxt))
+            two = self._assert(NOT_LOOKBEHIND, before, self._assert(LOOKAHEAD, after, nxt))
+            return self._split(one, two)
+        one = self._assert(LOOKBEHIND, before, self._assert(LOOKAHEAD, after, nxt))
+        if not self.empty_non_boundary:
+            anything = [(C.ANY, None)]
+            flags |= C.SRE_FLAG_DOTALL
+            nxt = self._split(
+                self._assert(LOOKBEHIND, self._body(-1, anything, flags), nxt),
+                self._assert(LOOKAHEAD, self._body(1, anything, flags), nxt),
+            )
+        two = self._assert(NOT_LOOKBEHIND, before, self._assert(NOT_LOOKAHEAD, after, nxt))
+        return self._split(one, two)
 
     def _chars(self, ranges, nxt: int) -> int:
         """A state reading one code point of `ranges` (a copy of its UTF-8 automaton), then going to `nxt`."""
@@ -228,57 +331,143 @@ _ASSERTS = {
 }
 
 
-def _refuse_unsupported(tree, pattern: str, verbose: bool) -> None:
-    """Raise `UnsupportedConstraintError` for the first construct without a finite automaton, with its offset."""
-    found = _first_unsupported(tree)
+def _refuse_unsupported(tree, pattern: str, verbose: bool, assertions: bool) -> None:
+    """Raise `UnsupportedConstraintError` for the first construct this compiler does not build, with its offset."""
+    found = _Refusals(assertions).first(tree)
     if found is None:
         return
-    kind, name = found
+    kind, index, name, reason = found
     places = _scan(pattern, verbose).get(kind, [])
-    pos, text = places[0] if places else (None, "")
+    pos, text = places[index] if index < len(places) else (None, "")
     if kind in ("backreference", "possessive"):
         name = f"{name} {text}"
     where = f"at offset {pos}" if pos is not None else "(offset not found)"
-    err = UnsupportedConstraintError(
-        f"regex {pattern!r}: {name} {where} is not supported (regexes are compiled to finite automata, "
-        "which have no memory of groups and no lookaround)"
-    )
+    err = UnsupportedConstraintError(f"regex {pattern!r}: {name} {where} is not supported ({reason})")
     err.pattern, err.pos, err.construct = pattern, pos, name
     raise err
 
 
-def _first_unsupported(items) -> tuple[str, str] | None:
-    """(scan kind, display name) of the first refused node, in the order the scanner meets them (text order)."""
+_NO_MEMORY = "a finite automaton has no memory of what a group matched; genlab.Pattern takes it, as a DFA times a check"
+_NO_ASSERTIONS = "this compiler is building a terminal, whose lookarounds would look past the lexeme"
+_COMMITMENT = "commitment is not compiled to an automaton yet; genlab.Pattern takes it, as a DFA times a check"
+_OTHER_WAY = (
+    "a lookaround's body is compiled on its own and may not look the other way; genlab.Pattern takes it, as a "
+    "DFA times a check"
+)
+
+
+class _Refusals:
+    """Walks a parse tree in text order, counting each kind of construct `_scan` locates, to find the first one
+    this compiler refuses: `(scan kind, how many of that kind come before it, display name, why)`."""
+
+    def __init__(self, assertions: bool):
+        self.assertions = assertions
+        self.seen: dict[str, int] = {}
+        self.conditioned: set[int] = set()
+        self.captured_inside: set[int] = set()  # groups inside a lookaround
+
+    def first(self, tree):
+        self.conditioned = _conditional_groups(tree)
+        _groups_inside_lookarounds(tree, False, self.captured_inside)
+        return self._walk(tree, 0, None)
+
+    def _count(self, kind: str) -> int:
+        index = self.seen.get(kind, 0)
+        self.seen[kind] = index + 1
+        return index
+
+    def _walk(self, items, inside: int, around):
+        """`inside`: 0, or the direction of the lookaround the items are in, `around` its (kind, index, name)."""
+        for op, av in tree_items(items):
+            found = None
+            if op in _REPEATS or op is _POSSESSIVE:
+                found = self._walk(av[2], inside, around)  # the quantifier is written after its body
+                if found is None and op is _POSSESSIVE:
+                    return "possessive", self._count("possessive"), "possessive quantifier", _COMMITMENT
+            elif op is C.SUBPATTERN:
+                found = self._walk(av[3], inside, around)
+            elif op is C.BRANCH:
+                for alt in av[1]:
+                    found = found or self._walk(alt, inside, around)
+            elif op is C.GROUPREF:
+                return "backreference", self._count("backreference"), "backreference", _NO_MEMORY
+            elif op is _ATOMIC:
+                return "(?>", self._count("(?>"), "atomic group (?>...)", _COMMITMENT
+            elif op in (C.ASSERT, C.ASSERT_NOT):
+                opener, name = _ASSERTS[op, av[0]]
+                here = opener, self._count(opener), name
+                if not self.assertions:
+                    return (*here, _NO_ASSERTIONS)
+                if inside and inside != av[0]:
+                    return here[0], here[1], f"{name} inside {around[2]}", _OTHER_WAY
+                found = self._walk(av[1], av[0], around if inside else here)
+            elif op is C.GROUPREF_EXISTS:
+                here = "(?(", self._count("(?("), "conditional group (?(id)yes|no)"
+                if not self.assertions:
+                    return (*here, _NO_ASSERTIONS)
+                if inside:
+                    return here[0], here[1], f"{here[2]} inside {around[2]}", _OTHER_WAY
+                if av[0] in self.captured_inside:
+                    return here[0], here[1], f"{here[2]} on a group captured inside a lookaround", _OTHER_WAY
+                found = self._walk(av[1], inside, around) or (av[2] is not None and self._walk(av[2], inside, around))
+            elif op is C.AT and av in (C.AT_BOUNDARY, C.AT_NON_BOUNDARY):
+                text = "\\b" if av is C.AT_BOUNDARY else "\\B"
+                name = f"word boundary {text}" if av is C.AT_BOUNDARY else f"non-word-boundary {text}"
+                index = self._count(text)
+                if not self.assertions:
+                    return text, index, name, _NO_ASSERTIONS
+                if inside:
+                    return text, index, f"{name} inside {around[2]}", _OTHER_WAY
+            elif op is C.AT and inside == 1 and av in (C.AT_BEGINNING, C.AT_BEGINNING_STRING):
+                return around[0], around[1], f"a start anchor inside {around[2]}", _OTHER_WAY
+            elif op is C.AT and inside == -1 and av in (C.AT_END, C.AT_END_STRING):
+                return around[0], around[1], f"an end anchor inside {around[2]}", _OTHER_WAY
+            elif op not in CHAR_ITEMS and op is not C.AT:
+                return str(op), 0, f"regex construct {op}", "not a construct this compiler knows"
+            if found:
+                return found
+        return None
+
+
+def _conditional_groups(items) -> set[int]:
+    """The groups some conditional `(?(g)...)` of the tree tests."""
+    out: set[int] = set()
     for op, av in tree_items(items):
-        if op in _REPEATS or op is _POSSESSIVE:
-            inner = _first_unsupported(av[2])  # the quantifier is written after its body
-            if inner:
-                return inner
-            if op is _POSSESSIVE:
-                return "possessive", "possessive quantifier"
-        elif op is C.SUBPATTERN:
-            inner = _first_unsupported(av[3])
-            if inner:
-                return inner
-        elif op is C.BRANCH:
-            for alt in av[1]:
-                inner = _first_unsupported(alt)
-                if inner:
-                    return inner
-        elif op is C.GROUPREF:
-            return "backreference", "backreference"
-        elif op in (C.ASSERT, C.ASSERT_NOT):
-            return _ASSERTS[op, av[0]]
-        elif op is C.GROUPREF_EXISTS:
-            return "(?(", "conditional group (?(id)yes|no)"
-        elif op is _ATOMIC:
-            return "(?>", "atomic group (?>...)"
-        elif op is C.AT and av in (C.AT_BOUNDARY, C.AT_NON_BOUNDARY):
-            text = "\\b" if av is C.AT_BOUNDARY else "\\B"
-            return text, f"word boundary {text}" if av is C.AT_BOUNDARY else f"non-word-boundary {text}"
-        elif op not in CHAR_ITEMS and op is not C.AT:
-            return str(op), f"regex construct {op}"
-    return None
+        if op is C.GROUPREF_EXISTS:
+            out.add(av[0])
+        for child in _children(op, av):
+            out |= _conditional_groups(child)
+    return out
+
+
+def _groups_inside_lookarounds(items, inside: bool, out: set[int]) -> None:
+    for op, av in tree_items(items):
+        if op is C.SUBPATTERN and inside and av[0] is not None:
+            out.add(av[0])
+        for child in _children(op, av):
+            _groups_inside_lookarounds(child, inside or op in (C.ASSERT, C.ASSERT_NOT), out)
+
+
+def _children(op, av) -> list:
+    """The sub-trees of one parse item."""
+    if op in _REPEATS or op is _POSSESSIVE:
+        return [av[2]]
+    if op is C.SUBPATTERN:
+        return [av[3]]
+    if op is C.BRANCH:
+        return list(av[1])
+    if op is _ATOMIC:
+        return [av]
+    if op in (C.ASSERT, C.ASSERT_NOT):
+        return [av[1]]
+    if op is C.GROUPREF_EXISTS:
+        return [part for part in av[1:] if part is not None]
+    return []
+
+
+def _tree_key(items) -> str:
+    """A hashable stand-in for a parse sub-tree (its items' repr names every op and argument)."""
+    return repr(tree_items(items))
 
 
 _QUANTIFIER = re.compile(r"[*+?]|\{(?:\d+|\d*,\d*)\}")
