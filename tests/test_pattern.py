@@ -18,6 +18,7 @@ from tiny_models import tiny_llama
 from genlab import CheckTimeoutError, Pattern, Predicate
 from genlab.automata.relax import character_cells, over_approximation
 from genlab.constraints.predicate import PredicateMatcher
+from genlab.constraints.regex import DFAMatcher
 from genlab.samplers.masking import masked_sampling
 from genlab.samplers.smc import smc
 from genlab.vocab import TokenVocabulary
@@ -156,17 +157,23 @@ def test_hypothesis_strings(case, text):
         assert dfa.run(text.encode()) >= 0
 
 
-@pytest.mark.parametrize("pattern", [r"(\w)\w*\1", r" (?=[A-Z])\w+(?<!s)\.", r"(?i)(ab|cd) \1!"])
+@pytest.mark.parametrize(
+    "pattern",
+    # (no `\b` right after a non-word character: `regex`'s partial matching reads the end of the text there as the
+    # end, so it is no oracle for such prefixes)
+    [r"(\w)\w*\1", r" (?=[A-Z])\w+(?<!s)\.", r"(?i)(ab|cd) \1!", r" [a-z]+\b(?: \w+)?", r" (\()?[0-9]{2}(?(1)\))"],
+)
 def test_masks_equal_a_brute_force_scan(pattern):
-    """At states along a walk, the mask equals `regex` partial matching of every token's text, one by one."""
+    """At states along a walk, the mask equals `regex` partial matching of every token's text, one by one (for
+    DFA-times-check matchers and exact DFAs alike)."""
     _, vocab = tokenizer_and_vocab("smollm2")
     constraint = Pattern(pattern)
     matcher = constraint.compile(vocab)
     text_ids = np.flatnonzero(vocab.is_text)
-    state = matcher.start()
+    state, data = matcher.start(), b""
     for step in range(3):
         mask = np.asarray(matcher.mask(state), dtype=bool)
-        text = state.decode()
+        text = data.decode()
         brute = np.zeros(vocab.size, dtype=bool)
         for t in text_ids.tolist():
             try:
@@ -182,7 +189,43 @@ def test_masks_equal_a_brute_force_scan(pattern):
         allowed = [t for t in np.flatnonzero(mask) if t not in vocab.eos_ids]
         if not allowed:
             break
-        state = matcher.advance(state, allowed[(7 * step) % len(allowed)])
+        token = allowed[(7 * step) % len(allowed)]
+        state, data = matcher.advance(state, token), data + vocab.token_bytes[token]
+
+
+# regular after all: compiled to the exact DFA, `regex`'s reading of \w, \b and \B (a combining mark is a word
+# character to it, not to `re`; `\B` matches in the empty text)
+EXACT = [
+    r"(?=\w*é)\w{2,4}",
+    r"\b\w+\b(?: \w+)?",
+    r"\B\w?",
+    r"(?:\B.)*",
+    r"[a-z]{1,4}(?<!ab)(?<=[^c])",
+    r"(\()?\d{1,2}(?(1)\))",
+    r"\p{L}+(?<!\p{Lu})",
+    r"(?V1)[\w--\d]+(?=\.)\.?",
+    r"(?<=a|bc)\w|\w+",  # a lookbehind of varying width: the regex package takes it
+]
+
+
+@pytest.mark.parametrize("pattern", EXACT)
+def test_regular_patterns_compile_to_their_exact_dfa(pattern):
+    """Every string up to 4 characters over an alphabet with a combining mark, a digit of another script and a
+    CJK character: the DFA accepts exactly what `regex.fullmatch` does, and the matcher is the DFA's."""
+    constraint = Pattern(pattern)
+    assert constraint.exact and constraint.describe()["enforced_by"] == "exact DFA"
+    for n in range(5):
+        for chars in itertools.product("aé\u0301٣1 .中B", repeat=n):
+            text = "".join(chars)
+            assert constraint.dfa.accepts(text.encode()) == (regex.fullmatch(pattern, text) is not None), text
+    _, vocab = tokenizer_and_vocab("smollm2")
+    assert isinstance(constraint.compile(vocab), DFAMatcher)
+
+
+def test_patterns_that_are_not_regular_stay_dfa_times_check():
+    for pattern in (r"(a)\1", r"(?>a|ab)c", r"a++b", r"(?i)\bab", r"\((?:a|(?R))*\)", r"\X+", r"(?!(a)\1)\w+"):
+        constraint = Pattern(pattern)
+        assert not constraint.exact and constraint.describe()["enforced_by"] == "DFA x check", pattern
 
 
 @pytest.fixture(scope="module")

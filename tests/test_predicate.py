@@ -10,6 +10,7 @@ import regex
 from conftest import tokenizer_and_vocab
 
 from genlab import ConstraintError, InvalidPatternError, Pattern, Predicate
+from genlab.constraints.pattern import PatternMatcher
 
 
 def balanced_prefix(text: str) -> bool:
@@ -128,8 +129,9 @@ def test_split_utf8_character():
         seen.append(text)
         return "café".startswith(text)
 
+    # Pattern("café") alone would compile to its exact DFA; its DFA-times-check matcher is the one under test
     for constraint in (Predicate(prefix=prefix, complete=lambda t: t == "café"), Pattern("café")):
-        matcher = constraint.compile(vocab)
+        matcher = PatternMatcher(constraint, vocab) if isinstance(constraint, Pattern) else constraint.compile(vocab)
         state = matcher.advance_many(matcher.start(), caf)
         assert state == b"caf"
         pending = matcher.advance(state, c3)
@@ -147,10 +149,10 @@ def test_split_utf8_character():
 
 def test_live_lead_bytes():
     _, vocab = tokenizer_and_vocab("smollm2")
-    assert not Pattern(r"[a-z]+").compile(vocab).live(b"ab\xc3")
-    assert Pattern(r"\w+").compile(vocab).live(b"ab\xc3")
-    assert Pattern(r"ab😀").compile(vocab).live(b"ab\xf0\x9f")
-    assert not Pattern(r"ab😀").compile(vocab).live(b"ab\xf0\x90")
+    assert not PatternMatcher(Pattern(r"[a-z]+"), vocab).live(b"ab\xc3")
+    assert PatternMatcher(Pattern(r"\w+"), vocab).live(b"ab\xc3")
+    assert PatternMatcher(Pattern(r"ab😀"), vocab).live(b"ab\xf0\x9f")
+    assert not PatternMatcher(Pattern(r"ab😀"), vocab).live(b"ab\xf0\x90")
 
 
 def test_pattern_errors_and_describe():
@@ -160,7 +162,8 @@ def test_pattern_errors_and_describe():
         "type": "pattern",
         "pattern": r"(?<=a)b|a",
         "flags": 0,
-        "prefilter_dfa_states": 2,
+        "enforced_by": "exact DFA",
+        "dfa_states": 2,
     }
     assert Predicate(complete=balanced).describe() == {"type": "predicate", "name": "balanced"}
     assert Pattern(r"(?i)(\w)\1").check("aA") and not Pattern(r"(\w)\1").check("ab")

@@ -62,30 +62,60 @@ def over_approximation(pattern: str, flags: int = 0, *, max_states: int = 10_000
     """The minimal byte DFA of a regular superset of the strings `regex.fullmatch(pattern, s, flags)` accepts,
     or None where no safe one is found (see the module doc) or its DFA would pass `max_states` (recursions are
     inlined less deep until it fits)."""
+    return pattern_dfa(pattern, flags, max_states=max_states)[0]
+
+
+def pattern_dfa(pattern: str, flags: int = 0, *, max_states: int = 10_000) -> tuple[ByteDFA | None, bool]:
+    """(`over_approximation`, whether it is exact: the pattern's own language, nothing relaxed). Lookarounds,
+    `\\b`/`\\B` and conditionals are kept as exact assertions where the DFA construction takes them (`\\w`, `\\d`,
+    `\\s` then read as the `regex` package reads them); where it does not (a lookaround body that looks the other
+    way, too many states), they are dropped as before."""
     depths = range(RECURSION_DEPTH, -1, -1) if _RECURSION.search(pattern) else [0]
-    for depth in depths:
-        tree = relaxed_tree(pattern, flags, depth)
-        if tree is None:
-            return None
-        try:
-            return compile_parsed(tree, pattern, max_states=max_states)
-        except StateLimitError:
-            continue
-        except UnsupportedConstraintError:  # a construct this relaxation does not know
-            return None
-    return None
+    for keep in (True, False):
+        for depth in depths:
+            exact = _Exactness()
+            tree = relaxed_tree(pattern, flags, depth, exact if keep else None)
+            if tree is None:
+                return None, False
+            try:
+                dfa = compile_parsed(tree, pattern, max_states=max_states, assertions=keep, empty_non_boundary=True)
+            except StateLimitError:
+                continue
+            except UnsupportedConstraintError:  # a construct the DFA construction does not take
+                break
+            return dfa, keep and exact.exact
+    return None, False
 
 
-def relaxed_tree(pattern: str, flags: int = 0, depth: int = RECURSION_DEPTH):
-    """`re`'s parse tree of the widened pattern, relaxed in place (see the module doc); None where unsafe."""
+@dataclass
+class _Exactness:
+    """Whether a relaxation has changed nothing yet (`_relax` clears it where it widens)."""
+
+    exact: bool = True
+
+
+def relaxed_tree(pattern: str, flags: int = 0, depth: int = RECURSION_DEPTH, keep: _Exactness | None = None):
+    """`re`'s parse tree of the widened pattern, relaxed in place (see the module doc); None where unsafe. With
+    `keep`, assertions and conditionals stay (exactly) and `keep.exact` says whether anything was widened."""
     tree = _widened_tree(pattern, flags, depth)
     if tree is None:
         return None
+    version1 = bool(flags & regex.V1) or re.match(r"\(\?V1\)", pattern) is not None
+    if keep is not None and (
+        _RECURSION.search(pattern)
+        or re.search(r"\\X|\(\?[a-zA-Z]*i", pattern)
+        or flags & regex.IGNORECASE
+        or (version1 and re.search(r"\\[bB]", pattern))
+    ):
+        # recursion and graphemes are widened; case folding and version 1's word boundaries may read otherwise
+        keep.exact = False
     groups: dict[int, object] = {}
     _collect_groups(tree, groups)
+    if keep is not None:  # a backreference's stand-in is a copy of its group, relaxed without assertions
+        groups = {g: _copy(body) for g, body in groups.items()}
     for group in groups.values():  # first: a backreference inlines its group (which may sit in a lookaround)
         _relax(group, groups, tree.state)
-    _relax(tree, groups, tree.state)
+    _relax(tree, groups, tree.state, keep)
     return tree
 
 
@@ -426,52 +456,101 @@ def _collect_groups(items, groups: dict[int, object]) -> None:
                     _collect_groups(part, groups)
 
 
-def _relax(tree, groups: dict[int, object], state) -> None:
-    """Rewrite the items of `tree` (a `SubPattern`) in place into constructs `compile_parsed` takes."""
+def _relax(tree, groups: dict[int, object], state, keep: _Exactness | None = None) -> None:
+    """Rewrite the items of `tree` (a `SubPattern`) in place into constructs `compile_parsed` takes. With `keep`,
+    lookarounds, word boundaries and conditionals stay, and categories take the `regex` package's reading (exact);
+    a negative lookaround whose body had to be widened is dropped, and `keep.exact` cleared wherever the result
+    is wider than the pattern."""
     ascii_only = bool(state.flags & C.SRE_FLAG_ASCII)
     items = tree_items(tree)
     out: list[Any] = []
     for op, av in items:
         if op in (C.ASSERT, C.ASSERT_NOT):
+            if keep is not None:
+                inner = _Exactness()
+                _relax(av[1], groups, state, inner)
+                if inner.exact or op is C.ASSERT:  # a positive lookaround may test a superset of its body
+                    keep.exact &= inner.exact
+                    out.append((op, av))
+                    continue
+                keep.exact = False
             continue
         if op is C.AT and av in (C.AT_BOUNDARY, C.AT_NON_BOUNDARY):
+            if keep is not None:
+                out.append(_boundary(av is C.AT_BOUNDARY, state))
             continue
+        if keep is not None and op in (C.GROUPREF, _ATOMIC, _POSSESSIVE):
+            keep.exact = False
         if op is C.GROUPREF:
             out.append((C.SUBPATTERN, (None, 0, 0, groups[av])))
             continue
         if op is _ATOMIC:
-            _relax(av, groups, state)
+            _relax(av, groups, state, keep)
             out.append((C.SUBPATTERN, (None, 0, 0, av)))
             continue
         if op is _POSSESSIVE:
             op = C.MAX_REPEAT
         if op is C.CATEGORY and not ascii_only:
-            op, av = C.IN, list(_category_items(av, widest=True))
+            op, av = C.IN, list(_category_items(av, widest=True, exact=keep is not None))
         elif op is C.IN and not ascii_only and any(o is C.CATEGORY for o, _ in av):
             negated = bool(av) and av[0][0] is C.NEGATE
             av = [(o, a) for o, a in av if o is not C.CATEGORY] + [
-                item for o, a in av if o is C.CATEGORY for item in _category_items(a, widest=not negated)
+                item
+                for o, a in av
+                if o is C.CATEGORY
+                for item in _category_items(a, widest=not negated, exact=keep is not None)
             ]
             if negated:  # NEGATE stays first
                 av.remove((C.NEGATE, None))
                 av.insert(0, (C.NEGATE, None))
         if op in (C.MAX_REPEAT, C.MIN_REPEAT):
-            _relax(av[2], groups, state)
+            _relax(av[2], groups, state, keep)
         elif op is C.SUBPATTERN:
-            _relax(av[3], groups, state)
+            _relax(av[3], groups, state, keep)
         elif op is C.BRANCH:
             for alt in av[1]:
-                _relax(alt, groups, state)
+                _relax(alt, groups, state, keep)
         elif op is C.GROUPREF_EXISTS:
             yes, no = av[1], av[2] if av[2] is not None else _parser.SubPattern(state)
-            _relax(yes, groups, state)
-            _relax(no, groups, state)
-            op, av = C.BRANCH, (None, [yes, no])
+            _relax(yes, groups, state, keep)
+            _relax(no, groups, state, keep)
+            if keep is None:
+                op, av = C.BRANCH, (None, [yes, no])
         out.append((op, av))
     if isinstance(tree, _parser.SubPattern):
         tree.data[:] = out
     else:
         tree[:] = out
+
+
+def _boundary(word_boundary: bool, state) -> tuple:
+    """`\\b` (or `\\B`) as the `regex` package reads it: lookarounds on its `\\w`, `(?<=\\w)(?!\\w)|(?<!\\w)(?=\\w)`
+    (`(?<=\\w)(?=\\w)|(?<!\\w)(?!\\w)`), a parse item."""
+    if state.flags & C.SRE_FLAG_ASCII:
+        word = _parser.SubPattern(state, [(C.CATEGORY, C.CATEGORY_WORD)])
+    else:
+        word = _parser.SubPattern(state, [(C.IN, list(_category_items(C.CATEGORY_WORD, True, True)))])
+    after = (C.ASSERT_NOT if word_boundary else C.ASSERT, (1, word))
+    one = _parser.SubPattern(state, [(C.ASSERT, (-1, word)), after])
+    two = _parser.SubPattern(state, [(C.ASSERT_NOT, (-1, word)), _flip(after)])
+    return (C.BRANCH, (None, [one, two]))
+
+
+def _flip(item: tuple) -> tuple:
+    op, av = item
+    return (C.ASSERT if op is C.ASSERT_NOT else C.ASSERT_NOT, av)
+
+
+def _copy(items):
+    """A copy of a parse (sub)tree whose lists can be rewritten without touching the original (the op constants
+    are shared: they are compared by identity)."""
+    if isinstance(items, _parser.SubPattern):
+        return _parser.SubPattern(items.state, [_copy(item) for item in items.data])
+    if isinstance(items, list):
+        return [_copy(item) for item in items]
+    if isinstance(items, tuple):
+        return tuple(_copy(part) for part in items)
+    return items
 
 
 _CATEGORIES = {  # category -> (the positive class, negated)
@@ -496,14 +575,14 @@ def _members(engine: str, name: str) -> np.ndarray:
 
 
 @cache
-def _category_items(code, widest: bool) -> tuple:
+def _category_items(code, widest: bool, exact: bool = False) -> tuple:
     """A category's code points under both packages as `re` class items: all that either matches (`widest`), or
-    those both match (computed once per category and reading)."""
+    those both match; with `exact`, those the `regex` package matches (computed once per category and reading)."""
     name, negated = _CATEGORIES[code]
     a, b = _members("re", name), _members("regex", name)
     if negated:
         a, b = ~a, ~b
-    both = (a | b) if widest else (a & b)
+    both = b.copy() if exact else (a | b) if widest else (a & b)
     both[0xD800:0xE000] = False
     return tuple(_ranges(both))
 

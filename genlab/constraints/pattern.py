@@ -1,7 +1,10 @@
 """`Pattern`: a pattern of the `regex` package (backreferences, lookarounds, recursion, ...), as a DFA times a check.
 
-Such patterns have no exact automaton, but a regular superset of their language does (`automata/relax.py`: a
-backreference widened to its group's language, lookarounds dropped, ...). The matcher steps that DFA first, which
+Where the pattern is regular after all (lookarounds, word boundaries, conditionals, Unicode properties and set
+operations, with no backreference, recursion, atomic group or case folding), `automata/relax.py` compiles it to
+its exact DFA and the matcher is that DFA's, as for `Regex`: no check runs. Otherwise the pattern has no exact
+automaton, but a regular superset of its language does (`automata/relax.py`: a backreference widened to its
+group's language, ...). The matcher steps that DFA first, which
 discards most tokens with a numba step or a cached mask, and runs the exact check only on the tokens it lets
 through: `regex.fullmatch(pattern, text, partial=True)` (a prefix of some match) while generating, and
 `regex.fullmatch(pattern, text)` at the end. Masks are the DFA's, filtered by the exact check, so token masking
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 import regex
 
-from genlab.automata.relax import character_cells, over_approximation
+from genlab.automata.relax import character_cells, pattern_dfa
 from genlab.constraints.base import Constraint, Matcher
 from genlab.constraints.predicate import CHECK_TIMEOUT, PredicateMatcher, _as_text, _split_utf8
 from genlab.constraints.regex import DFAMatcher
@@ -32,8 +35,8 @@ _MEMO_SIZE = 200_000  # prefix verdicts kept per pattern
 class Pattern(Constraint):
     """Output must fullmatch `pattern` under the `regex` package's semantics (with `flags`, e.g. `regex.IGNORECASE`).
 
-    `timeout`: the seconds one check may take (None: no limit). `max_states` bounds the over-approximating DFA
-    (past it, no DFA: every token is checked exactly).
+    `timeout`: the seconds one check may take (None: no limit). `max_states` bounds the DFA (past it, no DFA:
+    every token is checked exactly). `exact`: whether the DFA is the pattern's own language (then no check runs).
     """
 
     def __init__(
@@ -47,7 +50,7 @@ class Pattern(Constraint):
             self.compiled = regex.compile(pattern, flags)
         except regex.error as exc:
             raise InvalidPatternError(f"invalid pattern {pattern!r}: {exc}") from None
-        self.dfa = over_approximation(pattern, flags, max_states=max_states)
+        self.dfa, self.exact = pattern_dfa(pattern, flags, max_states=max_states)
         self._prefixes: dict[str, bool] = {}
 
     def __repr__(self) -> str:
@@ -91,7 +94,10 @@ class Pattern(Constraint):
         """Whether `text` is a full match."""
         return self._match(text, False)
 
-    def _compile(self, vocab: TokenVocabulary) -> PatternMatcher:
+    def _compile(self, vocab: TokenVocabulary) -> Matcher:
+        if self.exact:
+            assert self.dfa is not None
+            return DFAMatcher(self.dfa, vocab)
         return PatternMatcher(self, vocab)
 
     def check(self, text: str | bytes) -> bool:
@@ -100,7 +106,14 @@ class Pattern(Constraint):
 
     def describe(self) -> dict[str, Any]:
         dfa = None if self.dfa is None else self.dfa.n_states
-        return {"type": "pattern", "pattern": self.pattern, "flags": self.flags, "prefilter_dfa_states": dfa}
+        enforced = "exact DFA" if self.exact else "check only" if self.dfa is None else "DFA x check"
+        return {
+            "type": "pattern",
+            "pattern": self.pattern,
+            "flags": self.flags,
+            "enforced_by": enforced,
+            "dfa_states": dfa,
+        }
 
 
 class PatternMatcher(Matcher[bytes]):
