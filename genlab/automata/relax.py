@@ -526,13 +526,16 @@ def _relax(tree, groups: dict[int, object], state, keep: _Exactness | None = Non
 def _boundary(word_boundary: bool, state) -> tuple:
     """`\\b` (or `\\B`) as the `regex` package reads it: lookarounds on its `\\w`, `(?<=\\w)(?!\\w)|(?<!\\w)(?=\\w)`
     (`(?<=\\w)(?=\\w)|(?<!\\w)(?!\\w)`), a parse item."""
-    if state.flags & C.SRE_FLAG_ASCII:
-        word = _parser.SubPattern(state, [(C.CATEGORY, C.CATEGORY_WORD)])
-    else:
-        word = _parser.SubPattern(state, [(C.IN, list(_category_items(C.CATEGORY_WORD, True, True)))])
+    items: list[Any] = (
+        [(C.CATEGORY, C.CATEGORY_WORD)]
+        if state.flags & C.SRE_FLAG_ASCII
+        else [(C.IN, list(_category_items(C.CATEGORY_WORD, True, True)))]
+    )
+    word = _parser.SubPattern(state, items)
     after = (C.ASSERT_NOT if word_boundary else C.ASSERT, (1, word))
-    one = _parser.SubPattern(state, [(C.ASSERT, (-1, word)), after])
-    two = _parser.SubPattern(state, [(C.ASSERT_NOT, (-1, word)), _flip(after)])
+    first: list[Any] = [(C.ASSERT, (-1, word)), after]
+    second: list[Any] = [(C.ASSERT_NOT, (-1, word)), _flip(after)]
+    one, two = _parser.SubPattern(state, first), _parser.SubPattern(state, second)
     return (C.BRANCH, (None, [one, two]))
 
 
