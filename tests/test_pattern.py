@@ -205,6 +205,7 @@ EXACT = [
     r"\p{L}+(?<!\p{Lu})",
     r"(?V1)[\w--\d]+(?=\.)\.?",
     r"(?<=a|bc)\w|\w+",  # a lookbehind of varying width: the regex package takes it
+    r"(?>a|ab)b?\w*+",
 ]
 
 
@@ -223,7 +224,7 @@ def test_regular_patterns_compile_to_their_exact_dfa(pattern):
 
 
 def test_patterns_that_are_not_regular_stay_dfa_times_check():
-    for pattern in (r"(a)\1", r"(?>a|ab)c", r"a++b", r"(?i)\bab", r"\((?:a|(?R))*\)", r"\X+", r"(?!(a)\1)\w+"):
+    for pattern in (r"(a)\1", r"(?>(a)|b)\1", r"(?>a?)*+b", r"(?i)\bab", r"\((?:a|(?R))*\)", r"\X+", r"(?!(a)\1)\w+"):
         constraint = Pattern(pattern)
         assert not constraint.exact and constraint.describe()["enforced_by"] == "DFA x check", pattern
 

@@ -493,11 +493,13 @@ def test_invalid_pattern(pattern, fragment):
         (r"(a)\1", 3, r"backreference \1"),
         (r"(a)(?:b\1)*", 7, r"backreference \1"),
         (r"(?P<x>a)(?P=x)", 8, "backreference (?P=x)"),
-        (r"ab*+", 2, "possessive quantifier *+"),
-        (r"(?:ab){2}+", 6, "possessive quantifier {2}+"),
-        (r"(?:a*+)*+", 4, "possessive quantifier *+"),
-        (r"(?>ab)c", 0, "atomic group (?>...)"),
-        (r"a{,2}+", 1, "possessive quantifier {,2}+"),
+        # atomic groups compile where their first match depends on their own choices alone
+        (r"a(?:b?)*+", 7, "possessive quantifier *+"),
+        (r"(?:ab){2}+(?>a?)++", 16, "possessive quantifier ++"),
+        (r"(?:a*+)*+", 7, "possessive quantifier *+"),
+        (r"ab++(?>a\b)c", 4, "atomic group (?>...)"),
+        (r"(?>(?>a)b)c", 0, "atomic group (?>...)"),
+        (r"(a)?(?>(a)|b)(?(2)c)", 4, "atomic group (?>...)"),
         # lookaround bodies are compiled alone: one that looks the other way is refused, at its own offset
         (r"(?<=a)(?=(?<=b)c)c", 9, "lookbehind (?<=...) inside lookahead (?=...)"),
         (r"(?<!a(?!b))c", 5, "negative lookahead (?!...) inside negative lookbehind (?<!...)"),

@@ -16,11 +16,19 @@ construction here builds its DFA directly, extending `determinize.py`'s threads 
 - A conditional `(?(g)yes|no)` asks whether group g has matched on the path so far: threads carry one bit per
   group a conditional names, set where the group closes (Python's engines keep a group's match through later
   loop iterations that skip it).
+- An atomic group `(?>G)` (and a possessive quantifier, `X*+` being `(?>X*)`) matches only G's first match in
+  the backtracking order, the path whose choices come first. The NFA's epsilon moves list alternatives in that
+  order (greedy loops: once more, then out; lazy: out first), and each choice point inside G knows G's exit. A
+  thread that takes alternative j there carries the obligation that alternatives 0..j-1 never reach G's exit on
+  the text ahead (an NFA state set run beside it, within G): if one does, an earlier path of G matches, and the
+  thread dies. Where G's loops cannot match the empty string (checked by `regex.py`), paths are finite and this
+  is exactly the engines' first match.
 
 Bodies are compiled on their own, so they must not look the other way (a lookbehind or `\\b` inside a
 lookahead, a start anchor in a lookahead's body, ...): `regex.py` refuses those before building.
 Threads are tuples `(nfa state, anchor requirement, group bits, obligations)`, obligations a frozenset of
-`(body, negative, D state)`. DFA states are (trackers, thread set).
+`(AHEAD, body, negative, D state)` and `(EARLIER, G's exit, True, NFA state set)`. DFA states are (trackers,
+thread set).
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ LOOKAHEAD, NOT_LOOKAHEAD, LOOKBEHIND, NOT_LOOKBEHIND, SET_GROUP, IF_GROUP, IF_NO
 
 Thread = tuple[int, int, int, frozenset]
 _DEAD = object()  # an obligation that kills its thread
+AHEAD, EARLIER = range(2)  # obligation kinds: a lookahead's D; earlier alternatives of an atomic group
 
 
 @dataclass(eq=False)
@@ -128,6 +137,7 @@ class _Construction:
         self.ids: dict[tuple, int] = {}
         self.states: list[tuple[tuple[int, ...], frozenset[Thread]]] = []
         self.uses = _tracker_uses(nfa)
+        self.regions: dict[tuple[frozenset, int], frozenset] = {}
 
     def run(self) -> tuple[np.ndarray, np.ndarray]:
         trackers = tuple(-1 if b.dfa is None else b.dfa.start for b in self.nfa.behind)
@@ -181,7 +191,9 @@ class _Construction:
         if q != self.nfa.final or need not in (FREE, END_NEXT):
             return False
         ahead = self.nfa.ahead
-        return all(bool(ahead[k].dfa.accepting[d]) != negative for k, negative, d in obligations)
+        return all(
+            kind == EARLIER or bool(ahead[k].dfa.accepting[d]) != negative for kind, k, negative, d in obligations
+        )
 
     def _obligation(self, k: int, negative: bool, d: int):
         """What body `k`'s D at state `d` asks of a thread: None (nothing more), `_DEAD`, or the obligation."""
@@ -190,7 +202,42 @@ class _Construction:
             return None if negative else _DEAD
         if body.universal(d):
             return _DEAD if negative else None
-        return (k, negative, d)
+        return (AHEAD, k, negative, d)
+
+    def _earlier(self, exit: int, states) -> object:
+        """The obligation that paths from `states` (inside an atomic group) never reach its `exit`: None when none
+        can go on, `_DEAD` when one is there already."""
+        closed = self._region_closure(frozenset(states), exit)
+        if exit in closed:
+            return _DEAD
+        return (EARLIER, exit, True, closed) if closed else None
+
+    def _region_closure(self, states: frozenset, exit: int) -> frozenset:
+        """The states reachable by epsilon moves without passing `exit`, kept if they read a byte (or are `exit`)."""
+        key = (states, exit)
+        found = self.regions.get(key)
+        if found is None:
+            nfa = self.nfa
+            seen = set(states)
+            stack = list(states)
+            while stack:
+                q = stack.pop()
+                if q == exit:
+                    continue
+                for t in nfa.eps[q]:
+                    if t not in seen:
+                        seen.add(t)
+                        stack.append(t)
+            found = self.regions[key] = frozenset(q for q in seen if q == exit or nfa.edges[q])
+        return found
+
+    def _advance(self, ob: tuple, b: int):
+        """An obligation after byte `b`: the new one, None (met) or `_DEAD`."""
+        kind, k, negative, d = ob
+        if kind == AHEAD:
+            return self._obligation(k, negative, int(self.nfa.ahead[k].dfa.transitions[d, b]))
+        moved = [t for q in d for lo, hi, t in self.nfa.edges[q] if lo <= b <= hi]
+        return self._earlier(k, moved) if moved else None
 
     def _moves(self, trackers: tuple[int, ...], threads: frozenset[Thread]):
         """`(lo, hi, (targets, where, trackers after))` for each byte range all threads and automata treat alike."""
@@ -205,8 +252,14 @@ class _Construction:
                     cuts.add(hi + 1)
             else:
                 cuts.update((_NL, _NL + 1))
-            for k, _, d in obligations:
-                cuts.update(nfa.ahead[k].cuts(d))
+            for kind, k, _, d in obligations:
+                if kind == AHEAD:
+                    cuts.update(nfa.ahead[k].cuts(d))
+                else:
+                    for r in d:
+                        for lo, hi, _t in nfa.edges[r]:
+                            cuts.add(lo)
+                            cuts.add(hi + 1)
         for k, e in enumerate(trackers):
             if e >= 0:
                 cuts.update(nfa.behind[k].cuts(e))
@@ -226,14 +279,13 @@ class _Construction:
     def _step(self, threads: frozenset[Thread], b: int) -> frozenset[Thread]:
         """The threads after byte `b` (before closure)."""
         out = set()
-        ahead = self.nfa.ahead
         for q, need, bits, obligations in threads:
             if need == END_NEXT or (need != FREE and b != _NL):
                 continue
             after_need = END_NEXT if need == FINAL_NEWLINE_NEXT else FREE
             moved = []
-            for k, negative, d in obligations:
-                ob = self._obligation(k, negative, int(ahead[k].dfa.transitions[d, b]))
+            for ob in obligations:
+                ob = self._advance(ob, b)
                 if ob is _DEAD:
                     break
                 if ob is not None:
@@ -262,7 +314,16 @@ class _Construction:
         stack = [thread]
         while stack:
             q, need, bits, obligations = stack.pop()
-            nxt = [(t, need, bits, obligations) for t in nfa.eps[q]]
+            exit = nfa.priority.get(q)
+            if exit is None:
+                nxt = [(t, need, bits, obligations) for t in nfa.eps[q]]
+            else:  # a choice inside an atomic group: the earlier alternatives must never reach its exit
+                nxt = [(nfa.eps[q][0], need, bits, obligations)]
+                for j in range(1, len(nfa.eps[q])):
+                    ob = self._earlier(exit, nfa.eps[q][:j])
+                    if ob is _DEAD:
+                        break
+                    nxt.append((nfa.eps[q][j], need, bits, obligations if ob is None else obligations | {ob}))
             for kind, t in nfa.anchors[q]:
                 if kind == AT_START:
                     if where == _AT_TEXT_START:

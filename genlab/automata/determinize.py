@@ -60,6 +60,7 @@ class ByteNFA:
     asserts: list[list[tuple[int, int, int]]] = field(default_factory=list)
     ahead: list = field(default_factory=list)  # lookahead bodies, `assertions.Body`
     behind: list = field(default_factory=list)  # lookbehind bodies
+    priority: dict[int, int] = field(default_factory=dict)  # a choice inside an atomic group -> the group's exit
     start: int = 0
     final: int = 0
 
@@ -85,7 +86,7 @@ def determinize(nfa: ByteNFA, max_states: int, source: str) -> tuple[np.ndarray,
     without anchors (most patterns) is determinised in numba, the rest here in Python (threads carry anchors'
     requirements). NFAs with assertion moves go to `assertions.determinize_assertions` instead.
     """
-    if any(nfa.asserts):
+    if any(nfa.asserts) or nfa.priority:
         raise ValueError("an NFA with assertion moves: use assertions.determinize_assertions")
     if not any(nfa.anchors):
         found = _plain_subsets(nfa, max_states)

@@ -163,6 +163,7 @@ class _Thompson:
         self.source = source
         self.empty_non_boundary = empty_non_boundary
         self.group_bits: dict[int, int] = {}  # groups a conditional tests -> their bit in a thread
+        self.atomic_exit: int | None = None  # inside an atomic group: its exit state
         self._bodies: dict[tuple, int] = {}  # (direction, body key) -> index in nfa.ahead / nfa.behind
 
     def build(self, tree, flags: int) -> ByteNFA:
@@ -174,7 +175,7 @@ class _Thompson:
 
     def dfa(self, nfa: ByteNFA, max_states: int) -> ByteDFA | None:
         """The minimal DFA of `nfa` (None if its language is empty)."""
-        if any(nfa.asserts):
+        if any(nfa.asserts) or nfa.priority:
             table, accepting = determinize_assertions(nfa, max_states, self.source)
         else:
             table, accepting = determinize(nfa, max_states, self.source)
@@ -190,8 +191,11 @@ class _Thompson:
         return self.nfa.add_states(count)
 
     def _split(self, *targets: int) -> int:
+        """A state with epsilon moves to `targets`, in the order a backtracking engine tries them."""
         s = self._new()
         self.nfa.eps[s].extend(targets)
+        if self.atomic_exit is not None and len(targets) > 1:
+            self.nfa.priority[s] = self.atomic_exit
         return s
 
     def _seq(self, items, flags: int, nxt: int) -> int:
@@ -213,7 +217,11 @@ class _Thompson:
             return self._seq(body, (flags | add) & ~drop, nxt)
         if op in _REPEATS:
             lo, hi, body = av
-            return self._repeat(lo, hi, body, flags, nxt)
+            return self._repeat(lo, hi, body, flags, nxt, op is C.MIN_REPEAT)
+        if op is _ATOMIC:
+            return self._atomic(av, flags, nxt)
+        if op is _POSSESSIVE:  # X*+ is (?>X*)
+            return self._atomic([(C.MAX_REPEAT, av)], flags, nxt)
         if op is C.AT:
             if av in (C.AT_BOUNDARY, C.AT_NON_BOUNDARY):
                 return self._boundary(av is C.AT_BOUNDARY, flags, nxt)
@@ -232,6 +240,15 @@ class _Thompson:
             self.nfa.asserts[s].append((IF_NOT_GROUP, bit, nxt if no is None else self._seq(no, flags, nxt)))
             return s
         raise AssertionError(f"unexpected regex node {op}")  # _refuse_unsupported has vetted the tree
+
+    def _atomic(self, body, flags: int, nxt: int) -> int:
+        """An atomic group: its choice points know its exit (`assertions.py` keeps only its first match)."""
+        exit = self._new()
+        self.nfa.eps[exit].append(nxt)
+        outer, self.atomic_exit = self.atomic_exit, exit
+        entry = self._seq(body, flags, exit)
+        self.atomic_exit = outer
+        return entry
 
     def _assert(self, kind: int, arg: int, nxt: int) -> int:
         s = self._new()
@@ -292,18 +309,23 @@ class _Thompson:
             edges[base + i] = [(lo, hi, nxt if c == ACCEPT else base + c) for lo, hi, c in node]
         return base
 
-    def _repeat(self, lo: int, hi: int, body, flags: int, nxt: int) -> int:
+    def _repeat(self, lo: int, hi: int, body, flags: int, nxt: int, lazy: bool = False) -> int:
+        """`body` `lo` to `hi` times; the epsilon moves try once more first, or (`lazy`) leaving first."""
         if body.getwidth() == (0, 0):  # zero-width bodies (anchors, empty groups): once is as good as many
             lo, hi = min(lo, 1), min(hi, 1)
         if hi == C.MAXREPEAT:
             loop = self._new()
-            self.nfa.eps[loop].extend((self._seq(body, flags, loop), nxt))
+            again = self._seq(body, flags, loop)
+            self.nfa.eps[loop].extend((nxt, again) if lazy else (again, nxt))
+            if self.atomic_exit is not None:
+                self.nfa.priority[loop] = self.atomic_exit
             cur = loop
         else:
             # optional copies nested as (x(x(x)?)?)?, so a closure holds one entry and the exit, not all of them
             cur = nxt
             for _ in range(hi - lo):
-                cur = self._split(self._seq(body, flags, cur), nxt)
+                again = self._seq(body, flags, cur)
+                cur = self._split(nxt, again) if lazy else self._split(again, nxt)
         for _ in range(lo):
             cur = self._seq(body, flags, cur)
         return cur
@@ -349,7 +371,16 @@ def _refuse_unsupported(tree, pattern: str, verbose: bool, assertions: bool) -> 
 
 _NO_MEMORY = "a finite automaton has no memory of what a group matched; genlab.Pattern takes it, as a DFA times a check"
 _NO_ASSERTIONS = "this compiler is building a terminal, whose lookarounds would look past the lexeme"
-_COMMITMENT = "commitment is not compiled to an automaton yet; genlab.Pattern takes it, as a DFA times a check"
+_COMMITMENT = "an atomic group is compiled where its first match depends on its own choices alone"
+_NAMES = {
+    C.AT: "an anchor or word boundary",
+    C.ASSERT: "a lookaround",
+    C.ASSERT_NOT: "a lookaround",
+    C.GROUPREF: "a backreference",
+    C.GROUPREF_EXISTS: "a conditional",
+    _ATOMIC: "an atomic group",
+    _POSSESSIVE: "a possessive quantifier",
+}
 _OTHER_WAY = (
     "a lookaround's body is compiled on its own and may not look the other way; genlab.Pattern takes it, as a "
     "DFA times a check"
@@ -371,6 +402,43 @@ class _Refusals:
         _groups_inside_lookarounds(tree, False, self.captured_inside)
         return self._walk(tree, 0, None)
 
+    def _uncommitted(self, items) -> str | None:
+        """Why an atomic group's body is not compiled (None where it is): its first match is built from its own
+        choices, so it may hold characters, alternatives, groups and loops that cannot match the empty string."""
+        for op, av in tree_items(items):
+            if op in CHAR_ITEMS:
+                continue
+            if op is C.BRANCH:
+                why = next((w for alt in av[1] if (w := self._uncommitted(alt))), None)
+            elif op is C.SUBPATTERN:
+                why = "a group a conditional tests" if av[0] in self.conditioned else self._uncommitted(av[3])
+            elif op in _REPEATS:
+                why = "a loop that can match the empty string" if av[2].getwidth()[0] == 0 else None
+                why = why or self._uncommitted(av[2])
+            else:
+                why = f"{_NAMES.get(op, str(op))} inside (only characters, groups, alternatives and loops are)"
+            if why:
+                return f"{_COMMITMENT}: {why}"
+        return None
+
+    def _count_inside(self, items) -> None:
+        """Count the located constructs of `items`, in text order (a body this walk does not enter)."""
+        for op, av in tree_items(items):
+            if op in (C.ASSERT, C.ASSERT_NOT):
+                self._count(_ASSERTS[op, av[0]][0])
+            elif op is C.GROUPREF_EXISTS:
+                self._count("(?(")
+            elif op is _ATOMIC:
+                self._count("(?>")
+            elif op is C.GROUPREF:
+                self._count("backreference")
+            elif op is C.AT and av in (C.AT_BOUNDARY, C.AT_NON_BOUNDARY):
+                self._count("\\b" if av is C.AT_BOUNDARY else "\\B")
+            for child in _children(op, av):
+                self._count_inside(child)
+            if op is _POSSESSIVE:
+                self._count("possessive")
+
     def _count(self, kind: str) -> int:
         index = self.seen.get(kind, 0)
         self.seen[kind] = index + 1
@@ -380,10 +448,14 @@ class _Refusals:
         """`inside`: 0, or the direction of the lookaround the items are in, `around` its (kind, index, name)."""
         for op, av in tree_items(items):
             found = None
-            if op in _REPEATS or op is _POSSESSIVE:
-                found = self._walk(av[2], inside, around)  # the quantifier is written after its body
-                if found is None and op is _POSSESSIVE:
-                    return "possessive", self._count("possessive"), "possessive quantifier", _COMMITMENT
+            if op is _POSSESSIVE:
+                self._count_inside(av[2])  # the quantifier is written after its body
+                index = self._count("possessive")
+                why = _NO_ASSERTIONS if not self.assertions else self._uncommitted([(C.MAX_REPEAT, av)])
+                if why:
+                    return "possessive", index, "possessive quantifier", why
+            elif op in _REPEATS:
+                found = self._walk(av[2], inside, around)
             elif op is C.SUBPATTERN:
                 found = self._walk(av[3], inside, around)
             elif op is C.BRANCH:
@@ -392,7 +464,10 @@ class _Refusals:
             elif op is C.GROUPREF:
                 return "backreference", self._count("backreference"), "backreference", _NO_MEMORY
             elif op is _ATOMIC:
-                return "(?>", self._count("(?>"), "atomic group (?>...)", _COMMITMENT
+                index = self._count("(?>")
+                why = _NO_ASSERTIONS if not self.assertions else self._uncommitted(av)
+                if why:
+                    return "(?>", index, "atomic group (?>...)", why
             elif op in (C.ASSERT, C.ASSERT_NOT):
                 opener, name = _ASSERTS[op, av[0]]
                 here = opener, self._count(opener), name

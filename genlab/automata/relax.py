@@ -1,16 +1,23 @@
-"""A regular over-approximation of a `regex`-package pattern: a DFA that accepts every full match, and more.
+"""A regular over-approximation of a `regex`-package pattern: a DFA that accepts every full match, and more; or,
+where the pattern is regular after all, its exact DFA.
 
-`Pattern` (backreferences, lookarounds, recursion, ...) has no exact automaton, but most of its language is
-regular, and a DFA of a superset of it discards most tokens cheaply (a mask, a numba step) before the exact
-`regex` check runs. The superset comes from `re`'s parse tree of the pattern, relaxed:
+`Pattern` (backreferences, lookarounds, recursion, ...) has no exact automaton in general, but most of its
+language is regular, and a DFA of a superset of it discards most tokens cheaply (a mask, a numba step) before the
+exact `regex` check runs. The superset comes from `re`'s parse tree of the pattern, relaxed:
 
 - a backreference matches some string of its group's language (not necessarily the one the group matched);
-- lookarounds and `\\b`/`\\B` are dropped (they only forbid matches);
-- atomic groups and possessive quantifiers become ordinary ones (commitment only forbids matches);
-- a conditional `(?(g)yes|no)` becomes `yes|no`;
-- `\\w`, `\\d`, `\\s` (and their negations) take the characters either package gives them: the two disagree on
-  some (the `regex` package counts combining marks as word characters, `re` counts `½`; their Unicode versions
-  differ), so a class holds the union of both readings, and a negated class excludes only what both exclude;
+- lookarounds, `\\b`/`\\B`, conditionals, atomic groups and possessive quantifiers are first kept, exactly (the
+  DFA construction of `automata/assertions.py`), with `\\w`, `\\d`, `\\s` read as the `regex` package reads them
+  and `\\b` as lookarounds on that `\\w`; a negative lookaround, atomic group or possessive quantifier whose body
+  had to be widened is dropped or made ordinary (a positive lookaround keeps its widened body). Where nothing
+  was widened, the DFA is the pattern's own language (`pattern_dfa` says so and `Pattern` runs no check);
+- where the construction does not take them (a lookaround body that looks the other way, an atomic group with a
+  loop that matches the empty string, too many states), they are all relaxed instead: lookarounds and
+  `\\b`/`\\B` are dropped (they only forbid matches), atomic groups and possessive quantifiers become ordinary
+  ones (commitment only forbids matches), a conditional `(?(g)yes|no)` becomes `yes|no`, and `\\w`, `\\d`,
+  `\\s` (and their negations) take the characters either package gives them: the two disagree on some (the
+  `regex` package counts combining marks as word characters, `re` counts `½`; their Unicode versions differ), so
+  a class holds the union of both readings, and a negated class excludes only what both exclude;
 - the `regex` package's own syntax, which `re` does not parse, is rewritten first: a character class `re` would
   read otherwise (a Unicode property `\\p{..}`, a POSIX class `[[:alpha:]]`, version-1 nested sets and set
   operations `[\\w--\\d]`) becomes the exact set of characters the `regex` package matches with it, listed as
@@ -467,10 +474,10 @@ def _relax(tree, groups: dict[int, object], state, keep: _Exactness | None = Non
     for op, av in items:
         if op in (C.ASSERT, C.ASSERT_NOT):
             if keep is not None:
-                inner = _Exactness()
-                _relax(av[1], groups, state, inner)
-                if inner.exact or op is C.ASSERT:  # a positive lookaround may test a superset of its body
-                    keep.exact &= inner.exact
+                body = _Exactness()
+                _relax(av[1], groups, state, body)
+                if body.exact or op is C.ASSERT:  # a positive lookaround may test a superset of its body
+                    keep.exact &= body.exact
                     out.append((op, av))
                     continue
                 keep.exact = False
@@ -479,17 +486,21 @@ def _relax(tree, groups: dict[int, object], state, keep: _Exactness | None = Non
             if keep is not None:
                 out.append(_boundary(av is C.AT_BOUNDARY, state))
             continue
-        if keep is not None and op in (C.GROUPREF, _ATOMIC, _POSSESSIVE):
-            keep.exact = False
+        if op is _ATOMIC or op is _POSSESSIVE:
+            committed = None if keep is None else _Exactness()
+            _relax(av if op is _ATOMIC else av[2], groups, state, committed)
+            if committed is not None and committed.exact:  # commitment is exact only over the group's own language
+                out.append((op, av))
+                continue
+            if keep is not None:
+                keep.exact = False
+            out.append((C.SUBPATTERN, (None, 0, 0, av)) if op is _ATOMIC else (C.MAX_REPEAT, av))
+            continue
         if op is C.GROUPREF:
+            if keep is not None:
+                keep.exact = False
             out.append((C.SUBPATTERN, (None, 0, 0, groups[av])))
             continue
-        if op is _ATOMIC:
-            _relax(av, groups, state, keep)
-            out.append((C.SUBPATTERN, (None, 0, 0, av)))
-            continue
-        if op is _POSSESSIVE:
-            op = C.MAX_REPEAT
         if op is C.CATEGORY and not ascii_only:
             op, av = C.IN, list(_category_items(av, widest=True, exact=keep is not None))
         elif op is C.IN and not ascii_only and any(o is C.CATEGORY for o, _ in av):
