@@ -31,6 +31,7 @@ class PrefixedMatcher(Matcher[tuple[int, Hashable]]):
         self.prefix = bytes(prefix)
         self.vocab = inner.vocab
         self.has_masks = inner.has_masks
+        self.cheap_masks = inner.cheap_masks
         self._n = len(self.prefix)
         self._start = inner.start()
         self._masks: dict[int, np.ndarray] = {}

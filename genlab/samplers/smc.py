@@ -339,6 +339,19 @@ def smc(
     )
 
 
+def _fetch_mask(matcher, state, memo: Memo, counts: Counts) -> None:
+    """Keep the state's mask in the memo (AWRS then draws from it exactly, with no checks)."""
+    if state not in memo.masks:
+        memo.masks[state] = matcher.mask(state)
+        counts.masks += 1
+
+
+def _fetch_cheap_mask(matcher, state, memo: Memo, counts: Counts) -> None:
+    """`_fetch_mask` for a matcher whose masks cost about as much as a few checks (`Matcher.cheap_masks`)."""
+    if getattr(matcher, "cheap_masks", False):
+        _fetch_mask(matcher, state, memo, counts)
+
+
 def _one_token_step(
     p: _Particles,
     live: np.ndarray,
@@ -355,6 +368,7 @@ def _one_token_step(
     for i in live:
         row = logp[p.row[i]]
         if proposal == "awrs":
+            _fetch_cheap_mask(matcher, p.states[i], memo, counts)
             take = sampler.step_on_device if on_device else sampler.step
             step = take(row, matcher, p.states[i], rng, memo)
             token, log_z = step.token, step.log_weight
@@ -393,9 +407,10 @@ def _optimal_step(
     parents, tokens, weights = [finished], [np.full(len(finished), -1, np.int64)], [p.logw[finished]]
     for i in live:
         state = p.states[i]
-        if proposal == "mask" and state not in memo.masks:
-            memo.masks[state] = matcher.mask(state)
-            counts.masks += 1
+        if proposal == "mask":
+            _fetch_mask(matcher, state, memo, counts)
+        else:
+            _fetch_cheap_mask(matcher, state, memo, counts)
         if state in memo.masks:  # vectorised: every allowed token costs nothing more
             k = n
         else:  # the walk (or, without masks, each draw) costs checks: twice the particle's share of n, at least 4
