@@ -52,11 +52,13 @@ class Pattern(Constraint):
             raise InvalidPatternError(f"invalid pattern {pattern!r}: {exc}") from None
         self.dfa, self.exact = pattern_dfa(pattern, flags, max_states=max_states)
         self._prefixes: dict[str, bool] = {}
+        self.calls = 0  # `regex` calls made so far (checks, masks and end checks alike)
 
     def __repr__(self) -> str:
         return f"Pattern({self.pattern!r})" if not self.flags else f"Pattern({self.pattern!r}, flags={self.flags})"
 
     def _match(self, text: str, partial: bool) -> bool:
+        self.calls += 1
         try:
             return self.compiled.fullmatch(text, partial=partial, timeout=self.timeout) is not None
         except TimeoutError:

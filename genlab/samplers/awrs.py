@@ -47,9 +47,9 @@ Rejection cap (`max_rejections`): after that many rejections the exact mask is f
   has expectation below Z, because of the +r in its denominator). Instead the walk continues with the mask as
   the oracle (no more `allows` calls, vectorised scans), which reproduces the uncapped estimator's distribution
   exactly. The same happens in the second pass after `max_rejections` rejections there.
-Matchers without masks (`has_masks` False: Predicate) have no cap: the walk goes on until an accept. Where the
-matcher offers a superset (below), the cap is at least 1/16 of the superset's size: its mask costs a check per
-token in the superset (`Pattern`'s), so the walk may go further before fetching it.
+Matchers without masks (`has_masks` False: Predicate) have no cap: the walk goes on until an accept. A matcher
+that offers a superset (below) has the same cap: `Pattern`'s exact mask prunes shared prefixes that no match
+starts with, so it costs far fewer checks than the superset has tokens.
 
 A matcher may offer a cheap superset of its allowed set (`superset(state)`: `Pattern`'s over-approximating DFA
 mask, before its costly exact check). AWRS then walks p restricted to the superset, renormalised: every allowed
@@ -273,9 +273,8 @@ class AWRS:
         """p restricted to the matcher's cheap superset of the allowed set (`superset(state)`, e.g. `Pattern`'s DFA
         mask) and renormalised, log P(superset), and the rejection cap. Every allowed token lies in the superset,
         so p restricted to the allowed set is unchanged and Z = P(superset) Z' exactly: the walk skips what the
-        superset rules out without checks, and weights gain log P(superset). The cap grows with the superset
-        (1/16 of its size): the mask it would fetch costs a check per token in it. Matchers without masks
-        (Predicate) have no cap: they cannot fall back."""
+        superset rules out without checks, and weights gain log P(superset). Matchers without masks (Predicate)
+        have no cap: they cannot fall back."""
         cap = float(self.max_rejections) if getattr(matcher, "has_masks", True) else np.inf
         superset = getattr(matcher, "superset", None)
         inside = None if superset is None else superset(state)
@@ -283,7 +282,6 @@ class AWRS:
             return logp, 0.0, cap
         kept = np.where(inside, logp, -np.inf)
         shift = _logsumexp(kept)
-        cap = max(cap, int(np.count_nonzero(inside)) // 16)
         return (kept - shift if shift > -np.inf else kept), shift, cap
 
     def _step(
