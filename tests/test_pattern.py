@@ -206,6 +206,8 @@ EXACT = [
     r"(?V1)[\w--\d]+(?=\.)\.?",
     r"(?<=a|bc)\w|\w+",  # a lookbehind of varying width: the regex package takes it
     r"(?>a|ab)b?\w*+",
+    r"(?(?=\d)\d{2}|[a-zé]{1,3})",  # a conditional on a lookaround: (?:(?=A)yes|(?!A)no)
+    r"(?:a(?(?<!a)b|\w))+",
 ]
 
 

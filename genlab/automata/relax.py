@@ -18,7 +18,8 @@ exact `regex` check runs. The superset comes from `re`'s parse tree of the patte
   `\\s` (and their negations) take the characters either package gives them: the two disagree on some (the
   `regex` package counts combining marks as word characters, `re` counts `½`; their Unicode versions differ), so
   a class holds the union of both readings, and a negated class excludes only what both exclude;
-- the `regex` package's own syntax, which `re` does not parse, is rewritten first: a character class `re` would
+- the `regex` package's own syntax, which `re` does not parse, is rewritten first: a conditional on a lookaround
+  `(?(?=A)yes|no)` becomes `(?:(?=A)yes|(?!A)no)` (exact); a character class `re` would
   read otherwise (a Unicode property `\\p{..}`, a POSIX class `[[:alpha:]]`, version-1 nested sets and set
   operations `[\\w--\\d]`) becomes the exact set of characters the `regex` package matches with it, listed as
   ranges (so these are exact, not widened); a grapheme `\\X` one or more characters; a recursion `(?R)`, `(?1)`,
@@ -151,8 +152,9 @@ def widen(pattern: str, flags: int = 0, depth: int = RECURSION_DEPTH) -> str | N
     ignorecase = bool(flags & regex.IGNORECASE) or re.match(r"\(\?[a-zA-Z]*i", pattern) is not None
     if version1 and ignorecase:  # version 1 folds case fully (ss matches ß): beyond what `re` can say
         return None
-    groups = _groups(pattern, version1)
-    if groups is None:
+    pattern = _lookaround_conditions(pattern, version1)
+    groups = None if pattern is None else _groups(pattern, version1)
+    if pattern is None or groups is None:
         return None
     class_flags = (regex.V1 if version1 else regex.V0) | (regex.IGNORECASE if ignorecase else 0)
     return _widen(pattern, groups, class_flags, version1, depth)
@@ -401,6 +403,87 @@ def _groups(pattern: str, version1: bool) -> dict | None:
                     out[key] = pattern[start:i]
         i += 1
     return out if not stack else None
+
+
+def _lookaround_conditions(text: str, version1: bool) -> str | None:
+    """`text` with each conditional on a lookaround, `(?(?=A)yes|no)`, written as `(?:(?=A)yes|(?!A)no)` (the same
+    language; the negated copy captures nothing). None where a conditional is not well formed."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            out.append(text[i : i + 2])
+            i += 2
+        elif c == "[":
+            end = _class_end(text, i, version1)
+            out.append(text[i:end])
+            i = end
+        elif text.startswith("(?(?", i) and text[i + 4 : i + 5] in ("=", "!", "<"):
+            cond_end = _close(text, i + 2, version1) + 1
+            end = _close(text, i, version1)
+            if cond_end <= 0 or end < 0:
+                return None
+            condition = text[i + 2 : cond_end]
+            branches = _top_level_split(text[cond_end:end], version1)
+            if len(branches) > 2:
+                return None
+            yes, no = branches if len(branches) == 2 else (branches[0], "")
+            sign = 3 if condition.startswith("(?<") else 2
+            flipped = condition[:sign] + ("!" if condition[sign] == "=" else "=") + condition[sign + 1 :]
+            parts = [_lookaround_conditions(part, version1) for part in (condition, yes, _uncaptured(flipped), no)]
+            if any(part is None for part in parts):
+                return None
+            a, y, b, o = parts
+            out.append(f"(?:{a}{y}|{b}{o})")
+            i = end + 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _close(text: str, i: int, version1: bool) -> int:
+    """The index of the `)` closing the group that opens at `i`, or -1."""
+    depth = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            i = _class_end(text, i, version1)
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def _top_level_split(text: str, version1: bool) -> list[str]:
+    """`text` split at its `|` outside groups and classes."""
+    parts, start, depth, i = [], 0, 0, 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            i = _class_end(text, i, version1)
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    return [*parts, text[start:]]
 
 
 def _uncaptured(text: str) -> str:
