@@ -152,10 +152,11 @@ def widen(pattern: str, flags: int = 0, depth: int = RECURSION_DEPTH) -> str | N
     ignorecase = bool(flags & regex.IGNORECASE) or re.match(r"\(\?[a-zA-Z]*i", pattern) is not None
     if version1 and ignorecase:  # version 1 folds case fully (ss matches ß): beyond what `re` can say
         return None
-    pattern = _lookaround_conditions(pattern, version1)
-    groups = None if pattern is None else _groups(pattern, version1)
-    if pattern is None or groups is None:
+    rewritten = _lookaround_conditions(pattern, version1)
+    groups = None if rewritten is None else _groups(rewritten, version1)
+    if rewritten is None or groups is None:
         return None
+    pattern = rewritten
     class_flags = (regex.V1 if version1 else regex.V0) | (regex.IGNORECASE if ignorecase else 0)
     return _widen(pattern, groups, class_flags, version1, depth)
 
