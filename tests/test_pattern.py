@@ -222,7 +222,20 @@ def test_regular_patterns_compile_to_their_exact_dfa(pattern):
             text = "".join(chars)
             assert constraint.dfa.accepts(text.encode()) == (regex.fullmatch(pattern, text) is not None), text
     _, vocab = tokenizer_and_vocab("smollm2")
-    assert isinstance(constraint.compile(vocab), DFAMatcher)
+    assert isinstance(constraint.compile(vocab), DFAMatcher) and constraint.compile(vocab).cheap_masks
+
+
+def test_smc_on_an_exact_pattern_checks_nothing(tiny):
+    """A regular pattern's masks are cheap: SMC fetches each state's mask first, so its AWRS steps are exact and
+    make no `allows` call and no `regex` call; every finished output fullmatches."""
+    pattern = r"(?=[ab]{2})[a-c]{2,4}(?<!c)"
+    constraint = Pattern(pattern)
+    result = smc(tiny, constraint, "x", n_particles=4, max_tokens=8, seed=0)
+    assert result.counts.checks == 0 and result.counts.masks > 0 and constraint.calls == 0
+    assert any(result.complete)
+    for sample in result.samples:
+        if sample.complete:
+            assert regex.fullmatch(pattern, sample.text), sample.text
 
 
 def test_patterns_that_are_not_regular_stay_dfa_times_check():

@@ -115,7 +115,6 @@ def test_checks_are_counted_and_never_repeated(lm, estimator):
     (state, token) pair is checked twice, across particles and steps."""
     regex = Regex(r" ?\(\d{3}\) \d{3}-\d{4}")
     matcher = regex.compile(lm.vocab)
-    matcher.cheap_masks = False  # AWRS's own walk: a DFA's cheap masks would be fetched first, with no checks
     seen: list[tuple] = []
     real = matcher.allows
 
@@ -238,7 +237,6 @@ def test_device_candidates_path_converges(tiny):
     """SMC with the log-probs left on the model's device (AWRS.step_on_device; forced here on the CPU) targets the
     same posterior: KL to the exact one falls with N, as on the host path."""
     regex = Regex(r"(ab|ba|b){1,2}")
-    regex.compile(tiny.vocab).cheap_masks = False  # the AWRS walk itself (a DFA's masks would be fetched first)
     exact = exact_posterior(tiny, "x", regex, max_tokens=12).text_posterior(tiny.vocab)
     small = mean_kl(tiny, regex, "x", exact, 2, range(6), max_tokens=12, device_candidates=True)
     large = mean_kl(tiny, regex, "x", exact, 64, range(6), max_tokens=12, device_candidates=True)

@@ -36,8 +36,8 @@ class Matcher(abc.ABC, Generic[S]):
 
     vocab: TokenVocabulary
     has_masks: bool = True  # False for check-only constraints (Predicate, Pattern): `mask` raises
-    # True where a mask costs about as much as a few checks (a DFA's: one trie walk, kept per state): samplers
-    # fetch it before drawing, so the draw and its weight are exact and no token is checked
+    # True where a mask costs about as much as a few checks (an exact Pattern's DFA: one trie walk, kept per state):
+    # SMC fetches it before drawing, so the draw and its weight are exact and no token is checked
     cheap_masks: bool = False
 
     @abc.abstractmethod

@@ -99,7 +99,7 @@ class Pattern(Constraint):
     def _compile(self, vocab: TokenVocabulary) -> Matcher:
         if self.exact:
             assert self.dfa is not None
-            return DFAMatcher(self.dfa, vocab)
+            return ExactPatternMatcher(self.dfa, vocab)
         return PatternMatcher(self, vocab)
 
     def check(self, text: str | bytes) -> bool:
@@ -116,6 +116,13 @@ class Pattern(Constraint):
             "enforced_by": enforced,
             "dfa_states": dfa,
         }
+
+
+class ExactPatternMatcher(DFAMatcher):
+    """A regular `Pattern`'s matcher: its exact DFA's. Its masks are cheap (one trie walk, kept per state), so SMC
+    fetches a state's mask before drawing and checks no token (`Matcher.cheap_masks`)."""
+
+    cheap_masks = True
 
 
 class PatternMatcher(Matcher[bytes]):

@@ -57,8 +57,6 @@ class DFAMatcher(Matcher[int]):
     and cached, so each state's mask is built at most once per (constraint, vocabulary). The walk is over the
     trie of the tokens read through the DFA's byte classes (`trie.ClassTrie`: hundreds of nodes, not 100k)."""
 
-    cheap_masks = True
-
     def __init__(self, dfa: ByteDFA, vocab: TokenVocabulary) -> None:
         self.dfa = dfa
         self.vocab = vocab
