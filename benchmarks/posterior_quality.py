@@ -29,11 +29,11 @@ the true conditional does not. Besides the 7 regexes of the first version: large
 finite language (`json`: an object with an enum and a bounded integer, compact, 6 texts in 2,112 tokenizations)
 and two `genlab.Pattern`s: a backreference (`palindrome`, 2 texts; its top path starts with a first token of
 ~7e-5 of the allowed mass, so a sampler that sees only the tokens it draws rarely finds it) and a lookahead
-(`seven`, 18 texts). Patterns have no masks, so their masking columns say "n/a", and their enumeration goes
-through `allowed_tokens` (one `regex` call per token of the vocabulary per prefix: ~20-90 s each). A lookahead is
-bounded there on purpose: the `regex` package's partial matching reports any text a lookahead's scan runs off the
-end of as a partial match (`(?=[0-9]*7)` keeps " 000" alive), so an unbounded one breaks the prefix property and
-the enumeration. Samplers get `max_tokens + 1` steps (their limit counts the EOS step, the enumeration's does
+(`seven`, 18 texts). The lookahead is regular, so it compiles to its exact DFA, with masks; the backreference is
+a DFA times a `regex` check, its masking columns say "n/a" (its masks cost a check per token), and its
+enumeration checks the tokens its DFA allows. The lookahead is bounded because it was written for a DFA times a
+check: the `regex` package's partial matching reports any text a lookahead's scan runs off the end of as a
+partial match (`(?=[0-9]*7)` keeps " 000" alive), which breaks the prefix property; an exact DFA does not. Samplers get `max_tokens + 1` steps (their limit counts the EOS step, the enumeration's does
 not). Temperature 1 throughout.
 
 Tables (markdown on stdout, also written to `--output` with the date and command line; progress on stderr):
@@ -161,7 +161,7 @@ PROBLEMS = [
         lambda: JsonSchema(JSON_SCHEMA),
         18,
     ),
-    # genlab.Pattern (no DFA, no masks). A backreference: " BoB." or " DoD."; hard for any sampler that sees only
+    # genlab.Pattern (a DFA times a check). A backreference: " BoB." or " DoD."; hard for any sampler that sees only
     # the tokens it draws: the top path starts with " Bo", ~7e-5 of the allowed first tokens' mass (" " has ~0.9)
     Problem(
         "palindrome",
@@ -171,10 +171,8 @@ PROBLEMS = [
         5,
         masks=False,
     ),
-    # a lookahead: the 18 two-digit numbers with a 7 in them
-    Problem(
-        "seven", "Pick a two-digit number with a 7 in it:", f"Pattern `{SEVEN}`", lambda: Pattern(SEVEN), 4, masks=False
-    ),
+    # a lookahead: the 18 two-digit numbers with a 7 in them (regular: an exact DFA)
+    Problem("seven", "Pick a two-digit number with a 7 in it:", f"Pattern `{SEVEN}`", lambda: Pattern(SEVEN), 4),
 ]
 
 
@@ -330,6 +328,7 @@ def run_once(
         seed=seed,
         max_tokens=prob.max_tokens + 1,
         temperature=1.0,
+        heal=False,  # the exact posterior and masking's distribution are of the prompt's own tokens
         **options,
     )
     wall = time.perf_counter() - t
@@ -552,7 +551,7 @@ def main() -> None:
             f"sequences, log P(L) = {ex.log_marginal:.3f})",
             file=sys.stderr,
         )
-        common = dict(max_tokens=prob.max_tokens + 1, temperature=1.0)
+        common = dict(max_tokens=prob.max_tokens + 1, temperature=1.0, heal=False)
         t1 = time.perf_counter()
         mask_exact = mask_freq = None
         if prob.masks and args.baselines:
@@ -621,7 +620,8 @@ def main() -> None:
     out(f"Command: `{command}`\n")
     out(
         f"SmolLM2-135M-Instruct on the CPU, torch threads = {torch.get_num_threads()}, temperature 1, "
-        f'{args.seeds} seeds, default = `generate(method="smc")` (library defaults), old path = '
+        f'{args.seeds} seeds, default = `generate(method="smc")` (library defaults but `heal=False`: the exact '
+        "posterior is of the prompt's own tokens), old path = "
         f"`{', '.join(f'{k}={v!r}' for k, v in old.items())}`. What each column is: the module docstring of "
         "`benchmarks/posterior_quality.py`.\n"
     )
