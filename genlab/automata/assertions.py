@@ -41,17 +41,15 @@ import numpy as np
 from genlab.automata.charclass import EVERYTHING, SURROGATES, difference
 from genlab.automata.determinize import (
     _AFTER_NEWLINE,
-    _ANCHOR_NEEDS,
     _AT_TEXT_START,
     _ELSEWHERE,
-    _MEET,
     _NL,
     AT_LINE_START,
-    AT_START,
     END_NEXT,
     FINAL_NEWLINE_NEXT,
     FREE,
     ByteNFA,
+    anchor_needs,
 )
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.utf8 import ACCEPT, utf8_automaton
@@ -128,6 +126,8 @@ def determinize_assertions(nfa: ByteNFA, max_states: int, source: str) -> tuple[
 
 
 class _Construction:
+    """One subset construction (see the module doc): DFA states are (trackers, thread set), numbered breadth first."""
+
     def __init__(self, nfa: ByteNFA, max_states: int, source: str):
         self.nfa = nfa
         self.max_states = max_states
@@ -204,17 +204,18 @@ class _Construction:
             return _DEAD if negative else None
         return (AHEAD, k, negative, d)
 
-    def _earlier(self, exit: int, states) -> object:
-        """The obligation that paths from `states` (inside an atomic group) never reach its `exit`: None when none
+    def _earlier(self, group_exit: int, states) -> object:
+        """The obligation that paths from `states` (inside an atomic group) never reach its exit: None when none
         can go on, `_DEAD` when one is there already."""
-        closed = self._region_closure(frozenset(states), exit)
-        if exit in closed:
+        closed = self._region_closure(frozenset(states), group_exit)
+        if group_exit in closed:
             return _DEAD
-        return (EARLIER, exit, True, closed) if closed else None
+        return (EARLIER, group_exit, True, closed) if closed else None
 
-    def _region_closure(self, states: frozenset, exit: int) -> frozenset:
-        """The states reachable by epsilon moves without passing `exit`, kept if they read a byte (or are `exit`)."""
-        key = (states, exit)
+    def _region_closure(self, states: frozenset, group_exit: int) -> frozenset:
+        """The states reachable by epsilon moves without passing the group's exit, kept if they read a byte (or are
+        the exit)."""
+        key = (states, group_exit)
         found = self.regions.get(key)
         if found is None:
             nfa = self.nfa
@@ -222,13 +223,13 @@ class _Construction:
             stack = list(states)
             while stack:
                 q = stack.pop()
-                if q == exit:
+                if q == group_exit:
                     continue
                 for t in nfa.eps[q]:
                     if t not in seen:
                         seen.add(t)
                         stack.append(t)
-            found = self.regions[key] = frozenset(q for q in seen if q == exit or nfa.edges[q])
+            found = self.regions[key] = frozenset(q for q in seen if q == group_exit or nfa.edges[q])
         return found
 
     def _advance(self, ob: tuple, b: int):
@@ -314,28 +315,18 @@ class _Construction:
         stack = [thread]
         while stack:
             q, need, bits, obligations = stack.pop()
-            exit = nfa.priority.get(q)
-            if exit is None:
+            group_exit = nfa.priority.get(q)
+            if group_exit is None:
                 nxt = [(t, need, bits, obligations) for t in nfa.eps[q]]
             else:  # a choice inside an atomic group: the earlier alternatives must never reach its exit
                 nxt = [(nfa.eps[q][0], need, bits, obligations)]
                 for j in range(1, len(nfa.eps[q])):
-                    ob = self._earlier(exit, nfa.eps[q][:j])
+                    ob = self._earlier(group_exit, nfa.eps[q][:j])
                     if ob is _DEAD:
                         break
                     nxt.append((nfa.eps[q][j], need, bits, obligations if ob is None else obligations | {ob}))
             for kind, t in nfa.anchors[q]:
-                if kind == AT_START:
-                    if where == _AT_TEXT_START:
-                        nxt.append((t, need, bits, obligations))
-                elif kind == AT_LINE_START:
-                    if where != _ELSEWHERE:
-                        nxt.append((t, need, bits, obligations))
-                else:
-                    for add in _ANCHOR_NEEDS[kind]:
-                        met = _MEET[need][add]
-                        if met is not None:
-                            nxt.append((t, met, bits, obligations))
+                nxt.extend((t, m, bits, obligations) for m in anchor_needs(kind, need, where))
             for kind, arg, t in nfa.asserts[q]:
                 if kind == LOOKAHEAD or kind == NOT_LOOKAHEAD:
                     dfa = nfa.ahead[arg].dfa

@@ -49,6 +49,16 @@ _ANCHOR_NEEDS = {
 }
 
 
+def anchor_needs(kind: int, need: int, where: int) -> tuple[int, ...]:
+    """The requirements a thread needing `need` may have past an anchor of `kind`, taken where the closure is
+    (`where`): none where the anchor fails, one per way it can hold."""
+    if kind == AT_START:
+        return (need,) if where == _AT_TEXT_START else ()
+    if kind == AT_LINE_START:
+        return (need,) if where != _ELSEWHERE else ()
+    return tuple(m for add in _ANCHOR_NEEDS[kind] if (m := _MEET[need][add]) is not None)
+
+
 @dataclass
 class ByteNFA:
     """Thompson-style NFA over bytes: per state, epsilon targets, `(anchor kind, target)` and `(lo, hi, target)`;
@@ -363,14 +373,7 @@ class _Subsets:
             q, need = th >> 2, th & 3
             nxt = [t << 2 | need for t in nfa.eps[q]]
             for kind, t in nfa.anchors[q]:
-                if kind == AT_START:
-                    if where == _AT_TEXT_START:
-                        nxt.append(t << 2 | need)
-                elif kind == AT_LINE_START:
-                    if where != _ELSEWHERE:
-                        nxt.append(t << 2 | need)
-                else:
-                    nxt.extend(t << 2 | m for add in _ANCHOR_NEEDS[kind] if (m := _MEET[need][add]) is not None)
+                nxt.extend(t << 2 | m for m in anchor_needs(kind, need, where))
             for x in nxt:
                 if x not in seen:
                     seen.add(x)

@@ -243,10 +243,10 @@ class _Thompson:
 
     def _atomic(self, body, flags: int, nxt: int) -> int:
         """An atomic group: its choice points know its exit (`assertions.py` keeps only its first match)."""
-        exit = self._new()
-        self.nfa.eps[exit].append(nxt)
-        outer, self.atomic_exit = self.atomic_exit, exit
-        entry = self._seq(body, flags, exit)
+        group_exit = self._new()
+        self.nfa.eps[group_exit].append(nxt)
+        outer, self.atomic_exit = self.atomic_exit, group_exit
+        entry = self._seq(body, flags, group_exit)
         self.atomic_exit = outer
         return entry
 

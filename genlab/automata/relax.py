@@ -447,44 +447,35 @@ def _lookaround_conditions(text: str, version1: bool) -> str | None:
 def _close(text: str, i: int, version1: bool) -> int:
     """The index of the `)` closing the group that opens at `i`, or -1."""
     depth = 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "[":
-            i = _class_end(text, i, version1)
-            continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
+    for j, c in _bare(text, i, version1):
+        depth += (c == "(") - (c == ")")
+        if c == ")" and depth == 0:
+            return j
     return -1
 
 
 def _top_level_split(text: str, version1: bool) -> list[str]:
     """`text` split at its `|` outside groups and classes."""
-    parts, start, depth, i = [], 0, 0, 0
+    parts, start, depth = [], 0, 0
+    for j, c in _bare(text, 0, version1):
+        depth += (c == "(") - (c == ")")
+        if c == "|" and depth == 0:
+            parts.append(text[start:j])
+            start = j + 1
+    return [*parts, text[start:]]
+
+
+def _bare(text: str, i: int, version1: bool):
+    """(index, character) of each character of `text` from `i` that is neither escaped nor inside a class."""
     while i < len(text):
         c = text[i]
         if c == "\\":
             i += 2
-            continue
-        if c == "[":
+        elif c == "[":
             i = _class_end(text, i, version1)
-            continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    return [*parts, text[start:]]
+        else:
+            yield i, c
+            i += 1
 
 
 def _uncaptured(text: str) -> str:
