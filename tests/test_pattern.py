@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import regex
 from conftest import tokenizer_and_vocab
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from test_regex_assertions import patterns
 from tiny_models import tiny_llama
 
-from genlab import CheckTimeoutError, Pattern, Predicate
-from genlab.automata.relax import character_cells, over_approximation
+from genlab import CheckTimeoutError, EmptyLanguageError, Pattern, Predicate
+from genlab.automata.relax import character_cells, over_approximation, pattern_dfa
 from genlab.constraints.predicate import PredicateMatcher
 from genlab.constraints.regex import DFAMatcher
 from genlab.samplers.masking import masked_sampling
@@ -242,6 +243,45 @@ def test_patterns_that_are_not_regular_stay_dfa_times_check():
     for pattern in (r"(a)\1", r"(?>(a)|b)\1", r"(?>a?)*+b", r"(?i)\bab", r"\((?:a|(?R))*\)", r"\X+", r"(?!(a)\1)\w+"):
         constraint = Pattern(pattern)
         assert not constraint.exact and constraint.describe()["enforced_by"] == "DFA x check", pattern
+
+
+UNICODE_ATOMS = ("a", "é", "[aé]", ".", r"\w", r"\d", " ", "\u0301", r"\s", "٣", r"\p{L}", r"[^\W\d]")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.tuples(st.sampled_from(["", "(a)?", "(?:(a)|é)*"]), patterns(3, UNICODE_ATOMS)).map("".join),
+    st.lists(st.text(alphabet="aé\u0301 ٣1b", max_size=8), min_size=10, max_size=10),
+)
+def test_hypothesis_patterns_are_exact_or_supersets_under_regex(pattern, texts):
+    """Random patterns with lookarounds, boundaries, conditionals, atomic groups and Unicode classes, read by the
+    `regex` package: an exact DFA accepts exactly what `regex.fullmatch` does, any other DFA at least that, on
+    every string up to 3 characters over an alphabet with a combining mark and an Arabic-Indic digit and 10 drawn
+    ones."""
+    try:
+        compiled = regex.compile(pattern)
+    except regex.error:
+        assume(False)
+    try:
+        dfa, exact = pattern_dfa(pattern, max_states=3000)
+    except EmptyLanguageError:
+        dfa, exact = None, True
+    assume(dfa is not None or exact)
+    short = ["".join(c) for n in range(4) for c in itertools.product("aé\u0301 ٣1", repeat=n)]
+    for text in short + texts:
+        matched = compiled.fullmatch(text) is not None
+        accepted = dfa is not None and dfa.accepts(text.encode())
+        assert accepted == matched if exact else accepted or not matched, (pattern, text, exact)
+
+
+def test_a_condition_in_a_loop_that_can_match_nothing_is_checked():
+    """The `regex` package prunes empty loop iterations its own way: here it refuses "aa", which every path of
+    the pattern's plain reading (and `re`) accepts. Such a pattern is a DFA times a check, so the check decides."""
+    pattern = r"(a)?(?:(?:(?(1)x|a))?)*?"
+    assert regex.fullmatch(pattern, "aa") is None and regex.fullmatch(pattern, "a") is not None
+    constraint = Pattern(pattern)
+    assert not constraint.exact and constraint.dfa.accepts(b"aa")  # the superset keeps it; the check does not
+    assert not constraint.check("aa") and constraint.check("a")
 
 
 @pytest.fixture(scope="module")

@@ -102,14 +102,15 @@ def test_state_limit_counts_assertion_states():
 _ATOMS = ["a", "b", "[ab]", ".", r"\w", r"\d", " ", "1"]
 
 
-def _patterns(depth: int) -> st.SearchStrategy[str]:
-    atom = st.sampled_from(_ATOMS)
+def patterns(depth: int, atoms: tuple[str, ...] = tuple(_ATOMS)) -> st.SearchStrategy[str]:
+    """Random patterns over `atoms` with every construct `assertions.py` compiles, nested `depth` deep."""
+    atom = st.sampled_from(atoms)
     if depth == 0:
         return atom
-    inner = _patterns(depth - 1)
+    inner = patterns(depth - 1, atoms)
     lookahead = st.builds(lambda neg, body: f"(?{'!' if neg else '='}{body})", st.booleans(), inner)
     # lookbehind bodies of fixed width, as `re` wants them
-    fixed = st.lists(st.sampled_from(_ATOMS), min_size=1, max_size=2).map("".join)
+    fixed = st.lists(st.sampled_from(atoms), min_size=1, max_size=2).map("".join)
     lookbehind = st.builds(lambda neg, body: f"(?<{'!' if neg else '='}{body})", st.booleans(), fixed)
     boundary = st.sampled_from([r"\b", r"\B"])
     conditional = st.builds(lambda yes, no: f"(?(1){yes}|{no})", inner, inner)
@@ -125,7 +126,7 @@ def _patterns(depth: int) -> st.SearchStrategy[str]:
 
 @settings(max_examples=400, deadline=None)
 @given(
-    st.tuples(st.sampled_from(["", "(a)?", "(?:(a)|b)*"]), _patterns(3)).map("".join),
+    st.tuples(st.sampled_from(["", "(a)?", "(?:(a)|b)*"]), patterns(3)).map("".join),
     st.lists(st.text(alphabet="ab1 .", max_size=8), min_size=20, max_size=20),
 )
 def test_hypothesis_patterns_agree_with_re(pattern, texts):

@@ -434,7 +434,7 @@ class _Refusals:
                 self._count("backreference")
             elif op is C.AT and av in (C.AT_BOUNDARY, C.AT_NON_BOUNDARY):
                 self._count("\\b" if av is C.AT_BOUNDARY else "\\B")
-            for child in _children(op, av):
+            for child in tree_children(op, av):
                 self._count_inside(child)
             if op is _POSSESSIVE:
                 self._count("possessive")
@@ -510,7 +510,7 @@ def _conditional_groups(items) -> set[int]:
     for op, av in tree_items(items):
         if op is C.GROUPREF_EXISTS:
             out.add(av[0])
-        for child in _children(op, av):
+        for child in tree_children(op, av):
             out |= _conditional_groups(child)
     return out
 
@@ -519,12 +519,12 @@ def _groups_inside_lookarounds(items, inside: bool, out: set[int]) -> None:
     for op, av in tree_items(items):
         if op is C.SUBPATTERN and inside and av[0] is not None:
             out.add(av[0])
-        for child in _children(op, av):
+        for child in tree_children(op, av):
             _groups_inside_lookarounds(child, inside or op in (C.ASSERT, C.ASSERT_NOT), out)
 
 
-def _children(op, av) -> list:
-    """The sub-trees of one parse item."""
+def tree_children(op, av) -> list:
+    """The sub-trees of one parse item (a group's body, a branch's alternatives, ...)."""
     if op in _REPEATS or op is _POSSESSIVE:
         return [av[2]]
     if op is C.SUBPATTERN:

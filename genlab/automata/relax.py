@@ -44,7 +44,7 @@ import numpy as np
 import regex
 
 from genlab.automata.dfa import ByteDFA
-from genlab.automata.regex import compile_parsed, tree_items
+from genlab.automata.regex import compile_parsed, tree_children, tree_items
 from genlab.errors import StateLimitError, UnsupportedConstraintError
 
 if sys.version_info >= (3, 11):
@@ -77,7 +77,8 @@ def pattern_dfa(pattern: str, flags: int = 0, *, max_states: int = 10_000) -> tu
     """(`over_approximation`, whether it is exact: the pattern's own language, nothing relaxed). Lookarounds,
     `\\b`/`\\B` and conditionals are kept as exact assertions where the DFA construction takes them (`\\w`, `\\d`,
     `\\s` then read as the `regex` package reads them); where it does not (a lookaround body that looks the other
-    way, too many states), they are dropped as before."""
+    way, too many states), they are dropped as before. `EmptyLanguageError` where the DFA accepts nothing (so
+    neither does the pattern)."""
     depths = range(RECURSION_DEPTH, -1, -1) if _RECURSION.search(pattern) else [0]
     for keep in (True, False):
         for depth in depths:
@@ -590,6 +591,10 @@ def _relax(tree, groups: dict[int, object], state, keep: _Exactness | None = Non
                 av.remove((C.NEGATE, None))
                 av.insert(0, (C.NEGATE, None))
         if op in (C.MAX_REPEAT, C.MIN_REPEAT):
+            if keep is not None and av[2].getwidth()[0] == 0 and _tests_context(av[2]):
+                # the `regex` package's backtracking prunes empty iterations its own way, and a condition or an
+                # assertion inside one can then read otherwise than every path would: not exact
+                keep.exact = False
             _relax(av[2], groups, state, keep)
         elif op is C.SUBPATTERN:
             _relax(av[3], groups, state, keep)
@@ -607,6 +612,18 @@ def _relax(tree, groups: dict[int, object], state, keep: _Exactness | None = Non
         tree.data[:] = out
     else:
         tree[:] = out
+
+
+def _tests_context(items) -> bool:
+    """Whether the items hold a conditional, a lookaround or a word boundary."""
+    for op, av in tree_items(items):
+        if op in (C.GROUPREF_EXISTS, C.ASSERT, C.ASSERT_NOT) or (
+            op is C.AT and av in (C.AT_BOUNDARY, C.AT_NON_BOUNDARY)
+        ):
+            return True
+        if any(_tests_context(child) for child in tree_children(op, av)):
+            return True
+    return False
 
 
 def _boundary(word_boundary: bool, state) -> tuple:

@@ -25,7 +25,7 @@ from genlab.automata.relax import character_cells, pattern_dfa
 from genlab.constraints.base import Constraint, Matcher
 from genlab.constraints.predicate import CHECK_TIMEOUT, PredicateMatcher, _as_text, _split_utf8
 from genlab.constraints.regex import DFAMatcher
-from genlab.errors import CheckTimeoutError, InvalidPatternError
+from genlab.errors import CheckTimeoutError, EmptyLanguageError, InvalidPatternError
 from genlab.trie import TokenTrie
 from genlab.vocab import TokenVocabulary
 
@@ -50,7 +50,10 @@ class Pattern(Constraint):
             self.compiled = regex.compile(pattern, flags)
         except regex.error as exc:
             raise InvalidPatternError(f"invalid pattern {pattern!r}: {exc}") from None
-        self.dfa, self.exact = pattern_dfa(pattern, flags, max_states=max_states)
+        try:
+            self.dfa, self.exact = pattern_dfa(pattern, flags, max_states=max_states)
+        except EmptyLanguageError:
+            raise EmptyLanguageError(f"Pattern {pattern!r} matches no string") from None
         self._prefixes: dict[str, bool] = {}
         self.calls = 0  # `regex` calls made so far (checks, masks and end checks alike)
 
