@@ -10,7 +10,9 @@ exact `regex` check runs. The superset comes from `re`'s parse tree of the patte
   DFA construction of `automata/assertions.py`), with `\\w`, `\\d`, `\\s` read as the `regex` package reads them
   and `\\b` as lookarounds on that `\\w`; a negative lookaround, atomic group or possessive quantifier whose body
   had to be widened is dropped or made ordinary (a positive lookaround keeps its widened body). Where nothing
-  was widened, the DFA is the pattern's own language (`pattern_dfa` says so and `Pattern` runs no check);
+  was widened, the DFA is the pattern's own language (`pattern_dfa` says so and `Pattern` runs no check), but
+  for a conditional or assertion inside a loop that can match the empty string: the `regex` package prunes such
+  iterations its own way, so there the DFA is only a superset;
 - where the construction does not take them (a lookaround body that looks the other way, an atomic group with a
   loop that matches the empty string, too many states), they are all relaxed instead: lookarounds and
   `\\b`/`\\B` are dropped (they only forbid matches), atomic groups and possessive quantifiers become ordinary
