@@ -274,6 +274,36 @@ def test_hypothesis_patterns_are_exact_or_supersets_under_regex(pattern, texts):
         assert accepted == matched if exact else accepted or not matched, (pattern, text, exact)
 
 
+def test_prefixes_before_a_word_boundary_stay_live():
+    """The `regex` package's partial matching reads `\\b` at the end of the text as the end (" \\bab" refuses " ");
+    `Pattern` checks prefixes with the boundaries written as lookarounds, so its mask equals the exact one: the
+    prefixes of the full matches of a finite language, enumerated."""
+    pattern = r" \b([a-c])[a-c]{0,2}\1\b\.?"
+    assert regex.fullmatch(pattern.replace("\\1", "a"), " ", partial=True) is None  # the package's own reading
+    constraint = Pattern(pattern)
+    assert not constraint.exact
+    words = [" " + "".join(w) for n in range(2, 5) for w in itertools.product("abc", repeat=n)]
+    matches = [t for w in words for t in (w, w + ".") if regex.fullmatch(pattern, t)]
+    prefixes = {m[:k] for m in matches for k in range(len(m) + 1)}
+    _, vocab = tokenizer_and_vocab("smollm2")
+    matcher = constraint.compile(vocab)
+    state, text = matcher.start(), ""
+    for step in range(3):
+        mask = np.asarray(matcher.mask(state), dtype=bool)
+        expected = np.zeros(vocab.size, dtype=bool)
+        for t in np.flatnonzero(vocab.is_text).tolist():
+            piece = vocab.token_bytes[t].decode("utf-8", errors="replace")
+            expected[t] = text + piece in prefixes
+        for e in vocab.eos_ids:
+            expected[e] = text in matches
+        assert np.array_equal(mask, expected), (text, np.flatnonzero(mask != expected)[:10])
+        allowed = [t for t in np.flatnonzero(mask) if t not in vocab.eos_ids]
+        token = allowed[(5 * step) % len(allowed)]
+        state, text = matcher.advance(state, token), text + vocab.token_bytes[token].decode()
+    space = next(t for t in np.flatnonzero(vocab.is_text) if vocab.token_bytes[t] == b" ")
+    assert matcher.allows(matcher.start(), space)  # what the package's partial matching alone would refuse
+
+
 def test_a_condition_in_a_loop_that_can_match_nothing_is_checked():
     """The `regex` package prunes empty loop iterations its own way: here it refuses "aa", which every path of
     the pattern's plain reading (and `re`) accepts. Such a pattern is a DFA times a check, so the check decides."""

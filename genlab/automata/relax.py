@@ -409,6 +409,36 @@ def _groups(pattern: str, version1: bool) -> dict | None:
     return out if not stack else None
 
 
+# `\b` and `\B` as lookarounds on `\w`: the same full matches; the `regex` package's partial matching reads a
+# lookahead at the end of the text as open, where it reads `\b` as the end ("a \bb" would refuse the prefix "a ")
+_WORD_BOUNDARY = r"(?:(?<=\w)(?!\w)|(?<!\w)(?=\w))"
+_NOT_WORD_BOUNDARY = r"(?:(?<=\w)(?=\w)|(?<!\w)(?!\w))"
+
+
+def boundaries_as_lookarounds(pattern: str, flags: int = 0) -> str:
+    """`pattern` with each `\\b` and `\\B` written as lookarounds on `\\w` (see `_WORD_BOUNDARY`), for partial
+    matching; unchanged where version 1 or the `WORD` flag gives the boundaries other rules."""
+    version1 = bool(flags & regex.V1) or re.match(r"\(\?V1\)", pattern) is not None
+    if version1 or flags & regex.WORD or re.search(r"\(\?[a-zA-Z]*w", pattern):
+        return pattern
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            pair = pattern[i : i + 2]
+            out.append(_WORD_BOUNDARY if pair == "\\b" else _NOT_WORD_BOUNDARY if pair == "\\B" else pair)
+            i += 2
+        elif c == "[":
+            end = _class_end(pattern, i, version1)
+            out.append(pattern[i:end])
+            i = end
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
 def _lookaround_conditions(text: str, version1: bool) -> str | None:
     """`text` with each conditional on a lookaround, `(?(?=A)yes|no)`, written as `(?:(?=A)yes|(?!A)no)` (the same
     language; the negated copy captures nothing). None where a conditional is not well formed."""

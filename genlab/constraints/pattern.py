@@ -1,17 +1,16 @@
 """`Pattern`: a pattern of the `regex` package (backreferences, lookarounds, recursion, ...), as a DFA times a check.
 
-Where the pattern is regular after all (lookarounds, word boundaries, conditionals, Unicode properties and set
-operations, with no backreference, recursion, atomic group or case folding), `automata/relax.py` compiles it to
-its exact DFA and the matcher is that DFA's, as for `Regex`: no check runs. Otherwise the pattern has no exact
-automaton, but a regular superset of its language does (`automata/relax.py`: a backreference widened to its
-group's language, ...). The matcher steps that DFA first, which
-discards most tokens with a numba step or a cached mask, and runs the exact check only on the tokens it lets
-through: `regex.fullmatch(pattern, text, partial=True)` (a prefix of some match) while generating, and
-`regex.fullmatch(pattern, text)` at the end. Masks are the DFA's, filtered by the exact check, so token masking
-works too, and AWRS gets its rejection cap. Every `regex` call has a time budget (`timeout`): a check past it
-raises `CheckTimeoutError` naming the pattern rather than hanging on a backtracking blow-up. Where no safe
-superset exists (see `relax.py`) every token is checked exactly.
-"""
+Where the pattern is regular after all (lookarounds, word boundaries, conditionals, atomic groups, Unicode
+properties and set operations, with no backreference, recursion or case folding), `automata/relax.py` compiles
+it to its exact DFA and the matcher is that DFA's, as for `Regex`: no check runs. Otherwise the pattern has no
+exact automaton, but a regular superset of its language does (`automata/relax.py`: a backreference widened to
+its group's language, ...). The matcher steps that DFA first, which discards most tokens with a numba step or a
+cached mask, and runs the exact check only on the tokens it lets through: `regex` partial matching (a prefix of
+some match; `\\b` and `\\B` written as lookarounds, which partial matching reads as open at the end of the text)
+while generating, and `regex.fullmatch(pattern, text)` at the end. Masks are the DFA's, filtered by the exact
+check, so token masking works too, and AWRS gets its rejection cap. Every `regex` call has a time budget
+(`timeout`): a check past it raises `CheckTimeoutError` naming the pattern rather than hanging on a backtracking
+blow-up. Where no safe superset exists (see `relax.py`) every token is checked exactly."""
 
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 import regex
 
-from genlab.automata.relax import character_cells, pattern_dfa
+from genlab.automata.relax import boundaries_as_lookarounds, character_cells, pattern_dfa
 from genlab.constraints.base import Constraint, Matcher
 from genlab.constraints.predicate import CHECK_TIMEOUT, PredicateMatcher, _as_text, _split_utf8
 from genlab.constraints.regex import DFAMatcher
@@ -48,6 +47,7 @@ class Pattern(Constraint):
         self.timeout = timeout
         try:
             self.compiled = regex.compile(pattern, flags)
+            self.partial = regex.compile(boundaries_as_lookarounds(pattern, flags), flags)  # for prefixes
         except regex.error as exc:
             raise InvalidPatternError(f"invalid pattern {pattern!r}: {exc}") from None
         try:
@@ -63,7 +63,8 @@ class Pattern(Constraint):
     def _match(self, text: str, partial: bool) -> bool:
         self.calls += 1
         try:
-            return self.compiled.fullmatch(text, partial=partial, timeout=self.timeout) is not None
+            compiled = self.partial if partial else self.compiled
+            return compiled.fullmatch(text, partial=partial, timeout=self.timeout) is not None
         except TimeoutError:
             raise CheckTimeoutError(
                 f"Pattern {self.pattern!r}: matching a text of {len(text)} characters ran past its {self.timeout:g} s "
