@@ -50,6 +50,7 @@ from genlab.automata.determinize import (
     FREE,
     ByteNFA,
     anchor_needs,
+    rows_table,
 )
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.utf8 import ACCEPT, utf8_automaton
@@ -159,10 +160,7 @@ class _Construction:
                 else:
                     row.append((lo, hi, t))
             rows.append(row)
-        table = np.full((len(rows), 256), -1, np.int32)
-        for s, row in enumerate(rows):
-            for lo, hi, t in row:
-                table[s, lo : hi + 1] = t
+        table = rows_table(rows)
         accepting = np.array([any(self._accepts(th) for th in threads) for _, threads in self.states], np.bool_)
         return table, accepting
 

@@ -49,6 +49,15 @@ _ANCHOR_NEEDS = {
 }
 
 
+def rows_table(rows: list[list[tuple[int, int, int]]]) -> np.ndarray:
+    """A DFA table (int32 [n, 256], -1: no move) from each state's `(lo, hi, target)` byte ranges."""
+    table = np.full((len(rows), 256), -1, np.int32)
+    for s, row in enumerate(rows):
+        for lo, hi, t in row:
+            table[s, lo : hi + 1] = t
+    return table
+
+
 def anchor_needs(kind: int, need: int, where: int) -> tuple[int, ...]:
     """The requirements a thread needing `need` may have past an anchor of `kind`, taken where the closure is
     (`where`): none where the anchor fails, one per way it can hold."""
@@ -303,10 +312,7 @@ class _Subsets:
                     successors[key] = self._state(self._closure(targets, where))
                 row.append((lo, hi, successors[key]))
             rows.append(row)
-        table = np.full((len(rows), 256), -1, np.int32)
-        for s, row in enumerate(rows):
-            for lo, hi, t in row:
-                table[s, lo : hi + 1] = t
+        table = rows_table(rows)
         final = self.nfa.final << 2
         accepting = np.array([final | FREE in s or final | END_NEXT in s for s in self.sets], np.bool_)
         return table, accepting
