@@ -49,12 +49,13 @@ from genlab.automata.determinize import (
     FINAL_NEWLINE_NEXT,
     FREE,
     ByteNFA,
+    StateNumbers,
     anchor_needs,
     rows_table,
+    useful,
 )
 from genlab.automata.dfa import ByteDFA
 from genlab.automata.utf8 import ACCEPT, utf8_automaton
-from genlab.errors import StateLimitError
 
 # assertion move kinds: `(kind, argument, target)` in `ByteNFA.asserts`
 LOOKAHEAD, NOT_LOOKAHEAD, LOOKBEHIND, NOT_LOOKBEHIND, SET_GROUP, IF_GROUP, IF_NOT_GROUP = range(7)
@@ -131,12 +132,10 @@ class _Construction:
 
     def __init__(self, nfa: ByteNFA, max_states: int, source: str):
         self.nfa = nfa
-        self.max_states = max_states
-        self.source = source
         self.line_starts = any(k == AT_LINE_START for a in nfa.anchors for k, _ in a)
         self.closures: dict[tuple, frozenset[Thread]] = {}
-        self.ids: dict[tuple, int] = {}
-        self.states: list[tuple[tuple[int, ...], frozenset[Thread]]] = []
+        self.numbers = StateNumbers(max_states, source, "lookarounds in loops")
+        self.states: list[tuple[tuple[int, ...], frozenset[Thread]]] = self.numbers.keys
         self.uses = _tracker_uses(nfa)
         self.regions: dict[tuple[frozenset, int], frozenset] = {}
 
@@ -172,17 +171,7 @@ class _Construction:
         return tuple(e if k in used else -2 for k, e in enumerate(trackers))
 
     def _state(self, trackers: tuple[int, ...], threads: frozenset[Thread]) -> int:
-        key = (trackers, threads)
-        found = self.ids.get(key)
-        if found is None:
-            if len(self.states) >= self.max_states:
-                raise StateLimitError(
-                    f"{self.source}: the DFA needs more than max_states={self.max_states} states; "
-                    "raise max_states or simplify the pattern (lookarounds in loops multiply states)"
-                )
-            found = self.ids[key] = len(self.states)
-            self.states.append(key)
-        return found
+        return self.numbers((trackers, threads))
 
     def _accepts(self, thread: Thread) -> bool:
         q, need, _, obligations = thread
@@ -344,12 +333,7 @@ class _Construction:
                 if x not in seen:
                     seen.add(x)
                     stack.append(x)
-        final = nfa.final
-        return frozenset(
-            th
-            for th in seen
-            if (th[0] == final and th[1] in (FREE, END_NEXT)) or (nfa.edges[th[0]] and th[1] != END_NEXT)
-        )
+        return frozenset(th for th in seen if useful(nfa, th[0], th[1]))
 
 
 def _tracker_uses(nfa: ByteNFA) -> list[set[int]]:

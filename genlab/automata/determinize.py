@@ -58,6 +58,13 @@ def rows_table(rows: list[list[tuple[int, int, int]]]) -> np.ndarray:
     return table
 
 
+def useful(nfa: ByteNFA, q: int, need: int) -> bool:
+    """Whether a thread at NFA state `q` requiring `need` can still read a byte or accept (others are dropped)."""
+    if q == nfa.final and need in (FREE, END_NEXT):
+        return True
+    return bool(nfa.edges[q]) and need != END_NEXT
+
+
 def anchor_needs(kind: int, need: int, where: int) -> tuple[int, ...]:
     """The requirements a thread needing `need` may have past an anchor of `kind`, taken where the closure is
     (`where`): none where the anchor fails, one per way it can hold."""
@@ -289,15 +296,37 @@ def _subsets(eps_ptr, eps_to, edge_ptr, edge_lo, edge_hi, edge_to, n_classes, st
     return rows, accepting, count
 
 
+class StateNumbers:
+    """DFA states numbered in the order they are first met (`keys[i]` is state i's key); past `max_states` a
+    `StateLimitError` naming `source` and what multiplies states (`cause`)."""
+
+    def __init__(self, max_states: int, source: str, cause: str):
+        self.keys: list = []
+        self._ids: dict = {}
+        self.max_states = max_states
+        self.source = source
+        self.cause = cause
+
+    def __call__(self, key) -> int:
+        found = self._ids.get(key)
+        if found is None:
+            if len(self.keys) >= self.max_states:
+                raise StateLimitError(
+                    f"{self.source}: the DFA needs more than max_states={self.max_states} states; "
+                    f"raise max_states or simplify the pattern ({self.cause} multiply states)"
+                )
+            found = self._ids[key] = len(self.keys)
+            self.keys.append(key)
+        return found
+
+
 class _Subsets:
     def __init__(self, nfa: ByteNFA, max_states: int, source: str):
         self.nfa = nfa
-        self.max_states = max_states
-        self.source = source
         self.line_starts = any(k == AT_LINE_START for a in nfa.anchors for k, _ in a)
         self.closures: dict[tuple[int, int], frozenset[int]] = {}
-        self.ids: dict[frozenset[int], int] = {}
-        self.sets: list[frozenset[int]] = []
+        self._state = StateNumbers(max_states, source, "large counted repeats")
+        self.sets: list[frozenset[int]] = self._state.keys
 
     def run(self) -> tuple[np.ndarray, np.ndarray]:
         self._state(self._closure({self.nfa.start << 2}, _AT_TEXT_START))
@@ -316,17 +345,6 @@ class _Subsets:
         final = self.nfa.final << 2
         accepting = np.array([final | FREE in s or final | END_NEXT in s for s in self.sets], np.bool_)
         return table, accepting
-
-    def _state(self, threads: frozenset[int]) -> int:
-        if threads not in self.ids:
-            if len(self.sets) >= self.max_states:
-                raise StateLimitError(
-                    f"{self.source}: the DFA needs more than max_states={self.max_states} states; "
-                    "raise max_states or simplify the pattern (large counted repeats multiply states)"
-                )
-            self.ids[threads] = len(self.sets)
-            self.sets.append(threads)
-        return self.ids[threads]
 
     def _moves(self, threads: frozenset[int]) -> list[tuple[int, int, frozenset[int]]]:
         """The byte ranges out of a thread set, split so each range has one target set: `(lo, hi, targets)`."""
@@ -384,9 +402,4 @@ class _Subsets:
                 if x not in seen:
                     seen.add(x)
                     stack.append(x)
-        final = nfa.final
-        return frozenset(
-            th
-            for th in seen
-            if (th >> 2 == final and th & 3 in (FREE, END_NEXT)) or (nfa.edges[th >> 2] and th & 3 != END_NEXT)
-        )
+        return frozenset(th for th in seen if useful(nfa, th >> 2, th & 3))
