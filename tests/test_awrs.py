@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 
-from genlab.samplers.awrs import AWRS, AWRSStep, Memo, log1mexp
+from genlab.samplers.awrs import AWRS, AWRSStep, Memo, _LazyOrder, log1mexp
 
 ESTIMATORS = ("recursive", "recursive-sparse", "two-pass")
 ENUMERABLE = ("recursive", "two-pass")  # their randomness is the order alone, so every case can be enumerated
@@ -138,6 +138,25 @@ def test_log1mexp():
     np.testing.assert_allclose(got, want, rtol=1e-14)
     assert log1mexp(0.0) == -np.inf
     assert isinstance(log1mexp(-1.0), float) and log1mexp(-1.0) == got[6]
+
+
+@pytest.mark.parametrize("masked", [0.0, 0.5, 0.99, 1.0])
+def test_lazy_order_is_the_descending_order_of_the_finite_keys(masked):
+    """Read position by position, in chunks (`first_in`) and to its end, the lazy order is a full sort's."""
+    rng = np.random.default_rng(int(masked * 100))
+    keys = rng.normal(size=5000)
+    keys[rng.random(keys.size) < masked] = -np.inf
+    n = int(np.isfinite(keys).sum())
+    want = np.argsort(-keys, kind="stable")[:n]
+    order = _LazyOrder(keys, n)
+    assert [order[i] for i in range(min(n, 40))] == want[:40].tolist()
+    assert [order[i] for i in range(n)] == want.tolist()
+    assert order[n] == -1
+    ok = np.zeros(keys.size, dtype=bool)
+    ok[want[n // 2 :]] = True
+    fresh = _LazyOrder(keys, n)
+    assert fresh.first_in(0, ok) == (n // 2 if n else -1)
+    assert fresh.first_in(n, ok) == -1
 
 
 def test_rejects_bad_arguments():
