@@ -70,6 +70,35 @@ def test_concurrent_masking_runs_draw_what_they_draw_alone(lm, drafts):
     assert shared.forwards < sum(r.counts.model_calls - 1 for r in alone)
 
 
+def test_forwards_run_on_the_forward_thread_and_members_single_threaded(lm, monkeypatch):
+    """Prefills and pooled forwards run on one thread with the constructing thread's torch thread count; a member
+    thread set up with `member_thread` runs its own torch work on one thread, and the other threads keep theirs."""
+    threads_here = torch.get_num_threads()
+    shared = SharedModel(lm)
+    seen: list[tuple[str, int]] = []
+    forward = type(lm).forward
+
+    def spy(self, *args, **kwargs):
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(lm), "forward", spy)
+
+    def job(i):
+        SharedModel.member_thread()
+        with shared.session():
+            result = _masking(shared, i, False)
+        return result, torch.get_num_threads()
+
+    together = _concurrently([lambda i=i: job(i) for i in range(3)])
+    assert [threads for _, threads in together] == [1, 1, 1]
+    assert seen and {name for name, _ in seen} == {"genlab-forward_0"}
+    assert {threads for _, threads in seen} == {threads_here}
+    assert torch.get_num_threads() == threads_here
+    alone = [_masking(lm, i, False) for i in range(3)]
+    assert [r.token_ids for r, _ in together] == [r.token_ids for r in alone]
+
+
 def test_concurrent_smc_runs_match_their_runs_alone(lm):
     """SMC forks and drops rows (select) and verifies drafts (truncate) inside the pool."""
 

@@ -90,7 +90,9 @@ class Engine:
         self.limits = limits or Limits()
         self.timeout = timeout
         self.capacity = concurrency + queue
-        self._workers = ThreadPoolExecutor(concurrency, thread_name_prefix="genlab-request")
+        self._workers = ThreadPoolExecutor(
+            concurrency, thread_name_prefix="genlab-request", initializer=SharedModel.member_thread
+        )
         self._admitted = 0
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, str], Constraint] = OrderedDict()
