@@ -206,6 +206,23 @@ def compiles_as_regex(pattern: str) -> bool:
     return True
 
 
+class _ForwardClock:
+    """Seconds spent in the model's forward passes (prefills and steps): what no cheaper check could remove."""
+
+    def __init__(self, lm):
+        self.seconds = 0.0
+        forward = lm.forward
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        lm.forward = timed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="only the first N patterns")
@@ -218,6 +235,7 @@ def main() -> None:
     parser.add_argument("--output", default="docs/benchmarks/patterns.md")
     args = parser.parse_args()
     lm = genlab.load(None, device="cpu")
+    forwards = _ForwardClock(lm)
     chosen = range(len(PATTERNS)) if args.only is None else [int(k) for k in args.only.split(",")]
     patterns = [(i, PATTERNS[i]) for i in chosen][: args.limit]
     n, T = args.particles, args.max_tokens
@@ -230,9 +248,11 @@ def main() -> None:
         constraint.compile(lm.vocab)
         free = free_sampling(lm, ids, n, T)
         calls = constraint.calls
+        spent = forwards.seconds
         t0 = time.perf_counter()
         result = smc(lm, constraint, prompt, n_particles=n, max_tokens=T, seed=0)
         wall = time.perf_counter() - t0
+        forward_s = forwards.seconds - spent
         calls = constraint.calls - calls
         valid = sum(s.complete and regex.fullmatch(pattern, s.text) is not None for s in result.samples)
         finished = sum(s.complete for s in result.samples)
@@ -247,6 +267,8 @@ def main() -> None:
                 "regex": compiles_as_regex(pattern),
                 "free": free,
                 "wall": wall,
+                "forward_s": forward_s,
+                "forwards": result.counts.model_calls,
                 "checks": result.counts.checks / max(result.counts.tokens, 1),
                 "calls": calls / max(result.counts.tokens, 1),
                 "valid": valid,
@@ -313,6 +335,12 @@ def main() -> None:
             f"- genlm-control 0.4.1 on the {len(pairs)} backreference patterns: its time / genlab's p50 "
             f"{statistics.median(speed):.1f}x, min {min(speed):.1f}x (goal >= 10x); total "
             f"{sum(g for g, _ in pairs):.0f} s against {sum(w for _, w in pairs):.0f} s"
+        )
+        mine = [r for r in rows if str(r["i"]) in genlm]
+        out(
+            f"- genlab on those: {sum(r['forward_s'] for r in mine):.1f} of {sum(r['wall'] for r in mine):.1f} s in "
+            f"the model's forwards (prefill and {statistics.median(r['forwards'] - 1 for r in mine):.0f} more per "
+            "pattern, median)"
         )
     else:
         out(f"- genlm-control: {why}")

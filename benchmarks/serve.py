@@ -8,7 +8,9 @@ extraction requests (benchmarks/drafts.py's ten paragraphs and Person model, cha
 for request i). Each configuration sends the same requests, so it does the same generation work (a seeded
 request draws the same tokens alone or pooled: tests/test_shared_model.py): 1 client sends them one after
 another (the baseline: one request at a time); c clients keep c requests in flight. Columns: wall time for all
-requests, requests per second, latency p50 and p99, the pooled forwards and the rows and requests each served.
+requests, requests per second, latency p50 and p99, the pooled forwards and the rows and requests each served,
+the mean time of a pooled forward, the time spent in prefills (each prompt runs alone, on the same forward thread)
+and the rest of the wall time (the requests' own sampling work, HTTP, waiting).
 The goal line: the wall time of the c = 8 wave (8 requests sent at once) over the mean latency of one request
 alone (goal <= 2: batched forwards serve the 8 together), and over the longest request alone (the wave cannot end
 before its longest request: the bound perfect batching would reach).
@@ -78,9 +80,9 @@ def main() -> None:
     out = Printed()
     out(
         "| method | clients | requests | valid | wall s | requests/s | p50 s | p99 s | forwards | rows/forward "
-        "| requests/forward |"
+        "| requests/forward | ms/forward | prefills s | rest s |"
     )
-    out("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
+    out("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
     goals = []
     clients = [int(c) for c in args.clients.split(",")]
     for method in args.methods.split(","):
@@ -89,6 +91,7 @@ def main() -> None:
         for c in clients:
             forwards, rows, served = shared.forwards, shared.rows_forwarded, engine.served
             members = shared.most_members
+            spent = shared.forward_seconds, shared.prefill_seconds
             t0 = time.perf_counter()
             with ThreadPoolExecutor(c) as pool:
                 results = list(pool.map(lambda i, m=method: request(i, m), range(args.requests)))
@@ -96,10 +99,12 @@ def main() -> None:
             latencies = sorted(r[0] for r in results)
             n_forwards = shared.forwards - forwards
             p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+            forward_s, prefill_s = shared.forward_seconds - spent[0], shared.prefill_seconds - spent[1]
             out(
                 f"| {method} | {c} | {args.requests} | {sum(r[1] for r in results)} | {wall:.2f} "
                 f"| {args.requests / wall:.2f} | {statistics.median(latencies):.2f} | {p99:.2f} | {n_forwards} "
-                f"| {(shared.rows_forwarded - rows) / max(n_forwards, 1):.1f} | up to {shared.most_members} |"
+                f"| {(shared.rows_forwarded - rows) / max(n_forwards, 1):.1f} | up to {shared.most_members} "
+                f"| {1000 * forward_s / max(n_forwards, 1):.0f} | {prefill_s:.2f} | {wall - forward_s - prefill_s:.2f} |"
             )
             assert engine.served - served == args.requests
             shared.most_members = members

@@ -209,8 +209,8 @@ def test_random_schedules_smollm(smollm, case):
 def test_prefill_runs_the_prompt_once(smollm):
     """The prompt's cache is computed for one row and shared: n rows cost one prompt-length forward pass."""
     calls = []
-    hook = smollm.model.model.register_forward_hook(
-        lambda module, args, kwargs, out: calls.append(kwargs["input_ids"].shape), with_kwargs=True
+    hook = smollm.model.model.embed_tokens.register_forward_hook(  # every forward embeds its input ids first
+        lambda module, args, out: calls.append(args[0].shape)
     )
     try:
         batch = smollm.prefill(PROMPT, 8)

@@ -69,7 +69,17 @@ def _rows_times_weight(x, w, out):  # pragma: no cover - compiled
 
 def _forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """`Linear.forward` with decode-sized float32 CPU inputs sent to the kernel."""
-    weight = self.weight
+    out = product(x, self.weight)
+    if out is None:
+        return torch.nn.functional.linear(x, self.weight, self.bias)
+    if self.bias is not None:
+        out.add_(self.bias)
+    return out
+
+
+def product(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
+    """x @ weight.T by the kernel, or None where the kernel does not take x: more than `MAX_ROWS` rows, another
+    dtype or device, autograd, or the kernel still compiling in the background."""
     k_dim = x.shape[-1] if x.dim() else 0
     rows = x.numel() // k_dim if k_dim else 0
     if (
@@ -81,7 +91,7 @@ def _forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
         or not weight.is_contiguous()
         or (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
     ):
-        return torch.nn.functional.linear(x, weight, self.bias)
+        return None
     threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
     if numba.get_num_threads() != threads:
         numba.set_num_threads(threads)
@@ -90,11 +100,9 @@ def _forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     args = (flat.numpy(), weight.detach().numpy(), out.numpy())
     if not _ready[0]:  # on a machine whose cache lacks the kernel, torch's matmul serves while it compiles elsewhere
         if not jit.ready(_rows_times_weight, *args):
-            return torch.nn.functional.linear(x, weight, self.bias)
+            return None
         _ready[0] = True
     _rows_times_weight(*args)
-    if self.bias is not None:
-        out.add_(self.bias)
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
 

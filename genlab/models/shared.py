@@ -17,6 +17,7 @@ a forward waits for every member, so a member that stops extending without leavi
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -58,6 +59,8 @@ class SharedModel:
         self._pending: dict[SharedRows, tuple[list[RowTokens], bool]] = {}
         self.forwards = 0  # pooled forward passes, for benchmarks
         self.rows_forwarded = 0
+        self.forward_seconds = 0.0  # the forward thread's time in pooled forwards
+        self.prefill_seconds = 0.0  # and in prefills (each prompt alone)
         self.most_members = 0  # the most runs one forward served
 
     def __repr__(self) -> str:
@@ -101,7 +104,7 @@ class SharedModel:
 
     def prefill(self, prompt_ids: Sequence[int], n: int = 1) -> SharedRows:
         """Run the prompt alone, then pool its n rows with the other members' (the calling thread joins)."""
-        own = self._runner.submit(self.lm.prefill, prompt_ids, n).result()
+        own = self._runner.submit(self._prefill, prompt_ids, n).result()
         with self._changed:
             if self._batch is None:
                 self._batch = own
@@ -114,6 +117,22 @@ class SharedModel:
             self._views.append(view)
             self._members.add(view.thread)
             return view
+
+    def _prefill(self, prompt_ids: Sequence[int], n: int) -> KVBatch:
+        """On the forward thread: a prompt's own batch (timed, for benchmarks)."""
+        start = time.perf_counter()
+        try:
+            return self.lm.prefill(prompt_ids, n)
+        finally:
+            self.prefill_seconds += time.perf_counter() - start
+
+    def _forward(self, batch: KVBatch, tokens: list[RowTokens], keep_all: bool) -> None:
+        """On the forward thread: one pooled forward (timed, for benchmarks)."""
+        start = time.perf_counter()
+        try:
+            batch.extend(tokens, keep_all=keep_all)
+        finally:
+            self.forward_seconds += time.perf_counter() - start
 
     def leave(self) -> None:
         """The calling thread's rows leave the pool; the others no longer wait for it."""
@@ -189,7 +208,7 @@ class SharedModel:
         keep_all = any(k for _, k in self._pending.values())
         pending, self._pending = self._pending, {}
         try:
-            self._runner.submit(self._batch.extend, tokens, keep_all=keep_all).result()
+            self._runner.submit(self._forward, self._batch, tokens, keep_all).result()
             self.forwards += 1
             self.most_members = max(self.most_members, len(waiting))
             self.rows_forwarded += sum(t is not None and t != [] for t in tokens)
