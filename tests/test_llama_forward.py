@@ -122,3 +122,14 @@ def test_smollm2_with_the_cpu_kernel():
     reference = HFModel(lm.model, lm.tokenizer)
     reference._fast = None
     _random_run(lm, reference, seed=0, steps=6)
+
+
+def test_uninstalled_kernel_is_not_called_through_the_fused_weights(monkeypatch):
+    """The fused projections follow `cpu_linear.uninstall`: torch's matmul again, and still transformers' values."""
+    model = tiny_llama_model(attention="sdpa")
+    cpu_linear.install(model)
+    fast, reference = _pair(model)
+    assert any(f is not None for f in fast._fast.qkv)
+    cpu_linear.uninstall(model)
+    monkeypatch.setattr(cpu_linear, "_rows_times_weight", lambda *a: pytest.fail("the kernel ran"))
+    _random_run(fast, reference, seed=1, steps=6)

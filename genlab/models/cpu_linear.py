@@ -120,7 +120,7 @@ def uninstall(model: torch.nn.Module) -> int:
     """Undo `install`: every `nn.Linear` in `model` runs torch's own forward again; returns how many it restored."""
     count = 0
     for module in model.modules():
-        if _has_kernel(module):
+        if has_kernel(module):
             del module.forward
             count += 1
     return count
@@ -128,9 +128,10 @@ def uninstall(model: torch.nn.Module) -> int:
 
 def installed(model: torch.nn.Module) -> bool:
     """Whether `install` has given this model's `Linear` layers the kernel."""
-    return any(_has_kernel(m) for m in model.modules())
+    return any(has_kernel(m) for m in model.modules())
 
 
-def _has_kernel(module: torch.nn.Module) -> bool:
+def has_kernel(module: torch.nn.Module) -> bool:
+    """Whether `install` gave this module the kernel (and `uninstall` has not taken it back)."""
     forward = module.__dict__.get("forward")
     return isinstance(forward, MethodType) and forward.__func__ is _forward

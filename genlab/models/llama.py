@@ -121,7 +121,10 @@ class LlamaForward:
         return self.lm_head.forward(hidden[:, -keep:, :])
 
 
-def _fuse(*projections: torch.nn.Linear) -> tuple[torch.Tensor, list[int]] | None:
+Fused = tuple[torch.Tensor, list[int], torch.nn.Linear]  # the weight, its parts' sizes, the first projection
+
+
+def _fuse(*projections: torch.nn.Linear) -> Fused | None:
     """One weight for several bias-free projections of the same input, which then become views of it (no copy is
     kept), so that a decoding step reads it in one kernel call; None where a part is not a whole number of the
     kernel's 8-row blocks (then its outputs would come from other code than alone, and differ in the last bits)."""
@@ -137,15 +140,15 @@ def _fuse(*projections: torch.nn.Linear) -> tuple[torch.Tensor, list[int]] | Non
         for p, w, size in zip(projections, weights, sizes):
             p.weight = torch.nn.Parameter(fused[start : start + size], requires_grad=w.requires_grad)
             start += size
-    return fused, sizes
+    return fused, sizes, projections[0]
 
 
-def _fused(hidden: torch.Tensor, fused: tuple[torch.Tensor, list[int]] | None) -> list[torch.Tensor] | None:
+def _fused(hidden: torch.Tensor, fused: Fused | None) -> list[torch.Tensor] | None:
     """The projections of `hidden` by one kernel call on the fused weight, or None where the kernel does not take
-    it (then each projection runs its own forward, as transformers does)."""
-    if fused is None:
+    it or is no longer installed (then each projection runs its own forward, as transformers does)."""
+    if fused is None or not cpu_linear.has_kernel(fused[2]):
         return None
-    weight, sizes = fused
+    weight, sizes, _ = fused
     out = cpu_linear.product(hidden, weight)
     return None if out is None else list(out.split(sizes, dim=-1))
 
