@@ -13,6 +13,8 @@ anything else runs through transformers as before.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -28,7 +30,7 @@ def supports(model) -> bool:
         from transformers import LlamaForCausalLM
     except ImportError:  # pragma: no cover - transformers always ships Llama
         return False
-    if type(model) is not LlamaForCausalLM:
+    if type(model) is not LlamaForCausalLM or not _MASK_TAKES_CACHE:  # transformers 4 names its arguments otherwise
         return False
     config = model.config
     rope = getattr(config, "rope_parameters", None) or {}
@@ -53,6 +55,7 @@ def _llama_forwards():
 
 
 _LLAMA_LAYER_FORWARD, _LLAMA_ATTENTION_FORWARD = _llama_forwards()
+_MASK_TAKES_CACHE = {"cache", "inputs_embeds"} <= set(inspect.signature(create_causal_mask).parameters)
 
 
 class LlamaForward:
@@ -60,7 +63,6 @@ class LlamaForward:
     `supports` takes."""
 
     def __init__(self, model):
-        self.model = model
         inner = model.model
         self.config = model.config
         self.embed = inner.embed_tokens
