@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import create_causal_mask
+from transformers.models.llama.modeling_llama import LlamaAttention, LlamaDecoderLayer, LlamaForCausalLM
 
 from genlab.models import cpu_linear
 
@@ -26,10 +27,6 @@ from genlab.models import cpu_linear
 def supports(model) -> bool:
     """Whether `model` is a plain `LlamaForCausalLM` whose forward `LlamaForward` reproduces (in eval mode: it
     has no dropout; `HFModel` sends a model in training mode through transformers)."""
-    try:
-        from transformers import LlamaForCausalLM
-    except ImportError:  # pragma: no cover - transformers always ships Llama
-        return False
     if type(model) is not LlamaForCausalLM or not _MASK_TAKES_CACHE:  # transformers 4 names its arguments otherwise
         return False
     config = model.config
@@ -42,19 +39,12 @@ def supports(model) -> bool:
         and getattr(config, "pretraining_tp", 1) == 1
         and rope.get("rope_type", "default") == "default"
         and all(
-            type(layer).forward is _LLAMA_LAYER_FORWARD and type(layer.self_attn).forward is _LLAMA_ATTENTION_FORWARD
+            type(layer).forward is LlamaDecoderLayer.forward and type(layer.self_attn).forward is LlamaAttention.forward
             for layer in model.model.layers
         )
     )
 
 
-def _llama_forwards():
-    from transformers.models.llama.modeling_llama import LlamaAttention, LlamaDecoderLayer
-
-    return LlamaDecoderLayer.forward, LlamaAttention.forward
-
-
-_LLAMA_LAYER_FORWARD, _LLAMA_ATTENTION_FORWARD = _llama_forwards()
 _MASK_TAKES_CACHE = {"cache", "inputs_embeds"} <= set(inspect.signature(create_causal_mask).parameters)
 
 
